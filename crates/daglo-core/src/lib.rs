@@ -1,0 +1,64 @@
+//! Runtime-agnostic ground of `daglo-rs`: the Daglo async speech-to-text models, their
+//! validation, and the [`ResultDelivery`] trait that polling and callback strategies implement.
+//!
+//! Nothing here does I/O or depends on an async runtime, so every other crate of the project —
+//! the REST client, the emulator, the strategies — shares one set of types.
+//!
+//! - **Requests**: [`SubmitRequest`] (audio by URL) and [`JobOptions`] (every `sttConfig`,
+//!   `nlpConfig`, `callback` and `custom` field), built through [`JobOptions::builder`], which
+//!   names the offending field in a [`ValidationError`]. Unset options are left out of the JSON.
+//! - **Answers**: [`SubmitResponse`], and [`StatusBody`] — the polling answer and the callback
+//!   body — with [`Status`] (nine values plus [`Status::Unknown`]), word timings as exact
+//!   [`TimeOffset`]s, and [`ErrorBody`]. [`decode_status_body`] says *where* a bad body failed.
+//! - **Delivery**: [`ResultDelivery`], [`Outcome`], [`ProgressEvent`].
+//!
+//! ```
+//! use daglo_core::{decode_status_body, JobOptions, Language, Outcome, Rid, Status};
+//!
+//! let options = JobOptions::builder()
+//!     .language(Language::KoKr)
+//!     .keyword_boost(["다글로"], 10)
+//!     .build()?;
+//! assert!(options.validate().is_ok());
+//!
+//! let body = decode_status_body(r#"{"rid": "r-1", "status": "transcribed", "progress": 100,
+//!     "sttResults": [{"transcript": "안녕하세요.", "words": [{"word": "안녕하세요.",
+//!       "startTime": {"seconds": "0", "nanos": 60000000},
+//!       "endTime": {"seconds": "0", "nanos": 860000000}}]}]}"#.as_bytes())?;
+//! assert_eq!(body.status, Status::Transcribed);
+//! let word = &body.stt_results.as_ref().unwrap()[0].words[0];
+//! assert_eq!(word.end_time.as_duration().as_millis(), 860);
+//!
+//! let outcome = Outcome::from_terminal_body(Rid::new("r-1"), body).unwrap();
+//! assert_eq!(outcome.transcript().as_deref(), Some("안녕하세요."));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod body;
+mod decode;
+mod delivery;
+mod error;
+mod language;
+mod offset;
+mod options;
+mod request;
+mod status;
+
+pub use body::{ErrorBody, StatusBody, SttResult, Word};
+pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
+pub use delivery::{
+    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, Prepared, ProgressEvent, ProgressObserver,
+    ResultDelivery, SubmittedJob,
+};
+pub use error::{DecodeError, EXCERPT_CHARS, ValidationError, excerpt};
+pub use language::Language;
+pub use offset::TimeOffset;
+pub use options::{
+    Callback, JobOptions, JobOptionsBuilder, JsonObject, KeywordBoost, KeywordExtraction, Model, MultiChannel,
+    NlpConfig, SentimentAnalysis, SpeakerDiarization, SttConfig,
+};
+pub use request::{
+    AUDIO_EXTENSIONS, Audio, AudioSource, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse, VIDEO_EXTENSIONS,
+    check_media_file_name,
+};
+pub use status::Status;

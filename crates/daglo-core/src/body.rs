@@ -53,9 +53,11 @@ impl StatusBody {
     /// The service reports silent audio as `204` when polled; a callback body for the same job
     /// can only say so by carrying no text, so both strategies use this to report an empty result.
     pub fn has_no_text(&self) -> bool {
-        self.stt_results
-            .as_deref()
-            .is_none_or(|results| results.iter().all(|r| r.transcript.trim().is_empty() && r.words.is_empty()))
+        self.stt_results.as_deref().is_none_or(|results| {
+            results
+                .iter()
+                .all(|r| r.transcript.trim().is_empty() && r.words.is_empty())
+        })
     }
 
     /// All channels' transcripts joined with newlines.
@@ -83,7 +85,11 @@ pub struct SttResult {
     pub words: Vec<Word>,
     /// Extracted keywords. The service sends them absent, `null` or `[]`; absent and `null`
     /// both read as `None`.
-    #[serde(default, deserialize_with = "null_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub keywords: Option<Vec<String>>,
 }
 

@@ -56,7 +56,11 @@ pub trait ResultDelivery: Send + Sync + fmt::Debug {
     async fn prepare(&self, options: &mut JobOptions) -> Result<Prepared, DeliveryError>;
 
     /// Phase two, after the submit: wait until the job ends, reporting progress to `observer`.
-    async fn wait(&self, job: SubmittedJob, observer: &dyn ProgressObserver) -> Result<Outcome, DeliveryError>;
+    async fn wait(
+        &self,
+        job: SubmittedJob,
+        observer: &dyn ProgressObserver,
+    ) -> Result<Outcome, DeliveryError>;
 }
 
 /// What [`ResultDelivery::prepare`] hands to [`ResultDelivery::wait`].
@@ -343,7 +347,10 @@ mod tests {
         let mut done = StatusBody::new(Status::Transcribed);
         done.stt_results = Some(vec![SttResult::new("hello")]);
         assert_eq!(
-            Outcome::from_terminal_body(rid.clone(), done).unwrap().transcript().as_deref(),
+            Outcome::from_terminal_body(rid.clone(), done)
+                .unwrap()
+                .transcript()
+                .as_deref(),
             Some("hello")
         );
 
@@ -361,7 +368,10 @@ mod tests {
             Some(Outcome::Failed { status: Status::FileError, message: Some(m), .. }) if m == "corrupt"
         ));
 
-        assert_eq!(Outcome::from_terminal_body(rid, StatusBody::new(Status::Transcribing)), None);
+        assert_eq!(
+            Outcome::from_terminal_body(rid, StatusBody::new(Status::Transcribing)),
+            None
+        );
     }
 
     #[test]

@@ -47,18 +47,18 @@ mod status;
 pub use body::{ErrorBody, StatusBody, SttResult, Word};
 pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
 pub use delivery::{
-    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, Prepared, ProgressEvent, ProgressObserver,
-    ResultDelivery, SubmittedJob,
+    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, Prepared, ProgressEvent,
+    ProgressObserver, ResultDelivery, SubmittedJob,
 };
 pub use error::{DecodeError, EXCERPT_CHARS, ValidationError, excerpt};
 pub use language::Language;
 pub use offset::TimeOffset;
 pub use options::{
-    Callback, JobOptions, JobOptionsBuilder, JsonObject, KeywordBoost, KeywordExtraction, Model, MultiChannel,
-    NlpConfig, SentimentAnalysis, SpeakerDiarization, SttConfig,
+    Callback, JobOptions, JobOptionsBuilder, JsonObject, KeywordBoost, KeywordExtraction, Model,
+    MultiChannel, NlpConfig, SentimentAnalysis, SpeakerDiarization, SttConfig,
 };
 pub use request::{
-    AUDIO_EXTENSIONS, Audio, AudioSource, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse, VIDEO_EXTENSIONS,
-    check_media_file_name,
+    AUDIO_EXTENSIONS, Audio, AudioSource, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse,
+    VIDEO_EXTENSIONS, check_media_file_name,
 };
 pub use status::Status;

@@ -199,9 +199,18 @@ impl JobOptions {
                 }
             }
             if let Some(channels) = &stt.multi_channel {
-                check_range("sttConfig.multiChannel.channelCount", channels.channel_count, 1, 2)?;
+                check_range(
+                    "sttConfig.multiChannel.channelCount",
+                    channels.channel_count,
+                    1,
+                    2,
+                )?;
             }
-            if let Some(hint) = stt.speaker_diarization.as_ref().and_then(|d| d.speaker_count_hint) {
+            if let Some(hint) = stt
+                .speaker_diarization
+                .as_ref()
+                .and_then(|d| d.speaker_count_hint)
+            {
                 check_range("sttConfig.speakerDiarization.speakerCountHint", hint, 2, u32::MAX)?;
             }
         }
@@ -402,25 +411,47 @@ mod tests {
     fn unset_options_are_omitted() {
         let json = serde_json::to_string(&JobOptions::builder().build().unwrap()).unwrap();
         assert_eq!(json, "{}");
-        let json = serde_json::to_value(JobOptions::builder().language(Language::JaJp).build().unwrap()).unwrap();
+        let json =
+            serde_json::to_value(JobOptions::builder().language(Language::JaJp).build().unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"sttConfig": {"language": "ja-JP"}}));
     }
 
     #[test]
     fn every_bound_names_its_field() {
         let cases: Vec<(JobOptionsBuilder, &str)> = vec![
-            (JobOptions::builder().keyword_boost(["a"], 0), "sttConfig.keywordBoost.boost"),
-            (JobOptions::builder().keyword_boost(["a"], 16), "sttConfig.keywordBoost.boost"),
-            (JobOptions::builder().channel_count(0), "sttConfig.multiChannel.channelCount"),
-            (JobOptions::builder().channel_count(3), "sttConfig.multiChannel.channelCount"),
+            (
+                JobOptions::builder().keyword_boost(["a"], 0),
+                "sttConfig.keywordBoost.boost",
+            ),
+            (
+                JobOptions::builder().keyword_boost(["a"], 16),
+                "sttConfig.keywordBoost.boost",
+            ),
+            (
+                JobOptions::builder().channel_count(0),
+                "sttConfig.multiChannel.channelCount",
+            ),
+            (
+                JobOptions::builder().channel_count(3),
+                "sttConfig.multiChannel.channelCount",
+            ),
             (
                 JobOptions::builder().speaker_diarization(Some(1)),
                 "sttConfig.speakerDiarization.speakerCountHint",
             ),
-            (JobOptions::builder().keyword_extraction(0), "nlpConfig.keywordExtraction.maxCount"),
+            (
+                JobOptions::builder().keyword_extraction(0),
+                "nlpConfig.keywordExtraction.maxCount",
+            ),
             (JobOptions::builder().language_code("xx-XX"), "sttConfig.language"),
-            (JobOptions::builder().callback(Callback::new("/relative")), "callback.url"),
-            (JobOptions::builder().callback(Callback::new("ftp://h/x")), "callback.url"),
+            (
+                JobOptions::builder().callback(Callback::new("/relative")),
+                "callback.url",
+            ),
+            (
+                JobOptions::builder().callback(Callback::new("ftp://h/x")),
+                "callback.url",
+            ),
             (
                 JobOptions::builder().callback(Callback::new("https://h/x").header("Bad Name", "v")),
                 "callback.headers",

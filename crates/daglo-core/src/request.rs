@@ -165,7 +165,10 @@ pub fn check_media_file_name(name: &str) -> Result<(), ValidationError> {
         }
         Some(ext) => Err(ValidationError::new(
             "file",
-            format!("`.{}` is not an accepted audio or video container", crate::error::excerpt(&ext, 20)),
+            format!(
+                "`.{}` is not an accepted audio or video container",
+                crate::error::excerpt(&ext, 20)
+            ),
         )),
         None => Err(ValidationError::new(
             "file",
@@ -186,7 +189,12 @@ mod tests {
         check_media_file_name("meeting.WAV").unwrap();
         check_media_file_name("/tmp/a.b/clip.mp4").unwrap();
         assert_eq!(check_media_file_name("notes.txt").unwrap_err().field(), "file");
-        assert!(check_media_file_name("README").unwrap_err().reason().contains("no extension"));
+        assert!(
+            check_media_file_name("README")
+                .unwrap_err()
+                .reason()
+                .contains("no extension")
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl Status {
 
     /// The job ended in one of the three failure statuses.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Status::InputError | Status::TranscriptError | Status::FileError)
+        matches!(
+            self,
+            Status::InputError | Status::TranscriptError | Status::FileError
+        )
     }
 
     /// The position in a job's life: `0` for `ai_requested` up to `5` for every terminal status;

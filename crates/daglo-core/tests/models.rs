@@ -13,7 +13,10 @@ fn fixture(name: &str) -> Vec<u8> {
 #[test]
 fn contract_status_example_parses() {
     let body = decode_status_body(&fixture("status_transcribed.json")).unwrap();
-    assert_eq!(body.rid.as_ref().map(Rid::as_str), Some("3f2a9c1e-8b7d-4e6f-a5c4-1d2e3f4a5b6c"));
+    assert_eq!(
+        body.rid.as_ref().map(Rid::as_str),
+        Some("3f2a9c1e-8b7d-4e6f-a5c4-1d2e3f4a5b6c")
+    );
     assert_eq!(body.status, Status::Transcribed);
     assert_eq!(body.progress, Some(100));
     let result = &body.stt_results.as_ref().unwrap()[0];
@@ -41,8 +44,14 @@ fn failure_in_progress_and_error_bodies_parse() {
     assert!(failed.status.is_failure());
     assert_eq!(failed.message.as_deref(), Some("the file could not be decoded"));
     let running = decode_status_body(&fixture("status_in_progress.json")).unwrap();
-    assert_eq!((running.status, running.progress), (Status::Transcribing, Some(42)));
-    assert_eq!(decode_error_body(&fixture("error.json")).unwrap().error, "rid not found");
+    assert_eq!(
+        (running.status, running.progress),
+        (Status::Transcribing, Some(42))
+    );
+    assert_eq!(
+        decode_error_body(&fixture("error.json")).unwrap().error,
+        "rid not found"
+    );
     let answer = decode_submit_response(&fixture("submit_response.json")).unwrap();
     assert_eq!(answer.file_name.as_deref(), Some("file.wav"));
 }
@@ -90,9 +99,13 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn custom() -> impl Strategy<Value = Option<JsonObject>> {
-    proptest::option::of(proptest::collection::btree_map("[a-z_]{1,8}", text(), 0..3).prop_map(|m| {
-        m.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect()
-    }))
+    proptest::option::of(
+        proptest::collection::btree_map("[a-z_]{1,8}", text(), 0..3).prop_map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect()
+        }),
+    )
 }
 
 fn status() -> impl Strategy<Value = Status> {
@@ -107,7 +120,13 @@ fn offset() -> impl Strategy<Value = TimeOffset> {
 }
 
 fn word() -> impl Strategy<Value = Word> {
-    (text(), offset(), offset(), proptest::option::of("[0-9]{1,3}"), proptest::option::of(any::<bool>()))
+    (
+        text(),
+        offset(),
+        offset(),
+        proptest::option::of("[0-9]{1,3}"),
+        proptest::option::of(any::<bool>()),
+    )
         .prop_map(|(w, a, b, seg, kw)| {
             let mut word = Word::new(w, a, b);
             word.segment_id = seg.clone();
@@ -159,7 +178,10 @@ fn job_options() -> impl Strategy<Value = JobOptions> {
         proptest::option::of(proptest::option::of(2u32..10)),
         proptest::option::of(1u32..20),
         proptest::option::of(any::<bool>()),
-        proptest::option::of(("[a-z]{1,10}", proptest::collection::btree_map("X-[A-Za-z]{1,6}", "[ -~]{0,20}", 0..3))),
+        proptest::option::of((
+            "[a-z]{1,10}",
+            proptest::collection::btree_map("X-[A-Za-z]{1,6}", "[ -~]{0,20}", 0..3),
+        )),
         custom(),
     )
         .prop_map(|(lang, boost, channels, diar, kw, sentiment, callback, custom)| {

@@ -1,0 +1,125 @@
+//! The callback driver: one task per job that asked for callbacks, POSTing progress bodies at
+//! each milestone and then the final body, with the job's faults applied.
+
+use std::sync::Arc;
+
+use daglo_core::{Callback, Rid, Status, StatusBody};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::state::{CallbackRecord, MILESTONES, Shared, lock};
+
+/// One POST the driver will make.
+struct Planned {
+    due: Instant,
+    body: StatusBody,
+    is_final: bool,
+}
+
+/// Sends the job's callbacks in order. `flushed` fires once every callback due at submit time
+/// has gone out (the submit handler waits on it when the job must call back before the submit
+/// answer); `done` turns true when the driver has nothing left to send.
+pub(crate) async fn drive(
+    shared: Arc<Shared>,
+    rid: Rid,
+    callback: Callback,
+    flushed: oneshot::Sender<()>,
+    done: watch::Sender<bool>,
+) {
+    let Some(schedule) = schedule(&shared, &rid) else {
+        let _ = flushed.send(());
+        done.send_replace(true);
+        return;
+    };
+    let mut flushed = Some(flushed);
+    for planned in schedule {
+        if planned.due > shared.now() {
+            if let Some(flushed) = flushed.take() {
+                let _ = flushed.send(());
+            }
+            shared.config.clock.sleep_until(planned.due).await;
+        }
+        send(&shared, &rid, &callback, planned).await;
+    }
+    if let Some(flushed) = flushed.take() {
+        let _ = flushed.send(());
+    }
+    done.send_replace(true);
+}
+
+/// The job's callbacks in sending order, faults applied.
+fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
+    let jobs = lock(&shared.jobs);
+    let job = jobs.get(rid)?;
+    let faults = &job.plan.faults;
+    if faults.drop_all_callbacks {
+        return Some(Vec::new());
+    }
+    let output = &job.output;
+    let processing = job.plan.processing_time;
+    let mut planned = Vec::new();
+    if faults.callback_before_submit_answer {
+        planned.push(Planned {
+            due: job.submitted_at,
+            body: output.running_body(Status::AiRequested, 0),
+            is_final: false,
+        });
+    }
+    for (status, at) in MILESTONES {
+        planned.push(Planned {
+            due: job.submitted_at + processing.mul_f64(at),
+            body: output.running_body(status, (at * 100.0) as u32),
+            is_final: false,
+        });
+    }
+    let final_due = job.completes_at() + faults.delay_final_callback.unwrap_or_default();
+    if !faults.drop_final_callback {
+        let copies = if faults.duplicate_final_callback { 2 } else { 1 };
+        for _ in 0..copies {
+            planned.push(Planned {
+                due: final_due,
+                body: output.final_body(),
+                is_final: true,
+            });
+        }
+    }
+    if faults.late_progress_after_final {
+        planned.push(Planned {
+            due: final_due,
+            body: output.running_body(Status::PostProcessing, 90),
+            is_final: false,
+        });
+    }
+    if faults.omit_rid_in_callbacks {
+        for p in &mut planned {
+            p.body.rid = None;
+        }
+    }
+    Some(planned)
+}
+
+async fn send(shared: &Shared, rid: &Rid, callback: &Callback, planned: Planned) {
+    let mut request = shared.callback_client.post(&callback.url).json(&planned.body);
+    for (name, value) in &callback.headers {
+        request = request.header(name, value);
+    }
+    let answer = match request.send().await {
+        Ok(response) => Ok(response.status().as_u16()),
+        Err(e) => Err(e.without_url().to_string()),
+    };
+    match &answer {
+        Ok(status) => debug!(%rid, callback_status = %planned.body.status, answer = status, "callback sent"),
+        Err(e) => warn!(%rid, callback_status = %planned.body.status, error = %e, "callback failed"),
+    }
+    if let Some(job) = lock(&shared.jobs).get_mut(rid) {
+        job.callbacks_sent += 1;
+    }
+    lock(&shared.callback_log).push(CallbackRecord {
+        rid: rid.clone(),
+        status: planned.body.status,
+        is_final: planned.is_final,
+        answer,
+        sent_at: shared.now(),
+    });
+}

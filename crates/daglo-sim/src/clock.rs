@@ -1,0 +1,89 @@
+//! The emulator's notion of time: the real clock, or a manual one tests move by hand.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Where the emulator reads the time from.
+///
+/// Job progression, the rate limiter's window and callback timing all follow this clock. With
+/// [`Clock::manual`] nothing moves until the test calls [`ManualClock::advance`], which makes
+/// progression and rate-limit tests exact and free of sleeps.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// Tokio's clock (which follows a paused test clock too).
+    #[default]
+    Real,
+    /// A clock that only moves when told to.
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// A fresh manual clock, and a handle to move it.
+    pub fn manual() -> (Clock, ManualClock) {
+        let manual = ManualClock::new();
+        (Clock::Manual(manual.clone()), manual)
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::Real => Instant::now(),
+            Clock::Manual(manual) => manual.now(),
+        }
+    }
+
+    /// Waits until the clock reads at least `deadline`.
+    pub(crate) async fn sleep_until(&self, deadline: Instant) {
+        match self {
+            Clock::Real => tokio::time::sleep_until(deadline).await,
+            Clock::Manual(manual) => manual.sleep_until(deadline).await,
+        }
+    }
+}
+
+/// A clock that stands still until [`advance`](ManualClock::advance) moves it. Cheap to clone;
+/// clones share the time.
+#[derive(Clone)]
+pub struct ManualClock {
+    origin: Instant,
+    elapsed: Arc<watch::Sender<Duration>>,
+}
+
+impl ManualClock {
+    fn new() -> Self {
+        ManualClock {
+            origin: Instant::now(),
+            elapsed: Arc::new(watch::Sender::new(Duration::ZERO)),
+        }
+    }
+
+    /// The current instant: the creation instant plus everything advanced since.
+    pub fn now(&self) -> Instant {
+        self.origin + *self.elapsed.borrow()
+    }
+
+    /// Moves the clock forward by `by`, waking every job whose next step is now due.
+    pub fn advance(&self, by: Duration) {
+        self.elapsed.send_modify(|elapsed| *elapsed += by);
+    }
+
+    async fn sleep_until(&self, deadline: Instant) {
+        let mut changes = self.elapsed.subscribe();
+        // `wait_for` checks the current value first, so a deadline already passed returns at once.
+        let _ = changes
+            .wait_for(|elapsed| self.origin + *elapsed >= deadline)
+            .await;
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManualClock")
+            .field("elapsed", &*self.elapsed.borrow())
+            .finish()
+    }
+}

@@ -1,0 +1,108 @@
+//! `daglo-sim`: run the emulator as a standalone server.
+//!
+//! ```text
+//! cargo run -p daglo-sim -- --port 8080 [--host 127.0.0.1] [--token sim-token] [--seed N]
+//!                           [--processing-ms 3000] [--rate-limit 20|off]
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use daglo_sim::{DEFAULT_TOKEN, SimConfig, Simulator};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: daglo-sim [--host ADDR] [--port PORT] [--token TOKEN] [--seed N] \
+                     [--processing-ms MS] [--rate-limit N|off]";
+
+struct Args {
+    host: String,
+    port: u16,
+    config: SimConfig,
+    /// A chosen token is a secret and is never printed; the default one is, for convenience.
+    token_given: bool,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        host: "127.0.0.1".to_owned(),
+        port: 8080,
+        config: SimConfig::default(),
+        token_given: false,
+    };
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = |what: &str| {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{what} must be a number, got `{value}`"))
+        };
+        match flag.as_str() {
+            "--host" => parsed.host = value.clone(),
+            "--port" => {
+                parsed.port = value
+                    .parse()
+                    .map_err(|_| format!("--port must be 0..=65535, got `{value}`"))?
+            }
+            "--token" => {
+                parsed.config = parsed.config.token(value.clone());
+                parsed.token_given = true;
+            }
+            "--seed" => parsed.config = parsed.config.seed(number("--seed")?),
+            "--processing-ms" => {
+                parsed.config = parsed
+                    .config
+                    .processing_time(Duration::from_millis(number("--processing-ms")?))
+            }
+            "--rate-limit" if value == "off" => parsed.config = parsed.config.rate_limit(None),
+            "--rate-limit" => {
+                let limit =
+                    u32::try_from(number("--rate-limit")?).map_err(|_| "--rate-limit is too large")?;
+                parsed.config = parsed.config.rate_limit(Some(limit));
+            }
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(parsed)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("cannot listen on {}:{}: {e}", args.host, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let print_token = !args.token_given;
+    let sim = match Simulator::serve(listener, args.config) {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("daglo emulator on {} (Ctrl-C to stop)", sim.base_url());
+    if print_token {
+        println!("token: {DEFAULT_TOKEN}");
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}

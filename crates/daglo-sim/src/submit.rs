@@ -1,0 +1,160 @@
+//! Reading a submit: the JSON body or the multipart form, streamed.
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, BodyStream, Limited};
+use hyper::body::Incoming;
+use serde_json::{Map, Value};
+
+use daglo_core::{JobOptions, check_media_file_name};
+
+/// A submit as read off the wire, before it becomes a job.
+#[derive(Debug)]
+pub(crate) struct ReadSubmit {
+    /// The URL or file name.
+    pub(crate) audio_name: String,
+    pub(crate) file_name: Option<String>,
+    pub(crate) file_bytes: Option<u64>,
+    /// Every uploaded byte was zero: silent audio.
+    pub(crate) silent_upload: bool,
+    /// The options, or why they are invalid (the job then ends in `input_error`).
+    pub(crate) options: Result<JobOptions, String>,
+}
+
+/// Why a submit was refused before a job existed: an HTTP status and the error text.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+    }
+}
+
+pub(crate) async fn read_json(body: Incoming, max_bytes: usize) -> Result<ReadSubmit, Refusal> {
+    let bytes = Limited::new(body, max_bytes)
+        .collect()
+        .await
+        .map_err(|_| refuse(413, format!("JSON body larger than {max_bytes} bytes")))?
+        .to_bytes();
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| refuse(400, format!("malformed JSON: {e}")))?;
+    let Value::Object(mut fields) = value else {
+        return Err(refuse(400, "the body must be a JSON object"));
+    };
+    let url = fields
+        .remove("audio")
+        .and_then(|audio| audio.get("source")?.get("url")?.as_str().map(str::to_owned))
+        .ok_or_else(|| refuse(400, "audio.source.url is required"))?;
+    if url.trim().is_empty() {
+        return Err(refuse(400, "audio.source.url is empty"));
+    }
+    Ok(ReadSubmit {
+        audio_name: url,
+        file_name: None,
+        file_bytes: None,
+        silent_upload: false,
+        options: decode_options(fields),
+    })
+}
+
+const TEXT_FIELDS: [&str; 5] = ["sttConfig", "nlpConfig", "callback", "custom", "callbackUrl"];
+
+pub(crate) async fn read_multipart(
+    body: Incoming,
+    content_type: &str,
+    max_upload: u64,
+) -> Result<ReadSubmit, Refusal> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| refuse(400, format!("bad multipart content type: {e}")))?;
+    let stream = BodyStream::new(body).try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut fields = Map::new();
+    let mut file: Option<(String, u64, bool)> = None;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| refuse(400, format!("malformed multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field
+                .file_name()
+                .map(str::to_owned)
+                .ok_or_else(|| refuse(400, "the `file` part has no file name"))?;
+            check_media_file_name(&file_name).map_err(|e| refuse(415, e.to_string()))?;
+            let (mut size, mut all_zero) = (0u64, true);
+            // Stream the part: count and inspect each chunk, keep none of it.
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| refuse(400, format!("malformed multipart body: {e}")))?
+            {
+                size += chunk.len() as u64;
+                if size > max_upload {
+                    return Err(refuse(413, format!("the file is larger than {max_upload} bytes")));
+                }
+                all_zero &= chunk.iter().all(|b| *b == 0);
+            }
+            file = Some((file_name, size, all_zero));
+        } else if TEXT_FIELDS.contains(&name.as_str()) {
+            let text = field
+                .text()
+                .await
+                .map_err(|e| refuse(400, format!("malformed `{name}` part: {e}")))?;
+            let value = if name == "callbackUrl" {
+                Value::String(text)
+            } else {
+                serde_json::from_str(&text).map_err(|e| refuse(400, format!("`{name}` is not JSON: {e}")))?
+            };
+            fields.insert(name, value);
+        }
+        // Unknown parts are skipped (multer drains them), as an HTTP API ignores unknown fields.
+    }
+    let (file_name, size, all_zero) = file.ok_or_else(|| refuse(400, "the `file` part is required"))?;
+    Ok(ReadSubmit {
+        audio_name: file_name.clone(),
+        file_name: Some(file_name),
+        file_bytes: Some(size),
+        silent_upload: all_zero,
+        options: decode_options(fields),
+    })
+}
+
+/// Decodes and validates the optional fields; the deprecated `callbackUrl` stands in for
+/// `callback.url` when `callback` is absent.
+fn decode_options(mut fields: Map<String, Value>) -> Result<JobOptions, String> {
+    if let Some(url) = fields.remove("callbackUrl") {
+        fields
+            .entry("callback")
+            .or_insert_with(|| serde_json::json!({ "url": url }));
+    }
+    let bytes = Bytes::from(serde_json::to_vec(&Value::Object(fields)).unwrap_or_default());
+    let options: JobOptions = daglo_core::decode_json("submit options", &bytes)
+        .map_err(|e| format!("{}: {}", e.path(), e.message()))?;
+    options.validate().map_err(|e| e.to_string())?;
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_decode_validate_and_accept_the_deprecated_callback_url() {
+        let fields = |v: Value| v.as_object().unwrap().clone();
+        let options = decode_options(fields(serde_json::json!({"callbackUrl": "https://h/cb"}))).unwrap();
+        assert_eq!(options.callback.unwrap().url, "https://h/cb");
+        let err = decode_options(fields(serde_json::json!({"sttConfig": {"language": "xx"}}))).unwrap_err();
+        assert!(err.contains("sttConfig.language"), "{err}");
+        let err = decode_options(fields(
+            serde_json::json!({"sttConfig": {"keywordBoost": {"enable": true, "boost": 99}}}),
+        ))
+        .unwrap_err();
+        assert!(err.contains("boost"), "{err}");
+    }
+}

@@ -1,0 +1,490 @@
+//! The client: configuration, the three endpoints, and the request plumbing they share.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use daglo_core::{
+    JobOptions, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse, ValidationError, check_media_file_name,
+    decode_error_body, decode_status_body, decode_submit_response, excerpt,
+};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::answers::{SrtAnswer, StatusAnswer};
+use crate::error::Error;
+use crate::retry::RetryPolicy;
+use crate::upload;
+
+/// The production endpoint.
+pub const DEFAULT_BASE_URL: &str = "https://apis.daglo.ai";
+
+const DEFAULT_USER_AGENT: &str = concat!("daglo-rs/", env!("CARGO_PKG_VERSION"));
+
+/// How much of an error body is kept in an error's message.
+const ERROR_TEXT_CHARS: usize = 300;
+
+/// A client for the Daglo async STT API. Cheap to clone: clones share one connection pool.
+///
+/// ```no_run
+/// use daglo_client::{Client, StatusAnswer};
+/// use daglo_core::JobOptions;
+///
+/// # async fn run() -> Result<(), daglo_client::Error> {
+/// let client = Client::new(std::env::var("DAGLO_API_TOKEN").unwrap_or_default())?;
+/// let job = client.submit_file("meeting.m4a", &JobOptions::default()).await?;
+/// if let StatusAnswer::Body(body) = client.status(&job.rid).await? {
+///     println!("{}: {:?}%", body.status, body.progress);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `…/stt/v1/async/transcripts`, ready to have segments pushed.
+    transcripts: Url,
+    /// `Bearer <token>`, marked sensitive so the HTTP stack never prints it.
+    authorization: HeaderValue,
+    request_timeout: Duration,
+    upload_timeout: Option<Duration>,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.transcripts.as_str())
+            .field("token", &"<redacted>")
+            .field("request_timeout", &self.inner.request_timeout)
+            .field("retry", &self.inner.retry)
+            .finish()
+    }
+}
+
+/// Configures a [`Client`]. Obtain one with [`Client::builder`].
+pub struct ClientBuilder {
+    token: Option<String>,
+    base_url: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    upload_timeout: Option<Duration>,
+    user_agent: String,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("upload_timeout", &self.upload_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// The API token from the Daglo developer console (required).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Where the service is (default [`DEFAULT_BASE_URL`]; an emulator's URL in tests).
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// How long to wait for a connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one status, SRT or URL-submit request may take (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a file upload may take in all (default: unlimited, since 2 GB take a while).
+    pub fn upload_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.upload_timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header (default `daglo-rs/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// How status and SRT requests are retried (default [`RetryPolicy::default`]).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Builds the client, checking the token and the base URL.
+    pub fn build(self) -> Result<Client, Error> {
+        let token = self
+            .token
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| ValidationError::new("token", "an API token is required"))?;
+        // Never echo the token: the message names the problem only.
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ValidationError::new("token", "contains characters not allowed in an HTTP header")
+        })?;
+        authorization.set_sensitive(true);
+
+        let mut transcripts = Url::parse(&self.base_url).map_err(|e| {
+            ValidationError::new("base_url", format!("`{}` is not a URL ({e})", self.base_url))
+        })?;
+        if !matches!(transcripts.scheme(), "http" | "https") || transcripts.cannot_be_a_base() {
+            return Err(ValidationError::new(
+                "base_url",
+                format!("`{}` is not an http(s) URL", self.base_url),
+            )
+            .into());
+        }
+        transcripts
+            .path_segments_mut()
+            .map_err(|_| ValidationError::new("base_url", "cannot carry a path"))?
+            .pop_if_empty()
+            .extend(["stt", "v1", "async", "transcripts"]);
+
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| Error::Transport {
+                request_sent: false,
+                source: Box::new(e),
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                transcripts,
+                authorization,
+                request_timeout: self.request_timeout,
+                upload_timeout: self.upload_timeout,
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A client for the production service with default settings.
+    pub fn new(token: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().token(token).build()
+    }
+
+    /// A builder with default settings and no token yet.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            token: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            upload_timeout: None,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Submits audio that sits at a public URL (JSON body).
+    ///
+    /// **Never retried once the request may have reached the service**: the service has no
+    /// idempotency, so a second POST creates and bills a second job. Only a refused connection
+    /// (nothing sent) or a `429` (refused before processing) is retried. On any other failure,
+    /// [`Error::may_have_created_job`] says whether a job may exist anyway.
+    pub async fn submit(&self, request: &SubmitRequest) -> Result<SubmitResponse, Error> {
+        request.validate()?;
+        let body = Bytes::from(
+            serde_json::to_vec(request).map_err(|e| ValidationError::new("request", e.to_string()))?,
+        );
+        let response = self
+            .send_submit(|| {
+                Ok(self
+                    .request(Method::POST, self.inner.transcripts.clone())
+                    .timeout(self.inner.request_timeout)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })
+            .await?;
+        Ok(decode_submit_response(&response)?)
+    }
+
+    /// Submits audio at `url` with `options`; shorthand for [`submit`](Client::submit).
+    pub async fn submit_url(&self, url: &str, options: &JobOptions) -> Result<SubmitResponse, Error> {
+        self.submit(&SubmitRequest::new(url, options.clone())?).await
+    }
+
+    /// Uploads a local file (multipart), **streamed from disk**: memory use does not grow with
+    /// the file's size. The extension is checked against the accepted containers and the size
+    /// against 2 GB before anything is sent. Retried only as [`submit`](Client::submit) is.
+    pub async fn submit_file(
+        &self,
+        path: impl AsRef<Path>,
+        options: &JobOptions,
+    ) -> Result<SubmitResponse, Error> {
+        let path = path.as_ref();
+        options.validate()?;
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                ValidationError::new("file", format!("`{}` has no usable file name", path.display()))
+            })?
+            .to_owned();
+        check_media_file_name(&file_name)?;
+        let metadata = tokio::fs::metadata(path).await.map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        if !metadata.is_file() {
+            return Err(
+                ValidationError::new("file", format!("`{}` is not a regular file", path.display())).into(),
+            );
+        }
+        if metadata.len() > MAX_UPLOAD_BYTES {
+            return Err(ValidationError::new(
+                "file",
+                format!("{} bytes is over the service's 2 GB limit", metadata.len()),
+            )
+            .into());
+        }
+        let fields = upload::option_fields(options)?;
+        let response = self
+            .send_submit_async(|| async {
+                let form = upload::form(path, &file_name, metadata.len(), &fields).await?;
+                let mut request = self
+                    .request(Method::POST, self.inner.transcripts.clone())
+                    .multipart(form);
+                if let Some(timeout) = self.inner.upload_timeout {
+                    request = request.timeout(timeout);
+                }
+                Ok(request)
+            })
+            .await?;
+        Ok(decode_submit_response(&response)?)
+    }
+
+    /// The job's state (`200`) or its empty result (`204`). Retried on `429`, `5xx` and
+    /// connection failures per the [`RetryPolicy`]; never on `401`, `403` or `404`.
+    pub async fn status(&self, rid: &Rid) -> Result<StatusAnswer, Error> {
+        self.status_with(rid, self.inner.retry).await
+    }
+
+    /// Like [`status`](Client::status) with exactly one attempt, for callers that schedule
+    /// their own retries (a poller with a shared rate budget).
+    pub async fn status_once(&self, rid: &Rid) -> Result<StatusAnswer, Error> {
+        self.status_with(rid, RetryPolicy::none()).await
+    }
+
+    async fn status_with(&self, rid: &Rid, retry: RetryPolicy) -> Result<StatusAnswer, Error> {
+        let url = self.job_url(rid, None)?;
+        let (status, body) = self.get(url, retry).await?;
+        match status {
+            StatusCode::OK => Ok(StatusAnswer::Body(Box::new(decode_status_body(&body)?))),
+            StatusCode::NO_CONTENT => Ok(StatusAnswer::Empty),
+            other => Err(unexpected(other, &body)),
+        }
+    }
+
+    /// The job's subtitles (`200`), not yet (`202`), or an empty result (`204`). Retried as
+    /// [`status`](Client::status) is.
+    pub async fn srt(&self, rid: &Rid) -> Result<SrtAnswer, Error> {
+        let url = self.job_url(rid, Some("srt"))?;
+        let (status, body) = self.get(url, self.inner.retry).await?;
+        match status {
+            StatusCode::OK => Ok(SrtAnswer::Ready(String::from_utf8_lossy(&body).into_owned())),
+            StatusCode::ACCEPTED => Ok(SrtAnswer::NotReady),
+            StatusCode::NO_CONTENT => Ok(SrtAnswer::Empty),
+            other => Err(unexpected(other, &body)),
+        }
+    }
+
+    fn job_url(&self, rid: &Rid, suffix: Option<&str>) -> Result<Url, Error> {
+        if rid.as_str().trim().is_empty() {
+            return Err(ValidationError::new("rid", "must not be empty").into());
+        }
+        let mut url = self.inner.transcripts.clone();
+        {
+            // Pushing a segment percent-encodes it, so a rid can never step outside its path.
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|_| ValidationError::new("base_url", "cannot carry a path"))?;
+            segments.push(rid.as_str());
+            if let Some(suffix) = suffix {
+                segments.push(suffix);
+            }
+        }
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.inner
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, self.inner.authorization.clone())
+    }
+
+    /// A GET with retries; returns a `2xx` status and its body, or the typed error.
+    async fn get(&self, url: Url, retry: RetryPolicy) -> Result<(StatusCode, Bytes), Error> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .request(Method::GET, url.clone())
+                .timeout(self.inner.request_timeout)
+                .send()
+                .await;
+            let outcome = match result {
+                Ok(response) => read(response, attempt).await,
+                Err(e) => Err(Error::transport(e)),
+            };
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < retry.max_attempts => {
+                    let wait = retry.backoff(attempt);
+                    debug!(path = url.path(), attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying GET");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_submit<F>(&self, make: F) -> Result<Bytes, Error>
+    where
+        F: Fn() -> Result<RequestBuilder, Error>,
+    {
+        self.send_submit_async(|| std::future::ready(make())).await
+    }
+
+    /// Sends a submit, retrying only where no job can have been created.
+    async fn send_submit_async<F, Fut>(&self, make: F) -> Result<Bytes, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, Error>>,
+    {
+        let retry = self.inner.retry;
+        let mut attempt = 1;
+        loop {
+            let outcome = match make().await?.send().await {
+                Ok(response) => read(response, attempt).await,
+                Err(e) => Err(Error::transport(e)),
+            };
+            let safe_to_repeat = matches!(
+                outcome,
+                Err(Error::RateLimited { .. })
+                    | Err(Error::Transport {
+                        request_sent: false,
+                        ..
+                    })
+            );
+            match outcome {
+                Err(e) if safe_to_repeat && attempt < retry.max_attempts => {
+                    let wait = retry.backoff(attempt);
+                    debug!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying submit that did not reach the service");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if e.may_have_created_job() {
+                        warn!(error = %e, "submit failed after it may have reached the service; not retried (no idempotency)");
+                    }
+                    return Err(e);
+                }
+                Ok((_, body)) => return Ok(body),
+            }
+        }
+    }
+}
+
+/// Reads an answer: a `2xx` with its body, or the typed error for its status.
+async fn read(response: Response, attempts: u32) -> Result<(StatusCode, Bytes), Error> {
+    let status = response.status();
+    let body = response.bytes().await.map_err(Error::transport)?;
+    if status.is_success() {
+        return Ok((status, body));
+    }
+    let message = decode_error_body(&body)
+        .map(|b| excerpt(&b.error, ERROR_TEXT_CHARS))
+        .unwrap_or_else(|_| excerpt(&String::from_utf8_lossy(&body), ERROR_TEXT_CHARS));
+    Err(match status.as_u16() {
+        400 => Error::BadRequest { message },
+        401 => Error::Unauthorized { message },
+        403 => Error::Forbidden { message },
+        404 => Error::NotFound { message },
+        413 => Error::PayloadTooLarge { message },
+        415 => Error::UnsupportedMediaType { message },
+        429 => Error::RateLimited { attempts },
+        code @ 500..=599 => Error::Server {
+            status: code,
+            message,
+            attempts,
+        },
+        code => Error::UnexpectedStatus {
+            status: code,
+            message,
+        },
+    })
+}
+
+fn unexpected(status: StatusCode, body: &[u8]) -> Error {
+    Error::UnexpectedStatus {
+        status: status.as_u16(),
+        message: excerpt(&String::from_utf8_lossy(body), ERROR_TEXT_CHARS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_a_base_path_and_escape_rids() {
+        let client = Client::builder()
+            .token("t")
+            .base_url("https://proxy.example/daglo/")
+            .build()
+            .unwrap();
+        let url = client.job_url(&Rid::new("../x y"), Some("srt")).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://proxy.example/daglo/stt/v1/async/transcripts/..%2Fx%20y/srt"
+        );
+        assert!(client.job_url(&Rid::new(" "), None).is_err());
+    }
+
+    #[test]
+    fn the_token_never_shows() {
+        let client = Client::new("super-secret-token").unwrap();
+        assert!(!format!("{client:?}").contains("super-secret"));
+        let builder = Client::builder().token("super-secret-token");
+        assert!(!format!("{builder:?}").contains("super-secret"));
+        let err = Client::new("bad\ntoken-secret").unwrap_err();
+        assert!(!err.to_string().contains("token-secret"), "{err}");
+        assert!(!format!("{err:?}").contains("token-secret"));
+        assert!(matches!(Client::new("  "), Err(Error::Invalid(e)) if e.field() == "token"));
+        assert!(matches!(
+            Client::builder().token("t").base_url("ftp://x").build(),
+            Err(Error::Invalid(e)) if e.field() == "base_url"
+        ));
+    }
+}

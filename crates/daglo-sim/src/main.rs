@@ -106,3 +106,29 @@ async fn main() -> ExitCode {
     sim.shutdown().await;
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        parse(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn flags_set_the_config_and_bad_values_are_named() {
+        let parsed = args("--port 9000 --rate-limit off --processing-ms 250 --token t").unwrap();
+        assert_eq!(parsed.port, 9000);
+        assert_eq!(parsed.config.rate_limit_per_second(), None);
+        assert!(parsed.token_given);
+        assert_eq!(
+            args("--rate-limit 5").unwrap().config.rate_limit_per_second(),
+            Some(5)
+        );
+        assert!(args("--port 70000").unwrap_err().contains("--port"));
+        assert!(args("--seed x").unwrap_err().contains("--seed"));
+        assert!(args("--port").unwrap_err().contains("needs a value"));
+        assert!(args("--bogus 1").unwrap_err().contains("--bogus"));
+        assert!(args("--help").unwrap_err().starts_with("usage"));
+    }
+}

@@ -207,15 +207,16 @@ pub(crate) fn phase_at(processing: Duration, elapsed: Duration) -> Phase {
     if elapsed >= processing {
         return Phase::Done;
     }
-    let fraction = elapsed.as_secs_f64() / processing.as_secs_f64();
+    // The same instants the callback driver uses, so polling and callbacks agree.
     let status = MILESTONES
         .iter()
         .rev()
-        .find(|(_, at)| fraction >= *at)
+        .find(|(_, at)| elapsed >= processing.mul_f64(*at))
         .map_or(Status::AiRequested, |(s, _)| s.clone());
+    let percent = elapsed.as_nanos() * 100 / processing.as_nanos();
     Phase::Running {
         status,
-        progress: ((fraction * 100.0) as u32).min(99),
+        progress: u32::try_from(percent).unwrap_or(99).min(99),
     }
 }
 

@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 const USAGE: &str = "usage: daglo-sim [--host ADDR] [--port PORT] [--token TOKEN] [--seed N] \
                      [--processing-ms MS] [--rate-limit N|off]";
 
+#[derive(Debug)]
 struct Args {
     host: String,
     port: u16,

@@ -1,1 +1,40 @@
-//! facade
+//! `daglo`: get speech-to-text results out of the Daglo asynchronous API.
+//!
+//! This facade re-exports the workspace's crates so an application depends on one crate:
+//!
+//! | module / item | from | what |
+//! |---|---|---|
+//! | [`Client`], [`Error`], [`StatusAnswer`], [`SrtAnswer`], [`RetryPolicy`] | `daglo-client` | the REST client |
+//! | [`JobOptions`], [`SubmitRequest`], [`StatusBody`], [`Status`], … | `daglo-core` | models and validation |
+//! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
+//! | [`sim`] (feature `sim`) | `daglo-sim` | the local emulator, for offline tests |
+//!
+//! ## Feature flags
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `sim` | no | [`sim`]: the in-process emulator of the service, for integration tests without a token or a network |
+//!
+//! ```
+//! use daglo::{JobOptions, Language, SubmitRequest};
+//!
+//! let options = JobOptions::builder().language(Language::EnUs).speaker_diarization(Some(2)).build()?;
+//! let request = SubmitRequest::new("https://example.com/all-hands.mp4", options)?;
+//! assert_eq!(request.audio.source.url, "https://example.com/all-hands.mp4");
+//! # Ok::<(), daglo::ValidationError>(())
+//! ```
+//!
+//! Run `cargo run --example quickstart` for a whole job against the embedded emulator.
+
+pub use daglo_client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, Error, RetryPolicy, SrtAnswer, StatusAnswer,
+};
+pub use daglo_core::*;
+
+/// The local emulator of the service (`daglo-sim`), for tests and demos without a network.
+#[cfg(feature = "sim")]
+pub use daglo_sim as sim;
+
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -93,7 +93,10 @@ pub struct Submission {
 
 /// A function that adjusts each job's [`JobPlan`]; see [`SimConfig::planner`](crate::SimConfig::planner).
 #[derive(Clone)]
-pub struct Planner(pub(crate) Arc<dyn Fn(&Submission, &mut JobPlan) + Send + Sync>);
+pub struct Planner(pub(crate) Arc<PlanFn>);
+
+/// The function a [`Planner`] wraps.
+type PlanFn = dyn Fn(&Submission, &mut JobPlan) + Send + Sync;
 
 impl Planner {
     /// Wraps a planning function.

@@ -30,19 +30,19 @@ enum Route {
     Srt(Rid),
 }
 
-fn route(method: &Method, path: &str) -> Result<Route, Answer> {
-    let rest = path
-        .strip_prefix(PREFIX)
-        .ok_or_else(|| error(404, "no such endpoint"))?;
+/// The endpoint a request is for, or the error status and text to answer with.
+fn route(method: &Method, path: &str) -> Result<Route, (u16, String)> {
+    let not_found = || (404, "no such endpoint".to_owned());
+    let rest = path.strip_prefix(PREFIX).ok_or_else(not_found)?;
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (route, allowed) = match segments.as_slice() {
         [] => (Route::Submit, Method::POST),
         [rid] => (Route::Status(Rid::new(*rid)), Method::GET),
         [rid, "srt"] => (Route::Srt(Rid::new(*rid)), Method::GET),
-        _ => return Err(error(404, "no such endpoint")),
+        _ => return Err(not_found()),
     };
     if *method != allowed {
-        return Err(error(405, format!("{method} is not allowed here")));
+        return Err((405, format!("{method} is not allowed here")));
     }
     Ok(route)
 }
@@ -53,7 +53,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let (endpoint, answer) = match route(&method, &path) {
-        Err(answer) => (None, answer),
+        Err((status, message)) => (None, error(status, message)),
         Ok(route) => {
             let endpoint = match &route {
                 Route::Submit => Endpoint::Submit,

@@ -1,0 +1,85 @@
+//! The API token never appears in logs, errors or `Debug` output, whatever the path taken.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use daglo_client::{Client, Error};
+use daglo_core::{JobOptions, Rid};
+use daglo_sim::{Endpoint, ErrorBurst, SimConfig, Simulator};
+
+const TOKEN: &str = "tok-7f3a9c-very-secret";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_error_or_debug_output_contains_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread runtime: every task of this test logs through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sim = Simulator::start(support::quick().token(TOKEN)).await.unwrap();
+    let client = support::client(&sim);
+    let mut shown = vec![format!("{client:?}")];
+
+    let job = client
+        .submit_url("https://a.example/x.wav", &JobOptions::default())
+        .await
+        .unwrap();
+    client.status(&job.rid).await.unwrap();
+    client.srt(&job.rid).await.unwrap();
+    sim.inject_errors(Endpoint::Status, ErrorBurst::new(503, 10));
+    let errors: Vec<Error> = vec![
+        client.status(&job.rid).await.unwrap_err(),
+        client.status(&Rid::new("missing")).await.unwrap_err(),
+        Client::builder().token(format!("{TOKEN}\n")).build().unwrap_err(),
+    ];
+    for err in &errors {
+        shown.push(err.to_string());
+        shown.push(format!("{err:?}"));
+    }
+    // A wrong token is refused without the right one leaking either.
+    let other = Simulator::start(SimConfig::default().rate_limit(None))
+        .await
+        .unwrap();
+    let stranger = Client::builder()
+        .token(TOKEN)
+        .base_url(other.base_url())
+        .build()
+        .unwrap();
+    let err = stranger.status(&Rid::new("x")).await.unwrap_err();
+    shown.push(format!("{err} {err:?}"));
+    shown.push(format!("{sim:?}"));
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("answered"),
+        "the emulator's request logs were captured"
+    );
+    assert!(
+        logs.contains("retrying GET"),
+        "the client's retry logs were captured"
+    );
+    assert!(!logs.contains(TOKEN), "token in logs:\n{logs}");
+    for text in shown {
+        assert!(!text.contains(TOKEN), "token in: {text}");
+    }
+}

@@ -11,6 +11,9 @@
 //!   body — with [`Status`] (nine values plus [`Status::Unknown`]), word timings as exact
 //!   [`TimeOffset`]s, and [`ErrorBody`]. [`decode_status_body`] says *where* a bad body failed.
 //! - **Delivery**: [`ResultDelivery`], [`Outcome`], [`ProgressEvent`].
+//! - **Scheduling maths**: [`PollPolicy`] and [`ProgressTracker`] decide when to poll next;
+//!   [`TimeScale`] runs virtual time faster for rate-limited tests; [`SplitMix64`] gives
+//!   reproducible jitter.
 //!
 //! ```
 //! use daglo_core::{decode_status_body, JobOptions, Language, Outcome, Rid, Status};
@@ -41,8 +44,11 @@ mod error;
 mod language;
 mod offset;
 mod options;
+mod random;
 mod request;
+mod schedule;
 mod status;
+mod timescale;
 
 pub use body::{ErrorBody, StatusBody, SttResult, Word};
 pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
@@ -57,8 +63,11 @@ pub use options::{
     Callback, JobOptions, JobOptionsBuilder, JsonObject, KeywordBoost, KeywordExtraction, Model,
     MultiChannel, NlpConfig, SentimentAnalysis, SpeakerDiarization, SttConfig,
 };
+pub use random::SplitMix64;
 pub use request::{
     AUDIO_EXTENSIONS, Audio, AudioSource, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse,
     VIDEO_EXTENSIONS, check_media_file_name,
 };
+pub use schedule::{AdaptivePolicy, PollPolicy, ProgressTracker};
 pub use status::Status;
+pub use timescale::TimeScale;

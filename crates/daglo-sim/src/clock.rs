@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use daglo_core::TimeScale;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -19,6 +20,9 @@ pub enum Clock {
     Real,
     /// A clock that only moves when told to.
     Manual(ManualClock),
+    /// Virtual time running faster than real time; share the same [`TimeScale`] with the
+    /// client side (a poller) so both agree, and rate-limited runs finish sooner.
+    Scaled(TimeScale),
 }
 
 impl Clock {
@@ -33,6 +37,7 @@ impl Clock {
         match self {
             Clock::Real => Instant::now(),
             Clock::Manual(manual) => manual.now(),
+            Clock::Scaled(scale) => Instant::from_std(scale.now()),
         }
     }
 
@@ -41,6 +46,9 @@ impl Clock {
         match self {
             Clock::Real => tokio::time::sleep_until(deadline).await,
             Clock::Manual(manual) => manual.sleep_until(deadline).await,
+            Clock::Scaled(scale) => {
+                tokio::time::sleep_until(Instant::from_std(scale.to_real(deadline.into_std()))).await
+            }
         }
     }
 }

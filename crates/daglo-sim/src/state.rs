@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::config::SimConfig;
 use crate::plan::{Ending, ErrorBurst, JobPlan};
 use crate::rate::SlidingWindow;
-use crate::rng::SplitMix64;
+use daglo_core::SplitMix64;
 
 /// The service's endpoints, each with its own rate limit and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use daglo_core::{JobOptions, Language, SttResult, TimeOffset, Word};
 
-use crate::rng::SplitMix64;
+use daglo_core::SplitMix64;
 
 const KOREAN: &[&str] = &[
     "안녕하세요",

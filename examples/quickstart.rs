@@ -5,33 +5,41 @@
 //! ```
 //!
 //! It starts the Daglo emulator in-process (no token, no network), uploads
-//! `examples/data/standup.wav`, follows the job's progress until it ends, and prints the
-//! transcript with word timings and the SRT subtitles. Against the real service, build the
-//! client with `Client::new(token)` instead and leave the emulator out.
+//! `examples/data/standup.wav`, follows the job's progress through the polling strategy, and
+//! prints the transcript with word timings and the SRT subtitles. Against the real service,
+//! build the client with `Client::new(token)` and leave the emulator out.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use daglo::{Client, JobOptions, Language, Outcome, SrtAnswer, StatusAnswer};
+use daglo::{
+    Client, JobOptions, Language, Outcome, PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery,
+    SrtAnswer, SubmittedJob,
+};
 use daglo_sim::{SimConfig, Simulator};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/standup.wav");
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(2))).await?;
+    let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(3))).await?;
     println!("emulator listening on {}", sim.base_url());
 
     let client = Client::builder()
         .token(sim.token())
         .base_url(sim.base_url())
         .build()?;
-    let options = JobOptions::builder()
+    // Any strategy fits here; switching to callbacks changes only this line.
+    let delivery: Arc<dyn ResultDelivery> =
+        Arc::new(PollingDelivery::new(client.clone(), PollingConfig::default()));
+
+    let mut options = JobOptions::builder()
         .language(Language::EnUs)
         .speaker_diarization(Some(2))
         .keyword_extraction(3)
         .build()?;
-
+    let prepared = delivery.prepare(&mut options).await?;
     let job = client.submit_file(Path::new(SAMPLE), &options).await?;
     println!(
         "submitted {} as job {}",
@@ -39,18 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         job.rid
     );
 
-    // Poll politely until the job ends (the polling strategy of daglo-poll does this for many
-    // jobs under the rate limit; this loop is the minimal version).
-    let outcome = loop {
-        let answer = client.status(&job.rid).await?;
-        if let Some(outcome) = answer.outcome(&job.rid) {
-            break outcome;
-        }
-        if let StatusAnswer::Body(body) = &answer {
-            println!("  {:<16} {:>3}%", body.status, body.progress.unwrap_or(0));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let show = |event: &ProgressEvent| println!("  {event}");
+    let outcome = delivery
+        .wait(SubmittedJob::new(job.rid.clone(), prepared), &show)
+        .await?;
 
     match &outcome {
         Outcome::Transcript { body, .. } => {
@@ -82,6 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => println!("{other:?}"),
     }
+    let requests = sim.job(&job.rid).map_or(0, |record| record.status_requests);
+    println!("\n{requests} status requests for the whole job");
     sim.shutdown().await;
     Ok(())
 }

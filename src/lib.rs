@@ -7,11 +7,13 @@
 //! | [`Client`], [`Error`], [`StatusAnswer`], [`SrtAnswer`], [`RetryPolicy`] | `daglo-client` | the REST client |
 //! | [`JobOptions`], [`SubmitRequest`], [`StatusBody`], [`Status`], … | `daglo-core` | models and validation |
 //! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
+//! | [`PollingDelivery`], [`PollingConfig`], [`TokenBucket`], … (feature `poll`) | `daglo-poll` | polling: one scheduler, a shared rate budget, adaptive intervals |
 //! | [`sim`] (feature `sim`) | `daglo-sim` | the local emulator, for offline tests |
 //!
 //! ## Feature flags
 //! | feature | default | enables |
 //! |---|---|---|
+//! | `poll` | yes | [`PollingDelivery`] and its configuration |
 //! | `sim` | no | [`sim`]: the in-process emulator of the service, for integration tests without a token or a network |
 //!
 //! ```
@@ -29,6 +31,12 @@ pub use daglo_client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, Error, RetryPolicy, SrtAnswer, StatusAnswer,
 };
 pub use daglo_core::*;
+
+#[cfg(feature = "poll")]
+pub use daglo_poll::{
+    PollClock, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
+    WatchOptions,
+};
 
 /// The local emulator of the service (`daglo-sim`), for tests and demos without a network.
 #[cfg(feature = "sim")]

@@ -1,0 +1,36 @@
+//! The scheduler's time: tokio's clock, or virtual time shared with an emulator.
+
+use std::time::Instant;
+
+use daglo_core::TimeScale;
+
+/// Where the poller reads the time and sleeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub enum PollClock {
+    /// Tokio's clock, so a paused test clock (`tokio::time::pause`) drives the scheduler too.
+    #[default]
+    Tokio,
+    /// Virtual time shared with an emulator running the same [`TimeScale`]; for tests that need
+    /// thousands of rate-limited polls in seconds.
+    Scaled(TimeScale),
+}
+
+impl PollClock {
+    /// The current instant.
+    pub fn now(&self) -> Instant {
+        match self {
+            PollClock::Tokio => tokio::time::Instant::now().into_std(),
+            PollClock::Scaled(scale) => scale.now(),
+        }
+    }
+
+    /// Sleeps until the clock reads `deadline`.
+    pub async fn sleep_until(&self, deadline: Instant) {
+        let real = match self {
+            PollClock::Tokio => deadline,
+            PollClock::Scaled(scale) => scale.to_real(deadline),
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(real)).await;
+    }
+}

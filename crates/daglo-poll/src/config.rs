@@ -1,0 +1,132 @@
+//! The poller's settings.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use daglo_core::PollPolicy;
+
+use crate::budget::{RateBudget, TokenBucket};
+use crate::clock::PollClock;
+
+/// How a [`PollingDelivery`](crate::PollingDelivery) polls.
+///
+/// ```
+/// use std::time::Duration;
+/// use daglo_core::PollPolicy;
+/// use daglo_poll::PollingConfig;
+///
+/// let config = PollingConfig::default()
+///     .policy(PollPolicy::Fixed(Duration::from_secs(3)))
+///     .deadline(Some(Duration::from_secs(3600)))
+///     .stall_after(Duration::from_secs(120));
+/// assert_eq!(config.max_in_flight_requests(), 32);
+/// ```
+#[derive(Clone)]
+pub struct PollingConfig {
+    pub(crate) policy: PollPolicy,
+    pub(crate) budget: Arc<dyn RateBudget>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) stall_after: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_queueing: Duration,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) clock: PollClock,
+    pub(crate) seed: Option<u64>,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            policy: PollPolicy::default(),
+            budget: Arc::new(TokenBucket::default()),
+            deadline: None,
+            stall_after: Duration::from_secs(300),
+            max_in_flight: 32,
+            max_queueing: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(500),
+            clock: PollClock::Tokio,
+            seed: None,
+        }
+    }
+}
+
+impl PollingConfig {
+    /// How polls are spaced (default: [`PollPolicy::Adaptive`]).
+    pub fn policy(mut self, policy: PollPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The budget for status requests (default: [`TokenBucket::default`], 16/s). Pass the same
+    /// `Arc` to several pollers to share one budget.
+    pub fn budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Give up waiting after this long (default: never). Giving up returns
+    /// [`Outcome::GaveUp`](daglo_core::Outcome::GaveUp) with the rid; the job goes on.
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Report [`ProgressEvent::Stalled`](daglo_core::ProgressEvent::Stalled) when neither status
+    /// nor percent has moved for this long (default 5 minutes).
+    pub fn stall_after(mut self, stall_after: Duration) -> Self {
+        self.stall_after = stall_after;
+        self
+    }
+
+    /// At most this many status requests at once (default 32).
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// The configured in-flight limit.
+    pub fn max_in_flight_requests(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// When the budget is short, a due job may be passed over for jobs predicted to finish
+    /// sooner, but never for longer than this (default 30 s): the fairness bound.
+    pub fn max_queueing(mut self, max: Duration) -> Self {
+        self.max_queueing = max;
+        self
+    }
+
+    /// The first wait after a failed request (`5xx`, transport); doubles per consecutive failure
+    /// up to the policy's largest interval (default 500 ms).
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// The clock (default: tokio's).
+    pub fn clock(mut self, clock: PollClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Seeds the jitter, for reproducible schedules (default: random).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+}
+
+impl fmt::Debug for PollingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PollingConfig")
+            .field("policy", &self.policy)
+            .field("budget", &self.budget)
+            .field("deadline", &self.deadline)
+            .field("stall_after", &self.stall_after)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("max_queueing", &self.max_queueing)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

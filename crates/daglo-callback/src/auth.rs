@@ -1,0 +1,234 @@
+//! Minting the credential a job's callbacks carry, and checking it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::CallbackAuth;
+use crate::error::CallbackError;
+use crate::keys::{JobKey, KeyMint, Secret, TokenDigest, constant_time_eq};
+
+/// The longest credential header value looked at; longer ones fail before any work.
+const MAX_CREDENTIAL_BYTES: usize = 4096;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    jti: String,
+    exp: u64,
+}
+
+/// What a job's callbacks must carry, and what the registry keeps to check it.
+pub(crate) struct Minted {
+    pub(crate) header: (String, Secret),
+    pub(crate) digest: Option<TokenDigest>,
+}
+
+pub(crate) fn mint(auth: &CallbackAuth, mint: &KeyMint, key: &JobKey) -> Result<Minted, CallbackError> {
+    match auth {
+        CallbackAuth::PerJobToken => {
+            let (token, digest) = mint.mint_token()?;
+            Ok(Minted {
+                header: (
+                    "Authorization".to_owned(),
+                    Secret(format!("Bearer {}", token.expose())),
+                ),
+                digest: Some(digest),
+            })
+        }
+        CallbackAuth::Jwt { secret, ttl } => {
+            let claims = Claims {
+                jti: key.as_str().to_owned(),
+                exp: unix_now().saturating_add(ttl.as_secs().max(1)),
+            };
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret.expose().as_bytes()),
+            )
+            .map_err(|e| CallbackError::Config(format!("cannot sign the callback JWT: {e}")))?;
+            Ok(Minted {
+                header: ("Authorization".to_owned(), Secret(format!("Bearer {token}"))),
+                digest: None,
+            })
+        }
+        CallbackAuth::StaticHeader { name, value } => Ok(Minted {
+            header: (name.clone(), value.clone()),
+            digest: None,
+        }),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// The bearer token in an `Authorization` header, bounded in length; `None` for anything else.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    if value.len() > MAX_CREDENTIAL_BYTES || value.len() < 7 {
+        return None;
+    }
+    let (scheme, token) = value.split_at(7);
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
+/// Whether the request carries the job's credential. Never panics on any header value.
+pub(crate) fn verify(
+    auth: &CallbackAuth,
+    headers: &HeaderMap,
+    key: &JobKey,
+    digest: Option<&TokenDigest>,
+) -> bool {
+    match auth {
+        CallbackAuth::PerJobToken => match (bearer(headers), digest) {
+            (Some(token), Some(digest)) => digest.matches(token),
+            _ => false,
+        },
+        CallbackAuth::Jwt { secret, .. } => {
+            let Some(token) = bearer(headers).and_then(|t| std::str::from_utf8(t).ok()) else {
+                return false;
+            };
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.leeway = 0;
+            validation.set_required_spec_claims(&["exp", "jti"]);
+            match jsonwebtoken::decode::<Claims>(
+                token,
+                &DecodingKey::from_secret(secret.expose().as_bytes()),
+                &validation,
+            ) {
+                Ok(data) => constant_time_eq(data.claims.jti.as_bytes(), key.as_str().as_bytes()),
+                Err(_) => false,
+            }
+        }
+        CallbackAuth::StaticHeader { name, value } => headers
+            .get(name.as_str())
+            .map(|v| v.as_bytes())
+            .filter(|v| v.len() <= MAX_CREDENTIAL_BYTES)
+            .is_some_and(|v| constant_time_eq(v, value.expose().as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(name: &'static str, value: &[u8]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            map.insert(name, value);
+        }
+        map
+    }
+
+    #[test]
+    fn per_job_tokens_verify_only_for_their_job() {
+        let keys = KeyMint::new(None).unwrap();
+        let key = keys.mint_key().unwrap();
+        let minted = mint(&CallbackAuth::PerJobToken, &keys, &key).unwrap();
+        let other = mint(&CallbackAuth::PerJobToken, &keys, &key).unwrap();
+        let value = minted.header.1.expose().as_bytes().to_vec();
+        let auth = CallbackAuth::PerJobToken;
+        assert!(verify(
+            &auth,
+            &headers("authorization", &value),
+            &key,
+            minted.digest.as_ref()
+        ));
+        assert!(!verify(
+            &auth,
+            &headers("authorization", &value),
+            &key,
+            other.digest.as_ref()
+        ));
+        assert!(!verify(&auth, &HeaderMap::new(), &key, minted.digest.as_ref()));
+        assert!(!verify(
+            &auth,
+            &headers("authorization", &value[..value.len() - 3]),
+            &key,
+            minted.digest.as_ref()
+        ));
+        assert!(!verify(
+            &auth,
+            &headers("authorization", b"Basic abc"),
+            &key,
+            minted.digest.as_ref()
+        ));
+        assert!(!verify(
+            &auth,
+            &headers("authorization", &vec![b'x'; 1 << 20]),
+            &key,
+            minted.digest.as_ref()
+        ));
+        assert!(!verify(
+            &auth,
+            &headers("authorization", b"Bearer \xff\xfe"),
+            &key,
+            minted.digest.as_ref()
+        ));
+    }
+
+    #[test]
+    fn jwts_check_signature_expiry_and_job() {
+        let keys = KeyMint::new(None).unwrap();
+        let key = keys.mint_key().unwrap();
+        let other_key = keys.mint_key().unwrap();
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let auth = CallbackAuth::Jwt {
+            secret: secret.clone(),
+            ttl: Duration::from_secs(60),
+        };
+        let minted = mint(&auth, &keys, &key).unwrap();
+        let value = minted.header.1.expose().as_bytes().to_vec();
+        assert!(verify(&auth, &headers("authorization", &value), &key, None));
+        assert!(
+            !verify(&auth, &headers("authorization", &value), &other_key, None),
+            "another job's token"
+        );
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                jti: key.as_str().to_owned(),
+                exp: unix_now() - 10,
+            },
+            &EncodingKey::from_secret(secret.expose().as_bytes()),
+        )
+        .unwrap();
+        let expired = format!("Bearer {expired}");
+        assert!(!verify(
+            &auth,
+            &headers("authorization", expired.as_bytes()),
+            &key,
+            None
+        ));
+        let wrong_secret = CallbackAuth::Jwt {
+            secret: Secret::new("another secret of at least 32 bytes!"),
+            ttl: Duration::from_secs(60),
+        };
+        assert!(!verify(
+            &wrong_secret,
+            &headers("authorization", &value),
+            &key,
+            None
+        ));
+    }
+
+    #[test]
+    fn static_headers_compare_exactly() {
+        let auth = CallbackAuth::StaticHeader {
+            name: "x-hook-key".to_owned(),
+            value: Secret::new("s3cret"),
+        };
+        let keys = KeyMint::new(None).unwrap();
+        let key = keys.mint_key().unwrap();
+        assert!(verify(&auth, &headers("x-hook-key", b"s3cret"), &key, None));
+        assert!(!verify(&auth, &headers("x-hook-key", b"s3cre"), &key, None));
+        assert!(!verify(&auth, &headers("x-other", b"s3cret"), &key, None));
+    }
+}

@@ -1,0 +1,179 @@
+//! The receiver's and the delivery's settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::CallbackError;
+use crate::keys::Secret;
+
+/// How the service proves a callback is the real one. Daglo signs nothing; the headers the
+/// caller puts in `callback.headers` are the only proof, so each mode decides what goes there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallbackAuth {
+    /// A fresh 256-bit random token per job in `Authorization: Bearer …`; only its SHA-256
+    /// digest is kept. The default, and the strongest: a token leaked from one job opens no other.
+    PerJobToken,
+    /// A short-lived HS256 JWT per job in `Authorization: Bearer …`, with `jti` = the job key and
+    /// `exp` = now + `ttl`. Stateless to verify (any replica with the secret can), and a leaked
+    /// token dies at `exp`. Choose `ttl` longer than your longest job.
+    Jwt {
+        /// The HMAC secret, at least 32 bytes.
+        secret: Secret,
+        /// How long a token is valid.
+        ttl: Duration,
+    },
+    /// The same header on every job — for deployments that must keep one shared value (a
+    /// gateway that checks it, say). Weakest: one leak opens every job until rotated.
+    StaticHeader {
+        /// The header name.
+        name: String,
+        /// Its value.
+        value: Secret,
+    },
+}
+
+/// Settings of a [`CallbackDelivery`](crate::CallbackDelivery) and its receiver.
+///
+/// ```
+/// use std::time::Duration;
+/// use daglo_callback::CallbackConfig;
+///
+/// let config = CallbackConfig::new("https://hooks.example.com/daglo")?
+///     .max_body_bytes(32 << 20)
+///     .job_ttl(Duration::from_secs(12 * 3600));
+/// assert_eq!(config.public_url().as_str(), "https://hooks.example.com/daglo");
+/// # Ok::<(), daglo_callback::CallbackError>(())
+/// ```
+#[derive(Clone)]
+pub struct CallbackConfig {
+    pub(crate) public_url: Url,
+    pub(crate) auth: CallbackAuth,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) job_ttl: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) header_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) key_secret: Option<Secret>,
+}
+
+/// The default body cap: 16 MiB, well above the several MB of a 4-hour transcript with word timings.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
+impl CallbackConfig {
+    /// Callbacks will be sent to `public_url/<job key>`: the address Daglo can reach (https,
+    /// behind your proxy), which may differ from where the receiver listens.
+    pub fn new(public_url: &str) -> Result<Self, CallbackError> {
+        let url = Url::parse(public_url)
+            .map_err(|e| CallbackError::Config(format!("public URL `{public_url}` is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(CallbackError::Config(format!(
+                "public URL `{public_url}` must be an absolute http(s) URL"
+            )));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(CallbackError::Config(format!(
+                "public URL `{public_url}` must not carry a query or fragment"
+            )));
+        }
+        Ok(CallbackConfig {
+            public_url: url,
+            auth: CallbackAuth::PerJobToken,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            job_ttl: Duration::from_secs(6 * 3600),
+            body_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            key_secret: None,
+        })
+    }
+
+    /// The URL callbacks are sent to, before the job key.
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// How callbacks are authenticated (default [`CallbackAuth::PerJobToken`]).
+    pub fn auth(mut self, auth: CallbackAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The largest accepted body (default [`DEFAULT_MAX_BODY_BYTES`]); reading stops as soon as
+    /// it is exceeded and the answer is `413`.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How long a job waits for its final callback before the waiter gives up and its
+    /// registration is dropped (default 6 h).
+    pub fn job_ttl(mut self, ttl: Duration) -> Self {
+        self.job_ttl = ttl;
+        self
+    }
+
+    /// How long a sender may take to deliver the body (default 10 s); slower ones get `408`.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may take to send its request headers (standalone server only).
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// At most this many connections at once (standalone server only; default 1024). Others wait
+    /// in the listen backlog.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// The secret that signs job keys (default: random per process). Give every replica behind
+    /// one public URL the same secret so each recognises the others' keys.
+    pub fn key_secret(mut self, secret: Secret) -> Self {
+        self.key_secret = Some(secret);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), CallbackError> {
+        match &self.auth {
+            CallbackAuth::Jwt { secret, .. } if secret.expose().len() < 32 => Err(CallbackError::Config(
+                "the JWT secret must be at least 32 bytes".to_owned(),
+            )),
+            CallbackAuth::StaticHeader { name, value } => {
+                let bad_name = http::HeaderName::from_bytes(name.as_bytes()).is_err();
+                let bad_value = http::HeaderValue::from_str(value.expose()).is_err();
+                if bad_name || bad_value || value.expose().is_empty() {
+                    return Err(CallbackError::Config(format!(
+                        "the static header `{}` needs a valid name and a non-empty value",
+                        daglo_core::excerpt(name, 40)
+                    )));
+                }
+                Ok(())
+            }
+            _ if self.max_body_bytes == 0 => {
+                Err(CallbackError::Config("max_body_bytes must be above 0".to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for CallbackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackConfig")
+            .field("public_url", &self.public_url.as_str())
+            .field("auth", &self.auth)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("job_ttl", &self.job_ttl)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}

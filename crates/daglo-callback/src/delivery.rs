@@ -1,0 +1,257 @@
+//! `CallbackDelivery`: registers jobs before their submit and waits for their callbacks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use daglo_core::{
+    Callback, DeliveryError, GaveUpReason, JobOptions, Outcome, Prepared, ProgressEvent, ProgressObserver,
+    ResultDelivery, Status, SubmittedJob,
+};
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+use tracing::{info, warn};
+
+use crate::auth;
+use crate::config::CallbackConfig;
+use crate::error::CallbackError;
+use crate::keys::{JobKey, KeyMint};
+use crate::receiver::{CallbackReceiver, Checks};
+use crate::registry::{InMemoryRegistry, JobRegistry, Registered};
+use crate::server::CallbackServer;
+use crate::state::JobView;
+
+/// Gets results by receiving Daglo's callbacks.
+///
+/// [`prepare`](ResultDelivery::prepare) mints the job's key and credential, registers the job
+/// and sets `callback {url, headers}` — all before the submit, so a callback that beats the
+/// submit answer is kept. [`wait`](ResultDelivery::wait) follows the job's state until its first
+/// terminal body, or gives up after the job's time to live with
+/// [`Outcome::GaveUp`] (the callback never came: resume by polling the rid).
+///
+/// Cheap to clone; clones share the registry. Serve the receiver with
+/// [`serve`](CallbackDelivery::serve) or mount [`receiver`](CallbackDelivery::receiver) in your app.
+#[derive(Clone)]
+pub struct CallbackDelivery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: CallbackConfig,
+    mint: Arc<KeyMint>,
+    registry: Arc<dyn JobRegistry>,
+    sweeper: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.sweeper.abort();
+    }
+}
+
+impl fmt::Debug for CallbackDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackDelivery")
+            .field("config", &self.inner.config)
+            .field("registry", &self.inner.registry)
+            .finish()
+    }
+}
+
+/// What `prepare` registered; dropping it unregisters the job.
+struct Registration {
+    key: JobKey,
+    expires_at: Instant,
+    registry: Arc<dyn JobRegistry>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let (registry, key) = (self.registry.clone(), self.key.clone());
+        // Removal is async (the registry may be remote); outside a runtime expiry reclaims it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { registry.remove(&key).await });
+        }
+    }
+}
+
+impl CallbackDelivery {
+    /// A delivery with the in-memory registry.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, since it starts the expiry task.
+    pub fn new(config: CallbackConfig) -> Result<Self, CallbackError> {
+        CallbackDelivery::with_registry(config, Arc::new(InMemoryRegistry::default()))
+    }
+
+    /// A delivery over any [`JobRegistry`].
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, since it starts the expiry task.
+    pub fn with_registry(
+        config: CallbackConfig,
+        registry: Arc<dyn JobRegistry>,
+    ) -> Result<Self, CallbackError> {
+        config.validate()?;
+        let mint = Arc::new(KeyMint::new(
+            config.key_secret.as_ref().map(|s| s.expose().as_bytes()),
+        )?);
+        let sweep_every = (config.job_ttl / 4).clamp(
+            std::time::Duration::from_millis(10),
+            std::time::Duration::from_secs(60),
+        );
+        let swept = registry.clone();
+        let sweeper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(sweep_every).await;
+                let expired = swept.expire(tokio::time::Instant::now().into_std()).await;
+                if expired > 0 {
+                    info!(expired, "expired callback registrations");
+                }
+            }
+        })
+        .abort_handle();
+        Ok(CallbackDelivery {
+            inner: Arc::new(Inner {
+                config,
+                mint,
+                registry,
+                sweeper,
+            }),
+        })
+    }
+
+    /// The receiver, to mount in an existing axum or hyper app.
+    pub fn receiver(&self) -> CallbackReceiver {
+        let config = &self.inner.config;
+        CallbackReceiver::new(Checks {
+            auth: config.auth.clone(),
+            mint: self.inner.mint.clone(),
+            registry: self.inner.registry.clone(),
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout,
+        })
+    }
+
+    /// Runs the receiver on a listener the caller bound (its address need not be the public URL).
+    pub fn serve(&self, listener: TcpListener) -> Result<CallbackServer, CallbackError> {
+        let config = &self.inner.config;
+        CallbackServer::start(
+            listener,
+            self.receiver(),
+            config.max_connections,
+            config.header_timeout,
+        )
+        .map_err(CallbackError::Serve)
+    }
+
+    /// How many jobs are registered now.
+    pub async fn registered(&self) -> usize {
+        self.inner.registry.len().await
+    }
+
+    fn callback_url(&self, key: &JobKey) -> String {
+        let mut url = self.inner.config.public_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(key.as_str());
+        }
+        url.into()
+    }
+}
+
+#[async_trait]
+impl ResultDelivery for CallbackDelivery {
+    fn name(&self) -> &'static str {
+        "callback"
+    }
+
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Prepared, DeliveryError> {
+        let prepare_error = |e: CallbackError| DeliveryError::Prepare {
+            reason: e.to_string(),
+        };
+        let key = self.inner.mint.mint_key().map_err(prepare_error)?;
+        let minted = auth::mint(&self.inner.config.auth, &self.inner.mint, &key).map_err(prepare_error)?;
+        // Tokio's clock, so a paused test clock drives expiry too.
+        let expires_at = tokio::time::Instant::now().into_std() + self.inner.config.job_ttl;
+        self.inner
+            .registry
+            .register(
+                key.clone(),
+                Registered {
+                    digest: minted.digest,
+                },
+                expires_at,
+            )
+            .await;
+        let (name, value) = minted.header;
+        options.callback = Some(Callback::new(self.callback_url(&key)).header(name, value.0));
+        let registration = Registration {
+            key: key.clone(),
+            expires_at,
+            registry: self.inner.registry.clone(),
+        };
+        Ok(Prepared::registered(key.as_str(), registration))
+    }
+
+    async fn wait(
+        &self,
+        mut job: SubmittedJob,
+        observer: &dyn ProgressObserver,
+    ) -> Result<Outcome, DeliveryError> {
+        let rid = job.rid.clone();
+        let Some(registration) = job.prepared.take_registration::<Registration>() else {
+            return Err(DeliveryError::NotPrepared {
+                rid,
+                strategy: "callback",
+            });
+        };
+        let gave_up = |last_status: Option<Status>| Outcome::GaveUp {
+            rid: rid.clone(),
+            last_status,
+            reason: GaveUpReason::CallbackWindow(self.inner.config.job_ttl),
+        };
+        let registry = &self.inner.registry;
+        match registry.set_rid(&registration.key, rid.clone()).await {
+            Some(Err(claimed)) => {
+                warn!(%rid, %claimed, "a callback claimed another rid before the submit answer")
+            }
+            None => return Ok(gave_up(None)),
+            Some(Ok(())) => {}
+        }
+        let Some(mut state) = registry.subscribe(&registration.key).await else {
+            return Ok(gave_up(None));
+        };
+        let deadline = tokio::time::Instant::from_std(registration.expires_at);
+        let mut shown: (Option<Status>, Option<u32>) = (None, None);
+        loop {
+            let view: JobView = state.borrow_and_update().clone();
+            if view.status.is_some() && (view.status.clone(), view.percent) != shown {
+                shown = (view.status.clone(), view.percent);
+                if let Some(status) = view.status.clone().filter(|s| !s.is_terminal()) {
+                    observer.on_event(&ProgressEvent::Progress {
+                        rid: rid.clone(),
+                        status,
+                        percent: view.percent,
+                    });
+                }
+            }
+            if let Some(body) = view.final_body {
+                let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
+                return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
+            }
+            tokio::select! {
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        // Removed or expired under us.
+                        return Ok(gave_up(shown.0));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    info!(%rid, "no final callback within the job's time to live");
+                    return Ok(gave_up(shown.0));
+                }
+            }
+        }
+    }
+}

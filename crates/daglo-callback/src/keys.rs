@@ -1,0 +1,209 @@
+//! Job keys and per-job secrets: minting, and checking them in constant time.
+
+use std::fmt;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+
+use crate::error::CallbackError;
+
+/// Random bytes in a job key.
+const KEY_RANDOM: usize = 16;
+/// Bytes of the key's authentication tag.
+const KEY_TAG: usize = 16;
+/// The length of a key's text: 32 bytes in unpadded base64url.
+pub(crate) const KEY_CHARS: usize = 43;
+/// Random bytes in a per-job token: 256 bits.
+const TOKEN_BYTES: usize = 32;
+/// The length of a token's text.
+pub(crate) const TOKEN_CHARS: usize = 43;
+
+/// Identifies one job in its callback URL. **Not a secret**: it is in the URL Daglo calls.
+///
+/// A key carries a tag made with the receiver's own key-signing secret, so the receiver knows a
+/// key it minted even after the job is gone — and answers callbacks for finished, dropped or
+/// expired jobs without error and without keeping anything in memory for them — while a key it
+/// never minted is `404`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobKey(String);
+
+impl JobKey {
+    /// The key as it appears in the URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for JobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobKey({})", self.0)
+    }
+}
+
+/// Mints and recognises job keys and per-job tokens.
+pub(crate) struct KeyMint {
+    random: SystemRandom,
+    tag_key: hmac::Key,
+}
+
+impl fmt::Debug for KeyMint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMint(<secret>)")
+    }
+}
+
+impl KeyMint {
+    /// A mint with a fresh random key-signing secret, or the given one (share it between
+    /// receiver replicas so each recognises the others' keys).
+    pub(crate) fn new(secret: Option<&[u8]>) -> Result<Self, CallbackError> {
+        let random = SystemRandom::new();
+        let tag_key = match secret {
+            Some(secret) => hmac::Key::new(hmac::HMAC_SHA256, secret),
+            None => hmac::Key::generate(hmac::HMAC_SHA256, &random).map_err(|_| CallbackError::Randomness)?,
+        };
+        Ok(KeyMint { random, tag_key })
+    }
+
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), CallbackError> {
+        self.random.fill(bytes).map_err(|_| CallbackError::Randomness)
+    }
+
+    pub(crate) fn mint_key(&self) -> Result<JobKey, CallbackError> {
+        let mut raw = [0u8; KEY_RANDOM + KEY_TAG];
+        self.fill(&mut raw[..KEY_RANDOM])?;
+        let tag = hmac::sign(&self.tag_key, &raw[..KEY_RANDOM]);
+        raw[KEY_RANDOM..].copy_from_slice(&tag.as_ref()[..KEY_TAG]);
+        Ok(JobKey(URL_SAFE_NO_PAD.encode(raw)))
+    }
+
+    /// The key in `text` if this mint made it; checked in constant time, never panics.
+    pub(crate) fn recognise(&self, text: &str) -> Option<JobKey> {
+        if text.len() != KEY_CHARS {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        if raw.len() != KEY_RANDOM + KEY_TAG {
+            return None;
+        }
+        let tag = hmac::sign(&self.tag_key, &raw[..KEY_RANDOM]);
+        let valid: bool = tag.as_ref()[..KEY_TAG].ct_eq(&raw[KEY_RANDOM..]).into();
+        valid.then(|| JobKey(text.to_owned()))
+    }
+
+    /// A fresh 256-bit token, and the digest kept to verify it (the token itself is not kept).
+    pub(crate) fn mint_token(&self) -> Result<(Secret, TokenDigest), CallbackError> {
+        let mut raw = [0u8; TOKEN_BYTES];
+        self.fill(&mut raw)?;
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let digest = TokenDigest::of(token.as_bytes());
+        Ok((Secret(token), digest))
+    }
+}
+
+/// A secret value: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub(crate) String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself: handle with care.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The SHA-256 digest of a per-job token: what the registry keeps instead of the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub(crate) fn of(token: &[u8]) -> Self {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest(&SHA256, token).as_ref());
+        TokenDigest(out)
+    }
+
+    /// Whether `presented` is the token: length first, then a constant-time comparison of digests.
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
+        if presented.len() != TOKEN_CHARS {
+            return false;
+        }
+        TokenDigest::of(presented).0.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+/// Compares two byte strings in constant time for equal lengths; unequal lengths fail at once.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_recognised_only_by_their_mint() {
+        let mint = KeyMint::new(None).unwrap();
+        let other = KeyMint::new(None).unwrap();
+        let key = mint.mint_key().unwrap();
+        assert_eq!(key.as_str().len(), KEY_CHARS);
+        assert_eq!(mint.recognise(key.as_str()), Some(key.clone()));
+        assert_eq!(other.recognise(key.as_str()), None);
+        let mut tampered = key.as_str().to_owned();
+        tampered.replace_range(0..1, if tampered.starts_with('A') { "B" } else { "A" });
+        assert_eq!(mint.recognise(&tampered), None);
+        for junk in [
+            "",
+            "short",
+            &"x".repeat(KEY_CHARS),
+            &"é".repeat(40),
+            &"A".repeat(1 << 20),
+        ] {
+            assert_eq!(mint.recognise(junk), None);
+        }
+        // Replicas sharing a secret recognise each other's keys.
+        let a = KeyMint::new(Some(b"shared secret for replicas......")).unwrap();
+        let b = KeyMint::new(Some(b"shared secret for replicas......")).unwrap();
+        assert!(b.recognise(a.mint_key().unwrap().as_str()).is_some());
+    }
+
+    #[test]
+    fn tokens_have_256_bits_and_only_the_digest_verifies() {
+        let mint = KeyMint::new(None).unwrap();
+        let (token, digest) = mint.mint_token().unwrap();
+        let (other, _) = mint.mint_token().unwrap();
+        assert_eq!(token.expose().len(), TOKEN_CHARS);
+        assert_ne!(token, other);
+        assert!(digest.matches(token.expose().as_bytes()));
+        assert!(!digest.matches(other.expose().as_bytes()));
+        assert!(!digest.matches(&token.expose().as_bytes()[..TOKEN_CHARS - 1]));
+        assert!(!digest.matches(&vec![b'a'; 1 << 20]));
+        assert!(!format!("{token:?} {digest:?}").contains(token.expose()));
+    }
+}

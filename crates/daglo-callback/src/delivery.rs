@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use daglo_core::{
     Callback, DeliveryError, GaveUpReason, JobOptions, Outcome, Prepared, ProgressEvent, ProgressObserver,
-    ResultDelivery, Status, SubmittedJob,
+    ResultDelivery, Rid, Status, SubmittedJob,
 };
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
@@ -64,14 +64,32 @@ struct Registration {
     key: JobKey,
     expires_at: Instant,
     registry: Arc<dyn JobRegistry>,
+    released: bool,
+}
+
+impl Registration {
+    /// Unregisters the job now (a finished wait), rather than from `Drop` (a cancelled one).
+    async fn release(mut self) {
+        self.registry.remove(&self.key).await;
+        self.released = true;
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         let (registry, key) = (self.registry.clone(), self.key.clone());
-        // Removal is async (the registry may be remote); outside a runtime expiry reclaims it.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { registry.remove(&key).await });
+        let mut removal = Box::pin(async move { registry.remove(&key).await });
+        // The in-memory registry finishes on the first poll, so the slot is free when `drop`
+        // returns; a remote registry's removal goes on in a task (outside a runtime, expiry
+        // reclaims the slot).
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if removal.as_mut().poll(&mut context).is_pending() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(removal);
+            }
         }
     }
 }
@@ -148,7 +166,7 @@ impl CallbackDelivery {
 
     /// How many jobs are registered now.
     pub async fn registered(&self) -> usize {
-        self.inner.registry.len().await
+        self.inner.registry.count().await
     }
 
     fn callback_url(&self, key: &JobKey) -> String {
@@ -190,6 +208,7 @@ impl ResultDelivery for CallbackDelivery {
             key: key.clone(),
             expires_at,
             registry: self.inner.registry.clone(),
+            released: false,
         };
         Ok(Prepared::registered(key.as_str(), registration))
     }
@@ -199,13 +218,26 @@ impl ResultDelivery for CallbackDelivery {
         mut job: SubmittedJob,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError> {
-        let rid = job.rid.clone();
         let Some(registration) = job.prepared.take_registration::<Registration>() else {
             return Err(DeliveryError::NotPrepared {
-                rid,
+                rid: job.rid,
                 strategy: "callback",
             });
         };
+        let outcome = self.follow(job.rid, &registration, observer).await;
+        registration.release().await;
+        Ok(outcome)
+    }
+}
+
+impl CallbackDelivery {
+    /// Follows a registered job's state until its first terminal body or its time to live.
+    async fn follow(
+        &self,
+        rid: Rid,
+        registration: &Registration,
+        observer: &dyn ProgressObserver,
+    ) -> Outcome {
         let gave_up = |last_status: Option<Status>| Outcome::GaveUp {
             rid: rid.clone(),
             last_status,
@@ -216,11 +248,11 @@ impl ResultDelivery for CallbackDelivery {
             Some(Err(claimed)) => {
                 warn!(%rid, %claimed, "a callback claimed another rid before the submit answer")
             }
-            None => return Ok(gave_up(None)),
+            None => return gave_up(None),
             Some(Ok(())) => {}
         }
         let Some(mut state) = registry.subscribe(&registration.key).await else {
-            return Ok(gave_up(None));
+            return gave_up(None);
         };
         let deadline = tokio::time::Instant::from_std(registration.expires_at);
         let mut shown: (Option<Status>, Option<u32>) = (None, None);
@@ -238,18 +270,18 @@ impl ResultDelivery for CallbackDelivery {
             }
             if let Some(body) = view.final_body {
                 let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
-                return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
+                return outcome.unwrap_or_else(|| gave_up(view.status));
             }
             tokio::select! {
                 changed = state.changed() => {
                     if changed.is_err() {
                         // Removed or expired under us.
-                        return Ok(gave_up(shown.0));
+                        return gave_up(shown.0);
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     info!(%rid, "no final callback within the job's time to live");
-                    return Ok(gave_up(shown.0));
+                    return gave_up(shown.0);
                 }
             }
         }

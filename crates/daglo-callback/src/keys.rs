@@ -32,6 +32,12 @@ pub(crate) const TOKEN_CHARS: usize = 43;
 pub struct JobKey(String);
 
 impl JobKey {
+    /// A key from its text, as a registry stores it. Only the receiver decides whether a key is
+    /// one it minted; this does not check.
+    pub fn new(text: impl Into<String>) -> Self {
+        JobKey(text.into())
+    }
+
     /// The key as it appears in the URL.
     pub fn as_str(&self) -> &str {
         &self.0

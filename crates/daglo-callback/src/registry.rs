@@ -42,7 +42,7 @@ pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     /// Forgets every job that expired by `now`; returns how many.
     async fn expire(&self, now: Instant) -> usize;
     /// How many jobs are registered.
-    async fn len(&self) -> usize;
+    async fn count(&self) -> usize;
 }
 
 struct Entry {
@@ -121,7 +121,7 @@ impl JobRegistry for InMemoryRegistry {
         before - jobs.len()
     }
 
-    async fn len(&self) -> usize {
+    async fn count(&self) -> usize {
         self.lock().len()
     }
 }

@@ -1,0 +1,82 @@
+//! The receiver's logs: job key, rid, status and handling time — never a credential or
+//! transcript text. In a test binary of its own, so no other test touches tracing's callsite
+//! registrations while this one captures.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use daglo_core::{IgnoreProgress, ResultDelivery, SubmittedJob};
+use support::Rig;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_name_job_rid_and_status_but_never_a_credential_or_transcript() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let rig = Rig::start(Rig::sim_config(), |c| c).await;
+    let (rid, prepared, options) = rig.submit("https://a.example/a.wav").await;
+    let (_, name, credential) = Rig::credential(&options);
+    let key = prepared.job_key().unwrap().to_owned();
+    let outcome = rig
+        .callbacks
+        .wait(SubmittedJob::new(rid.clone(), prepared), &IgnoreProgress)
+        .await
+        .unwrap();
+    let transcript = outcome.transcript().unwrap();
+    // A forged attempt on a job still waiting is logged too.
+    let (_, _waiting, waiting_options) = rig.submit("https://a.example/b.wav").await;
+    let (waiting_url, _, _) = Rig::credential(&waiting_options);
+    let forged = format!("Bearer {}", "B".repeat(43));
+    let headers = [
+        (name.as_str(), forged.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let (status, _) = rig.post(&waiting_url, &headers, "{}").await;
+    assert_eq!(status, 401);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains(&key), "the job key is logged");
+    assert!(logs.contains(rid.as_str()), "the rid is logged");
+    assert!(logs.contains("status=transcribed"), "the status is logged");
+    assert!(logs.contains("handling_us"), "the handling time is logged");
+    assert!(logs.contains("invalid credential"), "the forgery is logged");
+    let token = credential.trim_start_matches("Bearer ");
+    assert!(!logs.contains(token), "a credential leaked into the logs");
+    assert!(
+        !logs.contains(&forged["Bearer ".len()..]),
+        "a presented credential leaked"
+    );
+    let words: Vec<&str> = transcript
+        .split_whitespace()
+        .filter(|w| w.chars().count() > 3)
+        .collect();
+    assert!(!words.is_empty());
+    for word in words {
+        assert!(
+            !logs.contains(word),
+            "transcript text `{word}` leaked into the logs"
+        );
+    }
+    assert!(!format!("{:?}", rig.callbacks).contains(token));
+}

@@ -8,12 +8,14 @@
 //! | [`JobOptions`], [`SubmitRequest`], [`StatusBody`], [`Status`], … | `daglo-core` | models and validation |
 //! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
 //! | [`PollingDelivery`], [`PollingConfig`], [`TokenBucket`], … (feature `poll`) | `daglo-poll` | polling: one scheduler, a shared rate budget, adaptive intervals |
+//! | [`CallbackDelivery`], [`CallbackConfig`], [`CallbackAuth`], … (feature `callback`) | `daglo-callback` | callbacks: per-job credentials, a forward-only registry, a tower receiver |
 //! | [`sim`] (feature `sim`) | `daglo-sim` | the local emulator, for offline tests |
 //!
 //! ## Feature flags
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `poll` | yes | [`PollingDelivery`] and its configuration |
+//! | `callback` | yes | [`CallbackDelivery`], its receiver and server |
 //! | `sim` | no | [`sim`]: the in-process emulator of the service, for integration tests without a token or a network |
 //!
 //! ```
@@ -36,6 +38,12 @@ pub use daglo_core::*;
 pub use daglo_poll::{
     PollClock, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
     WatchOptions,
+};
+
+#[cfg(feature = "callback")]
+pub use daglo_callback::{
+    CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver, CallbackServer,
+    InMemoryRegistry, JobKey, JobRegistry, Secret,
 };
 
 /// The local emulator of the service (`daglo-sim`), for tests and demos without a network.

@@ -9,6 +9,7 @@
 //! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
 //! | [`PollingDelivery`], [`PollingConfig`], [`TokenBucket`], … (feature `poll`) | `daglo-poll` | polling: one scheduler, a shared rate budget, adaptive intervals |
 //! | [`CallbackDelivery`], [`CallbackConfig`], [`CallbackAuth`], … (feature `callback`) | `daglo-callback` | callbacks: per-job credentials, a forward-only registry, a tower receiver |
+//! | [`HybridDelivery`] (features `poll` + `callback`) | this crate | callback first, polling as the safety net |
 //! | [`sim`] (feature `sim`) | `daglo-sim` | the local emulator, for offline tests |
 //!
 //! ## Feature flags
@@ -39,6 +40,11 @@ pub use daglo_poll::{
     PollClock, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
     WatchOptions,
 };
+
+#[cfg(all(feature = "poll", feature = "callback"))]
+mod hybrid;
+#[cfg(all(feature = "poll", feature = "callback"))]
+pub use hybrid::HybridDelivery;
 
 #[cfg(feature = "callback")]
 pub use daglo_callback::{

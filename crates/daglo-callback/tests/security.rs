@@ -72,12 +72,7 @@ impl Receiver {
         headers: &[(&str, &str)],
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
-        let mut request = self.http.post(url).body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let answer = request.send().await.unwrap();
-        (answer.status().as_u16(), answer.json().await.unwrap_or_default())
+        support::post(&self.http, url, headers, body).await
     }
 
     async fn post_as(&self, job: &Job, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {

@@ -84,12 +84,22 @@ impl Rig {
         headers: &[(&str, &str)],
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
-        let mut request = self.http.post(url).body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let answer = request.send().await.unwrap();
-        let status = answer.status().as_u16();
-        (status, answer.json().await.unwrap_or(serde_json::Value::Null))
+        post(&self.http, url, headers, body).await
     }
+}
+
+/// POSTs `body` to `url` with the given headers; returns the status and the JSON answer.
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let mut request = http.post(url).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(serde_json::Value::Null))
 }

@@ -30,6 +30,11 @@ async fn a_256_mib_upload_does_not_load_the_file_into_memory() {
     let before = peak_rss_bytes();
     let job = client.submit_file(&path, &JobOptions::default()).await.unwrap();
     let growth = peak_rss_bytes().saturating_sub(before);
+    println!(
+        "peak RSS grew by {} KiB for a {} MiB upload",
+        growth / 1024,
+        FILE_BYTES >> 20
+    );
 
     assert!(
         growth < FILE_BYTES / 4,

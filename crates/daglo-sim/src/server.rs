@@ -152,7 +152,12 @@ async fn submit(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
             flushed_tx,
             done_tx,
         ));
-        lock(&shared.drivers).push(driver.abort_handle());
+        {
+            let mut drivers = lock(&shared.drivers);
+            // Forget finished drivers so a long-running emulator does not accumulate handles.
+            drivers.retain(|handle| !handle.is_finished());
+            drivers.push(driver.abort_handle());
+        }
         if before_answer {
             let _ = flushed_rx.await;
         }

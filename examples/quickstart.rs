@@ -1,21 +1,24 @@
 //! Quickstart: transcribe a sample file end to end against the embedded emulator.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run --example quickstart                # polling
+//! cargo run --example quickstart -- callback    # the emulator calls a local receiver back
+//! cargo run --example quickstart -- hybrid      # callback first, polling as the safety net
 //! ```
 //!
 //! It starts the Daglo emulator in-process (no token, no network), uploads
-//! `examples/data/standup.wav`, follows the job's progress through the polling strategy, and
-//! prints the transcript with word timings and the SRT subtitles. Against the real service,
-//! build the client with `Client::new(token)` and leave the emulator out.
+//! `examples/data/standup.wav`, follows the job's progress through the chosen strategy, and
+//! prints the transcript with word timings and the SRT subtitles. Only `strategy()` differs
+//! between the three: the rest of the code sees a `dyn ResultDelivery`. Against the real
+//! service, build the client with `Client::new(token)` and leave the emulator out.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use daglo::{
-    Client, JobOptions, Language, Outcome, PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery,
-    SrtAnswer, SubmittedJob,
+    CallbackConfig, CallbackDelivery, CallbackServer, Client, HybridDelivery, JobOptions, Language, Outcome,
+    PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery, SrtAnswer, SubmittedJob,
 };
 use daglo_sim::{SimConfig, Simulator};
 
@@ -30,9 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .token(sim.token())
         .base_url(sim.base_url())
         .build()?;
-    // Any strategy fits here; switching to callbacks changes only this line.
-    let delivery: Arc<dyn ResultDelivery> =
-        Arc::new(PollingDelivery::new(client.clone(), PollingConfig::default()));
+    let name = std::env::args().nth(1).unwrap_or_else(|| "polling".to_owned());
+    let (delivery, receiver) = strategy(&name, &client).await?;
+    println!("strategy: {}", delivery.name());
 
     let mut options = JobOptions::builder()
         .language(Language::EnUs)
@@ -82,8 +85,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => println!("{other:?}"),
     }
-    let requests = sim.job(&job.rid).map_or(0, |record| record.status_requests);
-    println!("\n{requests} status requests for the whole job");
+    let record = sim.job(&job.rid);
+    let (requests, callbacks) = record.map_or((0, 0), |r| (r.status_requests, r.callbacks_sent));
+    println!("\n{requests} status requests and {callbacks} callbacks for the whole job");
+    if let Some(receiver) = receiver {
+        receiver.shutdown().await;
+    }
     sim.shutdown().await;
     Ok(())
+}
+
+/// The one place that knows which strategy runs.
+async fn strategy(
+    name: &str,
+    client: &Client,
+) -> Result<(Arc<dyn ResultDelivery>, Option<CallbackServer>), Box<dyn std::error::Error>> {
+    let polling = || PollingDelivery::new(client.clone(), PollingConfig::default());
+    let callbacks = || async {
+        // In production the public URL is your https endpoint behind a proxy; here the
+        // emulator calls the receiver directly on loopback.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let public = format!("http://{}/daglo/callbacks", listener.local_addr()?);
+        let callbacks = CallbackDelivery::new(CallbackConfig::new(&public)?)?;
+        let server = callbacks.serve(listener)?;
+        Ok::<_, Box<dyn std::error::Error>>((callbacks, server))
+    };
+    Ok(match name {
+        "polling" => (Arc::new(polling()), None),
+        "callback" => {
+            let (callbacks, server) = callbacks().await?;
+            (Arc::new(callbacks), Some(server))
+        }
+        "hybrid" => {
+            let (callbacks, server) = callbacks().await?;
+            let hybrid = HybridDelivery::new(callbacks, polling()).window(Duration::from_secs(10));
+            (Arc::new(hybrid), Some(server))
+        }
+        other => return Err(format!("unknown strategy `{other}`: use polling, callback or hybrid").into()),
+    })
 }

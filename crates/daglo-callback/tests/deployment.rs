@@ -17,7 +17,7 @@ async fn start_request(url: &str, header: &(String, String), body: &str, sent: u
         .await
         .unwrap();
     let head = format!(
-        "POST {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{}: {}\r\ncontent-length: {}\r\n\r\n",
+        "POST {} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n{}: {}\r\ncontent-length: {}\r\n\r\n",
         url.path(),
         header.0,
         header.1,
@@ -118,4 +118,46 @@ async fn mounted_inside_an_axum_router() {
         .await
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn connections_are_bounded() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = CallbackConfig::new(&format!("http://{addr}/cb"))
+        .unwrap()
+        .max_connections(1);
+    let callbacks = CallbackDelivery::new(config).unwrap();
+    let _server = callbacks.serve(listener).unwrap();
+    let mut options = JobOptions::default();
+    let _prepared = callbacks.prepare(&mut options).await.unwrap();
+    let (url, name, value) = Rig::credential(&options);
+    let payload = body("holding the only slot");
+    let mut first = start_request(&url, &(name.clone(), value.clone()), &payload, 5).await;
+
+    // With the only connection slot taken, a second sender is not served…
+    let second = tokio::spawn({
+        let (url, name, value) = (url.clone(), name.clone(), value.clone());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header(name, value)
+                .header("content-type", "application/json")
+                .body(body("second"))
+                .send()
+                .await
+                .map(|answer| answer.status().as_u16())
+        }
+    });
+    let mut second = second;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut second)
+            .await
+            .is_err(),
+        "served beyond the connection limit"
+    );
+    // …until the first one is done.
+    first.write_all(&payload.as_bytes()[5..]).await.unwrap();
+    assert_eq!(read_status(&mut first).await, 200);
+    assert_eq!(second.await.unwrap().unwrap(), 200);
 }

@@ -126,7 +126,10 @@ impl ProgressTracker {
     pub fn predicted_remaining(&self, at: Duration) -> Option<Duration> {
         let (then, percent) = self.last?;
         let rate = self.rate_per_second.filter(|r| *r > 0.0)?;
-        let from_then = Duration::try_from_secs_f64(f64::from(100 - percent.min(100)) / rate).ok()?;
+        // Reported percents are whole numbers, rounded down: on average the job was half a
+        // percent further along than it said.
+        let done = (f64::from(percent.min(100)) + 0.5).min(100.0);
+        let from_then = Duration::try_from_secs_f64((100.0 - done) / rate).ok()?;
         Some((then + from_then).saturating_sub(at))
     }
 }
@@ -227,7 +230,8 @@ mod tests {
         tracker.observe(secs(10.0), Some(10), 0.5);
         tracker.observe(secs(20.0), Some(20), 0.5);
         let remaining = tracker.predicted_remaining(secs(20.0)).unwrap();
-        assert!((remaining.as_secs_f64() - 80.0).abs() < 1e-6, "{remaining:?}");
+        // 20 % reported means 20–21 % done: 79.5 s left on average.
+        assert!((remaining.as_secs_f64() - 79.5).abs() < 1e-6, "{remaining:?}");
         assert_eq!(tracker.predicted_remaining(secs(200.0)), Some(Duration::ZERO));
     }
 

@@ -47,10 +47,7 @@ async fn status_follows_the_job_through_its_life() {
     let (clock, time) = Clock::manual();
     let sim = sim(quick().clock(clock).processing_time(Duration::from_secs(100))).await;
     let client = client(&sim);
-    let job = client
-        .submit_url("https://audio.example/a.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://audio.example/a.wav").await;
 
     assert!(matches!(client.srt(&job.rid).await.unwrap(), SrtAnswer::NotReady));
     let mut seen = Vec::new();
@@ -80,10 +77,7 @@ async fn status_follows_the_job_through_its_life() {
 async fn srt_is_ready_after_the_job_and_matches_the_words() {
     let sim = sim(quick()).await;
     let client = client(&sim);
-    let job = client
-        .submit_url("https://audio.example/talk.mp3", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://audio.example/talk.mp3").await;
     let SrtAnswer::Ready(srt) = client.srt(&job.rid).await.unwrap() else {
         panic!("srt not ready")
     };
@@ -99,10 +93,7 @@ async fn srt_is_ready_after_the_job_and_matches_the_words() {
 async fn silent_audio_is_an_empty_result_not_an_error() {
     let sim = sim(quick()).await;
     let client = client(&sim);
-    let job = client
-        .submit_url("https://audio.example/silent.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://audio.example/silent.wav").await;
     let answer = client.status(&job.rid).await.unwrap();
     assert_eq!(answer, StatusAnswer::Empty);
     assert_eq!(
@@ -237,10 +228,7 @@ async fn every_error_status_maps_to_its_type() {
 
     // 403: credits exhausted after three jobs; never retried.
     for _ in 0..3 {
-        client
-            .submit_url("https://a.example/x.wav", &JobOptions::default())
-            .await
-            .unwrap();
+        support::submit(&client, "https://a.example/x.wav").await;
     }
     let submits = sim.stats().endpoint(Endpoint::Submit).requests;
     let err = client
@@ -256,10 +244,7 @@ async fn every_error_status_maps_to_its_type() {
 async fn gets_retry_5xx_and_429_then_succeed() {
     let sim = sim(quick()).await;
     let client = client(&sim);
-    let job = client
-        .submit_url("https://a.example/x.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://a.example/x.wav").await;
     sim.inject_errors(Endpoint::Status, daglo_sim::ErrorBurst::new(503, 3));
     assert!(client.status(&job.rid).await.unwrap().is_terminal());
     let stats = sim.stats().endpoint(Endpoint::Status);
@@ -292,10 +277,7 @@ async fn gets_retry_5xx_and_429_then_succeed() {
 async fn gets_never_retry_401_403_404() {
     let sim = sim(quick()).await;
     let client = client(&sim);
-    let job = client
-        .submit_url("https://a.example/x.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://a.example/x.wav").await;
     for status in [401, 403, 404] {
         sim.inject_errors(Endpoint::Status, daglo_sim::ErrorBurst::new(status, 5));
         let before = sim.stats().endpoint(Endpoint::Status).requests;
@@ -335,10 +317,7 @@ async fn a_submit_is_never_repeated_once_it_may_have_arrived() {
     assert_eq!(sim.stats().endpoint(Endpoint::Submit).requests, 1);
     // A 429 is refused before processing: repeated, and the job is created once.
     sim.inject_errors(Endpoint::Submit, daglo_sim::ErrorBurst::new(429, 2));
-    client
-        .submit_url("https://a.example/x.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    support::submit(&client, "https://a.example/x.wav").await;
     assert_eq!(sim.stats().endpoint(Endpoint::Submit).answered(200), 1);
     assert_eq!(sim.jobs().len(), 1);
 }
@@ -408,10 +387,7 @@ async fn rate_limit_is_answered_with_429_and_retried_inside_the_policy() {
     let (clock, time) = Clock::manual();
     let sim = sim(SimConfig::default().clock(clock).processing_time(Duration::ZERO)).await;
     let client = support::client_with_retry(&sim, daglo_client::RetryPolicy::none());
-    let job = client
-        .submit_url("https://a.example/x.wav", &JobOptions::default())
-        .await
-        .unwrap();
+    let job = support::submit(&client, "https://a.example/x.wav").await;
     for _ in 0..20 {
         client.status(&job.rid).await.unwrap();
     }

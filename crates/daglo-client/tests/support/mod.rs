@@ -41,6 +41,14 @@ pub fn client_with_retry(sim: &Simulator, retry: RetryPolicy) -> Client {
         .expect("client builds")
 }
 
+/// Submits audio by URL with default options; the test fails if the submit does.
+pub async fn submit(client: &Client, audio: &str) -> daglo_core::SubmitResponse {
+    client
+        .submit_url(audio, &daglo_core::JobOptions::default())
+        .await
+        .expect("submit succeeds")
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 

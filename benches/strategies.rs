@@ -1,0 +1,190 @@
+//! What each strategy costs and how fast it learns the result, on the same emulated jobs.
+//!
+//! ```text
+//! cargo bench --bench strategies
+//! ```
+//!
+//! Every strategy runs the same seeded jobs on a fresh emulator with Daglo's 20 req/s limit on,
+//! twice: a light load (10 jobs, under the polling budget) and a heavy one (200 jobs, far over
+//! it). Time is virtual and runs faster than real time, shared by the emulator and the client
+//! side, so the rate limit holds in virtual seconds on both sides and a run takes seconds.
+//! Reported per strategy: status requests per job, 429s, callback POSTs per job, and detection
+//! latency — from the instant the emulator completed the job to the instant the waiter had its
+//! outcome — as p50/p95/max in virtual seconds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use daglo::RateBudget;
+use daglo::{
+    CallbackConfig, CallbackDelivery, Client, HybridDelivery, IgnoreProgress, JobOptions, Outcome, PollClock,
+    PollPolicy, PollingConfig, PollingDelivery, ResultDelivery, SubmittedJob, TimeScale, TokenBucket,
+};
+use daglo_sim::{Clock, Endpoint, SimConfig, Simulator};
+
+struct Report {
+    name: String,
+    requests_per_job: f64,
+    rate_limited: u64,
+    callbacks_per_job: f64,
+    latencies: Vec<f64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn run(
+    name: &str,
+    jobs: usize,
+    speedup: f64,
+    make: impl AsyncFnOnce(Client, TimeScale) -> Arc<dyn ResultDelivery>,
+) -> Report {
+    let scale = TimeScale::new(speedup);
+    // Job lengths vary from 30 to 90 virtual seconds, the same for every strategy.
+    let sim = Simulator::start(
+        SimConfig::default()
+            .seed(7)
+            .clock(Clock::Scaled(scale))
+            .processing_time(Duration::from_secs(60))
+            .planner(daglo_sim::Planner::new(|submission, plan| {
+                let n: u64 = submission.audio_name.bytes().map(u64::from).sum();
+                plan.processing_time = Duration::from_secs(30 + n % 61);
+            })),
+    )
+    .await
+    .expect("emulator starts");
+    let client = Client::builder()
+        .token(sim.token())
+        .base_url(sim.base_url())
+        .build()
+        .unwrap();
+    let delivery = make(client.clone(), scale).await;
+    let submit_budget = TokenBucket::under_limit(20);
+    let mut waits = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        while let Err(wait) = submit_budget.try_acquire(scale.now()) {
+            tokio::time::sleep(scale.real_duration(wait)).await;
+        }
+        let mut options = JobOptions::default();
+        let prepared = delivery.prepare(&mut options).await.unwrap();
+        let rid = client
+            .submit_url(&format!("https://bench.example/job-{i}.wav"), &options)
+            .await
+            .unwrap()
+            .rid;
+        let delivery = delivery.clone();
+        waits.push(tokio::spawn(async move {
+            let outcome = delivery
+                .wait(SubmittedJob::new(rid.clone(), prepared), &IgnoreProgress)
+                .await;
+            (rid, outcome, scale.now())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(jobs);
+    for wait in waits {
+        let (rid, outcome, seen_at) = wait.await.unwrap();
+        assert!(
+            matches!(outcome, Ok(Outcome::Transcript { .. })),
+            "{name}: {outcome:?}"
+        );
+        let completed: Instant = sim.job(&rid).unwrap().completes_at.into_std();
+        latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let stats = sim.stats();
+    let records = sim.jobs();
+    Report {
+        name: name.to_owned(),
+        requests_per_job: stats.endpoint(Endpoint::Status).requests as f64 / jobs as f64,
+        rate_limited: stats.rate_limited(),
+        callbacks_per_job: records.iter().map(|r| f64::from(r.callbacks_sent)).sum::<f64>() / jobs as f64,
+        latencies,
+    }
+}
+
+async fn callbacks() -> CallbackDelivery {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://{}/cb", listener.local_addr().unwrap());
+    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
+    // The server lives as long as the process: a benchmark run is short.
+    std::mem::forget(callbacks.serve(listener).unwrap());
+    callbacks
+}
+
+fn polling(client: Client, scale: TimeScale, policy: PollPolicy) -> PollingDelivery {
+    PollingDelivery::new(
+        client,
+        PollingConfig::default()
+            .policy(policy)
+            .clock(PollClock::Scaled(scale))
+            .seed(7),
+    )
+}
+
+async fn scenario(jobs: usize, speedup: f64) {
+    println!("\n{jobs} jobs per strategy, 30-90 s each, 20 req/s limit, virtual time x{speedup}");
+    let fixed = |secs| PollPolicy::Fixed(Duration::from_secs(secs));
+    let exponential = |initial, max| PollPolicy::Exponential {
+        initial: Duration::from_secs(initial),
+        factor: 2.0,
+        max: Duration::from_secs(max),
+    };
+    let as_dyn = |delivery: PollingDelivery| Arc::new(delivery) as Arc<dyn ResultDelivery>;
+    let reports = vec![
+        run("polling fixed 1 s", jobs, speedup, async |c, s| {
+            as_dyn(polling(c, s, fixed(1)))
+        })
+        .await,
+        run("polling fixed 3 s", jobs, speedup, async |c, s| {
+            as_dyn(polling(c, s, fixed(3)))
+        })
+        .await,
+        run(
+            "polling exponential 1 s x2 <= 60 s",
+            jobs,
+            speedup,
+            async |c, s| as_dyn(polling(c, s, exponential(1, 60))),
+        )
+        .await,
+        run("polling adaptive", jobs, speedup, async |c, s| {
+            as_dyn(polling(c, s, PollPolicy::default()))
+        })
+        .await,
+        run("callback", jobs, speedup, async |_c, _s| {
+            Arc::new(callbacks().await) as Arc<dyn ResultDelivery>
+        })
+        .await,
+        run("hybrid (window 120 s)", jobs, speedup, async |c, s| {
+            let safety_net = polling(c, s, exponential(30, 300));
+            let hybrid = HybridDelivery::new(callbacks().await, safety_net).window(Duration::from_secs(120));
+            Arc::new(hybrid) as Arc<dyn ResultDelivery>
+        })
+        .await,
+    ];
+    println!(
+        "{:<36} {:>9} {:>6} {:>10} {:>8} {:>8} {:>8}",
+        "strategy", "GETs/job", "429s", "POSTs/job", "p50 s", "p95 s", "max s"
+    );
+    for r in reports {
+        println!(
+            "{:<36} {:>9.2} {:>6} {:>10.2} {:>8.2} {:>8.2} {:>8.2}",
+            r.name,
+            r.requests_per_job,
+            r.rate_limited,
+            r.callbacks_per_job,
+            percentile(&r.latencies, 0.5),
+            percentile(&r.latencies, 0.95),
+            r.latencies.last().copied().unwrap_or_default()
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    scenario(10, 20.0).await;
+    scenario(200, 10.0).await;
+    println!(
+        "\nLatencies are virtual seconds: at xN, each real millisecond of local overhead reads as N ms."
+    );
+}

@@ -9,7 +9,7 @@
 //! It starts the Daglo emulator in-process (no token, no network), uploads
 //! `examples/data/standup.wav`, follows the job's progress through the chosen strategy, and
 //! prints the transcript with word timings and the SRT subtitles. Only `strategy()` differs
-//! between the three: the rest of the code sees a `dyn ResultDelivery`. Against the real
+//! between the three: the rest of the code talks to a `Transcriber` over a `dyn ResultDelivery`. Against the real
 //! service, build the client with `Client::new(token)` and leave the emulator out.
 
 use std::path::Path;
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use daglo::{
     CallbackConfig, CallbackDelivery, CallbackServer, Client, HybridDelivery, JobOptions, Language, Outcome,
-    PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery, SrtAnswer, SubmittedJob,
+    PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery, SrtAnswer, Transcriber,
 };
 use daglo_sim::{SimConfig, Simulator};
 
@@ -35,25 +35,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let name = std::env::args().nth(1).unwrap_or_else(|| "polling".to_owned());
     let (delivery, receiver) = strategy(&name, &client).await?;
-    println!("strategy: {}", delivery.name());
+    let transcriber = Transcriber::new(client.clone(), delivery);
+    println!("strategy: {}", transcriber.strategy());
 
-    let mut options = JobOptions::builder()
+    let options = JobOptions::builder()
         .language(Language::EnUs)
         .speaker_diarization(Some(2))
         .keyword_extraction(3)
         .build()?;
-    let prepared = delivery.prepare(&mut options).await?;
-    let job = client.submit_file(Path::new(SAMPLE), &options).await?;
-    println!(
-        "submitted {} as job {}",
-        job.file_name.as_deref().unwrap_or("file"),
-        job.rid
-    );
+    let pending = transcriber.submit_file(Path::new(SAMPLE), &options).await?;
+    let rid = pending.rid().clone();
+    println!("submitted {} as job {rid}", pending.file_name().unwrap_or("file"));
 
     let show = |event: &ProgressEvent| println!("  {event}");
-    let outcome = delivery
-        .wait(SubmittedJob::new(job.rid.clone(), prepared), &show)
-        .await?;
+    let outcome = transcriber.wait(pending, &show).await?;
 
     match &outcome {
         Outcome::Transcript { body, .. } => {
@@ -72,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
             }
-            if let SrtAnswer::Ready(srt) = client.srt(&job.rid).await? {
+            if let SrtAnswer::Ready(srt) = client.srt(&rid).await? {
                 println!(
                     "\nsubtitles:\n{}",
                     srt.lines().take(8).collect::<Vec<_>>().join("\n")
@@ -85,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => println!("{other:?}"),
     }
-    let record = sim.job(&job.rid);
+    let record = sim.job(&rid);
     let (requests, callbacks) = record.map_or((0, 0), |r| (r.status_requests, r.callbacks_sent));
     println!("\n{requests} status requests and {callbacks} callbacks for the whole job");
     if let Some(receiver) = receiver {

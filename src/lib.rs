@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`Client`], [`Error`], [`StatusAnswer`], [`SrtAnswer`], [`RetryPolicy`] | `daglo-client` | the REST client |
 //! | [`JobOptions`], [`SubmitRequest`], [`StatusBody`], [`Status`], … | `daglo-core` | models and validation |
+//! | [`Transcriber`], [`Pending`], [`TranscribeError`] | this crate | submit and deliver in one place, with any strategy |
 //! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
 //! | [`PollingDelivery`], [`PollingConfig`], [`TokenBucket`], … (feature `poll`) | `daglo-poll` | polling: one scheduler, a shared rate budget, adaptive intervals |
 //! | [`CallbackDelivery`], [`CallbackConfig`], [`CallbackAuth`], … (feature `callback`) | `daglo-callback` | callbacks: per-job credentials, a forward-only registry, a tower receiver |
@@ -29,6 +30,9 @@
 //! ```
 //!
 //! Run `cargo run --example quickstart` for a whole job against the embedded emulator.
+
+mod transcriber;
+pub use transcriber::{Pending, TranscribeError, Transcriber};
 
 pub use daglo_client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, Error, RetryPolicy, SrtAnswer, StatusAnswer,

@@ -102,6 +102,7 @@ impl JobView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn body(status: Status, percent: Option<u32>, rid: Option<&str>) -> StatusBody {
         let mut body = StatusBody::new(status);
@@ -178,5 +179,51 @@ mod tests {
         assert_eq!(view.set_rid(Rid::new("r-1")), Ok(()));
         assert_eq!(view.set_rid(Rid::new("r-9")), Err(Rid::new("r-1")));
         assert_eq!(view.rid, Some(Rid::new("r-9")));
+    }
+
+    fn any_body() -> impl Strategy<Value = StatusBody> {
+        (
+            0..Status::KNOWN.len() + 1,
+            proptest::option::of(0u32..=100),
+            proptest::option::of(prop_oneof![Just("r-1"), Just("r-2")]),
+            "[a-z]{0,8}",
+        )
+            .prop_map(|(index, percent, rid, text)| {
+                let status = Status::KNOWN
+                    .get(index)
+                    .cloned()
+                    .unwrap_or(Status::Unknown("queued".into()));
+                let mut body = body(status, percent, rid);
+                body.message = Some(text);
+                body
+            })
+    }
+
+    proptest! {
+        /// Whatever arrives, in whatever order: the stage never goes back, the first final body
+        /// is kept for good, and a rejected body changes nothing.
+        #[test]
+        fn invariants_hold_under_any_sequence(bodies in proptest::collection::vec(any_body(), 0..40)) {
+            let mut view = JobView::default();
+            let mut first_final: Option<StatusBody> = None;
+            for body in bodies {
+                let before = view.clone();
+                let applied = view.apply(body.clone());
+                match applied {
+                    Applied::RidMismatch | Applied::Stale | Applied::Duplicate => prop_assert_eq!(&view, &before),
+                    Applied::Final => {
+                        prop_assert!(first_final.is_none());
+                        first_final = Some(body);
+                    }
+                    Applied::Progress => prop_assert!(!body.status.is_terminal()),
+                }
+                if let (Some(then), Some(now)) = (before.status.as_ref().and_then(Status::stage), view.status.as_ref().and_then(Status::stage)) {
+                    prop_assert!(now >= then);
+                }
+                if let Some(first) = &first_final {
+                    prop_assert_eq!(view.final_body.as_deref(), Some(first));
+                }
+            }
+        }
     }
 }

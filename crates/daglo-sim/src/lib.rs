@@ -41,7 +41,10 @@
 //!
 //! ## Time
 //! With [`Clock::manual`] jobs and the rate limiter stand still until the test moves the clock,
-//! which makes progression tests exact without sleeping.
+//! which makes progression tests exact without sleeping. With [`Clock::Scaled`] virtual time runs
+//! faster than real time; give the client side (a poller) the same
+//! [`TimeScale`](daglo_core::TimeScale) and "20 requests per second" holds in virtual seconds on
+//! both sides, so thousands of rate-limited jobs run in seconds.
 
 mod callbacks;
 mod clock;

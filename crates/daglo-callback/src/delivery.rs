@@ -258,9 +258,11 @@ impl CallbackDelivery {
         let mut shown: (Option<Status>, Option<u32>) = (None, None);
         loop {
             let view: JobView = state.borrow_and_update().clone();
+            // Every change of status or percent, the terminal one included (as polling reports
+            // it), then the outcome.
             if view.status.is_some() && (view.status.clone(), view.percent) != shown {
                 shown = (view.status.clone(), view.percent);
-                if let Some(status) = view.status.clone().filter(|s| !s.is_terminal()) {
+                if let Some(status) = view.status.clone() {
                     observer.on_event(&ProgressEvent::Progress {
                         rid: rid.clone(),
                         status,

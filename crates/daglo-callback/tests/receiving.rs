@@ -31,7 +31,17 @@ async fn a_transcript_arrives_with_progress_on_the_way() {
     assert!(matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid));
     assert!(!outcome.transcript().unwrap().is_empty());
     let events = events.into_inner().unwrap();
-    assert!(!events.is_empty(), "progress was observable");
+    assert!(events.len() >= 2, "progress was observable: {events:?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(ProgressEvent::Progress {
+                status: Status::Transcribed,
+                ..
+            })
+        ),
+        "the terminal status is reported as polling reports it: {events:?}"
+    );
     assert_eq!(
         rig.callbacks.registered().await,
         0,

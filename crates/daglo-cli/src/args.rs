@@ -1,0 +1,109 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Speech-to-text with the Daglo asynchronous API.
+///
+/// The API token is read from the environment variable DAGLO_API_TOKEN (never from a flag, so it
+/// stays out of shell history). With --emulate, a local emulator of the service runs in-process
+/// and no token or network is needed.
+#[derive(Debug, Parser)]
+#[command(name = "daglo", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Transcribe a local audio/video file or a public http(s) URL, showing progress.
+    Transcribe(Transcribe),
+    /// Wait for a job submitted earlier, by its rid (polling).
+    Resume(Resume),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Transcribe {
+    /// A file path, or an http(s) URL the service can fetch.
+    pub(crate) input: String,
+    /// How to learn the result.
+    #[arg(long, value_enum, default_value_t = Strategy::Polling)]
+    pub(crate) strategy: Strategy,
+    /// Where the callback receiver listens (callback and hybrid strategies).
+    #[arg(long)]
+    pub(crate) listen: Option<SocketAddr>,
+    /// The URL the service calls back, reaching the receiver (https, through your proxy).
+    #[arg(long)]
+    pub(crate) public_url: Option<String>,
+    /// Recognition language, e.g. ko-KR, en-US, mixed.
+    #[arg(long)]
+    pub(crate) language: Option<String>,
+    /// Label speakers; the number is a hint of how many (at least 2).
+    #[arg(long, value_name = "COUNT")]
+    pub(crate) speakers: Option<u32>,
+    /// Extract up to this many keywords.
+    #[arg(long, value_name = "MAX")]
+    pub(crate) keywords: Option<u32>,
+    /// A word to favour in recognition (repeatable).
+    #[arg(long = "boost", value_name = "WORD")]
+    pub(crate) boost: Vec<String>,
+    /// How strongly to favour the --boost words, 1 to 15.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) boost_strength: u32,
+    /// Recognise each of this many channels separately (1 or 2).
+    #[arg(long)]
+    pub(crate) channels: Option<u32>,
+    #[command(flatten)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) service: Service,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Resume {
+    /// The job's rid, as printed when it was submitted.
+    pub(crate) rid: String,
+    #[command(flatten)]
+    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) service: Service,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Output {
+    /// Also write SRT subtitles to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) srt: Option<PathBuf>,
+    /// Print the whole final result as JSON instead of the transcript text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Stop waiting after this many seconds (the job goes on; resume it later).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) deadline: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Service {
+    /// The service's address.
+    #[arg(long, default_value = daglo::DEFAULT_BASE_URL)]
+    pub(crate) base_url: String,
+    /// Run against a local emulator of the service instead (no token, no network).
+    #[arg(long)]
+    pub(crate) emulate: bool,
+    /// With --emulate: how long each job takes, in milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub(crate) emulate_processing_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Strategy {
+    /// Ask the service until the job ends (rate-limited, adaptive).
+    Polling,
+    /// Receive the service's callbacks (needs a reachable receiver).
+    Callback,
+    /// Callbacks, with polling as the safety net.
+    Hybrid,
+}

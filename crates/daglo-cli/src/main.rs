@@ -1,0 +1,36 @@
+//! `daglo`: transcribe a file or URL with the Daglo asynchronous API, with a progress bar, by
+//! polling, callback or both.
+//!
+//! ```text
+//! DAGLO_API_TOKEN=… daglo transcribe meeting.m4a --language ko-KR --speakers 3 --srt meeting.srt
+//! daglo transcribe https://example.com/call.wav --strategy hybrid \
+//!       --listen 0.0.0.0:8443 --public-url https://hooks.example.com/daglo
+//! daglo resume 3f2a9c1e-…                     # a job an earlier run stopped waiting for
+//! daglo transcribe sample.wav --emulate        # offline, against the built-in emulator
+//! ```
+//!
+//! Exit status: 0 transcript or empty result, 1 the job failed, 2 bad input, 3 stopped waiting
+//! (the rid is printed; resume it), 4 the service or the network failed.
+
+mod args;
+mod progress;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Transcribe(args) => run::transcribe(args).await,
+        Command::Resume(args) => run::resume(args).await,
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => failure.report(),
+    }
+}

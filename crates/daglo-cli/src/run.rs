@@ -1,0 +1,276 @@
+//! What the commands do: connect, pick the strategy, submit, wait, report.
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use daglo::{
+    CallbackConfig, CallbackDelivery, CallbackServer, Client, HybridDelivery, JobOptions, Outcome,
+    PollPolicy, PollingConfig, PollingDelivery, ResultDelivery, Rid, SrtAnswer, TranscribeError, Transcriber,
+};
+use daglo_sim::{SimConfig, Simulator};
+
+use crate::args::{Output, Resume, Service, Strategy, Transcribe};
+use crate::progress::Bar;
+
+/// Exit statuses, documented in the README.
+pub(crate) mod exit {
+    /// The job produced a transcript or an empty result.
+    pub(crate) const OK: u8 = 0;
+    /// The job failed (input_error, file_error, transcript_error).
+    pub(crate) const JOB_FAILED: u8 = 1;
+    /// Bad input: arguments, options, file, missing token.
+    pub(crate) const USAGE: u8 = 2;
+    /// Gave up waiting; the job goes on (resume it).
+    pub(crate) const GAVE_UP: u8 = 3;
+    /// The service or the network failed.
+    pub(crate) const SERVICE: u8 = 4;
+}
+
+/// A failure with the exit status it maps to.
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+
+    fn service(error: &dyn Error) -> Self {
+        Failure {
+            code: exit::SERVICE,
+            message: chain(error),
+        }
+    }
+
+    pub(crate) fn report(self) -> ExitCode {
+        eprintln!("daglo: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+/// An error and its causes, one line.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The client, and the emulator it talks to when `--emulate` is on.
+async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failure> {
+    if service.emulate {
+        let config =
+            SimConfig::default().processing_time(Duration::from_millis(service.emulate_processing_ms));
+        let sim = Simulator::start(config).await.map_err(|e| Failure::service(&e))?;
+        let client = Client::builder()
+            .token(sim.token())
+            .base_url(sim.base_url())
+            .build()
+            .map_err(|e| Failure::service(&e))?;
+        return Ok((client, Some(sim)));
+    }
+    let token = std::env::var("DAGLO_API_TOKEN")
+        .map_err(|_| Failure::usage("set DAGLO_API_TOKEN to your API token (or use --emulate)"))?;
+    let client = Client::builder()
+        .token(token)
+        .base_url(service.base_url.clone())
+        .build()
+        .map_err(|e| Failure::usage(chain(&e)))?;
+    Ok((client, None))
+}
+
+fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
+    output
+        .deadline
+        .map(|secs| {
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| Failure::usage("--deadline must be a positive number of seconds"))
+        })
+        .transpose()
+}
+
+fn polling(client: &Client, deadline: Option<Duration>) -> PollingDelivery {
+    PollingDelivery::new(client.clone(), PollingConfig::default().deadline(deadline))
+}
+
+/// The strategy, and the receiver it needs (callback and hybrid).
+async fn strategy(
+    args: &Transcribe,
+    client: &Client,
+    deadline: Option<Duration>,
+) -> Result<(Arc<dyn ResultDelivery>, Option<CallbackServer>), Failure> {
+    if args.strategy == Strategy::Polling {
+        return Ok((Arc::new(polling(client, deadline)), None));
+    }
+    let listen = match (args.listen, args.service.emulate) {
+        (Some(addr), _) => addr,
+        (None, true) => ([127, 0, 0, 1], 0).into(),
+        (None, false) => return Err(Failure::usage("--listen is required with callbacks")),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
+    let public_url = match (&args.public_url, args.service.emulate) {
+        (Some(url), _) => url.clone(),
+        // The emulator runs on this machine: it can call the receiver directly.
+        (None, true) => format!(
+            "http://{}/daglo",
+            listener.local_addr().map_err(|e| Failure::service(&e))?
+        ),
+        (None, false) => return Err(Failure::usage("--public-url is required with callbacks")),
+    };
+    let mut config = CallbackConfig::new(&public_url).map_err(|e| Failure::usage(chain(&e)))?;
+    if let Some(deadline) = deadline {
+        config = config.job_ttl(deadline);
+    }
+    let callbacks = CallbackDelivery::new(config).map_err(|e| Failure::usage(chain(&e)))?;
+    let server = callbacks.serve(listener).map_err(|e| Failure::service(&e))?;
+    let delivery: Arc<dyn ResultDelivery> = match args.strategy {
+        Strategy::Hybrid => {
+            let safety_net = PollingDelivery::new(
+                client.clone(),
+                PollingConfig::default()
+                    .deadline(deadline)
+                    .policy(PollPolicy::Exponential {
+                        initial: Duration::from_secs(30),
+                        factor: 2.0,
+                        max: Duration::from_secs(300),
+                    }),
+            );
+            Arc::new(HybridDelivery::new(callbacks, safety_net).window(Duration::from_secs(120)))
+        }
+        _ => Arc::new(callbacks),
+    };
+    Ok((delivery, Some(server)))
+}
+
+fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
+    let mut builder = JobOptions::builder();
+    if let Some(language) = &args.language {
+        builder = builder.language_code(language);
+    }
+    if let Some(speakers) = args.speakers {
+        builder = builder.speaker_diarization(Some(speakers));
+    }
+    if let Some(max) = args.keywords {
+        builder = builder.keyword_extraction(max);
+    }
+    if !args.boost.is_empty() {
+        builder = builder.keyword_boost(args.boost.iter().cloned(), args.boost_strength);
+    }
+    if let Some(channels) = args.channels {
+        builder = builder.channel_count(channels);
+    }
+    builder.build().map_err(|e| Failure::usage(e.to_string()))
+}
+
+pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
+    let options = options(&args)?;
+    let deadline = deadline(&args.output)?;
+    let (client, _emulator) = connect(&args.service).await?;
+    let (delivery, server) = strategy(&args, &client, deadline).await?;
+    let transcriber = Transcriber::new(client.clone(), delivery);
+
+    let is_url = args.input.starts_with("http://") || args.input.starts_with("https://");
+    let submitted = if is_url {
+        transcriber.submit_url(&args.input, &options).await
+    } else {
+        transcriber.submit_file(&args.input, &options).await
+    };
+    let pending = submitted.map_err(|e| match &e {
+        TranscribeError::Submit(daglo::Error::Invalid(_) | daglo::Error::File { .. }) => {
+            Failure::usage(chain(&e))
+        }
+        _ => Failure::service(&e),
+    })?;
+    let rid = pending.rid().clone();
+    eprintln!("daglo: job {rid} submitted ({} strategy)", transcriber.strategy());
+
+    let bar = Bar::new();
+    let outcome = transcriber.wait(pending, &bar).await;
+    bar.finish();
+    let code = report(&client, &rid, outcome, &args.output).await;
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    code
+}
+
+pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
+    let deadline = deadline(&args.output)?;
+    let (client, _emulator) = connect(&args.service).await?;
+    let rid = Rid::new(args.rid.trim());
+    let transcriber = Transcriber::new(client.clone(), Arc::new(polling(&client, deadline)));
+    let bar = Bar::new();
+    let outcome = transcriber.resume(rid.clone(), &bar).await;
+    bar.finish();
+    report(&client, &rid, outcome, &args.output).await
+}
+
+/// Prints the outcome: the transcript (or JSON) on stdout, everything else on stderr.
+async fn report(
+    client: &Client,
+    rid: &Rid,
+    outcome: Result<Outcome, TranscribeError>,
+    output: &Output,
+) -> Result<u8, Failure> {
+    match outcome.map_err(|e| Failure::service(&e))? {
+        Outcome::Transcript { body, .. } => {
+            if output.json {
+                let text = serde_json::to_string_pretty(&body).map_err(|e| Failure::service(&e))?;
+                println!("{text}");
+            } else {
+                println!("{}", body.full_transcript());
+            }
+            if let Some(path) = &output.srt {
+                write_srt(client, rid, path).await?;
+            }
+            Ok(exit::OK)
+        }
+        Outcome::Empty { .. } => {
+            eprintln!("daglo: job {rid} finished: no speech in the audio");
+            Ok(exit::OK)
+        }
+        Outcome::Failed { status, message, .. } => {
+            eprintln!(
+                "daglo: job {rid} failed: {status}: {}",
+                message.unwrap_or_default()
+            );
+            Ok(exit::JOB_FAILED)
+        }
+        Outcome::GaveUp { last_status, .. } => {
+            let last = last_status
+                .map(|s| format!(" (last seen: {s})"))
+                .unwrap_or_default();
+            eprintln!(
+                "daglo: stopped waiting for job {rid}{last}; it goes on. Resume with: daglo resume {rid}"
+            );
+            Ok(exit::GAVE_UP)
+        }
+        other => Err(Failure::service(&std::io::Error::other(format!(
+            "unexpected outcome {other:?}"
+        )))),
+    }
+}
+
+async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result<(), Failure> {
+    match client.srt(rid).await.map_err(|e| Failure::service(&e))? {
+        SrtAnswer::Ready(srt) => std::fs::write(path, srt)
+            .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display()))),
+        _ => {
+            eprintln!("daglo: no subtitles for job {rid}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The `daglo` binary as a user runs it, against its built-in emulator.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/standup.wav");
+
+fn daglo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args(args)
+        .env_remove("DAGLO_API_TOKEN")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("daglo-cli-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn transcribes_a_file_with_json_and_subtitles() {
+    let srt = temp("out.srt");
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "300",
+        "--speakers",
+        "2",
+        "--json",
+        "--srt",
+        srt.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["status"], "transcribed");
+    assert!(body["sttResults"][0]["words"][0]["speaker"].is_string());
+    let subtitles = std::fs::read_to_string(&srt).unwrap();
+    assert!(subtitles.starts_with("1\n00:00:00,300 --> "), "{subtitles}");
+    let _ = std::fs::remove_file(srt);
+    assert!(text(&out.stderr).contains("submitted (polling strategy)"));
+}
+
+#[test]
+fn callbacks_and_hybrid_work_against_the_emulator() {
+    for strategy in ["callback", "hybrid"] {
+        let out = daglo(&[
+            "transcribe",
+            SAMPLE,
+            "--emulate",
+            "--emulate-processing-ms",
+            "300",
+            "--strategy",
+            strategy,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{strategy}: {}", text(&out.stderr));
+        assert!(
+            !text(&out.stdout).trim().is_empty(),
+            "{strategy}: a transcript on stdout"
+        );
+        assert!(text(&out.stderr).contains(&format!("({strategy} strategy)")));
+    }
+}
+
+#[test]
+fn exit_statuses_tell_what_happened() {
+    let failed = daglo(&[
+        "transcribe",
+        "https://a.example/file-error.wav",
+        "--emulate",
+        "--emulate-processing-ms",
+        "50",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+    assert!(text(&failed.stderr).contains("file_error"));
+
+    let gave_up = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "60000",
+        "--deadline",
+        "0.5",
+    ]);
+    assert_eq!(gave_up.status.code(), Some(3), "{}", text(&gave_up.stderr));
+    assert!(text(&gave_up.stderr).contains("daglo resume "));
+
+    let silent = temp("silent.wav");
+    std::fs::write(&silent, vec![0u8; 32_000]).unwrap();
+    let empty = daglo(&[
+        "transcribe",
+        silent.to_str().unwrap(),
+        "--emulate",
+        "--emulate-processing-ms",
+        "50",
+    ]);
+    let _ = std::fs::remove_file(silent);
+    assert_eq!(empty.status.code(), Some(0));
+    assert!(text(&empty.stderr).contains("no speech"));
+}
+
+#[test]
+fn bad_input_is_exit_2_and_names_the_problem() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["transcribe", "notes.txt", "--emulate"], ".txt"),
+        (
+            &["transcribe", SAMPLE, "--emulate", "--language", "xx"],
+            "sttConfig.language",
+        ),
+        (
+            &["transcribe", SAMPLE, "--emulate", "--channels", "3"],
+            "channelCount",
+        ),
+        (&["transcribe", SAMPLE], "DAGLO_API_TOKEN"),
+    ];
+    for (args, named) in cases {
+        let out = daglo(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(named),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_service_failure_is_exit_4_and_never_shows_the_token() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let out = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args(["transcribe", "https://a.example/a.wav", "--base-url", &dead])
+        .env("DAGLO_API_TOKEN", "tok-cli-secret-123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("tok-cli-secret-123"));
+    assert!(!text(&out.stdout).contains("tok-cli-secret-123"));
+}

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use daglo_client::Client;
-use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid, SubmittedJob};
+use daglo_core::{
+    DeliveryError, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid, SubmitResponse, SubmittedJob,
+};
 
 /// Why a transcription could not be carried out (as opposed to a job that failed, which is an
 /// [`Outcome::Failed`]).
@@ -98,22 +100,10 @@ impl Transcriber {
 
     /// Prepares the job with the strategy, then submits audio at a public URL.
     pub async fn submit_url(&self, url: &str, options: &JobOptions) -> Result<Pending, TranscribeError> {
-        let mut options = options.clone();
-        let prepared = self
-            .delivery
-            .prepare(&mut options)
-            .await
-            .map_err(TranscribeError::Prepare)?;
-        // A failed submit drops `prepared`, which releases whatever the strategy registered.
-        let answer = self
-            .client
-            .submit_url(url, &options)
-            .await
-            .map_err(TranscribeError::Submit)?;
-        Ok(Pending {
-            job: SubmittedJob::new(answer.rid, prepared),
-            file_name: answer.file_name,
+        self.prepare_and_submit(options, |options| async move {
+            self.client.submit_url(url, &options).await
         })
+        .await
     }
 
     /// Prepares the job with the strategy, then uploads a local file (streamed).
@@ -122,17 +112,31 @@ impl Transcriber {
         path: impl AsRef<Path>,
         options: &JobOptions,
     ) -> Result<Pending, TranscribeError> {
+        let path = path.as_ref();
+        self.prepare_and_submit(options, |options| async move {
+            self.client.submit_file(path, &options).await
+        })
+        .await
+    }
+
+    /// Phase one, then the submit `send` performs with the amended options.
+    async fn prepare_and_submit<F, Fut>(
+        &self,
+        options: &JobOptions,
+        send: F,
+    ) -> Result<Pending, TranscribeError>
+    where
+        F: FnOnce(JobOptions) -> Fut,
+        Fut: Future<Output = Result<SubmitResponse, daglo_client::Error>>,
+    {
         let mut options = options.clone();
         let prepared = self
             .delivery
             .prepare(&mut options)
             .await
             .map_err(TranscribeError::Prepare)?;
-        let answer = self
-            .client
-            .submit_file(path, &options)
-            .await
-            .map_err(TranscribeError::Submit)?;
+        // A failed submit drops `prepared`, which releases whatever the strategy registered.
+        let answer = send(options).await.map_err(TranscribeError::Submit)?;
         Ok(Pending {
             job: SubmittedJob::new(answer.rid, prepared),
             file_name: answer.file_name,

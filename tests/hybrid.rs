@@ -4,29 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daglo::{
-    CallbackConfig, CallbackDelivery, Client, HybridDelivery, IgnoreProgress, JobOptions, Outcome,
-    PollPolicy, PollingConfig, PollingDelivery, ResultDelivery, SubmittedJob,
+    Client, HybridDelivery, IgnoreProgress, JobOptions, Outcome, PollPolicy, PollingConfig, PollingDelivery,
+    ResultDelivery, SubmittedJob,
 };
 use daglo_sim::{Endpoint, Faults, SimConfig, Simulator};
 
+mod support;
+
 async fn rig(faults: Faults) -> (Simulator, Client, Arc<dyn ResultDelivery>, daglo::CallbackServer) {
-    let sim = Simulator::start(
-        SimConfig::default()
-            .rate_limit(None)
-            .processing_time(Duration::from_millis(100))
-            .faults(faults),
-    )
-    .await
-    .unwrap();
-    let client = Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}/cb", listener.local_addr().unwrap());
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
-    let server = callbacks.serve(listener).unwrap();
+    let (sim, client) = support::sim(SimConfig::default().faults(faults)).await;
+    let (callbacks, server) = support::callbacks().await;
     let polling = PollingDelivery::new(
         client.clone(),
         PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(50))),

@@ -4,34 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daglo::{
-    CallbackConfig, CallbackDelivery, Client, DeliveryError, IgnoreProgress, JobOptions, Outcome, PollPolicy,
-    PollingConfig, PollingDelivery, TranscribeError, Transcriber,
+    DeliveryError, IgnoreProgress, JobOptions, Outcome, PollPolicy, PollingConfig, PollingDelivery,
+    TranscribeError, Transcriber,
 };
-use daglo_sim::{SimConfig, Simulator};
+use daglo_sim::SimConfig;
+use support::{callbacks, sim};
 
-async fn sim(config: SimConfig) -> (Simulator, Client) {
-    let sim = Simulator::start(
-        config
-            .rate_limit(None)
-            .processing_time(Duration::from_millis(100)),
-    )
-    .await
-    .unwrap();
-    let client = Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .unwrap();
-    (sim, client)
-}
-
-async fn callbacks() -> (CallbackDelivery, daglo::CallbackServer) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}/cb", listener.local_addr().unwrap());
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
-    let server = callbacks.serve(listener).unwrap();
-    (callbacks, server)
-}
+mod support;
 
 #[tokio::test]
 async fn the_same_calls_work_with_polling_and_callbacks() {

@@ -95,14 +95,8 @@ async fn duplicated_finals_count_once_and_answer_200() {
     let (rid, prepared, _) = rig.submit("https://a.example/a.wav").await;
     // Hold the registration so the duplicate meets a live job, then wait.
     rig.sim.callbacks_done(&rid).await;
-    let outcome = rig
-        .callbacks
-        .wait(
-            SubmittedJob::new(rid.clone(), prepared),
-            &daglo_core::IgnoreProgress,
-        )
-        .await;
-    assert!(matches!(outcome.unwrap(), Outcome::Transcript { .. }));
+    let outcome = rig.wait(rid.clone(), prepared).await;
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
     let finals: Vec<_> = rig
         .sim
         .callback_log()
@@ -122,11 +116,8 @@ async fn late_progress_after_the_final_is_ignored() {
     let log = rig.sim.callback_log();
     assert_eq!(log.last().unwrap().status, Status::PostProcessing);
     assert!(log.iter().all(|c| c.answer == Ok(200)));
-    let outcome = rig
-        .callbacks
-        .wait(SubmittedJob::new(rid, prepared), &daglo_core::IgnoreProgress)
-        .await;
-    assert!(matches!(outcome.unwrap(), Outcome::Transcript { .. }));
+    let outcome = rig.wait(rid, prepared).await;
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
 }
 
 #[tokio::test]
@@ -169,11 +160,8 @@ async fn the_final_body_can_arrive_before_the_submit_answer() {
             .iter()
             .any(|c| c.is_final && c.answer == Ok(200))
     );
-    let outcome = rig
-        .callbacks
-        .wait(SubmittedJob::new(rid, prepared), &daglo_core::IgnoreProgress)
-        .await;
-    assert!(matches!(outcome.unwrap(), Outcome::Transcript { .. }));
+    let outcome = rig.wait(rid, prepared).await;
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
 }
 
 #[tokio::test]

@@ -64,6 +64,11 @@ impl Rig {
 
     pub async fn run(&self, audio: &str) -> Outcome {
         let (rid, prepared, _) = self.submit(audio).await;
+        self.wait(rid, prepared).await
+    }
+
+    /// Waits for a prepared job, ignoring progress.
+    pub async fn wait(&self, rid: Rid, prepared: Prepared) -> Outcome {
         self.callbacks
             .wait(SubmittedJob::new(rid, prepared), &IgnoreProgress)
             .await

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use daglo::{
-    CallbackConfig, CallbackDelivery, JobOptions, PollPolicy, ProgressTracker, RateBudget, ResultDelivery,
-    Status, StatusBody, SttResult, TimeOffset, TokenBucket, Word, decode_status_body,
-};
+use daglo::callback::{CallbackConfig, CallbackDelivery};
+use daglo::models::decode_status_body;
+use daglo::poll::{PollPolicy, RateBudget, TokenBucket};
+use daglo::test_util::ProgressTracker;
+use daglo::{JobOptions, ResultDelivery, Status, StatusBody, SttResult, TimeOffset, Word};
 use http_body_util::Full;
 use tower::Service;
 

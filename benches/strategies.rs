@@ -12,15 +12,13 @@
 //! latency — from the instant the emulator completed the job to the instant the waiter had its
 //! outcome — as p50/p95/max in virtual seconds.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daglo::RateBudget;
-use daglo::{
-    CallbackConfig, CallbackDelivery, Client, HybridDelivery, IgnoreProgress, JobOptions, Outcome, PollClock,
-    PollPolicy, PollingConfig, PollingDelivery, ResultDelivery, SubmittedJob, TimeScale, TokenBucket,
-};
-use daglo_sim::{Clock, Endpoint, SimConfig, Simulator};
+use daglo::callback::CallbackDelivery;
+use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, RateBudget, TokenBucket};
+use daglo::sim::{Clock, Endpoint, Planner, SimConfig, Simulator};
+use daglo::test_util::{PollClock, TimeScale};
+use daglo::{Client, HybridDelivery, JobOptions, Outcome, Transcriber};
 
 struct Report {
     name: String,
@@ -38,7 +36,7 @@ async fn run(
     name: &str,
     jobs: usize,
     speedup: f64,
-    make: impl AsyncFnOnce(Client, TimeScale) -> Arc<dyn ResultDelivery>,
+    make: impl AsyncFnOnce(Client, TimeScale) -> Transcriber,
 ) -> Report {
     let scale = TimeScale::new(speedup);
     // Job lengths vary from 30 to 90 virtual seconds, the same for every strategy.
@@ -47,37 +45,31 @@ async fn run(
             .seed(7)
             .clock(Clock::Scaled(scale))
             .processing_time(Duration::from_secs(60))
-            .planner(daglo_sim::Planner::new(|submission, plan| {
+            .planner(Planner::new(|submission, plan| {
                 let n: u64 = submission.audio_name.bytes().map(u64::from).sum();
                 plan.processing_time = Duration::from_secs(30 + n % 61);
             })),
     )
     .await
     .expect("emulator starts");
-    let client = Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .unwrap();
-    let delivery = make(client.clone(), scale).await;
+    let transcriber = make(daglo::sim::client(&sim).unwrap(), scale).await;
     let submit_budget = TokenBucket::under_limit(20);
     let mut waits = Vec::with_capacity(jobs);
     for i in 0..jobs {
         while let Err(wait) = submit_budget.try_acquire(scale.now()) {
             tokio::time::sleep(scale.real_duration(wait)).await;
         }
-        let mut options = JobOptions::default();
-        let prepared = delivery.prepare(&mut options).await.unwrap();
-        let rid = client
-            .submit_url(&format!("https://bench.example/job-{i}.wav"), &options)
+        let pending = transcriber
+            .submit_url(
+                &format!("https://bench.example/job-{i}.wav"),
+                &JobOptions::default(),
+            )
             .await
-            .unwrap()
-            .rid;
-        let delivery = delivery.clone();
+            .unwrap();
+        let transcriber = transcriber.clone();
         waits.push(tokio::spawn(async move {
-            let outcome = delivery
-                .wait(SubmittedJob::new(rid.clone(), prepared), &IgnoreProgress)
-                .await;
+            let rid = pending.rid().clone();
+            let outcome = transcriber.wait(pending).await;
             (rid, outcome, scale.now())
         }));
     }
@@ -92,8 +84,10 @@ async fn run(
         latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
+    transcriber.shutdown().await;
     let stats = sim.stats();
     let records = sim.jobs();
+    sim.shutdown().await;
     Report {
         name: name.to_owned(),
         requests_per_job: stats.endpoint(Endpoint::Status).requests as f64 / jobs as f64,
@@ -103,13 +97,17 @@ async fn run(
     }
 }
 
-async fn callbacks() -> CallbackDelivery {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}/cb", listener.local_addr().unwrap());
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
-    // The server lives as long as the process: a benchmark run is short.
-    std::mem::forget(callbacks.serve(listener).unwrap());
-    callbacks
+/// Callbacks on a loopback receiver the transcriber owns and shuts down.
+async fn callbacks(client: Client, hybrid: Option<PollingDelivery>) -> Transcriber {
+    let (callbacks, server) = CallbackDelivery::loopback(|config| config).await.unwrap();
+    let transcriber = match hybrid {
+        None => Transcriber::new(client, callbacks),
+        Some(safety_net) => Transcriber::new(
+            client,
+            HybridDelivery::new(callbacks, safety_net).window(Duration::from_secs(120)),
+        ),
+    };
+    transcriber.owning_receiver(server)
 }
 
 fn polling(client: Client, scale: TimeScale, policy: PollPolicy) -> PollingDelivery {
@@ -130,35 +128,31 @@ async fn scenario(jobs: usize, speedup: f64) {
         factor: 2.0,
         max: Duration::from_secs(max),
     };
-    let as_dyn = |delivery: PollingDelivery| Arc::new(delivery) as Arc<dyn ResultDelivery>;
+    let as_transcriber = |client: Client, delivery: PollingDelivery| Transcriber::new(client, delivery);
     let reports = vec![
         run("polling fixed 1 s", jobs, speedup, async |c, s| {
-            as_dyn(polling(c, s, fixed(1)))
+            as_transcriber(c.clone(), polling(c, s, fixed(1)))
         })
         .await,
         run("polling fixed 3 s", jobs, speedup, async |c, s| {
-            as_dyn(polling(c, s, fixed(3)))
+            as_transcriber(c.clone(), polling(c, s, fixed(3)))
         })
         .await,
         run(
             "polling exponential 1 s x2 <= 60 s",
             jobs,
             speedup,
-            async |c, s| as_dyn(polling(c, s, exponential(1, 60))),
+            async |c, s| as_transcriber(c.clone(), polling(c, s, exponential(1, 60))),
         )
         .await,
         run("polling adaptive", jobs, speedup, async |c, s| {
-            as_dyn(polling(c, s, PollPolicy::default()))
+            as_transcriber(c.clone(), polling(c, s, PollPolicy::default()))
         })
         .await,
-        run("callback", jobs, speedup, async |_c, _s| {
-            Arc::new(callbacks().await) as Arc<dyn ResultDelivery>
-        })
-        .await,
+        run("callback", jobs, speedup, async |c, _s| callbacks(c, None).await).await,
         run("hybrid (window 120 s)", jobs, speedup, async |c, s| {
-            let safety_net = polling(c, s, exponential(30, 300));
-            let hybrid = HybridDelivery::new(callbacks().await, safety_net).window(Duration::from_secs(120));
-            Arc::new(hybrid) as Arc<dyn ResultDelivery>
+            let safety_net = polling(c.clone(), s, exponential(30, 300));
+            callbacks(c, Some(safety_net)).await
         })
         .await,
     ];

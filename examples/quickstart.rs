@@ -8,19 +8,17 @@
 //!
 //! It starts the Daglo emulator in-process (no token, no network), uploads
 //! `examples/data/standup.wav`, follows the job's progress through the chosen strategy, and
-//! prints the transcript with word timings and the SRT subtitles. Only `strategy()` differs
-//! between the three: the rest of the code talks to a `Transcriber` over a `dyn ResultDelivery`. Against the real
-//! service, build the client with `Client::new(token)` and leave the emulator out.
+//! prints the transcript with word timings and the SRT subtitles. Only the `StrategyConfig`
+//! differs between the three. Against the real service, build the client with
+//! `Client::new(token)` and leave the emulator out.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use daglo::sim::{SimConfig, Simulator};
 use daglo::{
-    CallbackConfig, CallbackDelivery, CallbackServer, Client, HybridDelivery, JobOptions, Language, Outcome,
-    PollingConfig, PollingDelivery, ProgressEvent, ResultDelivery, SrtAnswer, Transcriber,
+    CallbackSettings, HybridSettings, JobOptions, Language, Outcome, ProgressEvent, SrtAnswer,
+    StrategyConfig, Transcriber,
 };
-use daglo_sim::{SimConfig, Simulator};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/standup.wav");
 
@@ -28,14 +26,18 @@ const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/standup
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(3))).await?;
     println!("emulator listening on {}", sim.base_url());
+    let client = daglo::sim::client(&sim)?;
 
-    let client = Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()?;
-    let name = std::env::args().nth(1).unwrap_or_else(|| "polling".to_owned());
-    let (delivery, receiver) = strategy(&name, &client).await?;
-    let transcriber = Transcriber::new(client.clone(), delivery);
+    // The one place that knows which strategy runs. The emulator is on this machine, so the
+    // callback receiver listens on a free loopback port and is called there directly; in
+    // production it is `StrategyConfig::callback(listen, "https://hooks.example.com/daglo")`.
+    let strategy = match std::env::args().nth(1).as_deref().unwrap_or("polling") {
+        "polling" => StrategyConfig::polling(),
+        "callback" => StrategyConfig::Callback(CallbackSettings::loopback()),
+        "hybrid" => StrategyConfig::Hybrid(HybridSettings::new(CallbackSettings::loopback())),
+        other => return Err(format!("unknown strategy `{other}`: use polling, callback or hybrid").into()),
+    };
+    let transcriber = Transcriber::from_config(client, &strategy).await?;
     println!("strategy: {}", transcriber.strategy());
 
     let options = JobOptions::builder()
@@ -43,14 +45,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .speaker_diarization(Some(2))
         .keyword_extraction(3)
         .build()?;
-    let pending = transcriber.submit_file(Path::new(SAMPLE), &options).await?;
+    let pending = transcriber.submit_file(SAMPLE, &options).await?;
     let rid = pending.rid().clone();
     println!("submitted {} as job {rid}", pending.file_name().unwrap_or("file"));
 
     let show = |event: &ProgressEvent| println!("  {event}");
-    let outcome = transcriber.wait(pending, &show).await?;
-
-    match &outcome {
+    match transcriber.wait_with(pending, &show).await? {
         Outcome::Transcript { body, .. } => {
             for (channel, result) in body.stt_results.iter().flatten().enumerate() {
                 println!("\ntranscript (channel {}):\n{}", channel + 1, result.transcript);
@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
             }
-            if let SrtAnswer::Ready(srt) = client.srt(&rid).await? {
+            if let SrtAnswer::Ready(srt) = transcriber.client().srt(&rid).await? {
                 println!(
                     "\nsubtitles:\n{}",
                     srt.lines().take(8).collect::<Vec<_>>().join("\n")
@@ -80,42 +80,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => println!("{other:?}"),
     }
-    let record = sim.job(&rid);
-    let (requests, callbacks) = record.map_or((0, 0), |r| (r.status_requests, r.callbacks_sent));
+    let (requests, callbacks) = sim
+        .job(&rid)
+        .map_or((0, 0), |r| (r.status_requests, r.callbacks_sent));
     println!("\n{requests} status requests and {callbacks} callbacks for the whole job");
-    if let Some(receiver) = receiver {
-        receiver.shutdown().await;
-    }
+    transcriber.shutdown().await;
     sim.shutdown().await;
     Ok(())
-}
-
-/// The one place that knows which strategy runs.
-async fn strategy(
-    name: &str,
-    client: &Client,
-) -> Result<(Arc<dyn ResultDelivery>, Option<CallbackServer>), Box<dyn std::error::Error>> {
-    let polling = || PollingDelivery::new(client.clone(), PollingConfig::default());
-    let callbacks = || async {
-        // In production the public URL is your https endpoint behind a proxy; here the
-        // emulator calls the receiver directly on loopback.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let public = format!("http://{}/daglo/callbacks", listener.local_addr()?);
-        let callbacks = CallbackDelivery::new(CallbackConfig::new(&public)?)?;
-        let server = callbacks.serve(listener)?;
-        Ok::<_, Box<dyn std::error::Error>>((callbacks, server))
-    };
-    Ok(match name {
-        "polling" => (Arc::new(polling()), None),
-        "callback" => {
-            let (callbacks, server) = callbacks().await?;
-            (Arc::new(callbacks), Some(server))
-        }
-        "hybrid" => {
-            let (callbacks, server) = callbacks().await?;
-            let hybrid = HybridDelivery::new(callbacks, polling()).window(Duration::from_secs(10));
-            (Arc::new(hybrid), Some(server))
-        }
-        other => return Err(format!("unknown strategy `{other}`: use polling, callback or hybrid").into()),
-    })
 }

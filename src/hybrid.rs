@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daglo_callback::CallbackDelivery;
-use daglo_core::{
-    DeliveryError, JobOptions, Outcome, Prepared, ProgressObserver, ResultDelivery, SubmittedJob,
-};
+use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid, Ticket};
 use daglo_poll::PollingDelivery;
 use tracing::info;
 
@@ -50,17 +48,53 @@ impl ResultDelivery for HybridDelivery {
         "hybrid"
     }
 
-    async fn prepare(&self, options: &mut JobOptions) -> Result<Prepared, DeliveryError> {
-        self.callbacks.prepare(options).await
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let callback = self.callbacks.prepare(options).await?;
+        Ok(Box::new(HybridTicket {
+            callback: Some(callback),
+            polling: self.polling.clone(),
+            window: self.window,
+        }))
+    }
+
+    /// A resumed job has no callback registration: it is polled straight away.
+    fn resume(&self, _rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+        Ok(Box::new(HybridTicket {
+            callback: None,
+            polling: self.polling.clone(),
+            window: self.window,
+        }))
+    }
+}
+
+/// Hybrid's phase two: the callback ticket, and the poller to fall back on.
+#[derive(Debug)]
+struct HybridTicket {
+    callback: Option<Box<dyn Ticket>>,
+    polling: PollingDelivery,
+    window: Duration,
+}
+
+#[async_trait]
+impl Ticket for HybridTicket {
+    fn job_key(&self) -> Option<&str> {
+        self.callback.as_ref().and_then(|ticket| ticket.job_key())
     }
 
     async fn wait(
-        &self,
-        job: SubmittedJob,
+        self: Box<Self>,
+        rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError> {
-        let rid = job.rid.clone();
-        let callback = self.callbacks.wait(job, observer);
+        let HybridTicket {
+            callback,
+            polling,
+            window,
+        } = *self;
+        let Some(callback) = callback else {
+            return polling.follow(rid).outcome_with(observer).await;
+        };
+        let callback = callback.wait(rid.clone(), observer);
         tokio::pin!(callback);
         let mut callback_open = true;
         tokio::select! {
@@ -71,11 +105,11 @@ impl ResultDelivery for HybridDelivery {
                     decided => return decided,
                 }
             }
-            () = tokio::time::sleep(self.window) => {
+            () = tokio::time::sleep(window) => {
                 info!(%rid, "no terminal callback within the window; polling too");
             }
         }
-        let polled = self.polling.resume(rid).outcome_with(observer);
+        let polled = polling.follow(rid).outcome_with(observer);
         tokio::pin!(polled);
         loop {
             tokio::select! {

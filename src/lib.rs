@@ -1,64 +1,179 @@
-//! `daglo`: get speech-to-text results out of the Daglo asynchronous API.
+//! `daglo`: get speech-to-text results out of the [Daglo](https://daglo.ai) asynchronous API —
+//! by **polling** or by **callback** — with a local emulator for offline tests.
 //!
-//! This facade re-exports the workspace's crates so an application depends on one crate:
-//!
-//! | module / item | from | what |
-//! |---|---|---|
-//! | [`Client`], [`Error`], [`StatusAnswer`], [`SrtAnswer`], [`RetryPolicy`] | `daglo-client` | the REST client |
-//! | [`JobOptions`], [`SubmitRequest`], [`StatusBody`], [`Status`], … | `daglo-core` | models and validation |
-//! | [`Transcriber`], [`Pending`], [`TranscribeError`] | this crate | submit and deliver in one place, with any strategy |
-//! | [`ResultDelivery`], [`Outcome`], [`ProgressEvent`] | `daglo-core` | the delivery interface strategies implement |
-//! | [`PollingDelivery`], [`PollingConfig`], [`TokenBucket`], … (feature `poll`) | `daglo-poll` | polling: one scheduler, a shared rate budget, adaptive intervals |
-//! | [`CallbackDelivery`], [`CallbackConfig`], [`CallbackAuth`], … (feature `callback`) | `daglo-callback` | callbacks: per-job credentials, a forward-only registry, a tower receiver |
-//! | [`HybridDelivery`] (features `poll` + `callback`) | this crate | callback first, polling as the safety net |
-//! | [`sim`] (feature `sim`) | `daglo-sim` | the local emulator, for offline tests |
-//!
-//! ## Feature flags
-//! | feature | default | enables |
-//! |---|---|---|
-//! | `poll` | yes | [`PollingDelivery`] and its configuration |
-//! | `callback` | yes | [`CallbackDelivery`], its receiver and server |
-//! | `sim` | no | [`sim`]: the in-process emulator of the service, for integration tests without a token or a network |
+//! **Start with [`Transcriber`]**: it submits a job and waits for its outcome through the
+//! strategy you chose. This runs a whole job against the in-process emulator (feature `sim`), no
+//! token and no network needed; against the real service, build the client with
+//! [`Client::new`]`(token)` instead.
 //!
 //! ```
-//! use daglo::{JobOptions, Language, SubmitRequest};
+//! use daglo::{JobOptions, Language, Outcome, ProgressEvent, Transcriber};
+//! use daglo::sim::{SimConfig, Simulator};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sim = Simulator::start(SimConfig::default().processing_time(std::time::Duration::from_millis(300))).await?;
+//! let client = daglo::sim::client(&sim)?;                  // or Client::new(token)
+//! let transcriber = Transcriber::polling(client);
 //!
 //! let options = JobOptions::builder().language(Language::EnUs).speaker_diarization(Some(2)).build()?;
-//! let request = SubmitRequest::new("https://example.com/all-hands.mp4", options)?;
-//! assert_eq!(request.audio.source.url, "https://example.com/all-hands.mp4");
-//! # Ok::<(), daglo::ValidationError>(())
+//! let pending = transcriber.submit_url("https://example.com/standup.wav", &options).await?;
+//! let rid: daglo::Rid = pending.rid().clone();             // persist it: a restart can resume
+//! let show = |event: &ProgressEvent| println!("{event}");
+//! match transcriber.wait_with(pending, &show).await? {
+//!     Outcome::Transcript { body, .. } => println!("{}", body.full_transcript()),
+//!     Outcome::Empty { .. } => println!("no speech"),
+//!     Outcome::Failed { status, message, .. } => println!("failed: {status} {message:?}"),
+//!     other => println!("{other:?}"),                       // GaveUp: resume with the rid
+//! }
+//! # let _ = rid;
+//! # sim.shutdown().await;
+//! # Ok(())
+//! # }
 //! ```
 //!
-//! Run `cargo run --example quickstart` for a whole job against the embedded emulator.
+//! ## Choosing a strategy
+//! Every strategy implements [`ResultDelivery`]; a [`Transcriber`] takes any of them, and a
+//! [`StrategyConfig`] (serde) builds one from configuration, receiver included — so switching is
+//! one value.
+//!
+//! | strategy | costs | choose it when |
+//! |---|---|---|
+//! | polling ([`Transcriber::polling`], [`poll`]) | ~7–11 status requests per job with the adaptive policy, under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
+//! | callback ([`callback`]) | no status request; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
+//! | hybrid ([`HybridDelivery`]) | callbacks, plus sparse polling for a job whose final callback is late | results must never be lost, even when a callback is |
+//!
+//! | polling policy | choose it when |
+//! |---|---|
+//! | `Adaptive` (default) | almost always: fewest requests for a given latency when the service reports progress |
+//! | `Exponential { initial, factor, max }` | job lengths vary widely and progress is useless; latency up to `max` on long jobs |
+//! | `Fixed(interval)` | short, similar jobs and a predictable request rate; cost grows with job length |
+//!
+//! Submits are **never retried once they may have reached the service**: Daglo has no
+//! idempotency, so a second POST creates and bills a second job.
+//! [`TranscribeError::may_have_created_job`] says when a failed call may still have created one,
+//! and [`TranscribeError::rid`] hands back the rid of a job that exists.
+//!
+//! ## Modules and feature flags
+//! | module | feature | default | what |
+//! |---|---|---|---|
+//! | root | — | — | [`Transcriber`], [`StrategyConfig`], [`Client`], the models, [`Outcome`], the [`ResultDelivery`] seam |
+//! | [`poll`] | `poll` | yes | polling: one scheduler for every job, a shared rate budget, adaptive intervals |
+//! | [`callback`] | `callback` | yes | callbacks: per-job credentials, a forward-only registry, a tower receiver, a standalone server |
+//! | [`HybridDelivery`] | `poll` + `callback` | yes | callback first, polling as the safety net |
+//! | [`sim`] | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
+//! | [`test_util`] | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
+//! | [`models`] | — | — | every request and answer field of the API |
+//!
+//! Examples (`cargo run --example NAME`): `quickstart`, `switch_strategy`, `axum_receiver`,
+//! `resume`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "poll", feature = "callback"))]
+mod strategy;
 mod transcriber;
-pub use transcriber::{Pending, TranscribeError, Transcriber};
-
-pub use daglo_client::{
-    Client, ClientBuilder, DEFAULT_BASE_URL, Error, RetryPolicy, SrtAnswer, StatusAnswer,
-};
-pub use daglo_core::*;
-
-#[cfg(feature = "poll")]
-pub use daglo_poll::{
-    PollClock, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
-    WatchOptions,
-};
 
 #[cfg(all(feature = "poll", feature = "callback"))]
 mod hybrid;
-#[cfg(all(feature = "poll", feature = "callback"))]
-pub use hybrid::HybridDelivery;
 
-#[cfg(feature = "callback")]
-pub use daglo_callback::{
-    CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver, CallbackServer,
-    InMemoryRegistry, JobKey, JobRegistry, Secret,
+pub use daglo_client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, Error, ErrorKind, RetryPolicy, SrtAnswer, StatusAnswer,
 };
+pub use daglo_core::{
+    DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, JobOptionsBuilder, Language,
+    Outcome, ProgressEvent, ProgressObserver, ResultDelivery, Rid, Status, StatusBody, SttResult,
+    SubmitResponse, Ticket, TimeOffset, ValidationError, Word,
+};
+#[cfg(all(feature = "poll", feature = "callback"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
+pub use hybrid::HybridDelivery;
+#[cfg(feature = "callback")]
+pub use strategy::CallbackSettings;
+#[cfg(all(feature = "poll", feature = "callback"))]
+pub use strategy::HybridSettings;
+#[cfg(feature = "poll")]
+pub use strategy::{PolicySetting, PollingSettings};
+#[cfg(any(feature = "poll", feature = "callback"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
+pub use strategy::{StrategyConfig, StrategyError};
+pub use transcriber::{Pending, TranscribeError, Transcriber};
 
-/// The local emulator of the service (`daglo-sim`), for tests and demos without a network.
+/// Every request and answer field of the API, for code that builds requests or reads results in
+/// detail. The types most code needs ([`JobOptions`], [`StatusBody`], …) are at the root too.
+pub mod models {
+    pub use daglo_core::{
+        AUDIO_EXTENSIONS, Audio, AudioSource, Callback, ErrorBody, JobOptions, JobOptionsBuilder, JsonObject,
+        KeywordBoost, KeywordExtraction, Language, MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig, Rid,
+        SentimentAnalysis, SpeakerDiarization, Status, StatusBody, SttConfig, SttResult, SubmitRequest,
+        SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, Word, decode_error_body, decode_status_body,
+        decode_submit_response,
+    };
+}
+
+/// Polling delivery: one scheduler task for every job, a shared rate budget under the service's
+/// 20 requests/s, and fixed, exponential or adaptive intervals.
+///
+/// Most code uses [`Transcriber::polling`]; build a [`PollingDelivery`](poll::PollingDelivery)
+/// to choose the policy, the budget (shared by several pollers) or a deadline, and
+/// [`watch`](poll::PollingDelivery::watch) a rid directly for its events.
+#[cfg(feature = "poll")]
+#[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
+pub mod poll {
+    pub use daglo_core::{AdaptivePolicy, PollPolicy};
+    pub use daglo_poll::{
+        PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
+        WatchOptions,
+    };
+}
+
+/// Callback delivery: the service POSTs progress and the result to a receiver you run.
+///
+/// Daglo signs nothing, so every job gets its own credential; the receiver checks it before
+/// reading the body, only moves a job's status forward and keeps the first final body. The
+/// threat model is on [`CallbackDelivery`](callback::CallbackDelivery)'s crate page
+/// (`daglo-callback`). Run the receiver standalone with
+/// [`CallbackDelivery::serve`](callback::CallbackDelivery::serve), or mount
+/// [`CallbackDelivery::receiver`](callback::CallbackDelivery::receiver) next to your routes
+/// (`examples/axum_receiver.rs`).
+#[cfg(feature = "callback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+pub mod callback {
+    pub use daglo_callback::{
+        Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
+        CallbackServer, DEFAULT_MAX_BODY_BYTES, InMemoryRegistry, JobKey, JobRegistry, JobView, Registered,
+        Secret, TokenDigest,
+    };
+}
+
+/// The local emulator of the service (`daglo-sim`): every endpoint, the rate limit, callbacks
+/// and fault injection, in-process on `127.0.0.1:0`. For tests and demos without a token or a
+/// network; the same emulator runs standalone as `cargo run -p daglo-sim`.
 #[cfg(feature = "sim")]
-pub use daglo_sim as sim;
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim {
+    pub use daglo_sim::{
+        CallbackRecord, Clock, DEFAULT_TOKEN, Ending, Endpoint, EndpointStats, ErrorBurst, Faults, JobPlan,
+        JobRecord, ManualClock, Planner, SimConfig, Simulator, Stats, Submission,
+    };
+
+    /// A client for `sim`: its base URL and its token.
+    pub fn client(sim: &Simulator) -> Result<crate::Client, crate::Error> {
+        crate::Client::builder()
+            .token(sim.token())
+            .base_url(sim.base_url())
+            .build()
+    }
+}
+
+/// Hooks for reproducible tests and benchmarks: virtual time that runs faster than real time
+/// on both the emulator and the poller, and seeded randomness.
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util {
+    pub use daglo_core::{ProgressTracker, SplitMix64, TimeScale};
+    #[cfg(feature = "poll")]
+    pub use daglo_poll::PollClock;
+}
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -2,27 +2,35 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use daglo_client::Client;
 use daglo_core::{
-    DeliveryError, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid, SubmitResponse, SubmittedJob,
+    DeliveryError, IgnoreProgress, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid,
+    SubmitResponse, Ticket,
 };
+
+#[cfg(any(feature = "poll", feature = "callback"))]
+use crate::strategy::{StrategyConfig, StrategyError};
 
 /// Why a transcription could not be carried out (as opposed to a job that failed, which is an
 /// [`Outcome::Failed`]).
+///
+/// Its message includes the cause. Before acting on it, ask
+/// [`may_have_created_job`](TranscribeError::may_have_created_job) (never submit again blindly:
+/// the service has no idempotency and bills every job) and [`rid`](TranscribeError::rid) (a job
+/// that exists can be resumed).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TranscribeError {
     /// The strategy could not prepare the job; nothing was submitted.
-    #[error("could not prepare the job")]
+    #[error("could not prepare the job: {0}")]
     Prepare(#[source] DeliveryError),
-    /// The submit failed. Check [`daglo_client::Error::may_have_created_job`] before retrying:
-    /// the service has no idempotency.
-    #[error("the submit failed")]
+    /// The submit failed.
+    #[error("the submit failed: {0}")]
     Submit(#[source] daglo_client::Error),
     /// The job was submitted (its rid is here, to resume) but waiting for it failed.
-    #[error("waiting for job `{rid}` failed")]
+    #[error("waiting for job `{rid}` failed: {source}")]
     Wait {
         /// The job, still running and billed: resume it.
         rid: Rid,
@@ -32,50 +40,108 @@ pub enum TranscribeError {
     },
 }
 
+impl TranscribeError {
+    /// The job's rid, when it was submitted: it is running (and billed), so resume it rather
+    /// than submitting again.
+    pub fn rid(&self) -> Option<&Rid> {
+        match self {
+            TranscribeError::Wait { rid, .. } => Some(rid),
+            TranscribeError::Prepare(_) | TranscribeError::Submit(_) => None,
+        }
+    }
+
+    /// Whether a job may exist (and be billed) although this call failed. `true` for every
+    /// failure after the submit, and for a submit whose request may have reached the service;
+    /// `false` only when nothing can have been created.
+    pub fn may_have_created_job(&self) -> bool {
+        match self {
+            TranscribeError::Prepare(_) => false,
+            TranscribeError::Submit(error) => error.may_have_created_job(),
+            TranscribeError::Wait { .. } => true,
+        }
+    }
+
+    /// Whether the API token or the account is the problem (`401`, `403`): no other request will
+    /// succeed until it is fixed.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            TranscribeError::Prepare(_) => false,
+            TranscribeError::Submit(error) => error.is_auth(),
+            TranscribeError::Wait { source, .. } => source.is_auth(),
+        }
+    }
+}
+
 /// A job that has been submitted and not yet waited for. Save [`rid`](Pending::rid) somewhere
-/// durable before waiting, so a restart can [`resume`](Transcriber::resume) it.
+/// durable (it is serde-serialisable) before waiting, so a restart can
+/// [`resume`](Transcriber::resume) it.
+///
+/// It owns the strategy's preparation for this job; dropping it without waiting releases that
+/// preparation (the job itself goes on at the service).
+#[must_use = "a Pending job is only waited for by Transcriber::wait"]
 #[derive(Debug)]
 pub struct Pending {
-    job: SubmittedJob,
+    rid: Rid,
     file_name: Option<String>,
+    /// `None` for a resumed job: the strategy makes its ticket when the wait starts.
+    ticket: Option<Box<dyn Ticket>>,
 }
 
 impl Pending {
     /// The job's rid.
     pub fn rid(&self) -> &Rid {
-        &self.job.rid
+        &self.rid
     }
 
     /// The uploaded file's name, as the service reported it.
     pub fn file_name(&self) -> Option<&str> {
         self.file_name.as_deref()
     }
+
+    /// Whether this job was resumed by rid rather than submitted by this process.
+    pub fn is_resumed(&self) -> bool {
+        self.ticket.is_none()
+    }
 }
 
-/// Submits jobs and gets their results through one [`ResultDelivery`] strategy: switching
-/// between polling, callbacks and hybrid changes only the strategy it is built with.
+/// Submits jobs and gets their results through one strategy — polling, callbacks or hybrid.
+/// Switching strategy changes only how the `Transcriber` is built.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use daglo::{Client, JobOptions, PollingConfig, PollingDelivery, ProgressEvent, Transcriber};
+/// use daglo::{Client, JobOptions, Outcome, Transcriber};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = Client::new(std::env::var("DAGLO_API_TOKEN")?)?;
-/// let strategy = Arc::new(PollingDelivery::new(client.clone(), PollingConfig::default()));
-/// let transcriber = Transcriber::new(client, strategy);
+/// let transcriber = Transcriber::polling(client);
 ///
-/// let pending = transcriber.submit_file("meeting.m4a", &JobOptions::default()).await?;
-/// println!("job {}", pending.rid()); // persist it before waiting
-/// let show = |event: &ProgressEvent| println!("{event}");
-/// let outcome = transcriber.wait(pending, &show).await?;
+/// // All at once:
+/// let outcome = transcriber.transcribe_file("meeting.wav", &JobOptions::default()).await?;
 /// println!("{:?}", outcome.transcript());
+///
+/// // Or submit, persist the rid, then wait (or resume after a restart):
+/// let pending = transcriber.submit_url("https://example.com/a.wav", &JobOptions::default()).await?;
+/// let rid: daglo::Rid = pending.rid().clone();
+/// let outcome = transcriber.wait(pending).await?;
+/// let again = transcriber.wait(transcriber.resume(rid)).await?;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Cheap to clone; clones share the strategy (and the callback receiver, if it runs one).
 #[derive(Clone)]
 pub struct Transcriber {
     client: Client,
     delivery: Arc<dyn ResultDelivery>,
+    receiver: Option<Arc<Receiver>>,
+}
+
+/// The callback receiver a transcriber built from configuration runs.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    #[cfg(feature = "callback")]
+    server: Mutex<Option<daglo_callback::CallbackServer>>,
+    #[cfg(not(feature = "callback"))]
+    server: Mutex<Option<std::convert::Infallible>>,
 }
 
 impl fmt::Debug for Transcriber {
@@ -83,19 +149,107 @@ impl fmt::Debug for Transcriber {
         f.debug_struct("Transcriber")
             .field("client", &self.client)
             .field("strategy", &self.delivery.name())
+            .field("receiver", &self.receiver.as_ref().map(|r| r.addr))
             .finish()
     }
 }
 
 impl Transcriber {
-    /// Submits through `client` and waits through `delivery`.
-    pub fn new(client: Client, delivery: Arc<dyn ResultDelivery>) -> Self {
-        Transcriber { client, delivery }
+    /// Submits through `client` and waits through `strategy` (any [`ResultDelivery`], by value).
+    pub fn new(client: Client, strategy: impl ResultDelivery + 'static) -> Self {
+        Transcriber {
+            client,
+            delivery: Arc::new(strategy),
+            receiver: None,
+        }
+    }
+
+    /// Polls with the default configuration: adaptive intervals under a shared 16 req/s budget.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, since the polling scheduler is a task.
+    #[cfg(feature = "poll")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
+    pub fn polling(client: Client) -> Self {
+        let polling = daglo_poll::PollingDelivery::new(client.clone(), daglo_poll::PollingConfig::default());
+        Transcriber::new(client, polling)
+    }
+
+    /// Builds the strategy `config` names — binding and starting the callback receiver when it
+    /// needs one, which the transcriber then owns (see [`shutdown`](Transcriber::shutdown)).
+    ///
+    /// ```no_run
+    /// use daglo::{Client, StrategyConfig, Transcriber};
+    ///
+    /// # async fn run(client: Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: StrategyConfig = serde_json::from_str(&std::fs::read_to_string("strategy.json")?)?;
+    /// let transcriber = Transcriber::from_config(client, &config).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(any(feature = "poll", feature = "callback"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
+    pub async fn from_config(client: Client, config: &StrategyConfig) -> Result<Self, StrategyError> {
+        match config {
+            #[cfg(feature = "poll")]
+            StrategyConfig::Polling(settings) => {
+                let polling = settings.build(&client)?;
+                Ok(Transcriber::new(client, polling))
+            }
+            #[cfg(feature = "callback")]
+            StrategyConfig::Callback(settings) => {
+                let (callbacks, server) = settings.start().await?;
+                Ok(Transcriber::new(client, callbacks).owning_receiver(server))
+            }
+            #[cfg(all(feature = "poll", feature = "callback"))]
+            StrategyConfig::Hybrid(settings) => {
+                let polling = settings.polling.build(&client)?;
+                let (callbacks, server) = settings.callback.start().await?;
+                let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
+                Ok(Transcriber::new(client, hybrid).owning_receiver(server))
+            }
+        }
+    }
+
+    /// Hands the transcriber the callback receiver its strategy depends on: it then reports its
+    /// address ([`receiver_addr`](Transcriber::receiver_addr)), stops it gracefully in
+    /// [`shutdown`](Transcriber::shutdown), and stops it when the last clone is dropped.
+    #[cfg(feature = "callback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    pub fn owning_receiver(mut self, server: daglo_callback::CallbackServer) -> Self {
+        self.receiver = Some(Arc::new(Receiver {
+            addr: server.local_addr(),
+            server: Mutex::new(Some(server)),
+        }));
+        self
     }
 
     /// The strategy's name (`"polling"`, `"callback"`, `"hybrid"`).
     pub fn strategy(&self) -> &'static str {
         self.delivery.name()
+    }
+
+    /// The client it submits through (for `/srt`, say).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Where the callback receiver it owns listens, if it runs one.
+    pub fn receiver_addr(&self) -> Option<std::net::SocketAddr> {
+        self.receiver.as_ref().map(|receiver| receiver.addr)
+    }
+
+    /// Stops the callback receiver it owns, if any, letting in-flight callbacks finish. Waits
+    /// still running on any clone then end when their registrations expire; call it after them.
+    pub async fn shutdown(&self) {
+        let Some(receiver) = &self.receiver else { return };
+        let server = receiver.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        #[cfg(feature = "callback")]
+        if let Some(server) = server {
+            server.shutdown().await;
+        }
+        #[cfg(not(feature = "callback"))]
+        let _ = server;
     }
 
     /// Prepares the job with the strategy, then submits audio at a public URL.
@@ -106,7 +260,7 @@ impl Transcriber {
         .await
     }
 
-    /// Prepares the job with the strategy, then uploads a local file (streamed).
+    /// Prepares the job with the strategy, then uploads a local file (streamed from disk).
     pub async fn submit_file(
         &self,
         path: impl AsRef<Path>,
@@ -130,48 +284,54 @@ impl Transcriber {
         Fut: Future<Output = Result<SubmitResponse, daglo_client::Error>>,
     {
         let mut options = options.clone();
-        let prepared = self
+        let ticket = self
             .delivery
             .prepare(&mut options)
             .await
             .map_err(TranscribeError::Prepare)?;
-        // A failed submit drops `prepared`, which releases whatever the strategy registered.
+        // A failed submit drops `ticket`, which releases whatever the strategy registered.
         let answer = send(options).await.map_err(TranscribeError::Submit)?;
         Ok(Pending {
-            job: SubmittedJob::new(answer.rid, prepared),
+            rid: answer.rid,
             file_name: answer.file_name,
+            ticket: Some(ticket),
         })
     }
 
-    /// Waits for a submitted job, reporting progress to `observer`.
-    pub async fn wait(
+    /// A job submitted earlier, known by its rid (saved before a restart), ready to
+    /// [`wait`](Transcriber::wait) for. Polling and hybrid strategies poll it; a callback-only
+    /// strategy cannot (its callback was fixed at submit) and the wait answers
+    /// [`DeliveryError::NotPrepared`].
+    pub fn resume(&self, rid: Rid) -> Pending {
+        Pending {
+            rid,
+            file_name: None,
+            ticket: None,
+        }
+    }
+
+    /// Waits for a submitted (or resumed) job's outcome.
+    pub async fn wait(&self, pending: Pending) -> Result<Outcome, TranscribeError> {
+        self.wait_with(pending, &IgnoreProgress).await
+    }
+
+    /// Waits for a submitted (or resumed) job's outcome, reporting progress to `observer` (any
+    /// `Fn(&ProgressEvent)`).
+    pub async fn wait_with(
         &self,
         pending: Pending,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, TranscribeError> {
-        let rid = pending.job.rid.clone();
-        self.delivery
-            .wait(pending.job, observer)
-            .await
-            .map_err(|source| TranscribeError::Wait { rid, source })
-    }
-
-    /// Waits for a job submitted earlier (its rid saved before a restart). Polling and hybrid
-    /// strategies poll it; a callback-only strategy cannot and answers
-    /// [`DeliveryError::NotPrepared`].
-    pub async fn resume(
-        &self,
-        rid: Rid,
-        observer: &dyn ProgressObserver,
-    ) -> Result<Outcome, TranscribeError> {
-        self.wait(
-            Pending {
-                job: SubmittedJob::resume(rid),
-                file_name: None,
-            },
-            observer,
-        )
-        .await
+        let Pending { rid, ticket, .. } = pending;
+        let wait_error = |source| TranscribeError::Wait {
+            rid: rid.clone(),
+            source,
+        };
+        let ticket = match ticket {
+            Some(ticket) => ticket,
+            None => self.delivery.resume(&rid).map_err(wait_error)?,
+        };
+        ticket.wait(rid.clone(), observer).await.map_err(wait_error)
     }
 
     /// Submits a file and waits for its outcome.
@@ -179,20 +339,34 @@ impl Transcriber {
         &self,
         path: impl AsRef<Path>,
         options: &JobOptions,
+    ) -> Result<Outcome, TranscribeError> {
+        self.transcribe_file_with(path, options, &IgnoreProgress).await
+    }
+
+    /// Submits a file and waits for its outcome, reporting progress to `observer`.
+    pub async fn transcribe_file_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &JobOptions,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, TranscribeError> {
         let pending = self.submit_file(path, options).await?;
-        self.wait(pending, observer).await
+        self.wait_with(pending, observer).await
     }
 
     /// Submits audio at a URL and waits for its outcome.
-    pub async fn transcribe_url(
+    pub async fn transcribe_url(&self, url: &str, options: &JobOptions) -> Result<Outcome, TranscribeError> {
+        self.transcribe_url_with(url, options, &IgnoreProgress).await
+    }
+
+    /// Submits audio at a URL and waits for its outcome, reporting progress to `observer`.
+    pub async fn transcribe_url_with(
         &self,
         url: &str,
         options: &JobOptions,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, TranscribeError> {
         let pending = self.submit_url(url, options).await?;
-        self.wait(pending, observer).await
+        self.wait_with(pending, observer).await
     }
 }

@@ -1,31 +1,21 @@
-//! `Transcriber`: one API over every strategy.
+//! `Transcriber`: one API over every strategy, the front door of the crate.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use daglo::{
-    DeliveryError, IgnoreProgress, JobOptions, Outcome, PollPolicy, PollingConfig, PollingDelivery,
-    TranscribeError, Transcriber,
-};
-use daglo_sim::SimConfig;
-use support::{callbacks, sim};
+use daglo::sim::SimConfig;
+use daglo::{DeliveryError, JobOptions, Outcome, ProgressEvent, Rid, TranscribeError, Transcriber};
+use support::{callbacks, fast_polling, sim};
 
 mod support;
 
 #[tokio::test]
 async fn the_same_calls_work_with_polling_and_callbacks() {
     let (_sim, client) = sim(SimConfig::default()).await;
-    let polling = PollingDelivery::new(
-        client.clone(),
-        PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(30))),
-    );
-    let (callbacks, _server) = callbacks().await;
+    let (callbacks, server) = callbacks().await;
     for transcriber in [
-        Transcriber::new(client.clone(), Arc::new(polling)),
-        Transcriber::new(client.clone(), Arc::new(callbacks)),
+        Transcriber::new(client.clone(), fast_polling(&client)),
+        Transcriber::new(client.clone(), callbacks).owning_receiver(server),
     ] {
         let outcome = transcriber
-            .transcribe_url("https://a.example/a.wav", &JobOptions::default(), &IgnoreProgress)
+            .transcribe_url("https://a.example/a.wav", &JobOptions::default())
             .await
             .unwrap();
         assert!(
@@ -33,14 +23,38 @@ async fn the_same_calls_work_with_polling_and_callbacks() {
             "{}: {outcome:?}",
             transcriber.strategy()
         );
+        transcriber.shutdown().await;
     }
 }
 
 #[tokio::test]
-async fn a_failed_submit_releases_the_callback_registration() {
+async fn submit_persist_wait_and_progress_reaches_the_observer() {
+    let (_sim, client) = sim(SimConfig::default()).await;
+    let transcriber = Transcriber::polling(client);
+    let pending = transcriber
+        .submit_url("https://a.example/a.wav", &JobOptions::default())
+        .await
+        .unwrap();
+    // The rid is what a caller persists: it round-trips through serde as a plain string.
+    let saved = serde_json::to_string(pending.rid()).unwrap();
+    assert_eq!(serde_json::from_str::<Rid>(&saved).unwrap(), *pending.rid());
+    assert!(!pending.is_resumed());
+
+    let events = std::sync::Mutex::new(Vec::new());
+    let observe = |event: &ProgressEvent| events.lock().unwrap().push(event.clone());
+    let outcome = transcriber.wait_with(pending, &observe).await.unwrap();
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
+    assert!(
+        !events.into_inner().unwrap().is_empty(),
+        "progress was observable"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
     let (_sim, client) = sim(SimConfig::default().credits(0)).await;
     let (callbacks, _server) = callbacks().await;
-    let transcriber = Transcriber::new(client, Arc::new(callbacks.clone()));
+    let transcriber = Transcriber::new(client, callbacks.clone());
     let err = transcriber
         .submit_url("https://a.example/a.wav", &JobOptions::default())
         .await
@@ -50,6 +64,33 @@ async fn a_failed_submit_releases_the_callback_registration() {
         "{err:?}"
     );
     assert_eq!(callbacks.registered().await, 0);
+    // The message carries the cause; the predicates say what to do about it.
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the submit failed: ") && message.contains("403"),
+        "{message}"
+    );
+    assert!(err.is_auth());
+    assert!(!err.may_have_created_job(), "a 403 created nothing");
+    assert_eq!(err.rid(), None);
+}
+
+#[tokio::test]
+async fn dropping_a_pending_job_releases_its_registration() {
+    let (_sim, client) = sim(SimConfig::default()).await;
+    let (callbacks, _server) = callbacks().await;
+    let transcriber = Transcriber::new(client, callbacks.clone());
+    let pending = transcriber
+        .submit_url("https://a.example/a.wav", &JobOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(callbacks.registered().await, 1);
+    drop(pending);
+    assert_eq!(
+        callbacks.registered().await,
+        0,
+        "the slot is free when drop returns"
+    );
 }
 
 #[tokio::test]
@@ -60,22 +101,46 @@ async fn resume_polls_and_a_callback_only_strategy_says_it_cannot() {
         .await
         .unwrap()
         .rid;
-    let polling = PollingDelivery::new(
-        client.clone(),
-        PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(30))),
-    );
-    let transcriber = Transcriber::new(client.clone(), Arc::new(polling));
-    let outcome = transcriber.resume(rid.clone(), &IgnoreProgress).await.unwrap();
+    let transcriber = Transcriber::new(client.clone(), fast_polling(&client));
+    let pending = transcriber.resume(rid.clone());
+    assert!(pending.is_resumed());
+    let outcome = transcriber.wait(pending).await.unwrap();
     assert!(matches!(outcome, Outcome::Transcript { .. }));
 
     let (callbacks, _server) = callbacks().await;
-    let err = Transcriber::new(client, Arc::new(callbacks))
-        .resume(rid.clone(), &IgnoreProgress)
+    let callback_only = Transcriber::new(client, callbacks);
+    let err = callback_only
+        .wait(callback_only.resume(rid.clone()))
         .await
         .unwrap_err();
-    let TranscribeError::Wait { rid: kept, source } = err else {
+    assert_eq!(
+        err.rid(),
+        Some(&rid),
+        "the rid survives the error, to resume elsewhere"
+    );
+    assert!(err.may_have_created_job());
+    assert!(
+        err.to_string().contains("not prepared for callback delivery"),
+        "{err}"
+    );
+    let TranscribeError::Wait { source, .. } = err else {
         panic!("{err:?}")
     };
-    assert_eq!(kept, rid, "the rid survives the error, to resume elsewhere");
     assert!(matches!(source, DeliveryError::NotPrepared { .. }));
+}
+
+#[tokio::test]
+async fn an_unknown_rid_is_a_typed_wait_error() {
+    let (_sim, client) = sim(SimConfig::default()).await;
+    let transcriber = Transcriber::new(client.clone(), fast_polling(&client));
+    let rid = Rid::new("no-such-job");
+    let err = transcriber
+        .wait(transcriber.resume(rid.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, TranscribeError::Wait { source: DeliveryError::UnknownJob { rid: r }, .. } if *r == rid),
+        "{err:?}"
+    );
+    assert!(!err.is_auth());
 }

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use daglo::{CallbackConfig, CallbackDelivery, CallbackServer, Client};
-use daglo_sim::{SimConfig, Simulator};
+use daglo::Client;
+use daglo::callback::{CallbackDelivery, CallbackServer};
+use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery};
+use daglo::sim::{SimConfig, Simulator};
 
 /// An emulator (rate limit off, 100 ms jobs) configured by `config`, and a client for it.
 pub async fn sim(config: SimConfig) -> (Simulator, Client) {
@@ -16,19 +18,19 @@ pub async fn sim(config: SimConfig) -> (Simulator, Client) {
     )
     .await
     .unwrap();
-    let client = Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .unwrap();
+    let client = daglo::sim::client(&sim).unwrap();
     (sim, client)
 }
 
-/// A callback delivery served on `127.0.0.1:0`.
+/// A callback delivery served on a loopback port.
 pub async fn callbacks() -> (CallbackDelivery, CallbackServer) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}/cb", listener.local_addr().unwrap());
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
-    let server = callbacks.serve(listener).unwrap();
-    (callbacks, server)
+    CallbackDelivery::loopback(|config| config).await.unwrap()
+}
+
+/// A poller that asks every 30 ms, so short emulated jobs end quickly.
+pub fn fast_polling(client: &Client) -> PollingDelivery {
+    PollingDelivery::new(
+        client.clone(),
+        PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(30))),
+    )
 }

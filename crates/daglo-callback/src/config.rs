@@ -142,6 +142,9 @@ impl CallbackConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), CallbackError> {
+        if self.max_body_bytes == 0 {
+            return Err(CallbackError::Config("max_body_bytes must be above 0".to_owned()));
+        }
         match &self.auth {
             CallbackAuth::Jwt { secret, .. } if secret.expose().len() < 32 => Err(CallbackError::Config(
                 "the JWT secret must be at least 32 bytes".to_owned(),
@@ -156,9 +159,6 @@ impl CallbackConfig {
                     )));
                 }
                 Ok(())
-            }
-            _ if self.max_body_bytes == 0 => {
-                Err(CallbackError::Config("max_body_bytes must be above 0".to_owned()))
             }
             _ => Ok(()),
         }
@@ -175,5 +175,26 @@ impl fmt::Debug for CallbackConfig {
             .field("body_timeout", &self.body_timeout)
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_auth_mode_checks_the_body_cap() {
+        let static_header = CallbackAuth::StaticHeader {
+            name: "x-hook".to_owned(),
+            value: Secret::new("value-1"),
+        };
+        for auth in [CallbackAuth::PerJobToken, static_header] {
+            let config = CallbackConfig::new("https://hooks.example.com/d")
+                .unwrap()
+                .auth(auth.clone())
+                .max_body_bytes(0);
+            let error = config.validate().unwrap_err();
+            assert!(error.to_string().contains("max_body_bytes"), "{auth:?}: {error}");
+        }
     }
 }

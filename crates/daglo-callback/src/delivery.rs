@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use daglo_core::{
-    Callback, DeliveryError, GaveUpReason, JobOptions, Outcome, Prepared, ProgressEvent, ProgressObserver,
-    ResultDelivery, Rid, Status, SubmittedJob,
+    Callback, DeliveryError, GaveUpReason, JobOptions, Outcome, ProgressEvent, ProgressObserver,
+    ResultDelivery, Rid, Status, Ticket,
 };
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
@@ -26,7 +26,7 @@ use crate::state::JobView;
 ///
 /// [`prepare`](ResultDelivery::prepare) mints the job's key and credential, registers the job
 /// and sets `callback {url, headers}` — all before the submit, so a callback that beats the
-/// submit answer is kept. [`wait`](ResultDelivery::wait) follows the job's state until its first
+/// submit answer is kept. Its ticket's [`wait`](daglo_core::Ticket::wait) follows the job's state until its first
 /// terminal body, or gives up after the job's time to live with
 /// [`Outcome::GaveUp`] (the callback never came: resume by polling the rid).
 ///
@@ -77,20 +77,47 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.released {
-            return;
+        if !self.released {
+            // Synchronous for the in-memory registry (the slot is free when `drop` returns); a
+            // remote registry schedules its removal, and expiry covers the rest.
+            self.registry.clone().forget(self.key.clone());
         }
-        let (registry, key) = (self.registry.clone(), self.key.clone());
-        let mut removal = Box::pin(async move { registry.remove(&key).await });
-        // The in-memory registry finishes on the first poll, so the slot is free when `drop`
-        // returns; a remote registry's removal goes on in a task (outside a runtime, expiry
-        // reclaims the slot).
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        if removal.as_mut().poll(&mut context).is_pending() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(removal);
-            }
-        }
+    }
+}
+
+/// The callback strategy's phase two: the job's registration, and the delivery that follows it.
+/// Dropping it unregisters the job.
+struct CallbackTicket {
+    delivery: CallbackDelivery,
+    registration: Registration,
+}
+
+impl fmt::Debug for CallbackTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackTicket")
+            .field("job_key", &self.registration.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Ticket for CallbackTicket {
+    fn job_key(&self) -> Option<&str> {
+        Some(self.registration.key.as_str())
+    }
+
+    async fn wait(
+        self: Box<Self>,
+        rid: Rid,
+        observer: &dyn ProgressObserver,
+    ) -> Result<Outcome, DeliveryError> {
+        let CallbackTicket {
+            delivery,
+            registration,
+        } = *self;
+        let outcome = delivery.follow(rid, &registration, observer).await;
+        registration.release().await;
+        Ok(outcome)
     }
 }
 
@@ -164,6 +191,22 @@ impl CallbackDelivery {
         .map_err(CallbackError::Serve)
     }
 
+    /// A delivery whose receiver listens on a free loopback port (`127.0.0.1:0`) and is called
+    /// there directly, at `/daglo/<job key>`: for the emulator and tests on this machine, never
+    /// for the real service (it cannot reach loopback). `configure` adjusts the configuration.
+    pub async fn loopback(
+        configure: impl FnOnce(CallbackConfig) -> CallbackConfig,
+    ) -> Result<(CallbackDelivery, CallbackServer), CallbackError> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(CallbackError::Serve)?;
+        let address = listener.local_addr().map_err(CallbackError::Serve)?;
+        let config = configure(CallbackConfig::new(&format!("http://{address}/daglo"))?);
+        let delivery = CallbackDelivery::new(config)?;
+        let server = delivery.serve(listener)?;
+        Ok((delivery, server))
+    }
+
     /// How many jobs are registered now.
     pub async fn registered(&self) -> usize {
         self.inner.registry.count().await
@@ -184,7 +227,7 @@ impl ResultDelivery for CallbackDelivery {
         "callback"
     }
 
-    async fn prepare(&self, options: &mut JobOptions) -> Result<Prepared, DeliveryError> {
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
         let prepare_error = |e: CallbackError| DeliveryError::Prepare {
             reason: e.to_string(),
         };
@@ -204,29 +247,24 @@ impl ResultDelivery for CallbackDelivery {
             .await;
         let (name, value) = minted.header;
         options.callback = Some(Callback::new(self.callback_url(&key)).header(name, value.0));
-        let registration = Registration {
-            key: key.clone(),
-            expires_at,
-            registry: self.inner.registry.clone(),
-            released: false,
-        };
-        Ok(Prepared::registered(key.as_str(), registration))
+        Ok(Box::new(CallbackTicket {
+            delivery: self.clone(),
+            registration: Registration {
+                key,
+                expires_at,
+                registry: self.inner.registry.clone(),
+                released: false,
+            },
+        }))
     }
 
-    async fn wait(
-        &self,
-        mut job: SubmittedJob,
-        observer: &dyn ProgressObserver,
-    ) -> Result<Outcome, DeliveryError> {
-        let Some(registration) = job.prepared.take_registration::<Registration>() else {
-            return Err(DeliveryError::NotPrepared {
-                rid: job.rid,
-                strategy: "callback",
-            });
-        };
-        let outcome = self.follow(job.rid, &registration, observer).await;
-        registration.release().await;
-        Ok(outcome)
+    /// A callback alone cannot wait for a job it did not register (its callback URL and
+    /// credential were fixed at submit): resume such jobs by polling, or with the hybrid strategy.
+    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+        Err(DeliveryError::NotPrepared {
+            rid: rid.clone(),
+            strategy: "callback",
+        })
     }
 }
 
@@ -241,7 +279,7 @@ impl CallbackDelivery {
         let gave_up = |last_status: Option<Status>| Outcome::GaveUp {
             rid: rid.clone(),
             last_status,
-            reason: GaveUpReason::CallbackWindow(self.inner.config.job_ttl),
+            reason: GaveUpReason::CallbackTtlExpired(self.inner.config.job_ttl),
         };
         let registry = &self.inner.registry;
         match registry.set_rid(&registration.key, rid.clone()).await {

@@ -7,7 +7,7 @@
 //! use std::time::Duration;
 //! use daglo_callback::{CallbackConfig, CallbackDelivery};
 //! use daglo_client::Client;
-//! use daglo_core::{JobOptions, Outcome, ResultDelivery, SubmittedJob};
+//! use daglo_core::{JobOptions, Outcome, ResultDelivery};
 //! use daglo_sim::{SimConfig, Simulator};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,7 +24,7 @@
 //! let mut options = JobOptions::default();
 //! let prepared = callbacks.prepare(&mut options).await?;   // key, credential, registration
 //! let job = client.submit_url("https://example.com/call.wav", &options).await?;
-//! let outcome = callbacks.wait(SubmittedJob::new(job.rid, prepared), &daglo_core::IgnoreProgress).await?;
+//! let outcome = prepared.wait(job.rid, &daglo_core::IgnoreProgress).await?;
 //! assert!(matches!(outcome, Outcome::Transcript { .. }));
 //! server.shutdown().await;
 //! # Ok(())
@@ -73,7 +73,7 @@ pub use config::{CallbackAuth, CallbackConfig, DEFAULT_MAX_BODY_BYTES};
 pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
 pub use keys::{JobKey, Secret, TokenDigest};
-pub use receiver::{BoxError, CallbackReceiver};
+pub use receiver::CallbackReceiver;
 pub use registry::{InMemoryRegistry, JobRegistry, Registered};
 pub use server::CallbackServer;
 pub use state::{Applied, JobView};

@@ -17,13 +17,12 @@ use serde_json::json;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use crate::auth::verify;
+use daglo_core::BoxError;
+
 use crate::config::CallbackAuth;
 use crate::keys::KeyMint;
 use crate::registry::JobRegistry;
 use crate::state::Applied;
-
-/// A boxed error from a request body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The receiver as a [`tower::Service`]: mount it in an axum or hyper app
 /// (`Router::route_service("/daglo/{key}", receiver)`), or let

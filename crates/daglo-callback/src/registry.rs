@@ -39,6 +39,15 @@ pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     async fn subscribe(&self, key: &JobKey) -> Option<watch::Receiver<JobView>>;
     /// Forgets a job.
     async fn remove(&self, key: &JobKey);
+    /// Forgets a job without waiting: called from `Drop` when a ticket or a wait is abandoned,
+    /// so it must not block. The default runs [`remove`](JobRegistry::remove) on a task of the
+    /// current Tokio runtime (outside one, the registration's expiry reclaims it); a registry
+    /// that can remove synchronously should do so here.
+    fn forget(self: std::sync::Arc<Self>, key: JobKey) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { self.remove(&key).await });
+        }
+    }
     /// Forgets every job that expired by `now`; returns how many.
     async fn expire(&self, now: Instant) -> usize;
     /// How many jobs are registered.
@@ -112,6 +121,10 @@ impl JobRegistry for InMemoryRegistry {
 
     async fn remove(&self, key: &JobKey) {
         self.lock().remove(key);
+    }
+
+    fn forget(self: std::sync::Arc<Self>, key: JobKey) {
+        self.lock().remove(&key);
     }
 
     async fn expire(&self, now: Instant) -> usize {

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use daglo_callback::{CallbackConfig, CallbackDelivery};
-use daglo_core::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, SubmittedJob};
+use daglo_core::{IgnoreProgress, JobOptions, Outcome, ResultDelivery};
 use support::Rig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -79,10 +79,7 @@ async fn graceful_shutdown_lets_in_flight_callbacks_finish() {
     in_flight.write_all(&payload.as_bytes()[20..]).await.unwrap();
     assert_eq!(read_status(&mut in_flight).await, 200);
     shutdown.await.unwrap();
-    let outcome = callbacks
-        .wait(SubmittedJob::new("r".into(), prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = prepared.wait("r".into(), &IgnoreProgress).await.unwrap();
     assert_eq!(outcome.transcript().as_deref(), Some("finished during shutdown"));
 }
 
@@ -109,10 +106,7 @@ async fn mounted_inside_an_axum_router() {
         .await
         .unwrap()
         .rid;
-    let outcome = callbacks
-        .wait(SubmittedJob::new(rid, prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = prepared.wait(rid, &IgnoreProgress).await.unwrap();
     assert!(matches!(outcome, Outcome::Transcript { .. }));
     let health = reqwest::get(public.replace("/integrations/daglo", "/health"))
         .await

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use daglo_core::{IgnoreProgress, ResultDelivery, SubmittedJob};
+use daglo_core::IgnoreProgress;
 use support::Rig;
 
 #[derive(Clone, Default)]
@@ -38,11 +38,7 @@ async fn logs_name_job_rid_and_status_but_never_a_credential_or_transcript() {
     let (rid, prepared, options) = rig.submit("https://a.example/a.wav").await;
     let (_, name, credential) = Rig::credential(&options);
     let key = prepared.job_key().unwrap().to_owned();
-    let outcome = rig
-        .callbacks
-        .wait(SubmittedJob::new(rid.clone(), prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = prepared.wait(rid.clone(), &IgnoreProgress).await.unwrap();
     let transcript = outcome.transcript().unwrap();
     // A forged attempt on a job still waiting is logged too.
     let (_, _waiting, waiting_options) = rig.submit("https://a.example/b.wav").await;

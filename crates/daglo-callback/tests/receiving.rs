@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use daglo_core::{GaveUpReason, Outcome, ProgressEvent, ResultDelivery, Status, SubmittedJob};
+use daglo_core::{GaveUpReason, Outcome, ProgressEvent, ResultDelivery, Status};
 use daglo_sim::SimConfig;
 use support::{Rig, faults};
 
@@ -23,11 +23,7 @@ async fn a_transcript_arrives_with_progress_on_the_way() {
 
     let events = std::sync::Mutex::new(Vec::new());
     let observe = |event: &ProgressEvent| events.lock().unwrap().push(event.clone());
-    let outcome = rig
-        .callbacks
-        .wait(SubmittedJob::new(rid.clone(), prepared), &observe)
-        .await
-        .unwrap();
+    let outcome = prepared.wait(rid.clone(), &observe).await.unwrap();
     assert!(matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid));
     assert!(!outcome.transcript().unwrap().is_empty());
     let events = events.into_inner().unwrap();
@@ -81,7 +77,10 @@ async fn a_dropped_final_callback_gives_up_after_the_window() {
     else {
         panic!("{outcome:?}")
     };
-    assert_eq!(reason, GaveUpReason::CallbackWindow(Duration::from_millis(500)));
+    assert_eq!(
+        reason,
+        GaveUpReason::CallbackTtlExpired(Duration::from_millis(500))
+    );
     assert!(last_status.is_some(), "progress came, the final did not");
     // The job itself finished: polling the rid gets the result.
     let answer = rig.client.status(&rid).await.unwrap();
@@ -129,12 +128,8 @@ async fn delayed_early_and_rid_less_callbacks_all_deliver() {
     ] {
         let rig = Rig::start(Rig::sim_config().faults(fault.clone()), |c| c).await;
         let (rid, prepared, _) = rig.submit("https://a.example/a.wav").await;
-        let outcome = rig
-            .callbacks
-            .wait(
-                SubmittedJob::new(rid.clone(), prepared),
-                &daglo_core::IgnoreProgress,
-            )
+        let outcome = prepared
+            .wait(rid.clone(), &daglo_core::IgnoreProgress)
             .await
             .unwrap();
         assert!(
@@ -167,14 +162,7 @@ async fn the_final_body_can_arrive_before_the_submit_answer() {
 #[tokio::test]
 async fn waiting_without_a_registration_is_refused() {
     let rig = Rig::start(Rig::sim_config(), |c| c).await;
-    let err = rig
-        .callbacks
-        .wait(
-            SubmittedJob::resume(daglo_core::Rid::new("r")),
-            &daglo_core::IgnoreProgress,
-        )
-        .await
-        .unwrap_err();
+    let err = rig.callbacks.resume(&daglo_core::Rid::new("r")).unwrap_err();
     assert!(matches!(
         err,
         daglo_core::DeliveryError::NotPrepared {

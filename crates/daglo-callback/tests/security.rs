@@ -8,7 +8,7 @@ use std::time::Duration;
 use daglo_callback::{
     CallbackAuth, CallbackConfig, CallbackDelivery, InMemoryRegistry, JobKey, JobRegistry, JobView, Secret,
 };
-use daglo_core::{IgnoreProgress, JobOptions, Outcome, Prepared, ResultDelivery, Rid, SubmittedJob};
+use daglo_core::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, Rid, Ticket};
 use serde_json::json;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -27,7 +27,7 @@ struct Receiver {
 }
 
 struct Job {
-    prepared: Prepared,
+    prepared: Box<dyn Ticket>,
     url: String,
     header: (String, String),
 }
@@ -122,11 +122,7 @@ async fn forged_callbacks_are_401_and_change_nothing() {
     // The real credential still works, and the real body wins.
     let (status, _) = r.post_as(&job, final_body("the real words")).await;
     assert_eq!(status, 200);
-    let outcome = r
-        .callbacks
-        .wait(SubmittedJob::new(Rid::new("r-1"), job.prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = job.prepared.wait(Rid::new("r-1"), &IgnoreProgress).await.unwrap();
     assert_eq!(outcome.transcript().as_deref(), Some("the real words"));
 }
 
@@ -290,11 +286,7 @@ async fn duplicates_reorders_and_rid_conflicts() {
         Some(Rid::new("r-1")),
         "claimed by the first body that carried it"
     );
-    let outcome = r
-        .callbacks
-        .wait(SubmittedJob::new(Rid::new("r-1"), job.prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = job.prepared.wait(Rid::new("r-1"), &IgnoreProgress).await.unwrap();
     assert_eq!(outcome.transcript().as_deref(), Some("first"));
 }
 
@@ -318,12 +310,7 @@ async fn dropped_waiters_free_their_slot_and_later_callbacks_answer_200() {
 
     // A cancelled wait frees the slot too.
     let job = r.prepare().await;
-    let callbacks = r.callbacks.clone();
-    let waiting = tokio::spawn(async move {
-        callbacks
-            .wait(SubmittedJob::new(Rid::new("r"), job.prepared), &IgnoreProgress)
-            .await
-    });
+    let waiting = tokio::spawn(async move { job.prepared.wait(Rid::new("r"), &IgnoreProgress).await });
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
     assert_eq!(r.callbacks.registered().await, 0);
@@ -342,9 +329,6 @@ async fn registrations_expire_after_their_time_to_live() {
     assert_eq!(callbacks.registered().await, 1);
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(callbacks.registered().await, 0, "expired while nobody waited");
-    let outcome = callbacks
-        .wait(SubmittedJob::new(Rid::new("r"), prepared), &IgnoreProgress)
-        .await
-        .unwrap();
+    let outcome = prepared.wait(Rid::new("r"), &IgnoreProgress).await.unwrap();
     assert!(matches!(outcome, Outcome::GaveUp { .. }), "{outcome:?}");
 }

@@ -2,14 +2,13 @@
 
 use std::error::Error;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use daglo::sim::{SimConfig, Simulator};
 use daglo::{
-    CallbackConfig, CallbackDelivery, CallbackServer, Client, HybridDelivery, JobOptions, Outcome,
-    PollPolicy, PollingConfig, PollingDelivery, ResultDelivery, Rid, SrtAnswer, TranscribeError, Transcriber,
+    CallbackSettings, Client, HybridSettings, JobOptions, Outcome, Rid, SrtAnswer, StrategyConfig,
+    TranscribeError, Transcriber,
 };
-use daglo_sim::{SimConfig, Simulator};
 
 use crate::args::{Output, Resume, Service, Strategy, Transcribe};
 use crate::progress::Bar;
@@ -55,13 +54,17 @@ impl Failure {
     }
 }
 
-/// An error and its causes, one line.
+/// An error and its causes, one line. A cause whose text the message already ends with (errors
+/// that show their cause in `Display`) is not repeated.
 fn chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -73,11 +76,7 @@ async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failu
         let config =
             SimConfig::default().processing_time(Duration::from_millis(service.emulate_processing_ms));
         let sim = Simulator::start(config).await.map_err(|e| Failure::service(&e))?;
-        let client = Client::builder()
-            .token(sim.token())
-            .base_url(sim.base_url())
-            .build()
-            .map_err(|e| Failure::service(&e))?;
+        let client = daglo::sim::client(&sim).map_err(|e| Failure::service(&e))?;
         return Ok((client, Some(sim)));
     }
     let token = std::env::var("DAGLO_API_TOKEN")
@@ -100,59 +99,42 @@ fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
         .transpose()
 }
 
-fn polling(client: &Client, deadline: Option<Duration>) -> PollingDelivery {
-    PollingDelivery::new(client.clone(), PollingConfig::default().deadline(deadline))
+/// The strategy the arguments choose, as configuration.
+fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyConfig, Failure> {
+    let callback = || -> Result<CallbackSettings, Failure> {
+        match (args.listen, &args.public_url, args.service.emulate) {
+            (Some(listen), Some(url), _) => Ok(CallbackSettings::new(listen, Some(url.clone()))),
+            // The emulator runs on this machine: it can call the receiver directly.
+            (listen, None, true) => {
+                let mut settings = CallbackSettings::loopback();
+                if let Some(listen) = listen {
+                    settings.listen = listen;
+                }
+                Ok(settings)
+            }
+            (None, _, false) => Err(Failure::usage("--listen is required with callbacks")),
+            (Some(_), None, false) => Err(Failure::usage("--public-url is required with callbacks")),
+            (None, Some(_), true) => Err(Failure::usage("--public-url needs --listen")),
+        }
+    };
+    let config = match args.strategy {
+        Strategy::Polling => StrategyConfig::polling(),
+        Strategy::Callback => StrategyConfig::Callback(callback()?),
+        Strategy::Hybrid => StrategyConfig::Hybrid(HybridSettings::new(callback()?)),
+    };
+    Ok(match deadline {
+        Some(deadline) => config.with_deadline(deadline),
+        None => config,
+    })
 }
 
-/// The strategy, and the receiver it needs (callback and hybrid).
-async fn strategy(
-    args: &Transcribe,
-    client: &Client,
-    deadline: Option<Duration>,
-) -> Result<(Arc<dyn ResultDelivery>, Option<CallbackServer>), Failure> {
-    if args.strategy == Strategy::Polling {
-        return Ok((Arc::new(polling(client, deadline)), None));
-    }
-    let listen = match (args.listen, args.service.emulate) {
-        (Some(addr), _) => addr,
-        (None, true) => ([127, 0, 0, 1], 0).into(),
-        (None, false) => return Err(Failure::usage("--listen is required with callbacks")),
-    };
-    let listener = tokio::net::TcpListener::bind(listen)
+async fn transcriber(client: Client, config: &StrategyConfig) -> Result<Transcriber, Failure> {
+    Transcriber::from_config(client, config)
         .await
-        .map_err(|e| Failure::usage(format!("cannot listen on {listen}: {e}")))?;
-    let public_url = match (&args.public_url, args.service.emulate) {
-        (Some(url), _) => url.clone(),
-        // The emulator runs on this machine: it can call the receiver directly.
-        (None, true) => format!(
-            "http://{}/daglo",
-            listener.local_addr().map_err(|e| Failure::service(&e))?
-        ),
-        (None, false) => return Err(Failure::usage("--public-url is required with callbacks")),
-    };
-    let mut config = CallbackConfig::new(&public_url).map_err(|e| Failure::usage(chain(&e)))?;
-    if let Some(deadline) = deadline {
-        config = config.job_ttl(deadline);
-    }
-    let callbacks = CallbackDelivery::new(config).map_err(|e| Failure::usage(chain(&e)))?;
-    let server = callbacks.serve(listener).map_err(|e| Failure::service(&e))?;
-    let delivery: Arc<dyn ResultDelivery> = match args.strategy {
-        Strategy::Hybrid => {
-            let safety_net = PollingDelivery::new(
-                client.clone(),
-                PollingConfig::default()
-                    .deadline(deadline)
-                    .policy(PollPolicy::Exponential {
-                        initial: Duration::from_secs(30),
-                        factor: 2.0,
-                        max: Duration::from_secs(300),
-                    }),
-            );
-            Arc::new(HybridDelivery::new(callbacks, safety_net).window(Duration::from_secs(120)))
-        }
-        _ => Arc::new(callbacks),
-    };
-    Ok((delivery, Some(server)))
+        .map_err(|e| match e {
+            daglo::StrategyError::Bind { .. } | daglo::StrategyError::Invalid(_) => Failure::usage(chain(&e)),
+            _ => Failure::usage(chain(&e)),
+        })
 }
 
 fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
@@ -178,9 +160,9 @@ fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
 pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let options = options(&args)?;
     let deadline = deadline(&args.output)?;
+    let config = strategy(&args, deadline)?;
     let (client, _emulator) = connect(&args.service).await?;
-    let (delivery, server) = strategy(&args, &client, deadline).await?;
-    let transcriber = Transcriber::new(client.clone(), delivery);
+    let transcriber = transcriber(client.clone(), &config).await?;
 
     let is_url = args.input.starts_with("http://") || args.input.starts_with("https://");
     let submitted = if is_url {
@@ -198,12 +180,10 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     eprintln!("daglo: job {rid} submitted ({} strategy)", transcriber.strategy());
 
     let bar = Bar::new();
-    let outcome = transcriber.wait(pending, &bar).await;
+    let outcome = transcriber.wait_with(pending, &bar).await;
     bar.finish();
     let code = report(&client, &rid, outcome, &args.output).await;
-    if let Some(server) = server {
-        server.shutdown().await;
-    }
+    transcriber.shutdown().await;
     code
 }
 
@@ -211,9 +191,13 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
     let deadline = deadline(&args.output)?;
     let (client, _emulator) = connect(&args.service).await?;
     let rid = Rid::new(args.rid.trim());
-    let transcriber = Transcriber::new(client.clone(), Arc::new(polling(&client, deadline)));
+    let mut config = StrategyConfig::polling();
+    if let Some(deadline) = deadline {
+        config = config.with_deadline(deadline);
+    }
+    let transcriber = transcriber(client.clone(), &config).await?;
     let bar = Bar::new();
-    let outcome = transcriber.resume(rid.clone(), &bar).await;
+    let outcome = transcriber.wait_with(transcriber.resume(rid.clone()), &bar).await;
     bar.finish();
     report(&client, &rid, outcome, &args.output).await
 }

@@ -2,10 +2,32 @@
 
 use std::path::PathBuf;
 
-use daglo_core::{DecodeError, ValidationError};
+use std::sync::Arc;
 
-/// A boxed cause from a lower layer (HTTP stack, file system).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use daglo_core::{BoxError, DecodeError, DeliveryError, Rid, ValidationError};
+
+/// What a failed call means for the caller, whichever endpoint it came from. This is the one
+/// place that classifies the service's answers: the poller, the facade and the CLI all branch
+/// on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The token is missing, malformed or revoked (`401`).
+    Unauthorized,
+    /// No access, or the account's credits are exhausted (`403`).
+    Forbidden,
+    /// The service knows no such job (`404`).
+    UnknownJob,
+    /// Over the rate limit (`429`): slow down and ask again.
+    RateLimited,
+    /// Worth asking again later: `5xx` or a transport failure.
+    Transient,
+    /// An answer that does not match the contract.
+    Malformed,
+    /// The request itself is wrong (invalid value, unreadable file, `400`, `413`, `415`, an
+    /// unexpected status): asking again unchanged will fail again.
+    Rejected,
+}
 
 /// Everything a call to the service can fail with, typed by cause.
 ///
@@ -119,26 +141,62 @@ impl Error {
         }
     }
 
+    /// What the failure means for the caller.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Error::Forbidden { .. } => ErrorKind::Forbidden,
+            Error::NotFound { .. } => ErrorKind::UnknownJob,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::Server { .. } | Error::Transport { .. } => ErrorKind::Transient,
+            Error::Decode(_) => ErrorKind::Malformed,
+            Error::Invalid(_)
+            | Error::File { .. }
+            | Error::BadRequest { .. }
+            | Error::PayloadTooLarge { .. }
+            | Error::UnsupportedMediaType { .. }
+            | Error::UnexpectedStatus { .. } => ErrorKind::Rejected,
+        }
+    }
+
     /// Whether asking again later may succeed: `429`, `5xx` and transport failures.
     /// `401`, `403` and `404` never are.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::RateLimited { .. } | Error::Server { .. } | Error::Transport { .. }
-        )
+        matches!(self.kind(), ErrorKind::RateLimited | ErrorKind::Transient)
+    }
+
+    /// Whether the token or the account is the problem (`401`, `403`): fix the credentials or
+    /// the credits; no other request will succeed either.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.kind(), ErrorKind::Unauthorized | ErrorKind::Forbidden)
     }
 
     /// For a failed submit: whether the service may nevertheless have created (and billed) a
-    /// job. True only when the request may have reached it and no error answer came back; the
-    /// rid is then unknown, so look before submitting again.
+    /// job. Only what provably created nothing counts as safe: a request refused before it was
+    /// sent, or answered `4xx`. A `5xx` may come from a proxy after the service created the job,
+    /// and a transport failure after sending may have lost the answer; the rid is then unknown,
+    /// so look before submitting again.
     pub fn may_have_created_job(&self) -> bool {
-        matches!(
-            self,
-            Error::Transport {
-                request_sent: true,
-                ..
-            } | Error::Decode(_)
-        )
+        match self {
+            Error::Transport { request_sent, .. } => *request_sent,
+            Error::Server { .. } | Error::Decode(_) => true,
+            Error::UnexpectedStatus { status, .. } => !(400..500).contains(status),
+            _ => false,
+        }
+    }
+
+    /// The failure as a strategy reports it while waiting for job `rid`. Shared errors (one
+    /// failed poll seen by several waiters) keep the original as their source.
+    pub fn into_delivery_error(self: Arc<Self>, rid: &Rid) -> DeliveryError {
+        match self.kind() {
+            ErrorKind::Unauthorized => DeliveryError::Unauthorized,
+            ErrorKind::Forbidden => DeliveryError::Forbidden,
+            ErrorKind::UnknownJob => DeliveryError::UnknownJob { rid: rid.clone() },
+            _ => DeliveryError::Other {
+                rid: Some(rid.clone()),
+                source: Box::new(self),
+            },
+        }
     }
 
     pub(crate) fn transport(source: reqwest::Error) -> Self {
@@ -180,6 +238,20 @@ mod tests {
             assert!(!never.is_retryable(), "{never}");
             assert!(!never.may_have_created_job());
         }
+        for maybe_billed in [500, 502, 503, 504] {
+            let error = Error::Server {
+                status: maybe_billed,
+                message: String::new(),
+                attempts: 1,
+            };
+            assert!(error.may_have_created_job(), "{maybe_billed}");
+        }
+        assert!(
+            Error::Forbidden {
+                message: String::new()
+            }
+            .is_auth()
+        );
         assert_eq!(
             Error::Forbidden {
                 message: String::new()

@@ -40,5 +40,5 @@ mod upload;
 
 pub use answers::{SrtAnswer, StatusAnswer};
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL};
-pub use error::{BoxError, Error};
+pub use error::{Error, ErrorKind};
 pub use retry::RetryPolicy;

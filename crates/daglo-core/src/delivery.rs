@@ -1,6 +1,5 @@
 //! The delivery interface every strategy (polling, callback, hybrid) implements.
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,24 +12,32 @@ use crate::status::Status;
 
 /// How a job's result gets back to the caller: polling, callback, or both.
 ///
+/// Most applications never call this trait themselves: `daglo::Transcriber` drives it. It is
+/// the seam for choosing, wrapping or writing a strategy.
+///
 /// A strategy works in two phases so that nothing is lost between them:
 ///
 /// 1. [`prepare`](ResultDelivery::prepare) runs **before** the submit. A strategy may amend the
 ///    request (the callback strategy adds `callback {url, headers}` with a fresh per-job
 ///    credential) and registers the job, so a callback that arrives before the submit answer is
-///    kept, not dropped. What it returns travels to phase two in [`SubmittedJob`].
-/// 2. [`wait`](ResultDelivery::wait) runs **after** the submit, with the rid, until the job
-///    ends. Progress is reported to the observer while it waits.
+///    kept, not dropped. It returns a [`Ticket`]: the strategy's own phase two.
+/// 2. [`Ticket::wait`] runs **after** the submit, with the rid, until the job ends. It consumes
+///    the ticket, so a preparation is waited on once, by the strategy that made it: handing one
+///    strategy's preparation to another cannot be written.
 ///
-/// The trait is object-safe: application code holds an `Arc<dyn ResultDelivery>` and switches
+/// A job submitted earlier (its rid saved before a restart) gets its ticket from
+/// [`resume`](ResultDelivery::resume).
+///
+/// The trait is object-safe: application code can hold a `Box<dyn ResultDelivery>` and switch
 /// strategy without touching anything else.
 ///
-/// Implementations must make dropping the `wait` future cancel the wait and free everything it
-/// held (registry slot, timers, scheduler entry), and must never report a job as lost while it
-/// may still finish: giving up yields [`Outcome::GaveUp`] with the rid, so the caller can resume.
+/// Implementations must make dropping a ticket, or its `wait` future, cancel the wait and free
+/// everything it held (registry slot, timers, scheduler entry), and must never report a job as
+/// lost while it may still finish: giving up yields [`Outcome::GaveUp`] with the rid, so the
+/// caller can resume.
 ///
 /// ```
-/// use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressEvent, ResultDelivery, Rid, SubmittedJob};
+/// use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressEvent, ResultDelivery, Rid};
 ///
 /// /// Runs a whole job with any strategy; `submit` performs the POST and returns the rid.
 /// async fn run<F, Fut>(delivery: &dyn ResultDelivery, mut options: JobOptions, submit: F)
@@ -39,10 +46,10 @@ use crate::status::Status;
 ///     F: FnOnce(JobOptions) -> Fut,
 ///     Fut: std::future::Future<Output = Rid>,
 /// {
-///     let prepared = delivery.prepare(&mut options).await?;
-///     let rid = submit(options).await;
+///     let ticket = delivery.prepare(&mut options).await?;   // may amend `options`
+///     let rid = submit(options).await;                      // a failed submit drops the ticket
 ///     let show = |event: &ProgressEvent| println!("{event}");
-///     delivery.wait(SubmittedJob::new(rid, prepared), &show).await
+///     ticket.wait(rid, &show).await
 /// }
 /// ```
 #[async_trait]
@@ -51,93 +58,64 @@ pub trait ResultDelivery: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Phase one, before the submit: amend `options` if the strategy needs to and register the
-    /// job. Dropping the returned [`Prepared`] without waiting (say, because the submit failed)
+    /// job. Dropping the returned ticket without waiting (say, because the submit failed)
     /// releases whatever was registered.
-    async fn prepare(&self, options: &mut JobOptions) -> Result<Prepared, DeliveryError>;
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError>;
 
-    /// Phase two, after the submit: wait until the job ends, reporting progress to `observer`.
+    /// A ticket for a job submitted earlier, known only by its rid. Strategies that cannot wait
+    /// without phase one's registration (callbacks alone) answer
+    /// [`DeliveryError::NotPrepared`].
+    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError>;
+}
+
+#[async_trait]
+impl<T: ResultDelivery + ?Sized> ResultDelivery for Box<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
+        (**self).prepare(options).await
+    }
+
+    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+        (**self).resume(rid)
+    }
+}
+
+#[async_trait]
+impl<T: ResultDelivery + ?Sized> ResultDelivery for std::sync::Arc<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
+        (**self).prepare(options).await
+    }
+
+    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+        (**self).resume(rid)
+    }
+}
+
+/// Phase two of one job, owned: what [`ResultDelivery::prepare`] (or
+/// [`resume`](ResultDelivery::resume)) returns and [`wait`](Ticket::wait) consumes.
+///
+/// A ticket may hold a registration (a callback registry slot, for instance); dropping it
+/// without waiting releases that registration.
+#[async_trait]
+pub trait Ticket: Send + fmt::Debug {
+    /// The key the job was registered under, if the strategy registers jobs (not a secret).
+    fn job_key(&self) -> Option<&str> {
+        None
+    }
+
+    /// Waits until job `rid` ends, reporting progress to `observer`.
     async fn wait(
-        &self,
-        job: SubmittedJob,
+        self: Box<Self>,
+        rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError>;
-}
-
-/// What [`ResultDelivery::prepare`] hands to [`ResultDelivery::wait`].
-///
-/// It may hold a registration (a callback registry slot, for instance) that is released when it
-/// is dropped. A job submitted earlier is resumed with [`Prepared::none`], which strategies that
-/// cannot resume without their registration refuse with [`DeliveryError::NotPrepared`].
-pub struct Prepared {
-    job_key: Option<String>,
-    registration: Option<Box<dyn Any + Send + Sync>>,
-}
-
-impl Prepared {
-    /// Nothing was registered (polling needs nothing before the submit).
-    pub fn none() -> Self {
-        Prepared {
-            job_key: None,
-            registration: None,
-        }
-    }
-
-    /// A registration under `job_key` (not a secret), released when dropped.
-    pub fn registered(job_key: impl Into<String>, registration: impl Any + Send + Sync) -> Self {
-        Prepared {
-            job_key: Some(job_key.into()),
-            registration: Some(Box::new(registration)),
-        }
-    }
-
-    /// The key the job was registered under, if any.
-    pub fn job_key(&self) -> Option<&str> {
-        self.job_key.as_deref()
-    }
-
-    /// Takes the registration back as the strategy's own type; `None` if there is none or it is
-    /// of another type (prepared by another strategy).
-    pub fn take_registration<T: Any>(&mut self) -> Option<Box<T>> {
-        let boxed = self.registration.take()?;
-        match boxed.downcast::<T>() {
-            Ok(registration) => Some(registration),
-            Err(other) => {
-                self.registration = Some(other);
-                None
-            }
-        }
-    }
-}
-
-impl fmt::Debug for Prepared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Prepared")
-            .field("job_key", &self.job_key)
-            .field("registered", &self.registration.is_some())
-            .finish()
-    }
-}
-
-/// A submitted job: its rid and what phase one prepared for it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct SubmittedJob {
-    /// The rid from the submit answer.
-    pub rid: Rid,
-    /// Phase one's registration.
-    pub prepared: Prepared,
-}
-
-impl SubmittedJob {
-    /// A job just submitted.
-    pub fn new(rid: Rid, prepared: Prepared) -> Self {
-        SubmittedJob { rid, prepared }
-    }
-
-    /// A job submitted earlier (its rid saved, say, before a restart), with nothing prepared.
-    pub fn resume(rid: Rid) -> Self {
-        SubmittedJob::new(rid, Prepared::none())
-    }
 }
 
 /// How a job ended, as far as the waiter knows.
@@ -183,8 +161,9 @@ pub enum Outcome {
 pub enum GaveUpReason {
     /// The caller's overall deadline passed.
     Deadline(Duration),
-    /// No final callback arrived within the window.
-    CallbackWindow(Duration),
+    /// No final callback arrived within the job's time to live (the callback strategy's
+    /// registration expired). Poll the rid to learn the outcome.
+    CallbackTtlExpired(Duration),
 }
 
 impl Outcome {
@@ -336,6 +315,22 @@ pub enum DeliveryError {
     },
 }
 
+impl DeliveryError {
+    /// Whether the API token or the account is the problem (`401`, `403`).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, DeliveryError::Unauthorized | DeliveryError::Forbidden)
+    }
+
+    /// The job the error is about, when known.
+    pub fn rid(&self) -> Option<&Rid> {
+        match self {
+            DeliveryError::UnknownJob { rid } | DeliveryError::NotPrepared { rid, .. } => Some(rid),
+            DeliveryError::Other { rid, .. } => rid.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,16 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn registrations_come_back_only_as_their_own_type() {
-        let mut prepared = Prepared::registered("key-1", 42u64);
-        assert!(prepared.take_registration::<String>().is_none());
-        assert_eq!(*prepared.take_registration::<u64>().unwrap(), 42);
-        assert!(prepared.take_registration::<u64>().is_none());
-        assert_eq!(prepared.job_key(), Some("key-1"));
-    }
-
-    #[test]
     fn the_trait_is_object_safe() {
-        fn _takes(_: std::sync::Arc<dyn ResultDelivery>) {}
+        fn _takes(_: std::sync::Arc<dyn ResultDelivery>, _: Box<dyn Ticket>) {}
     }
 }

@@ -53,8 +53,8 @@ mod timescale;
 pub use body::{ErrorBody, StatusBody, SttResult, Word};
 pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
 pub use delivery::{
-    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, Prepared, ProgressEvent,
-    ProgressObserver, ResultDelivery, SubmittedJob,
+    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, ProgressEvent, ProgressObserver,
+    ResultDelivery, Ticket,
 };
 pub use error::{DecodeError, EXCERPT_CHARS, ValidationError, excerpt};
 pub use language::Language;

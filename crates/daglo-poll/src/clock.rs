@@ -1,4 +1,5 @@
 //! The scheduler's time: tokio's clock, or virtual time shared with an emulator.
+#![cfg_attr(not(feature = "test-util"), allow(unreachable_pub, dead_code))]
 
 use std::time::Instant;
 

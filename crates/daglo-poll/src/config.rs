@@ -104,13 +104,16 @@ impl PollingConfig {
         self
     }
 
-    /// The clock (default: tokio's).
+    /// The clock (default: tokio's). A test hook (feature `test-util`): a scaled clock runs
+    /// virtual time faster, in step with the emulator's.
+    #[cfg(feature = "test-util")]
     pub fn clock(mut self, clock: PollClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// Seeds the jitter, for reproducible schedules (default: random).
+    #[cfg(feature = "test-util")]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self

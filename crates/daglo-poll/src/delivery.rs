@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use daglo_client::Client;
 use daglo_core::{
-    DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, Outcome, Prepared, ProgressEvent,
-    ProgressObserver, ResultDelivery, Rid, Status, SubmittedJob,
+    DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, Outcome, ProgressEvent, ProgressObserver,
+    ResultDelivery, Rid, Status, Ticket,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::PollClock;
 use crate::config::PollingConfig;
 use crate::mailbox::{Delivery, Mailbox};
-use crate::scheduler::{Command, Failure, Scheduler, SchedulerStats, Waiter};
+use crate::scheduler::{Command, Scheduler, SchedulerStats, Waiter};
 use crate::source::StatusSource;
 
 /// Gets results by polling `GET …/transcripts/{rid}`, for any number of jobs, from one
@@ -45,25 +45,52 @@ impl fmt::Debug for PollingDelivery {
 }
 
 /// Per-wait settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use daglo_poll::WatchOptions;
+///
+/// let options = WatchOptions::default()
+///     .audio_duration(Duration::from_secs(90))
+///     .deadline(Duration::from_secs(600));
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
 pub struct WatchOptions {
-    /// The audio's duration, when known: the adaptive policy's first estimate of the job's length.
-    pub audio_duration: Option<Duration>,
-    /// Overrides the configured deadline for this wait (`Some(None)`: no deadline).
-    pub deadline: Option<Option<Duration>>,
+    audio_duration: Option<Duration>,
+    deadline: DeadlineChoice,
+}
+
+/// Which deadline one wait uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum DeadlineChoice {
+    /// [`PollingConfig::deadline`]'s.
+    #[default]
+    Configured,
+    /// None: wait for ever.
+    Never,
+    /// This one.
+    After(Duration),
 }
 
 impl WatchOptions {
-    /// Sets the audio's duration.
+    /// Sets the audio's duration, when known: the adaptive policy's first estimate of the job's
+    /// length.
     pub fn audio_duration(mut self, duration: Duration) -> Self {
         self.audio_duration = Some(duration);
         self
     }
 
-    /// Sets this wait's deadline (`None`: wait for ever).
-    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.deadline = Some(deadline);
+    /// Gives up on this wait after `deadline` ([`Outcome::GaveUp`] with the rid), whatever the
+    /// configured deadline.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = DeadlineChoice::After(deadline);
+        self
+    }
+
+    /// Waits for ever on this wait, whatever the configured deadline.
+    pub fn no_deadline(mut self) -> Self {
+        self.deadline = DeadlineChoice::Never;
         self
     }
 }
@@ -96,6 +123,7 @@ impl PollingDelivery {
     }
 
     /// Starts waiting for `rid`. Several watches of one rid share one poll.
+    #[must_use = "dropping a Watch stops waiting for the job"]
     pub fn watch(&self, rid: Rid, options: WatchOptions) -> Watch {
         let id = self.inner.next_waiter.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::default());
@@ -107,7 +135,11 @@ impl PollingDelivery {
                 mailbox: mailbox.clone(),
             },
         });
-        let deadline_after = options.deadline.unwrap_or(self.inner.deadline);
+        let deadline_after = match options.deadline {
+            DeadlineChoice::Configured => self.inner.deadline,
+            DeadlineChoice::Never => None,
+            DeadlineChoice::After(after) => Some(after),
+        };
         Watch {
             deadline: deadline_after.map(|after| (self.inner.clock.now() + after, after)),
             clock: self.inner.clock,
@@ -122,8 +154,10 @@ impl PollingDelivery {
         }
     }
 
-    /// Waits for a job submitted earlier, e.g. one whose rid was saved before a restart.
-    pub fn resume(&self, rid: Rid) -> Watch {
+    /// Starts waiting for `rid` with the default [`WatchOptions`] — a job just submitted or one
+    /// whose rid was saved before a restart: polling needs nothing else.
+    #[must_use = "dropping a Watch stops waiting for the job"]
+    pub fn follow(&self, rid: Rid) -> Watch {
         self.watch(rid, WatchOptions::default())
     }
 
@@ -153,6 +187,7 @@ impl Drop for Detach {
 }
 
 /// One caller's wait for one job. Dropping it stops polling the rid if nobody else waits for it.
+#[must_use = "dropping a Watch stops waiting for the job"]
 pub struct Watch {
     deadline: Option<(Instant, Duration)>,
     clock: PollClock,
@@ -237,42 +272,14 @@ impl Watch {
                 }
                 Next::Event(event)
             }
-            Delivery::Settled(result) => Next::Done(result.map_err(|failure| self.error(failure))),
+            Delivery::Settled(result) => {
+                Next::Done(result.map_err(|error| error.into_delivery_error(self.rid())))
+            }
             Delivery::Closed => Next::Done(Err(DeliveryError::Other {
                 rid: Some(self.rid().clone()),
                 source: "the polling scheduler stopped".into(),
             })),
         }
-    }
-
-    fn error(&self, failure: Failure) -> DeliveryError {
-        match failure {
-            Failure::Unauthorized => DeliveryError::Unauthorized,
-            Failure::Forbidden => DeliveryError::Forbidden,
-            Failure::UnknownJob => DeliveryError::UnknownJob {
-                rid: self.rid().clone(),
-            },
-            Failure::Other(error) => DeliveryError::Other {
-                rid: Some(self.rid().clone()),
-                source: Box::new(SharedError(error)),
-            },
-        }
-    }
-}
-
-/// A client error shared by every waiter of a job.
-#[derive(Debug)]
-struct SharedError(Arc<daglo_client::Error>);
-
-impl fmt::Display for SharedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for SharedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
     }
 }
 
@@ -283,17 +290,26 @@ impl ResultDelivery for PollingDelivery {
     }
 
     /// Polling needs nothing before the submit.
-    async fn prepare(&self, _options: &mut JobOptions) -> Result<Prepared, DeliveryError> {
-        Ok(Prepared::none())
+    async fn prepare(&self, _options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
+        Ok(Box::new(PollingTicket(self.clone())))
     }
 
+    fn resume(&self, _rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+        Ok(Box::new(PollingTicket(self.clone())))
+    }
+}
+
+/// Polling's phase two: nothing was registered, so it only needs the scheduler.
+#[derive(Debug)]
+struct PollingTicket(PollingDelivery);
+
+#[async_trait]
+impl Ticket for PollingTicket {
     async fn wait(
-        &self,
-        job: SubmittedJob,
+        self: Box<Self>,
+        rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError> {
-        self.watch(job.rid, WatchOptions::default())
-            .outcome_with(observer)
-            .await
+        self.0.follow(rid).outcome_with(observer).await
     }
 }

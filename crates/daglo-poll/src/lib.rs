@@ -22,7 +22,7 @@
 //!   `Stalled` event when nothing moves for [`PollingConfig::stall_after`].
 //! - **Sharing and cancelling**: several watches of one rid share one poll; dropping the last
 //!   stops polling it and frees its state. An optional deadline gives
-//!   [`Outcome::GaveUp`](daglo_core::Outcome::GaveUp) with the rid, to [`resume`](PollingDelivery::resume) later.
+//!   [`Outcome::GaveUp`](daglo_core::Outcome::GaveUp) with the rid, to [`follow`](PollingDelivery::follow) again later.
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,7 +39,7 @@
 //!
 //! let job = client.submit_url("https://example.com/call.wav", &JobOptions::default()).await?;
 //! let show = |event: &ProgressEvent| println!("{event}");
-//! let outcome = polling.resume(job.rid).outcome_with(&show).await?;
+//! let outcome = polling.follow(job.rid).outcome_with(&show).await?;
 //! assert!(matches!(outcome, Outcome::Transcript { .. }));
 //! # Ok(())
 //! # }
@@ -54,6 +54,7 @@ mod scheduler;
 mod source;
 
 pub use budget::{RateBudget, TokenBucket};
+#[cfg(feature = "test-util")]
 pub use clock::PollClock;
 pub use config::PollingConfig;
 pub use delivery::{PollingDelivery, Watch, WatchOptions};

@@ -2,12 +2,14 @@
 //! (a channel would allocate a block of slots up front), so 10,000 waiting jobs stay cheap.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use daglo_core::ProgressEvent;
+use daglo_core::{Outcome, ProgressEvent};
 use tokio::sync::Notify;
 
-use crate::scheduler::WaitResult;
+/// How a job's wait ended, shared by every waiter of the job: the outcome, or the client error
+/// that ended it (classified for the caller by [`daglo_client::Error::into_delivery_error`]).
+pub(crate) type WaitResult = Result<Outcome, Arc<daglo_client::Error>>;
 
 /// What a waiter takes out of its mailbox next.
 #[derive(Debug)]

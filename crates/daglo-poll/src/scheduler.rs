@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daglo_client::{Error, StatusAnswer};
+use daglo_client::{Error, ErrorKind, StatusAnswer};
 use daglo_core::{Outcome, PollPolicy, ProgressEvent, ProgressTracker, Rid, SplitMix64, Status, StatusBody};
 use futures_util::future::{AbortHandle, Abortable, Aborted, BoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -14,22 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::config::PollingConfig;
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, WaitResult};
 use crate::source::StatusSource;
 
 /// Consecutive undecodable answers tolerated before a wait fails.
 const MAX_DECODE_FAILURES: u32 = 5;
-
-/// Why a wait failed, shared by every waiter of the job.
-#[derive(Debug, Clone)]
-pub(crate) enum Failure {
-    Unauthorized,
-    Forbidden,
-    UnknownJob,
-    Other(Arc<Error>),
-}
-
-pub(crate) type WaitResult = Result<Outcome, Failure>;
 
 /// One caller waiting for a job.
 #[derive(Debug)]
@@ -361,26 +350,26 @@ impl Scheduler {
 
     fn on_error(&mut self, id: u64, error: Error, now: Instant) {
         let Some(job) = self.jobs.get(&id) else { return };
-        match error.status() {
-            Some(429) => {
+        match error.kind() {
+            ErrorKind::RateLimited => {
                 self.stats.rate_limited += 1;
                 self.config.budget.on_rate_limited(now);
                 warn!(rid = %job.rid, rate = self.config.budget.current_rate(), "429 from the service; budget cut");
                 // Straight back in line: the slowed budget paces the retry.
                 self.schedule(id, now);
             }
-            Some(401) => self.finish(id, Err(Failure::Unauthorized)),
-            Some(403) => self.finish(id, Err(Failure::Forbidden)),
-            Some(404) => self.finish(id, Err(Failure::UnknownJob)),
-            _ if error.is_retryable() => {
+            ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::UnknownJob => {
+                self.finish(id, Err(Arc::new(error)))
+            }
+            ErrorKind::Transient => {
                 debug!(rid = %job.rid, %error, "status request failed; retrying");
                 self.retry_later(id, now);
             }
-            _ if matches!(error, Error::Decode(_)) && job.failures + 1 < MAX_DECODE_FAILURES => {
+            ErrorKind::Malformed if job.failures + 1 < MAX_DECODE_FAILURES => {
                 warn!(rid = %job.rid, %error, "undecodable status answer; retrying");
                 self.retry_later(id, now);
             }
-            _ => self.finish(id, Err(Failure::Other(Arc::new(error)))),
+            _ => self.finish(id, Err(Arc::new(error))),
         }
     }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use daglo_client::Client;
 use daglo_core::{
-    DeliveryError, JobOptions, Outcome, PollPolicy, ProgressEvent, ResultDelivery, Rid, Status, SubmittedJob,
-    TimeScale,
+    DeliveryError, JobOptions, Outcome, PollPolicy, ProgressEvent, ResultDelivery, Rid, Status, TimeScale,
 };
 use daglo_poll::{PollClock, PollingConfig, PollingDelivery, RateBudget, TokenBucket, WatchOptions};
 use daglo_sim::{Clock, Endpoint, ErrorBurst, Planner, SimConfig};
@@ -48,10 +47,7 @@ async fn every_outcome_through_the_trait_object() {
         .unwrap()
         .rid;
     let events = Events::default();
-    let outcome = delivery
-        .wait(SubmittedJob::new(rid.clone(), prepared), &events)
-        .await
-        .unwrap();
+    let outcome = prepared.wait(rid.clone(), &events).await.unwrap();
     assert!(matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid));
     assert!(!outcome.transcript().unwrap().is_empty());
     let statuses: Vec<Status> = events
@@ -72,7 +68,9 @@ async fn every_outcome_through_the_trait_object() {
 
     let silent = submit(&client, "https://a.example/silent.wav").await;
     let outcome = delivery
-        .wait(SubmittedJob::resume(silent.clone()), &daglo_core::IgnoreProgress)
+        .resume(&silent)
+        .unwrap()
+        .wait(silent.clone(), &daglo_core::IgnoreProgress)
         .await;
     assert_eq!(outcome.unwrap(), Outcome::Empty { rid: silent });
 
@@ -83,7 +81,9 @@ async fn every_outcome_through_the_trait_object() {
     ] {
         let rid = submit(&client, audio).await;
         let outcome = delivery
-            .wait(SubmittedJob::resume(rid), &daglo_core::IgnoreProgress)
+            .resume(&rid)
+            .unwrap()
+            .wait(rid.clone(), &daglo_core::IgnoreProgress)
             .await
             .unwrap();
         assert!(
@@ -103,7 +103,7 @@ async fn auth_forbidden_and_unknown_rids_fail_at_once() {
     let polling = PollingDelivery::new(client.clone(), quick_polling());
 
     let err = polling
-        .resume(Rid::new("no-such-job"))
+        .follow(Rid::new("no-such-job"))
         .outcome()
         .await
         .unwrap_err();
@@ -116,7 +116,7 @@ async fn auth_forbidden_and_unknown_rids_fail_at_once() {
         .unwrap();
     let rid = submit(&client, "https://a.example/a.wav").await;
     let err = PollingDelivery::new(stranger, quick_polling())
-        .resume(rid.clone())
+        .follow(rid.clone())
         .outcome()
         .await
         .unwrap_err();
@@ -124,7 +124,7 @@ async fn auth_forbidden_and_unknown_rids_fail_at_once() {
 
     sim.inject_errors(Endpoint::Status, ErrorBurst::new(403, 1));
     let before = sim.stats().endpoint(Endpoint::Status).requests;
-    let err = polling.resume(rid).outcome().await.unwrap_err();
+    let err = polling.follow(rid).outcome().await.unwrap_err();
     assert!(matches!(err, DeliveryError::Forbidden), "{err:?}");
     assert_eq!(sim.stats().endpoint(Endpoint::Status).requests, before + 1);
 }
@@ -150,7 +150,7 @@ async fn storms_of_429_and_5xx_bursts_fail_no_job() {
         } else {
             "https://a.example/ok.wav"
         };
-        let watch = polling.resume(submit(&client, audio).await);
+        let watch = polling.follow(submit(&client, audio).await);
         waits.push(tokio::spawn(watch.outcome()));
     }
     sim.inject_errors(Endpoint::Status, ErrorBurst::new(429, 30));
@@ -175,7 +175,7 @@ async fn a_deadline_gives_a_resumable_result() {
     let outcome = polling
         .watch(
             rid.clone(),
-            WatchOptions::default().deadline(Some(Duration::from_millis(50))),
+            WatchOptions::default().deadline(Duration::from_millis(50)),
         )
         .outcome()
         .await
@@ -184,7 +184,7 @@ async fn a_deadline_gives_a_resumable_result() {
         panic!("{outcome:?}")
     };
     assert_eq!(to_resume, rid);
-    let outcome = polling.resume(to_resume).outcome().await.unwrap();
+    let outcome = polling.follow(to_resume).outcome().await.unwrap();
     assert!(matches!(outcome, Outcome::Transcript { .. }));
 }
 
@@ -200,7 +200,7 @@ async fn dropping_the_waiter_stops_its_polls() {
     let client = client(&sim);
     let polling = PollingDelivery::new(client.clone(), quick_polling());
     let rid = submit(&client, "https://a.example/a.wav").await;
-    let mut watch = polling.resume(rid.clone());
+    let mut watch = polling.follow(rid.clone());
     watch.next_event().await.expect("polled at least once");
     drop(watch);
     assert_eq!(polling.stats().await.jobs, 0);
@@ -213,7 +213,7 @@ async fn dropping_the_waiter_stops_its_polls() {
     let outcome = other
         .watch(
             kept.clone(),
-            WatchOptions::default().deadline(Some(Duration::from_millis(300))),
+            WatchOptions::default().deadline(Duration::from_millis(300)),
         )
         .outcome()
         .await
@@ -250,7 +250,7 @@ async fn two_thousand_jobs_under_the_real_rate_limit_without_a_429() {
             }
         }
         let rid = submit(&client, &format!("https://a.example/meeting-{i}.wav")).await;
-        waits.push(tokio::spawn(polling.resume(rid).outcome()));
+        waits.push(tokio::spawn(polling.follow(rid).outcome()));
     }
     assert!(polling.stats().await.jobs > JOBS / 2, "the jobs overlapped");
     for wait in waits {
@@ -288,7 +288,7 @@ async fn measure(policy: PollPolicy) -> (f64, f64) {
     let mut waits = Vec::new();
     for i in 0..JOBS {
         let rid = submit(&client, &format!("https://a.example/seeded-{i}.wav")).await;
-        waits.push(tokio::spawn(polling.resume(rid).outcome()));
+        waits.push(tokio::spawn(polling.follow(rid).outcome()));
     }
     for wait in waits {
         assert!(matches!(wait.await.unwrap(), Ok(Outcome::Transcript { .. })));

@@ -52,7 +52,7 @@ async fn run(policy: PollPolicy, jobs: usize, length: Duration) -> (f64, f64) {
             &format!("job-{i}"),
             length + Duration::from_millis(137 * i as u64),
         );
-        let watch = polling.resume(rid.clone());
+        let watch = polling.follow(rid.clone());
         waits.push(tokio::spawn(async move {
             (rid, watch.outcome().await, Instant::now())
         }));
@@ -106,7 +106,7 @@ async fn progress_events_arrive_in_order_then_the_outcome() {
     let polling =
         PollingDelivery::with_source(source.clone(), config(PollPolicy::Fixed(Duration::from_secs(5))));
     let events = Events::default();
-    let outcome = polling.resume(rid.clone()).outcome_with(&events).await.unwrap();
+    let outcome = polling.follow(rid.clone()).outcome_with(&events).await.unwrap();
     assert!(matches!(outcome, Outcome::Transcript { .. }));
     let events = events.0.into_inner().unwrap();
     let percents: Vec<u32> = events
@@ -133,7 +133,7 @@ async fn a_stuck_job_reports_stalled_once() {
     );
     let mut watch = polling.watch(
         rid.clone(),
-        WatchOptions::default().deadline(Some(Duration::from_secs(300))),
+        WatchOptions::default().deadline(Duration::from_secs(300)),
     );
     let mut stalls = Vec::new();
     while let Some(event) = watch.next_event().await {
@@ -162,7 +162,7 @@ async fn dropping_the_only_waiter_stops_polling_and_frees_the_job() {
     let rid = source.add("long", Duration::from_secs(3600));
     let polling =
         PollingDelivery::with_source(source.clone(), config(PollPolicy::Fixed(Duration::from_secs(2))));
-    let mut watch = polling.resume(rid.clone());
+    let mut watch = polling.follow(rid.clone());
     watch.next_event().await.expect("a first poll");
     drop(watch);
     let stats = polling.stats().await;
@@ -178,9 +178,9 @@ async fn watchers_of_one_rid_share_one_poll() {
     let rid = source.add("shared", Duration::from_secs(30));
     let polling =
         PollingDelivery::with_source(source.clone(), config(PollPolicy::Fixed(Duration::from_secs(3))));
-    let first = polling.resume(rid.clone());
-    let second = polling.resume(rid.clone());
-    let third = polling.resume(rid.clone());
+    let first = polling.follow(rid.clone());
+    let second = polling.follow(rid.clone());
+    let third = polling.follow(rid.clone());
     drop(third);
     assert_eq!(polling.stats().await.jobs, 1);
     let (a, b) = tokio::join!(first.outcome(), second.outcome());
@@ -198,7 +198,7 @@ async fn jobs_watched_together_do_not_poll_in_lockstep() {
     let start = Instant::now();
     let mut watches = Vec::new();
     for i in 0..60 {
-        watches.push(polling.resume(source.add(&format!("j{i}"), Duration::from_secs(3600))));
+        watches.push(polling.follow(source.add(&format!("j{i}"), Duration::from_secs(3600))));
     }
     // The budget (16/s) alone would spread 60 polls over ~4 s; give them time, then look at
     // each job's first poll.
@@ -231,7 +231,7 @@ async fn more_jobs_than_budget_stretch_intervals_and_stay_under_it() {
     );
     let mut waits = Vec::new();
     for i in 0..100 {
-        let watch = polling.resume(source.add(&format!("j{i}"), Duration::from_secs(20 + i)));
+        let watch = polling.follow(source.add(&format!("j{i}"), Duration::from_secs(20 + i)));
         waits.push(tokio::spawn(watch.outcome()));
     }
     for wait in waits {
@@ -255,7 +255,7 @@ async fn the_deadline_gives_up_with_the_rid_and_resume_finishes() {
         source.clone(),
         config(PollPolicy::default()).deadline(Some(Duration::from_secs(30))),
     );
-    let outcome = polling.resume(rid.clone()).outcome().await.unwrap();
+    let outcome = polling.follow(rid.clone()).outcome().await.unwrap();
     let Outcome::GaveUp {
         rid: gave_up,
         last_status,
@@ -271,7 +271,7 @@ async fn the_deadline_gives_up_with_the_rid_and_resume_finishes() {
         daglo_core::GaveUpReason::Deadline(Duration::from_secs(30))
     );
     // The job goes on; resuming without a deadline gets the result.
-    let watch = polling.watch(rid.clone(), WatchOptions::default().deadline(None));
+    let watch = polling.watch(rid.clone(), WatchOptions::default().no_deadline());
     assert!(matches!(
         watch.outcome().await.unwrap(),
         Outcome::Transcript { .. }
@@ -289,7 +289,7 @@ async fn errors_429_and_5xx_are_retried_401_403_404_end_the_wait() {
         config(PollPolicy::Fixed(Duration::from_secs(1))).budget(budget.clone()),
     );
     assert!(matches!(
-        polling.resume(flaky).outcome().await,
+        polling.follow(flaky).outcome().await,
         Ok(Outcome::Transcript { .. })
     ));
     assert_eq!(polling.stats().await.rate_limited, 3);
@@ -309,7 +309,7 @@ async fn errors_429_and_5xx_are_retried_401_403_404_end_the_wait() {
     ] {
         let rid = source.add(&format!("denied-{status}"), Duration::from_secs(10));
         source.edit(&rid, |job| job.errors = vec![status]);
-        let err = polling.resume(rid.clone()).outcome().await.unwrap_err();
+        let err = polling.follow(rid.clone()).outcome().await.unwrap_err();
         assert!(check(&err), "{status}: {err:?}");
         assert_eq!(source.requests_for(&rid), 1, "{status} was not retried");
     }
@@ -322,7 +322,7 @@ async fn ten_thousand_waiting_jobs_are_one_task_and_cheap() {
     let polling = PollingDelivery::with_source(source.clone(), config(policy));
     let mut watches = Vec::new();
     for i in 0..10_000 {
-        watches.push(polling.resume(source.add(&format!("j{i}"), Duration::from_secs(3600))));
+        watches.push(polling.follow(source.add(&format!("j{i}"), Duration::from_secs(3600))));
     }
     let stats = polling.stats().await;
     assert_eq!((stats.jobs, stats.waiters), (10_000, 10_000));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use daglo_callback::{CallbackConfig, CallbackDelivery, CallbackServer};
 use daglo_client::Client;
-use daglo_core::{IgnoreProgress, JobOptions, Outcome, Prepared, ResultDelivery, Rid, SubmittedJob};
+use daglo_core::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, Rid, Ticket};
 use daglo_sim::{Faults, SimConfig, Simulator};
 
 pub struct Rig {
@@ -55,7 +55,7 @@ impl Rig {
     }
 
     /// Prepares and submits one job; returns what `wait` needs and the options sent.
-    pub async fn submit(&self, audio: &str) -> (Rid, Prepared, JobOptions) {
+    pub async fn submit(&self, audio: &str) -> (Rid, Box<dyn Ticket>, JobOptions) {
         let mut options = JobOptions::default();
         let prepared = self.callbacks.prepare(&mut options).await.unwrap();
         let rid = self.client.submit_url(audio, &options).await.unwrap().rid;
@@ -68,11 +68,8 @@ impl Rig {
     }
 
     /// Waits for a prepared job, ignoring progress.
-    pub async fn wait(&self, rid: Rid, prepared: Prepared) -> Outcome {
-        self.callbacks
-            .wait(SubmittedJob::new(rid, prepared), &IgnoreProgress)
-            .await
-            .unwrap()
+    pub async fn wait(&self, rid: Rid, prepared: Box<dyn Ticket>) -> Outcome {
+        prepared.wait(rid, &IgnoreProgress).await.unwrap()
     }
 
     /// The callback URL and credential header a prepared job got.

@@ -1,0 +1,97 @@
+//! `StrategyConfig`: the strategy is one configuration value, receiver and hybrid wiring included.
+
+use daglo::sim::{Endpoint, SimConfig};
+use daglo::{JobOptions, Outcome, StrategyConfig, StrategyError, Transcriber};
+
+mod support;
+
+const CONFIGS: [&str; 3] = [
+    r#"{"strategy": "polling", "policy": {"kind": "fixed", "interval_secs": 0.03}}"#,
+    r#"{"strategy": "callback", "listen": "127.0.0.1:0"}"#,
+    r#"{"strategy": "hybrid", "callback": {"listen": "127.0.0.1:0"}, "window_secs": 30}"#,
+];
+
+#[tokio::test]
+async fn each_configuration_builds_a_working_strategy() {
+    for (json, name) in CONFIGS.iter().zip(["polling", "callback", "hybrid"]) {
+        let (sim, client) = support::sim(SimConfig::default()).await;
+        let config: StrategyConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.name(), name);
+        let transcriber = Transcriber::from_config(client, &config).await.unwrap();
+        assert_eq!(transcriber.strategy(), name);
+        assert_eq!(transcriber.receiver_addr().is_some(), name != "polling");
+
+        let outcome = transcriber
+            .transcribe_url("https://a.example/a.wav", &JobOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Transcript { .. }),
+            "{name}: {outcome:?}"
+        );
+        let status_requests = sim.stats().endpoint(Endpoint::Status).requests;
+        if name == "polling" {
+            assert!(status_requests >= 1);
+        } else {
+            assert_eq!(
+                status_requests, 0,
+                "{name}: the callback arrived, nothing was polled"
+            );
+        }
+        transcriber.shutdown().await;
+    }
+}
+
+#[test]
+fn configurations_round_trip_and_typos_are_refused() {
+    for json in CONFIGS {
+        let config: StrategyConfig = serde_json::from_str(json).unwrap();
+        let again: StrategyConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(again, config);
+    }
+    let typo =
+        serde_json::from_str::<StrategyConfig>(r#"{"strategy": "polling", "policyy": {"kind": "adaptive"}}"#);
+    assert!(typo.unwrap_err().to_string().contains("policyy"));
+    let unknown = serde_json::from_str::<StrategyConfig>(r#"{"strategy": "carrier-pigeon"}"#);
+    assert!(unknown.unwrap_err().to_string().contains("carrier-pigeon"));
+    let negative = serde_json::from_str::<StrategyConfig>(
+        r#"{"strategy": "polling", "policy": {"kind": "fixed", "interval_secs": -1}}"#,
+    );
+    assert!(
+        negative
+            .unwrap_err()
+            .to_string()
+            .contains("non-negative number of seconds")
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_are_typed_errors_naming_what_was_wrong() {
+    let (_sim, client) = support::sim(SimConfig::default()).await;
+    let zero_rate: StrategyConfig =
+        serde_json::from_str(r#"{"strategy": "polling", "requests_per_second": 0}"#).unwrap();
+    let err = Transcriber::from_config(client.clone(), &zero_rate)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StrategyError::Invalid(m) if m.contains("requests_per_second")),
+        "{err}"
+    );
+
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let busy = StrategyConfig::callback(taken.local_addr().unwrap(), "https://hooks.example.com/daglo");
+    let err = Transcriber::from_config(client.clone(), &busy).await.unwrap_err();
+    assert!(
+        matches!(&err, StrategyError::Bind { addr, .. } if *addr == taken.local_addr().unwrap()),
+        "{err}"
+    );
+
+    let missing_secret: StrategyConfig = serde_json::from_str(
+        r#"{"strategy": "callback", "listen": "127.0.0.1:0", "key_secret_env": "DAGLO_TEST_UNSET_SECRET"}"#,
+    )
+    .unwrap();
+    let err = Transcriber::from_config(client, &missing_secret)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("DAGLO_TEST_UNSET_SECRET"), "{err}");
+}

@@ -72,15 +72,15 @@ fn receiving(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (mut receiver, url, header) = runtime.block_on(async {
+    // The ticket keeps the job registered for the whole benchmark.
+    let (mut receiver, url, header, _ticket) = runtime.block_on(async {
         let callbacks =
             CallbackDelivery::new(CallbackConfig::new("https://hooks.example.com/cb").unwrap()).unwrap();
         let mut options = JobOptions::default();
-        let prepared = callbacks.prepare(&mut options).await.unwrap();
-        std::mem::forget(prepared);
+        let ticket = callbacks.prepare(&mut options).await.unwrap();
         let callback = options.callback.unwrap();
         let header = callback.headers.into_iter().next().unwrap();
-        (callbacks.receiver(), callback.url, header)
+        (callbacks.receiver(), callback.url, header, ticket)
     });
     let path = url::Url::parse(&url).unwrap().path().to_owned();
     let progress = Bytes::from(r#"{"status":"transcribing","progress":50}"#);

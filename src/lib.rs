@@ -129,12 +129,13 @@ pub mod poll {
 /// Callback delivery: the service POSTs progress and the result to a receiver you run.
 ///
 /// Daglo signs nothing, so every job gets its own credential; the receiver checks it before
-/// reading the body, only moves a job's status forward and keeps the first final body. The
-/// threat model is on [`CallbackDelivery`](callback::CallbackDelivery)'s crate page
-/// (`daglo-callback`). Run the receiver standalone with
-/// [`CallbackDelivery::serve`](callback::CallbackDelivery::serve), or mount
+/// reading the body, only moves a job's status forward and keeps the first final body. Run the
+/// receiver standalone with [`CallbackDelivery::serve`](callback::CallbackDelivery::serve) (or
+/// let [`StrategyConfig`] do it), or mount
 /// [`CallbackDelivery::receiver`](callback::CallbackDelivery::receiver) next to your routes
 /// (`examples/axum_receiver.rs`).
+///
+#[doc = include_str!("../crates/daglo-callback/docs/threat-model.md")]
 #[cfg(feature = "callback")]
 #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
 pub mod callback {

@@ -39,13 +39,13 @@ pub enum CallbackAuth {
 ///
 /// ```
 /// use std::time::Duration;
-/// use daglo_callback::CallbackConfig;
+/// use daglo::callback::CallbackConfig;
 ///
 /// let config = CallbackConfig::new("https://hooks.example.com/daglo")?
 ///     .max_body_bytes(32 << 20)
 ///     .job_ttl(Duration::from_secs(12 * 3600));
 /// assert_eq!(config.public_url().as_str(), "https://hooks.example.com/daglo");
-/// # Ok::<(), daglo_callback::CallbackError>(())
+/// # Ok::<(), daglo::callback::CallbackError>(())
 /// ```
 #[derive(Clone)]
 pub struct CallbackConfig {

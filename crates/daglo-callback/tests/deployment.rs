@@ -86,11 +86,7 @@ async fn graceful_shutdown_lets_in_flight_callbacks_finish() {
 #[tokio::test]
 async fn mounted_inside_an_axum_router() {
     let sim = daglo_sim::Simulator::start(Rig::sim_config()).await.unwrap();
-    let client = daglo_client::Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .unwrap();
+    let client = daglo::sim::client(&sim).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("http://{}/integrations/daglo", listener.local_addr().unwrap());
     let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();

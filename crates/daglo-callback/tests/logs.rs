@@ -4,35 +4,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use daglo_core::IgnoreProgress;
 use support::Rig;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_name_job_rid_and_status_but_never_a_credential_or_transcript() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = daglo_sim::LogCapture::start();
 
     let rig = Rig::start(Rig::sim_config(), |c| c).await;
     let (rid, prepared, options) = rig.submit("https://a.example/a.wav").await;
@@ -51,7 +28,7 @@ async fn logs_name_job_rid_and_status_but_never_a_credential_or_transcript() {
     let (status, _) = rig.post(&waiting_url, &headers, "{}").await;
     assert_eq!(status, 401);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains(&key), "the job key is logged");
     assert!(logs.contains(rid.as_str()), "the rid is logged");
     assert!(logs.contains("status=transcribed"), "the status is logged");

@@ -391,8 +391,8 @@ impl Client {
             };
             let safe_to_repeat = matches!(
                 outcome,
-                Err(Error::RateLimited { .. })
-                    | Err(Error::Transport {
+                Err(Error::RateLimited { .. }
+                    | Error::Transport {
                         request_sent: false,
                         ..
                     })

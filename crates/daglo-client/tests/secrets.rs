@@ -2,39 +2,16 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use daglo_client::{Client, Error};
 use daglo_core::{JobOptions, Rid};
 use daglo_sim::{Endpoint, ErrorBurst, SimConfig, Simulator};
 
 const TOKEN: &str = "tok-7f3a9c-very-secret";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_log_line_error_or_debug_output_contains_the_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
     // A current-thread runtime: every task of this test logs through this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = daglo_sim::LogCapture::start();
 
     let sim = Simulator::start(support::quick().token(TOKEN)).await.unwrap();
     let client = support::client(&sim);
@@ -69,7 +46,7 @@ async fn no_log_line_error_or_debug_output_contains_the_token() {
     shown.push(format!("{err} {err:?}"));
     shown.push(format!("{sim:?}"));
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("answered"),
         "the emulator's request logs were captured"

@@ -37,7 +37,7 @@ use crate::status::Status;
 /// caller can resume.
 ///
 /// ```
-/// use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressEvent, ResultDelivery, Rid};
+/// use daglo::{DeliveryError, JobOptions, Outcome, ProgressEvent, ResultDelivery, Rid};
 ///
 /// /// Runs a whole job with any strategy; `submit` performs the POST and returns the rid.
 /// async fn run<F, Fut>(delivery: &dyn ResultDelivery, mut options: JobOptions, submit: F)

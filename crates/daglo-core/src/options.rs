@@ -283,7 +283,7 @@ fn check_header(name: &str, value: &str) -> Result<(), ValidationError> {
 /// Builds [`JobOptions`], checking each value against the contract.
 ///
 /// ```
-/// use daglo_core::{JobOptions, Language};
+/// use daglo::{JobOptions, Language};
 ///
 /// let options = JobOptions::builder()
 ///     .language(Language::EnUs)

@@ -52,7 +52,8 @@ impl From<String> for Rid {
 /// The JSON body of a submit whose audio sits at a public URL.
 ///
 /// ```
-/// use daglo_core::{JobOptions, Language, SubmitRequest};
+/// use daglo::{JobOptions, Language};
+/// use daglo::models::SubmitRequest;
 ///
 /// let options = JobOptions::builder().language(Language::EnUs).build()?;
 /// let request = SubmitRequest::new("https://example.com/meeting.wav", options)?;

@@ -140,13 +140,15 @@ impl PollPolicy {
     pub fn first_delay(&self, audio: Option<Duration>, unit: f64) -> Duration {
         match self {
             PollPolicy::Fixed(interval) => interval.mul_f64(unit.clamp(0.0, 1.0)),
-            PollPolicy::Exponential { initial, .. } => initial.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0)),
+            PollPolicy::Exponential { initial, .. } => {
+                initial.mul_f64(0.5f64.mul_add(unit.clamp(0.0, 1.0), 0.5))
+            }
             PollPolicy::Adaptive(adaptive) => {
                 let base = audio
                     .map(|a| a.mul_f64(adaptive.processing_per_audio_second.max(0.0) / 2.0))
                     .unwrap_or(adaptive.initial_interval);
                 clamp(base, adaptive.min_interval, adaptive.max_interval)
-                    .mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+                    .mul_f64(0.5f64.mul_add(unit.clamp(0.0, 1.0), 0.5))
             }
         }
     }
@@ -159,7 +161,7 @@ impl PollPolicy {
         audio: Option<Duration>,
         unit: f64,
     ) -> Duration {
-        let jitter = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+        let jitter = 0.2f64.mul_add(unit.clamp(0.0, 1.0), 0.9);
         match self {
             PollPolicy::Fixed(interval) => interval.mul_f64(jitter),
             PollPolicy::Exponential { initial, factor, max } => {

@@ -85,9 +85,11 @@ impl TokenBucket {
             .last_cut
             .is_none_or(|cut| now.saturating_duration_since(cut) >= Duration::from_secs(1))
         {
-            state.rate = (state.rate + self.configured * 0.1 * elapsed).min(self.configured);
+            state.rate = (self.configured * 0.1)
+                .mul_add(elapsed, state.rate)
+                .min(self.configured);
         }
-        state.tokens = (state.tokens + elapsed * state.rate).min(self.burst);
+        state.tokens = elapsed.mul_add(state.rate, state.tokens).min(self.burst);
         state.updated = Some(now);
     }
 }

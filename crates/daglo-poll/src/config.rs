@@ -13,8 +13,7 @@ use crate::clock::PollClock;
 ///
 /// ```
 /// use std::time::Duration;
-/// use daglo_core::PollPolicy;
-/// use daglo_poll::PollingConfig;
+/// use daglo::poll::{PollPolicy, PollingConfig};
 ///
 /// let config = PollingConfig::default()
 ///     .policy(PollPolicy::Fixed(Duration::from_secs(3)))

@@ -48,7 +48,7 @@ impl fmt::Debug for PollingDelivery {
 ///
 /// ```
 /// use std::time::Duration;
-/// use daglo_poll::WatchOptions;
+/// use daglo::poll::WatchOptions;
 ///
 /// let options = WatchOptions::default()
 ///     .audio_duration(Duration::from_secs(90))

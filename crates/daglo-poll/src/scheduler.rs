@@ -384,7 +384,7 @@ impl Scheduler {
             .retry_backoff
             .mul_f64(2f64.powi(exponent))
             .min(Duration::from_secs(30));
-        let wait = cap.mul_f64(0.5 + 0.5 * self.rng.unit());
+        let wait = cap.mul_f64(0.5f64.mul_add(self.rng.unit(), 0.5));
         self.schedule(id, now + wait);
     }
 

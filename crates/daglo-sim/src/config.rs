@@ -10,7 +10,7 @@ use crate::plan::{Faults, Planner};
 ///
 /// ```
 /// use std::time::Duration;
-/// use daglo_sim::SimConfig;
+/// use daglo::sim::SimConfig;
 ///
 /// let config = SimConfig::default()
 ///     .token("my-test-token")

@@ -49,6 +49,7 @@
 mod callbacks;
 mod clock;
 mod config;
+mod logs;
 mod plan;
 mod rate;
 mod rng;
@@ -73,6 +74,7 @@ use tracing::{info, warn};
 
 pub use clock::{Clock, ManualClock};
 pub use config::{DEFAULT_TOKEN, SimConfig};
+pub use logs::LogCapture;
 pub use plan::{Ending, ErrorBurst, Faults, JobPlan, Planner, Submission};
 pub use state::{CallbackRecord, Endpoint, EndpointStats, JobRecord, Stats};
 

@@ -74,7 +74,7 @@ pub(crate) fn generate(seed: u64, audio_duration: Duration, options: &JobOptions
     let mut rng = SplitMix64::new(seed);
     let stt = options.stt_config.as_ref();
     let vocabulary = match stt.and_then(|s| s.language) {
-        None | Some(Language::KoKr) | Some(Language::Mixed) => KOREAN,
+        None | Some(Language::KoKr | Language::Mixed) => KOREAN,
         Some(_) => ENGLISH,
     };
     let boosted: Vec<&str> = stt

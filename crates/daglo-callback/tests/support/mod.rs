@@ -29,15 +29,9 @@ impl Rig {
     /// receiver on `127.0.0.1:0`, configured by `config`.
     pub async fn start(sim: SimConfig, config: impl FnOnce(CallbackConfig) -> CallbackConfig) -> Rig {
         let sim = Simulator::start(sim).await.unwrap();
-        let client = Client::builder()
-            .token(sim.token())
-            .base_url(sim.base_url())
-            .build()
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let public_url = format!("http://{}/hooks/daglo", listener.local_addr().unwrap());
-        let callbacks = CallbackDelivery::new(config(CallbackConfig::new(&public_url).unwrap())).unwrap();
-        let server = callbacks.serve(listener).unwrap();
+        let client = daglo::sim::client(&sim).unwrap();
+        let (callbacks, server) = CallbackDelivery::loopback(config).await.unwrap();
+        let public_url = format!("http://{}/daglo", server.local_addr());
         Rig {
             sim,
             client,

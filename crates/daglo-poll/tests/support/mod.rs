@@ -18,11 +18,7 @@ pub async fn sim(config: SimConfig) -> Simulator {
 }
 
 pub fn client(sim: &Simulator) -> Client {
-    Client::builder()
-        .token(sim.token())
-        .base_url(sim.base_url())
-        .build()
-        .expect("client builds")
+    daglo::sim::client(sim).expect("client builds")
 }
 
 /// A scripted job: progress rises linearly from its start to `length`; errors may be scripted

@@ -20,6 +20,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running standalone receiver. [`shutdown`](CallbackServer::shutdown) stops accepting and lets
 /// in-flight requests finish; dropping it stops accepting at once.
 #[derive(Debug)]
+#[must_use = "dropping the CallbackServer stops receiving callbacks"]
 pub struct CallbackServer {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,

@@ -164,11 +164,26 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let (client, _emulator) = connect(&args.service).await?;
     let transcriber = transcriber(client.clone(), &config).await?;
 
+    // The deadline covers the whole command, the submit included.
+    let started = tokio::time::Instant::now();
     let is_url = args.input.starts_with("http://") || args.input.starts_with("https://");
-    let submitted = if is_url {
-        transcriber.submit_url(&args.input, &options).await
-    } else {
-        transcriber.submit_file(&args.input, &options).await
+    let submit = async {
+        if is_url {
+            transcriber.submit_url(&args.input, &options).await
+        } else {
+            transcriber.submit_file(&args.input, &options).await
+        }
+    };
+    let submitted = match deadline {
+        None => submit.await,
+        Some(limit) => tokio::time::timeout(limit, submit).await.map_err(|_| Failure {
+            code: exit::SERVICE,
+            message: format!(
+                "the submit did not finish within --deadline ({}s); it may have created a job — \
+                 check before submitting again",
+                limit.as_secs_f64()
+            ),
+        })?,
     };
     let pending = submitted.map_err(|e| match &e {
         TranscribeError::Submit(daglo::Error::Invalid(_) | daglo::Error::File { .. }) => {
@@ -180,7 +195,21 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     eprintln!("daglo: job {rid} submitted ({} strategy)", transcriber.strategy());
 
     let bar = Bar::new();
-    let outcome = transcriber.wait_with(pending, &bar).await;
+    let outcome = match deadline {
+        None => transcriber.wait_with(pending, &bar).await,
+        Some(limit) => {
+            let left = limit.saturating_sub(started.elapsed());
+            tokio::time::timeout(left, transcriber.wait_with(pending, &bar))
+                .await
+                .unwrap_or_else(|_| {
+                    Ok(Outcome::GaveUp {
+                        rid: rid.clone(),
+                        last_status: None,
+                        reason: daglo::GaveUpReason::Deadline(limit),
+                    })
+                })
+        }
+    };
     bar.finish();
     let code = report(&client, &rid, outcome, &args.output).await;
     transcriber.shutdown().await;

@@ -144,3 +144,33 @@ fn a_service_failure_is_exit_4_and_never_shows_the_token() {
     assert!(!text(&out.stderr).contains("tok-cli-secret-123"));
     assert!(!text(&out.stdout).contains("tok-cli-secret-123"));
 }
+
+#[test]
+fn the_deadline_covers_a_submit_that_never_answers() {
+    // A service that accepts the connection, reads the request and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args(["transcribe", SAMPLE, "--base-url", &base_url, "--deadline", "1"])
+        .env("DAGLO_API_TOKEN", "tok-cli-deadline")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("did not finish within --deadline"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

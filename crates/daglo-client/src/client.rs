@@ -18,7 +18,7 @@ use url::Url;
 use crate::answers::{SrtAnswer, StatusAnswer};
 use crate::error::Error;
 use crate::retry::RetryPolicy;
-use crate::upload;
+use crate::upload::{self, UploadProgress};
 
 /// The production endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://apis.daglo.ai";
@@ -27,6 +27,13 @@ const DEFAULT_USER_AGENT: &str = concat!("daglo-rs/", env!("CARGO_PKG_VERSION"))
 
 /// How much of an error body is kept in an error's message.
 const ERROR_TEXT_CHARS: usize = 300;
+
+/// The largest submit or error answer read: both are a few dozen bytes of JSON.
+const SMALL_ANSWER_BYTES: usize = 64 << 10;
+
+/// The default cap on a status or SRT answer: a 4-hour transcript with word timings is a few
+/// MB; this leaves ample room and still stops an endless answer.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// A client for the Daglo async STT API. Cheap to clone: clones share one connection pool.
 ///
@@ -56,6 +63,7 @@ struct Inner {
     authorization: HeaderValue,
     request_timeout: Duration,
     upload_timeout: Option<Duration>,
+    max_answer_bytes: usize,
     retry: RetryPolicy,
 }
 
@@ -77,6 +85,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     request_timeout: Duration,
     upload_timeout: Option<Duration>,
+    max_answer_bytes: usize,
     user_agent: String,
     retry: RetryPolicy,
 }
@@ -114,15 +123,26 @@ impl ClientBuilder {
         self
     }
 
-    /// How long one status, SRT or URL-submit request may take (default 30 s).
+    /// How long one status, SRT or URL-submit request may take (default 30 s). For a file
+    /// upload it bounds a stall (no byte taken for this long) and the wait for the answer once
+    /// the last byte is sent, so no request can hang for ever.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// How long a file upload may take in all (default: unlimited, since 2 GB take a while).
+    /// How long a file upload may take in all (default: unlimited, since 2 GB take a while; a
+    /// stalled upload still ends after [`request_timeout`](ClientBuilder::request_timeout)).
     pub fn upload_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.upload_timeout = timeout;
+        self
+    }
+
+    /// The largest status or SRT answer read (default [`DEFAULT_MAX_ANSWER_BYTES`]); a larger
+    /// one fails with [`Error::AnswerTooLarge`] without being held in memory. Submit and error
+    /// answers are capped at 64 KiB.
+    pub fn max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.max_answer_bytes = bytes.max(1);
         self
     }
 
@@ -168,6 +188,9 @@ impl ClientBuilder {
 
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
+            // The API never redirects; following one would send the token, the audio and the
+            // callback credential wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(self.user_agent)
             .build()
             .map_err(|e| Error::Transport {
@@ -181,6 +204,7 @@ impl ClientBuilder {
                 authorization,
                 request_timeout: self.request_timeout,
                 upload_timeout: self.upload_timeout,
+                max_answer_bytes: self.max_answer_bytes,
                 retry: self.retry,
             }),
         })
@@ -201,6 +225,7 @@ impl Client {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             upload_timeout: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: RetryPolicy::default(),
         }
@@ -218,12 +243,13 @@ impl Client {
             serde_json::to_vec(request).map_err(|e| ValidationError::new("request", e.to_string()))?,
         );
         let response = self
-            .send_submit(|| {
-                Ok(self
+            .send_submit(|| async {
+                let request = self
                     .request(Method::POST, self.inner.transcripts.clone())
                     .timeout(self.inner.request_timeout)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone()))
+                    .body(body.clone());
+                Ok((request, None))
             })
             .await?;
         Ok(decode_submit_response(&response)?)
@@ -270,15 +296,16 @@ impl Client {
         }
         let fields = upload::option_fields(options)?;
         let response = self
-            .send_submit_async(|| async {
-                let form = upload::form(path, &file_name, metadata.len(), &fields).await?;
+            .send_submit(|| async {
+                let progress = Arc::new(UploadProgress::default());
+                let form = upload::form(path, &file_name, metadata.len(), &fields, progress.clone()).await?;
                 let mut request = self
                     .request(Method::POST, self.inner.transcripts.clone())
                     .multipart(form);
                 if let Some(timeout) = self.inner.upload_timeout {
                     request = request.timeout(timeout);
                 }
-                Ok(request)
+                Ok((request, Some(progress)))
             })
             .await?;
         Ok(decode_submit_response(&response)?)
@@ -354,7 +381,7 @@ impl Client {
                 .send()
                 .await;
             let outcome = match result {
-                Ok(response) => read(response, attempt).await,
+                Ok(response) => read(response, attempt, self.inner.max_answer_bytes).await,
                 Err(e) => Err(Error::transport(e)),
             };
             match outcome {
@@ -369,25 +396,23 @@ impl Client {
         }
     }
 
-    async fn send_submit<F>(&self, make: F) -> Result<Bytes, Error>
-    where
-        F: Fn() -> Result<RequestBuilder, Error>,
-    {
-        self.send_submit_async(|| std::future::ready(make())).await
-    }
-
-    /// Sends a submit, retrying only where no job can have been created.
-    async fn send_submit_async<F, Fut>(&self, make: F) -> Result<Bytes, Error>
+    /// Sends a submit, retrying only where no job can have been created. `make` builds each
+    /// attempt, with the progress of its upload when it streams a file.
+    async fn send_submit<F, Fut>(&self, make: F) -> Result<Bytes, Error>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<RequestBuilder, Error>>,
+        Fut: Future<Output = Result<(RequestBuilder, Option<Arc<UploadProgress>>), Error>>,
     {
         let retry = self.inner.retry;
         let mut attempt = 1;
         loop {
-            let outcome = match make().await?.send().await {
-                Ok(response) => read(response, attempt).await,
-                Err(e) => Err(Error::transport(e)),
+            let (request, upload) = make().await?;
+            let outcome = match upload {
+                None => match request.send().await {
+                    Ok(response) => read(response, attempt, SMALL_ANSWER_BYTES).await,
+                    Err(e) => Err(Error::transport(e)),
+                },
+                Some(progress) => self.send_upload(request, &progress, attempt).await,
             };
             let safe_to_repeat = matches!(
                 outcome,
@@ -414,12 +439,86 @@ impl Client {
             }
         }
     }
+
+    /// Sends a file upload under a watchdog: it fails when no byte is taken for a request
+    /// timeout, or when no answer comes within one after the last byte. A failure before the
+    /// last byte left counts as not sent: the service cannot have created a job from half a
+    /// file.
+    async fn send_upload(
+        &self,
+        request: RequestBuilder,
+        progress: &UploadProgress,
+        attempt: u32,
+    ) -> Result<(StatusCode, Bytes), Error> {
+        let limit = self.inner.request_timeout;
+        let watchdog = async {
+            let step = (limit / 8).max(Duration::from_millis(5));
+            let (mut last_sent, mut quiet_since) = (progress.sent(), tokio::time::Instant::now());
+            let mut finished_at = None;
+            loop {
+                tokio::time::sleep(step).await;
+                let now = tokio::time::Instant::now();
+                if progress.finished() {
+                    let since = *finished_at.get_or_insert(now);
+                    if now - since >= limit {
+                        return "no answer came after the upload";
+                    }
+                } else if progress.sent() != last_sent {
+                    (last_sent, quiet_since) = (progress.sent(), now);
+                } else if now - quiet_since >= limit {
+                    return "the upload stalled: the other side stopped taking bytes";
+                }
+            }
+        };
+        tokio::select! {
+            sent = request.send() => match sent {
+                Ok(response) => read(response, attempt, SMALL_ANSWER_BYTES).await,
+                Err(e) => Err(Error::Transport {
+                    request_sent: !e.is_connect() && progress.finished(),
+                    source: Box::new(e),
+                }),
+            },
+            reason = watchdog => Err(Error::Transport {
+                request_sent: progress.finished(),
+                source: format!("{reason} within {} ms", limit.as_millis()).into(),
+            }),
+        }
+    }
 }
 
-/// Reads an answer: a `2xx` with its body, or the typed error for its status.
-async fn read(response: Response, attempts: u32) -> Result<(StatusCode, Bytes), Error> {
+/// Reads an answer of at most `limit` bytes: a `2xx` with its body, or the typed error for its
+/// status. A redirect is reported, not followed; its body is not read.
+async fn read(mut response: Response, attempts: u32, limit: usize) -> Result<(StatusCode, Bytes), Error> {
     let status = response.status();
-    let body = response.bytes().await.map_err(Error::transport)?;
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| excerpt(&String::from_utf8_lossy(v.as_bytes()), ERROR_TEXT_CHARS));
+        return Err(Error::Redirect {
+            status: status.as_u16(),
+            location,
+        });
+    }
+    let limit = if status.is_success() {
+        limit
+    } else {
+        SMALL_ANSWER_BYTES
+    };
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(Error::AnswerTooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Error::transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::AnswerTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = Bytes::from(body);
     if status.is_success() {
         return Ok((status, body));
     }

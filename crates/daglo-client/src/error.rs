@@ -100,6 +100,22 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// A redirect. The Daglo API never redirects, so a `3xx` comes from something between
+    /// (a proxy, a captive portal, an attacker): it is not followed, because following it would
+    /// send the token, the audio and the callback credential to wherever it points.
+    #[error("the service answered {status}, a redirect to {}; redirects are not followed", location.as_deref().unwrap_or("nowhere"))]
+    Redirect {
+        /// The HTTP status (`301`, `302`, `307`, …).
+        status: u16,
+        /// Where it pointed (its `Location` header, shortened).
+        location: Option<String>,
+    },
+    /// An answer larger than it can legitimately be: reading stopped at `limit` bytes.
+    #[error("the answer was larger than {limit} bytes; reading stopped there")]
+    AnswerTooLarge {
+        /// The limit for this kind of answer.
+        limit: usize,
+    },
     /// A status the contract does not list.
     #[error("unexpected answer {status} from the service: {message}")]
     UnexpectedStatus {
@@ -149,12 +165,13 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::UnknownJob,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
             Error::Server { .. } | Error::Transport { .. } => ErrorKind::Transient,
-            Error::Decode(_) => ErrorKind::Malformed,
+            Error::Decode(_) | Error::AnswerTooLarge { .. } => ErrorKind::Malformed,
             Error::Invalid(_)
             | Error::File { .. }
             | Error::BadRequest { .. }
             | Error::PayloadTooLarge { .. }
             | Error::UnsupportedMediaType { .. }
+            | Error::Redirect { .. }
             | Error::UnexpectedStatus { .. } => ErrorKind::Rejected,
         }
     }
@@ -173,13 +190,17 @@ impl Error {
 
     /// For a failed submit: whether the service may nevertheless have created (and billed) a
     /// job. Only what provably created nothing counts as safe: a request refused before it was
-    /// sent, or answered `4xx`. A `5xx` may come from a proxy after the service created the job,
-    /// and a transport failure after sending may have lost the answer; the rid is then unknown,
-    /// so look before submitting again.
+    /// sent (or an upload that stopped before its last byte), or answered `4xx`. A `5xx` or a
+    /// redirect may come from something between after the service created the job, and a
+    /// transport failure after sending may have lost the answer; the rid is then unknown, so
+    /// look before submitting again.
     pub fn may_have_created_job(&self) -> bool {
         match self {
             Error::Transport { request_sent, .. } => *request_sent,
-            Error::Server { .. } | Error::Decode(_) => true,
+            Error::Server { .. }
+            | Error::Decode(_)
+            | Error::Redirect { .. }
+            | Error::AnswerTooLarge { .. } => true,
             Error::UnexpectedStatus { status, .. } => !(400..500).contains(status),
             _ => false,
         }

@@ -39,6 +39,6 @@ mod retry;
 mod upload;
 
 pub use answers::{SrtAnswer, StatusAnswer};
-pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL};
+pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES};
 pub use error::{Error, ErrorKind};
 pub use retry::RetryPolicy;

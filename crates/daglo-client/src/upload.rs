@@ -1,8 +1,13 @@
 //! The multipart body of a file submit, with the file streamed from disk.
 
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use daglo_core::{JobOptions, ValidationError};
+use futures_util::Stream;
 use reqwest::Body;
 use reqwest::multipart::{Form, Part};
 use tokio_util::io::ReaderStream;
@@ -27,27 +32,81 @@ pub(crate) fn option_fields(options: &JobOptions) -> Result<Vec<(&'static str, S
     Ok(fields)
 }
 
-/// A form whose `file` part reads `path` in chunks as the request is sent.
+/// How far an upload got. A multipart submit whose file was not read to its end cannot have
+/// created a job (the service needs the whole file), so the submit may be repeated; once the
+/// last byte has left, the answer is what is awaited.
+#[derive(Debug, Default)]
+pub(crate) struct UploadProgress {
+    sent: AtomicU64,
+    finished: AtomicBool,
+}
+
+impl UploadProgress {
+    /// Bytes of the file handed to the connection so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Whether the whole file was handed to the connection.
+    pub(crate) fn finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
+/// The file's chunks, counted into an [`UploadProgress`] as the connection pulls them.
+struct Tracked<S> {
+    inner: S,
+    progress: Arc<UploadProgress>,
+}
+
+impl<S, T, E> Stream for Tracked<S>
+where
+    S: Stream<Item = Result<T, E>> + Unpin,
+    T: AsRef<[u8]>,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.progress
+                    .sent
+                    .fetch_add(chunk.as_ref().len() as u64, Ordering::Relaxed);
+            }
+            Poll::Ready(None) => self.progress.finished.store(true, Ordering::Release),
+            _ => {}
+        }
+        next
+    }
+}
+
+/// A form whose `file` part reads `path` in chunks as the request is sent, counting them into
+/// `progress`. The option fields go first, so the file's last byte is nearly the body's last.
 pub(crate) async fn form(
     path: &Path,
     file_name: &str,
     length: u64,
     fields: &[(&'static str, String)],
+    progress: Arc<UploadProgress>,
 ) -> Result<Form, Error> {
     let file = tokio::fs::File::open(path).await.map_err(|source| Error::File {
         path: path.to_owned(),
         source,
     })?;
-    let stream = Body::wrap_stream(ReaderStream::with_capacity(file, 64 * 1024));
-    let part = Part::stream_with_length(stream, length)
+    let chunks = Tracked {
+        inner: ReaderStream::with_capacity(file, 64 * 1024),
+        progress,
+    };
+    let part = Part::stream_with_length(Body::wrap_stream(chunks), length)
         .file_name(file_name.to_owned())
         .mime_str("application/octet-stream")
         .map_err(Error::transport)?;
-    let mut form = Form::new().part("file", part);
+    let mut form = Form::new();
     for (name, json) in fields {
         form = form.text(*name, json.clone());
     }
-    Ok(form)
+    Ok(form.part("file", part))
 }
 
 fn to_text(value: &impl serde::Serialize) -> Result<String, Error> {

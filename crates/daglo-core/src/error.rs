@@ -36,10 +36,12 @@ impl ValidationError {
 /// A body from the service (or a callback) that does not match the contract.
 ///
 /// The [`path`](DecodeError::path) says where decoding stopped (`sttResults[0].words[3].startTime`)
-/// and [`excerpt`](DecodeError::excerpt) holds the start of the body, cut to a bounded length,
-/// so a log line shows what arrived without dumping megabytes.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not decode {what} at `{path}`: {message} (body starts: {excerpt:?})")]
+/// and [`message`](DecodeError::message) what kind of mismatch it was. Neither carries text from
+/// the body — the decoder's quoted values are redacted — because a body may hold a transcript,
+/// and errors end up in logs. [`excerpt`](DecodeError::excerpt) keeps the start of the body for
+/// a caller who decides to look; `Display` and `Debug` never show it.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not decode {what} at `{path}`: {message}")]
 pub struct DecodeError {
     what: &'static str,
     path: String,
@@ -50,12 +52,26 @@ pub struct DecodeError {
 /// How many characters of an offending body an error keeps.
 pub const EXCERPT_CHARS: usize = 200;
 
+impl std::fmt::Debug for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeError")
+            .field("what", &self.what)
+            .field("path", &self.path)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DecodeError {
     pub(crate) fn new(what: &'static str, path: String, message: String, body: &[u8]) -> Self {
         DecodeError {
             what,
-            path: if path.is_empty() { ".".to_owned() } else { path },
-            message,
+            path: if path.is_empty() {
+                ".".to_owned()
+            } else {
+                excerpt(&path, 200)
+            },
+            message: without_values(&message),
             excerpt: excerpt(&String::from_utf8_lossy(body), EXCERPT_CHARS),
         }
     }
@@ -70,15 +86,49 @@ impl DecodeError {
         &self.path
     }
 
-    /// The decoder's explanation.
+    /// What kind of mismatch it was (`invalid type: string "…", expected u32`), with the
+    /// values the body held redacted.
     pub fn message(&self) -> &str {
         &self.message
     }
 
-    /// The first [`EXCERPT_CHARS`] characters of the body.
+    /// The first [`EXCERPT_CHARS`] characters of the body. **May hold transcript text**: this
+    /// crate never logs or displays it; look at it only where that is acceptable.
     pub fn excerpt(&self) -> &str {
         &self.excerpt
     }
+}
+
+/// A decoder's message with every quoted value (`"…"`, `` `…` ``) redacted: serde quotes the
+/// offending value (`invalid type: string "secret text"`), which may be transcript text. The
+/// names in `missing field `x`` come from the schema, not the body, and are kept.
+fn without_values(message: &str) -> String {
+    if message.starts_with("missing field `") {
+        return excerpt(message, 200);
+    }
+    let mut out = String::with_capacity(message.len().min(200));
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(open) if c == open => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+        if out.len() > 200 {
+            out.push('…');
+            break;
+        }
+    }
+    out
 }
 
 /// The first `max_chars` characters of `text`, with `…` appended when it was cut.
@@ -92,6 +142,30 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_messages_never_carry_the_body_s_values() {
+        assert_eq!(
+            without_values(
+                r#"invalid type: string "secret merger acme", expected a sequence at line 1 column 9"#
+            ),
+            r#"invalid type: string "…", expected a sequence at line 1 column 9"#
+        );
+        assert_eq!(
+            without_values("unknown variant `top secret`, expected `a`"),
+            "unknown variant `…`, expected `…`"
+        );
+        assert_eq!(without_values("missing field `status`"), "missing field `status`");
+        let error = DecodeError::new(
+            "status body",
+            String::new(),
+            "invalid type: string \"words\"".into(),
+            b"{\"x\": \"words\"}",
+        );
+        assert!(!error.to_string().contains("words"), "{error}");
+        assert!(!format!("{error:?}").contains("words"), "{error:?}");
+        assert_eq!(error.excerpt(), "{\"x\": \"words\"}");
+    }
 
     #[test]
     fn excerpt_cuts_on_character_boundaries() {

@@ -74,8 +74,17 @@ fn receiving(c: &mut Criterion) {
         .unwrap();
     // The ticket keeps the job registered for the whole benchmark.
     let (mut receiver, url, header, _ticket) = runtime.block_on(async {
-        let callbacks =
-            CallbackDelivery::new(CallbackConfig::new("https://hooks.example.com/cb").unwrap()).unwrap();
+        // The client is never used: the benchmark sends progress callbacks only.
+        let client = daglo::Client::builder()
+            .token("t")
+            .base_url("http://127.0.0.1:9")
+            .build()
+            .unwrap();
+        let callbacks = CallbackDelivery::new(
+            client,
+            CallbackConfig::new("https://hooks.example.com/cb").unwrap(),
+        )
+        .unwrap();
         let mut options = JobOptions::default();
         let ticket = callbacks.prepare(&mut options).await.unwrap();
         let callback = options.callback.unwrap();

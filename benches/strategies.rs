@@ -99,7 +99,9 @@ async fn run(
 
 /// Callbacks on a loopback receiver the transcriber owns and shuts down.
 async fn callbacks(client: Client, hybrid: Option<PollingDelivery>) -> Transcriber {
-    let (callbacks, server) = CallbackDelivery::loopback(|config| config).await.unwrap();
+    let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
+        .await
+        .unwrap();
     let transcriber = match hybrid {
         None => Transcriber::new(client, callbacks),
         Some(safety_net) => Transcriber::new(

@@ -19,10 +19,17 @@ use daglo::{JobOptions, Outcome, Transcriber};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(1))).await?;
+    let client = daglo::sim::client(&sim)?; // in production: Client::new(token)
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    // In production: CallbackConfig::new("https://hooks.example.com/daglo").
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&format!("http://{addr}/daglo"))?)?;
+    // In production: CallbackConfig::new("https://hooks.example.com/daglo"). The client confirms
+    // each final callback with one authenticated GET (Daglo signs nothing).
+    let callbacks = CallbackDelivery::new(
+        client.clone(),
+        CallbackConfig::new(&format!("http://{addr}/daglo"))?,
+    )?;
 
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -30,8 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     println!("app listening on http://{addr} (routes: /health, /daglo/{{key}})");
 
-    let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(1))).await?;
-    let transcriber = Transcriber::new(daglo::sim::client(&sim)?, callbacks);
+    let transcriber = Transcriber::new(client, callbacks);
     let outcome = transcriber
         .transcribe_url("https://example.com/all-hands.wav", &JobOptions::default())
         .await?;

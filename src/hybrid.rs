@@ -11,7 +11,7 @@ use tracing::info;
 /// Waits for the job's callback; if no terminal callback has come within
 /// [`window`](HybridDelivery::window), it also polls the rid, and whichever sees the end first
 /// wins. A lost callback therefore costs latency, never the result; a job that calls back in
-/// time costs no status request at all.
+/// time costs one status request: the confirmation of its final callback.
 ///
 /// Give the polling side a sparse policy (say `Exponential { initial: 30 s, factor: 2, max: 5 min }`):
 /// it only runs for jobs whose callback is late. A job resumed after a restart (no registration)

@@ -40,7 +40,7 @@
 //! | strategy | costs | choose it when |
 //! |---|---|---|
 //! | polling ([`Transcriber::polling`], [`poll`]) | ~7–11 status requests per job with the adaptive policy, under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
-//! | callback ([`callback`]) | no status request; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
+//! | callback ([`callback`]) | one status request per job, confirming the final callback; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
 //! | hybrid ([`HybridDelivery`]) | callbacks, plus sparse polling for a job whose final callback is late | results must never be lost, even when a callback is |
 //!
 //! | polling policy | choose it when |
@@ -141,8 +141,8 @@ pub mod poll {
 pub mod callback {
     pub use daglo_callback::{
         Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
-        CallbackServer, DEFAULT_MAX_BODY_BYTES, InMemoryRegistry, JobKey, JobRegistry, JobView, Registered,
-        Secret, TokenDigest,
+        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry,
+        JobView, Registered, Secret, TokenDigest,
     };
 }
 

@@ -283,7 +283,10 @@ impl CallbackSettings {
     }
 
     /// Binds the listener, builds the delivery and starts its receiver.
-    pub(crate) async fn start(&self) -> Result<(CallbackDelivery, CallbackServer), StrategyError> {
+    pub(crate) async fn start(
+        &self,
+        client: &crate::Client,
+    ) -> Result<(CallbackDelivery, CallbackServer), StrategyError> {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| StrategyError::Bind {
@@ -315,7 +318,7 @@ impl CallbackSettings {
             })?;
             config = config.key_secret(Secret::new(secret));
         }
-        let delivery = CallbackDelivery::new(config)?;
+        let delivery = CallbackDelivery::new(client.clone(), config)?;
         let server = delivery.serve(listener)?;
         Ok((delivery, server))
     }

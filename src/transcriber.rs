@@ -198,13 +198,13 @@ impl Transcriber {
             }
             #[cfg(feature = "callback")]
             StrategyConfig::Callback(settings) => {
-                let (callbacks, server) = settings.start().await?;
+                let (callbacks, server) = settings.start(&client).await?;
                 Ok(Transcriber::new(client, callbacks).owning_receiver(server))
             }
             #[cfg(all(feature = "poll", feature = "callback"))]
             StrategyConfig::Hybrid(settings) => {
                 let polling = settings.polling.build(&client)?;
-                let (callbacks, server) = settings.callback.start().await?;
+                let (callbacks, server) = settings.callback.start(&client).await?;
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
                 Ok(Transcriber::new(client, hybrid).owning_receiver(server))
             }

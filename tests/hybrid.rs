@@ -10,7 +10,7 @@ mod support;
 
 async fn rig(faults: Faults) -> (Simulator, Transcriber) {
     let (sim, client) = support::sim(SimConfig::default().faults(faults)).await;
-    let (callbacks, server) = support::callbacks().await;
+    let (callbacks, server) = support::callbacks(&client).await;
     let polling = PollingDelivery::new(
         client.clone(),
         PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(50))),
@@ -28,10 +28,14 @@ async fn run(transcriber: &Transcriber) -> Outcome {
 }
 
 #[tokio::test]
-async fn a_timely_callback_costs_no_status_request() {
+async fn a_timely_callback_costs_one_confirming_status_request() {
     let (sim, hybrid) = rig(Faults::default()).await;
     assert!(matches!(run(&hybrid).await, Outcome::Transcript { .. }));
-    assert_eq!(sim.stats().endpoint(Endpoint::Status).requests, 0);
+    assert_eq!(
+        sim.stats().endpoint(Endpoint::Status).requests,
+        1,
+        "the final callback is confirmed with one GET, nothing is polled"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod support;
 #[tokio::test]
 async fn the_same_calls_work_with_polling_and_callbacks() {
     let (_sim, client) = sim(SimConfig::default()).await;
-    let (callbacks, server) = callbacks().await;
+    let (callbacks, server) = callbacks(&client).await;
     for transcriber in [
         Transcriber::new(client.clone(), fast_polling(&client)),
         Transcriber::new(client.clone(), callbacks).owning_receiver(server),
@@ -53,7 +53,7 @@ async fn submit_persist_wait_and_progress_reaches_the_observer() {
 #[tokio::test]
 async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
     let (_sim, client) = sim(SimConfig::default().credits(0)).await;
-    let (callbacks, _server) = callbacks().await;
+    let (callbacks, _server) = callbacks(&client).await;
     let transcriber = Transcriber::new(client, callbacks.clone());
     let err = transcriber
         .submit_url("https://a.example/a.wav", &JobOptions::default())
@@ -78,7 +78,7 @@ async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
 #[tokio::test]
 async fn dropping_a_pending_job_releases_its_registration() {
     let (_sim, client) = sim(SimConfig::default()).await;
-    let (callbacks, _server) = callbacks().await;
+    let (callbacks, _server) = callbacks(&client).await;
     let transcriber = Transcriber::new(client, callbacks.clone());
     let pending = transcriber
         .submit_url("https://a.example/a.wav", &JobOptions::default())
@@ -107,7 +107,7 @@ async fn resume_polls_and_a_callback_only_strategy_says_it_cannot() {
     let outcome = transcriber.wait(pending).await.unwrap();
     assert!(matches!(outcome, Outcome::Transcript { .. }));
 
-    let (callbacks, _server) = callbacks().await;
+    let (callbacks, _server) = callbacks(&client).await;
     let callback_only = Transcriber::new(client, callbacks);
     let err = callback_only
         .wait(callback_only.resume(rid.clone()))

@@ -22,9 +22,11 @@ pub async fn sim(config: SimConfig) -> (Simulator, Client) {
     (sim, client)
 }
 
-/// A callback delivery served on a loopback port.
-pub async fn callbacks() -> (CallbackDelivery, CallbackServer) {
-    CallbackDelivery::loopback(|config| config).await.unwrap()
+/// A callback delivery served on a loopback port, confirming finals through `client`.
+pub async fn callbacks(client: &Client) -> (CallbackDelivery, CallbackServer) {
+    CallbackDelivery::loopback(client.clone(), |config| config)
+        .await
+        .unwrap()
 }
 
 /// A poller that asks every 30 ms, so short emulated jobs end quickly.

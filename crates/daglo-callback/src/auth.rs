@@ -26,18 +26,32 @@ pub(crate) struct Minted {
     pub(crate) digest: Option<TokenDigest>,
 }
 
-pub(crate) fn mint(auth: &CallbackAuth, mint: &KeyMint, key: &JobKey) -> Result<Minted, CallbackError> {
+/// Mints a job's key and its credential. A per-job token is minted first, so that the key can
+/// be bound to it.
+pub(crate) fn mint(auth: &CallbackAuth, mint: &KeyMint) -> Result<(JobKey, Minted), CallbackError> {
+    if let CallbackAuth::PerJobToken = auth {
+        let (token, digest) = mint.mint_token()?;
+        let key = mint.mint_key(Some(&digest))?;
+        let minted = Minted {
+            header: (
+                "Authorization".to_owned(),
+                Secret(format!("Bearer {}", token.expose())),
+            ),
+            digest: Some(digest),
+        };
+        return Ok((key, minted));
+    }
+    let key = mint.mint_key(None)?;
+    let minted = credential(auth, &key)?;
+    Ok((key, minted))
+}
+
+/// The shared-secret credentials: a JWT for the key, or the static header.
+fn credential(auth: &CallbackAuth, key: &JobKey) -> Result<Minted, CallbackError> {
     match auth {
-        CallbackAuth::PerJobToken => {
-            let (token, digest) = mint.mint_token()?;
-            Ok(Minted {
-                header: (
-                    "Authorization".to_owned(),
-                    Secret(format!("Bearer {}", token.expose())),
-                ),
-                digest: Some(digest),
-            })
-        }
+        CallbackAuth::PerJobToken => Err(CallbackError::Config(
+            "a per-job token is minted with its key".to_owned(),
+        )),
         CallbackAuth::Jwt { secret, ttl } => {
             let claims = Claims {
                 jti: key.as_str().to_owned(),
@@ -78,17 +92,22 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
-/// Whether the request carries the job's credential. Never panics on any header value.
+/// Whether the request carries the job's credential. `digest` is the registry's record for a
+/// pending job, `None` for a gone one: a per-job token is then checked against the binding the
+/// key carries, so pending and gone jobs refuse a wrong credential alike. Never panics on any
+/// header value.
 pub(crate) fn verify(
     auth: &CallbackAuth,
+    mint: &KeyMint,
     headers: &HeaderMap,
     key: &JobKey,
     digest: Option<&TokenDigest>,
 ) -> bool {
     match auth {
         CallbackAuth::PerJobToken => match (bearer(headers), digest) {
-            (Some(token), Some(digest)) => digest.matches(token),
-            _ => false,
+            (Some(token), Some(digest)) => digest.matches(token) && mint.is_bound_token(key, token),
+            (Some(token), None) => mint.is_bound_token(key, token),
+            (None, _) => false,
         },
         CallbackAuth::Jwt { secret, .. } => {
             let Some(token) = bearer(headers).and_then(|t| std::str::from_utf8(t).ok()) else {
@@ -128,67 +147,57 @@ mod tests {
     }
 
     #[test]
-    fn per_job_tokens_verify_only_for_their_job() {
+    fn per_job_tokens_verify_only_for_their_job_pending_or_gone() {
         let keys = KeyMint::new(None).unwrap();
-        let key = keys.mint_key().unwrap();
-        let minted = mint(&CallbackAuth::PerJobToken, &keys, &key).unwrap();
-        let other = mint(&CallbackAuth::PerJobToken, &keys, &key).unwrap();
-        let value = minted.header.1.expose().as_bytes().to_vec();
         let auth = CallbackAuth::PerJobToken;
-        assert!(verify(
-            &auth,
-            &headers("authorization", &value),
-            &key,
-            minted.digest.as_ref()
-        ));
-        assert!(!verify(
-            &auth,
-            &headers("authorization", &value),
-            &key,
-            other.digest.as_ref()
-        ));
-        assert!(!verify(&auth, &HeaderMap::new(), &key, minted.digest.as_ref()));
-        assert!(!verify(
-            &auth,
-            &headers("authorization", &value[..value.len() - 3]),
-            &key,
-            minted.digest.as_ref()
-        ));
-        assert!(!verify(
-            &auth,
-            &headers("authorization", b"Basic abc"),
-            &key,
-            minted.digest.as_ref()
-        ));
-        assert!(!verify(
-            &auth,
-            &headers("authorization", &vec![b'x'; 1 << 20]),
-            &key,
-            minted.digest.as_ref()
-        ));
-        assert!(!verify(
-            &auth,
-            &headers("authorization", b"Bearer \xff\xfe"),
-            &key,
-            minted.digest.as_ref()
-        ));
+        let (key, minted) = mint(&auth, &keys).unwrap();
+        let (other_key, other) = mint(&auth, &keys).unwrap();
+        let value = minted.header.1.expose().as_bytes().to_vec();
+        let digest = minted.digest.as_ref();
+        let check = |value: &[u8], key: &JobKey, digest| {
+            verify(&auth, &keys, &headers("authorization", value), key, digest)
+        };
+        assert!(check(&value, &key, digest), "pending job, right token");
+        assert!(check(&value, &key, None), "gone job, right token");
+        assert!(
+            !check(&value, &key, other.digest.as_ref()),
+            "another job's record"
+        );
+        assert!(!check(&value, &other_key, None), "another job's key");
+        let other_value = other.header.1.expose().as_bytes().to_vec();
+        assert!(!check(&other_value, &key, None), "gone job, another job's token");
+        assert!(!verify(&auth, &keys, &HeaderMap::new(), &key, digest));
+        for bad in [
+            &value[..value.len() - 3],
+            b"Basic abc".as_slice(),
+            &vec![b'x'; 1 << 20],
+            b"Bearer \xff\xfe".as_slice(),
+        ] {
+            assert!(!check(bad, &key, digest));
+            assert!(!check(bad, &key, None));
+        }
     }
 
     #[test]
     fn jwts_check_signature_expiry_and_job() {
         let keys = KeyMint::new(None).unwrap();
-        let key = keys.mint_key().unwrap();
-        let other_key = keys.mint_key().unwrap();
         let secret = Secret::new("0123456789abcdef0123456789abcdef");
         let auth = CallbackAuth::Jwt {
             secret: secret.clone(),
             ttl: Duration::from_secs(60),
         };
-        let minted = mint(&auth, &keys, &key).unwrap();
+        let (key, minted) = mint(&auth, &keys).unwrap();
+        let (other_key, _) = mint(&auth, &keys).unwrap();
         let value = minted.header.1.expose().as_bytes().to_vec();
-        assert!(verify(&auth, &headers("authorization", &value), &key, None));
+        assert!(verify(
+            &auth,
+            &keys,
+            &headers("authorization", &value),
+            &key,
+            None
+        ));
         assert!(
-            !verify(&auth, &headers("authorization", &value), &other_key, None),
+            !verify(&auth, &keys, &headers("authorization", &value), &other_key, None),
             "another job's token"
         );
         let expired = jsonwebtoken::encode(
@@ -203,6 +212,7 @@ mod tests {
         let expired = format!("Bearer {expired}");
         assert!(!verify(
             &auth,
+            &keys,
             &headers("authorization", expired.as_bytes()),
             &key,
             None
@@ -213,6 +223,7 @@ mod tests {
         };
         assert!(!verify(
             &wrong_secret,
+            &keys,
             &headers("authorization", &value),
             &key,
             None
@@ -226,9 +237,21 @@ mod tests {
             value: Secret::new("s3cret"),
         };
         let keys = KeyMint::new(None).unwrap();
-        let key = keys.mint_key().unwrap();
-        assert!(verify(&auth, &headers("x-hook-key", b"s3cret"), &key, None));
-        assert!(!verify(&auth, &headers("x-hook-key", b"s3cre"), &key, None));
-        assert!(!verify(&auth, &headers("x-other", b"s3cret"), &key, None));
+        let key = keys.mint_key(None).unwrap();
+        assert!(verify(
+            &auth,
+            &keys,
+            &headers("x-hook-key", b"s3cret"),
+            &key,
+            None
+        ));
+        assert!(!verify(
+            &auth,
+            &keys,
+            &headers("x-hook-key", b"s3cre"),
+            &key,
+            None
+        ));
+        assert!(!verify(&auth, &keys, &headers("x-other", b"s3cret"), &key, None));
     }
 }

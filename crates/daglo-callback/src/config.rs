@@ -35,6 +35,25 @@ pub enum CallbackAuth {
     },
 }
 
+/// How a final callback becomes the job's outcome.
+///
+/// Daglo signs nothing, so whoever has seen one job's callback headers (a log, a proxy, a
+/// misconfigured tracing exporter) can POST a `transcribed` body with any text. By default a
+/// final callback is therefore only a **trigger**: the delivery asks the service for the job
+/// (`GET …/transcripts/{rid}`, authenticated with your API token) and returns what the service
+/// says. That is one status request per job — still about a tenth of what polling asks — and
+/// the receiver then decodes only a callback's status, progress and rid, never its transcript.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FinalCallbacks {
+    /// Confirm every final callback with one authenticated `GET` of the rid (the default).
+    #[default]
+    Confirm,
+    /// Take the final callback's body as the result, with no request to the service. Choose it
+    /// only if you accept that a leaked credential lets its holder substitute the transcript.
+    TrustBody,
+}
+
 /// Settings of a [`CallbackDelivery`](crate::CallbackDelivery) and its receiver.
 ///
 /// ```
@@ -56,6 +75,11 @@ pub struct CallbackConfig {
     pub(crate) body_timeout: Duration,
     pub(crate) header_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_connection_time: Duration,
+    pub(crate) max_body_memory: Option<usize>,
+    pub(crate) receiver_path: Option<String>,
+    pub(crate) finals: FinalCallbacks,
+    pub(crate) confirm_rate: f64,
     pub(crate) key_secret: Option<Secret>,
 }
 
@@ -85,7 +109,12 @@ impl CallbackConfig {
             job_ttl: Duration::from_secs(6 * 3600),
             body_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 512,
+            max_connection_time: Duration::from_secs(30),
+            max_body_memory: None,
+            receiver_path: None,
+            finals: FinalCallbacks::Confirm,
+            confirm_rate: 16.0,
             key_secret: None,
         })
     }
@@ -127,11 +156,61 @@ impl CallbackConfig {
         self
     }
 
-    /// At most this many connections at once (standalone server only; default 1024). Others wait
-    /// in the listen backlog.
+    /// At most this many connections at once (standalone server only; default 512, and never
+    /// more than the process's open-file limit allows). Others wait in the listen backlog.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
         self
+    }
+
+    /// The longest a connection may stay open, whatever the peer does (standalone server only;
+    /// default 30 s). A callback is one request per connection; this ends peers that send slowly,
+    /// never read their answers, or idle, and gives their slot back.
+    pub fn max_connection_time(mut self, time: Duration) -> Self {
+        self.max_connection_time = time;
+        self
+    }
+
+    /// The most memory all callback bodies being read or decoded may take together (default
+    /// four maximum bodies). A body waits for its share within the body timeout.
+    pub fn max_body_memory(mut self, bytes: usize) -> Self {
+        self.max_body_memory = Some(bytes);
+        self
+    }
+
+    /// The path the receiver answers at, before the job key (default: the public URL's path).
+    /// Set it when a proxy rewrites the path between the public URL and the receiver.
+    pub fn receiver_path(mut self, path: impl Into<String>) -> Self {
+        self.receiver_path = Some(path.into());
+        self
+    }
+
+    /// How a final callback becomes the outcome (default [`FinalCallbacks::Confirm`]).
+    pub fn finals(mut self, finals: FinalCallbacks) -> Self {
+        self.finals = finals;
+        self
+    }
+
+    /// At most this many confirming `GET`s per second from this process (default 16, 80 % of
+    /// the service's limit; give polling and confirmations together no more than 20).
+    pub fn confirm_rate(mut self, per_second: f64) -> Self {
+        self.confirm_rate = per_second;
+        self
+    }
+
+    /// The path before the job key, without a trailing `/`.
+    pub(crate) fn path_prefix(&self) -> String {
+        let path = self.receiver_path.as_deref().unwrap_or(self.public_url.path());
+        format!("/{}", path.trim_matches('/'))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The bodies' shared memory budget, in bytes.
+    pub(crate) fn body_memory(&self) -> usize {
+        self.max_body_memory
+            .unwrap_or(self.max_body_bytes.saturating_mul(4))
+            .max(self.max_body_bytes)
     }
 
     /// The secret that signs job keys (default: random per process). Give every replica behind
@@ -144,6 +223,12 @@ impl CallbackConfig {
     pub(crate) fn validate(&self) -> Result<(), CallbackError> {
         if self.max_body_bytes == 0 {
             return Err(CallbackError::Config("max_body_bytes must be above 0".to_owned()));
+        }
+        if !(self.confirm_rate.is_finite() && self.confirm_rate > 0.0) {
+            return Err(CallbackError::Config(format!(
+                "confirm_rate must be a positive number of requests per second, not {}",
+                self.confirm_rate
+            )));
         }
         match &self.auth {
             CallbackAuth::Jwt { secret, .. } if secret.expose().len() < 32 => Err(CallbackError::Config(
@@ -174,6 +259,8 @@ impl fmt::Debug for CallbackConfig {
             .field("job_ttl", &self.job_ttl)
             .field("body_timeout", &self.body_timeout)
             .field("max_connections", &self.max_connections)
+            .field("max_connection_time", &self.max_connection_time)
+            .field("finals", &self.finals)
             .finish_non_exhaustive()
     }
 }

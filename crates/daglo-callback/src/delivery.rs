@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use daglo_client::Client;
 use daglo_core::{
     Callback, DeliveryError, GaveUpReason, JobOptions, Outcome, ProgressEvent, ProgressObserver,
     ResultDelivery, Rid, Status, Ticket,
 };
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
 use crate::auth;
-use crate::config::CallbackConfig;
+use crate::config::{CallbackConfig, FinalCallbacks};
+use crate::confirm::{Pacer, confirm};
 use crate::error::CallbackError;
 use crate::keys::{JobKey, KeyMint};
 use crate::receiver::{CallbackReceiver, Checks};
@@ -39,8 +42,13 @@ pub struct CallbackDelivery {
 
 struct Inner {
     config: CallbackConfig,
+    /// Confirms final callbacks with the service.
+    client: Client,
+    pacer: Pacer,
     mint: Arc<KeyMint>,
     registry: Arc<dyn JobRegistry>,
+    /// Shared by every receiver of this delivery: the bodies' memory budget, in KiB.
+    body_memory: Arc<Semaphore>,
     sweeper: AbortHandle,
 }
 
@@ -117,17 +125,18 @@ impl Ticket for CallbackTicket {
         } = *self;
         let outcome = delivery.follow(rid, &registration, observer).await;
         registration.release().await;
-        Ok(outcome)
+        outcome
     }
 }
 
 impl CallbackDelivery {
-    /// A delivery with the in-memory registry.
+    /// A delivery with the in-memory registry. `client` confirms final callbacks with the
+    /// service (see [`FinalCallbacks`]).
     ///
     /// # Panics
     /// Outside a Tokio runtime, since it starts the expiry task.
-    pub fn new(config: CallbackConfig) -> Result<Self, CallbackError> {
-        CallbackDelivery::with_registry(config, Arc::new(InMemoryRegistry::default()))
+    pub fn new(client: Client, config: CallbackConfig) -> Result<Self, CallbackError> {
+        CallbackDelivery::with_registry(client, config, Arc::new(InMemoryRegistry::default()))
     }
 
     /// A delivery over any [`JobRegistry`].
@@ -135,6 +144,7 @@ impl CallbackDelivery {
     /// # Panics
     /// Outside a Tokio runtime, since it starts the expiry task.
     pub fn with_registry(
+        client: Client,
         config: CallbackConfig,
         registry: Arc<dyn JobRegistry>,
     ) -> Result<Self, CallbackError> {
@@ -157,11 +167,15 @@ impl CallbackDelivery {
             }
         })
         .abort_handle();
+        let body_memory = Arc::new(Semaphore::new(config.body_memory().div_ceil(1024)));
         Ok(CallbackDelivery {
             inner: Arc::new(Inner {
+                pacer: Pacer::new(config.confirm_rate),
                 config,
+                client,
                 mint,
                 registry,
+                body_memory,
                 sweeper,
             }),
         })
@@ -174,8 +188,12 @@ impl CallbackDelivery {
             auth: config.auth.clone(),
             mint: self.inner.mint.clone(),
             registry: self.inner.registry.clone(),
+            path_prefix: config.path_prefix(),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
+            body_memory: self.inner.body_memory.clone(),
+            body_memory_kib: config.body_memory().div_ceil(1024),
+            decode_results: config.finals == FinalCallbacks::TrustBody,
         })
     }
 
@@ -187,6 +205,7 @@ impl CallbackDelivery {
             self.receiver(),
             config.max_connections,
             config.header_timeout,
+            config.max_connection_time,
         )
         .map_err(CallbackError::Serve)
     }
@@ -195,6 +214,7 @@ impl CallbackDelivery {
     /// there directly, at `/daglo/<job key>`: for the emulator and tests on this machine, never
     /// for the real service (it cannot reach loopback). `configure` adjusts the configuration.
     pub async fn loopback(
+        client: Client,
         configure: impl FnOnce(CallbackConfig) -> CallbackConfig,
     ) -> Result<(CallbackDelivery, CallbackServer), CallbackError> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -202,7 +222,7 @@ impl CallbackDelivery {
             .map_err(CallbackError::Serve)?;
         let address = listener.local_addr().map_err(CallbackError::Serve)?;
         let config = configure(CallbackConfig::new(&format!("http://{address}/daglo"))?);
-        let delivery = CallbackDelivery::new(config)?;
+        let delivery = CallbackDelivery::new(client, config)?;
         let server = delivery.serve(listener)?;
         Ok((delivery, server))
     }
@@ -231,8 +251,7 @@ impl ResultDelivery for CallbackDelivery {
         let prepare_error = |e: CallbackError| DeliveryError::Prepare {
             reason: e.to_string(),
         };
-        let key = self.inner.mint.mint_key().map_err(prepare_error)?;
-        let minted = auth::mint(&self.inner.config.auth, &self.inner.mint, &key).map_err(prepare_error)?;
+        let (key, minted) = auth::mint(&self.inner.config.auth, &self.inner.mint).map_err(prepare_error)?;
         // Tokio's clock, so a paused test clock drives expiry too.
         let expires_at = tokio::time::Instant::now().into_std() + self.inner.config.job_ttl;
         self.inner
@@ -269,59 +288,82 @@ impl ResultDelivery for CallbackDelivery {
 }
 
 impl CallbackDelivery {
-    /// Follows a registered job's state until its first terminal body or its time to live.
+    /// Follows a registered job's state until its first terminal body — confirmed with the
+    /// service unless bodies are trusted — or its time to live.
     async fn follow(
         &self,
         rid: Rid,
         registration: &Registration,
         observer: &dyn ProgressObserver,
-    ) -> Outcome {
+    ) -> Result<Outcome, DeliveryError> {
+        let ttl = self.inner.config.job_ttl;
         let gave_up = |last_status: Option<Status>| Outcome::GaveUp {
             rid: rid.clone(),
             last_status,
-            reason: GaveUpReason::CallbackTtlExpired(self.inner.config.job_ttl),
+            reason: GaveUpReason::CallbackTtlExpired(ttl),
         };
         let registry = &self.inner.registry;
         match registry.set_rid(&registration.key, rid.clone()).await {
             Some(Err(claimed)) => {
-                warn!(%rid, %claimed, "a callback claimed another rid before the submit answer")
+                warn!(%rid, claimed = %daglo_core::excerpt(claimed.as_str(), 64), "callbacks before the submit answer named another rid; they were set aside")
             }
-            None => return gave_up(None),
+            None => return Ok(gave_up(None)),
             Some(Ok(())) => {}
         }
         let Some(mut state) = registry.subscribe(&registration.key).await else {
-            return gave_up(None);
+            return Ok(gave_up(None));
         };
         let deadline = tokio::time::Instant::from_std(registration.expires_at);
+        let confirming = self.inner.config.finals == FinalCallbacks::Confirm;
         let mut shown: (Option<Status>, Option<u32>) = (None, None);
+        let show = |observer: &dyn ProgressObserver, status: Status, percent: Option<u32>| {
+            observer.on_event(&ProgressEvent::Progress {
+                rid: rid.clone(),
+                status,
+                percent,
+            });
+        };
         loop {
             let view: JobView = state.borrow_and_update().clone();
-            // Every change of status or percent, the terminal one included (as polling reports
-            // it), then the outcome.
-            if view.status.is_some() && (view.status.clone(), view.percent) != shown {
-                shown = (view.status.clone(), view.percent);
-                if let Some(status) = view.status.clone() {
-                    observer.on_event(&ProgressEvent::Progress {
-                        rid: rid.clone(),
-                        status,
-                        percent: view.percent,
-                    });
+            // Every change of status or percent, then the outcome. A terminal status is shown
+            // here only when the body is trusted; a confirmed one is shown as the service says.
+            if let Some(status) = view.status.clone() {
+                let terminal_unconfirmed = confirming && status.is_terminal();
+                if (Some(status.clone()), view.percent) != shown && !terminal_unconfirmed {
+                    shown = (Some(status.clone()), view.percent);
+                    show(observer, status, view.percent);
                 }
             }
             if let Some(body) = view.final_body {
-                let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
-                return outcome.unwrap_or_else(|| gave_up(view.status));
+                if !confirming {
+                    let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
+                    return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
+                }
+                return match confirm(&self.inner.client, &self.inner.pacer, &rid, deadline).await? {
+                    Some(outcome) => {
+                        let (status, percent) = match &outcome {
+                            Outcome::Failed { status, .. } => (status.clone(), view.percent),
+                            _ => (Status::Transcribed, Some(100)),
+                        };
+                        show(observer, status, percent);
+                        Ok(outcome)
+                    }
+                    None => {
+                        info!(%rid, "the service did not confirm the final callback within the job's time to live");
+                        Ok(gave_up(shown.0))
+                    }
+                };
             }
             tokio::select! {
                 changed = state.changed() => {
                     if changed.is_err() {
                         // Removed or expired under us.
-                        return gave_up(shown.0);
+                        return Ok(gave_up(shown.0));
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     info!(%rid, "no final callback within the job's time to live");
-                    return gave_up(shown.0);
+                    return Ok(gave_up(shown.0));
                 }
             }
         }

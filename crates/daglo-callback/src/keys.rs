@@ -13,10 +13,12 @@ use crate::error::CallbackError;
 
 /// Random bytes in a job key.
 const KEY_RANDOM: usize = 16;
-/// Bytes of the key's authentication tag.
+/// Bytes of the key's authentication tag (the receiver minted it).
 const KEY_TAG: usize = 16;
-/// The length of a key's text: 32 bytes in unpadded base64url.
-pub(crate) const KEY_CHARS: usize = 43;
+/// Bytes of the key's binding to its job's token (the token belongs to this key).
+const KEY_BINDING: usize = 16;
+/// The length of a key's text: 48 bytes in unpadded base64url.
+pub(crate) const KEY_CHARS: usize = 64;
 /// Random bytes in a per-job token: 256 bits.
 const TOKEN_BYTES: usize = 32;
 /// The length of a token's text.
@@ -26,8 +28,10 @@ pub(crate) const TOKEN_CHARS: usize = 43;
 ///
 /// A key carries a tag made with the receiver's own key-signing secret, so the receiver knows a
 /// key it minted even after the job is gone — and answers callbacks for finished, dropped or
-/// expired jobs without error and without keeping anything in memory for them — while a key it
-/// never minted is `404`.
+/// expired jobs without keeping anything in memory for them — while a key it never minted is
+/// `404`. With per-job tokens the key is also bound to its token's digest, so the credential of
+/// a gone job is still checked: a wrong one is `401` whether the job is pending or gone, and
+/// the answer tells nobody which jobs are alive.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobKey(String);
 
@@ -84,26 +88,69 @@ impl KeyMint {
         self.random.fill(bytes).map_err(|_| CallbackError::Randomness)
     }
 
-    pub(crate) fn mint_key(&self) -> Result<JobKey, CallbackError> {
-        let mut raw = [0u8; KEY_RANDOM + KEY_TAG];
+    /// A fresh key, bound to the digest of its job's token when there is one.
+    pub(crate) fn mint_key(&self, token: Option<&TokenDigest>) -> Result<JobKey, CallbackError> {
+        let mut raw = [0u8; KEY_RANDOM + KEY_TAG + KEY_BINDING];
         self.fill(&mut raw[..KEY_RANDOM])?;
-        let tag = hmac::sign(&self.tag_key, &raw[..KEY_RANDOM]);
-        raw[KEY_RANDOM..].copy_from_slice(&tag.as_ref()[..KEY_TAG]);
+        let random: [u8; KEY_RANDOM] = raw[..KEY_RANDOM].try_into().unwrap_or_default();
+        raw[KEY_RANDOM..KEY_RANDOM + KEY_TAG].copy_from_slice(&self.tag(&random));
+        raw[KEY_RANDOM + KEY_TAG..].copy_from_slice(&self.binding(&random, token));
         Ok(JobKey(URL_SAFE_NO_PAD.encode(raw)))
     }
 
-    /// The key in `text` if this mint made it; checked in constant time, never panics.
-    pub(crate) fn recognise(&self, text: &str) -> Option<JobKey> {
+    fn tag(&self, random: &[u8; KEY_RANDOM]) -> [u8; KEY_TAG] {
+        let mut context = hmac::Context::with_key(&self.tag_key);
+        context.update(b"daglo job key\0");
+        context.update(random);
+        let mut tag = [0u8; KEY_TAG];
+        tag.copy_from_slice(&context.sign().as_ref()[..KEY_TAG]);
+        tag
+    }
+
+    fn binding(&self, random: &[u8; KEY_RANDOM], token: Option<&TokenDigest>) -> [u8; KEY_BINDING] {
+        let mut context = hmac::Context::with_key(&self.tag_key);
+        context.update(b"daglo token binding\0");
+        context.update(random);
+        context.update(token.map_or(&[0u8; 32], |digest| &digest.0));
+        let mut binding = [0u8; KEY_BINDING];
+        binding.copy_from_slice(&context.sign().as_ref()[..KEY_BINDING]);
+        binding
+    }
+
+    /// The key's random part, if `text` has a key's shape.
+    fn decode(text: &str) -> Option<Vec<u8>> {
         if text.len() != KEY_CHARS {
             return None;
         }
         let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
-        if raw.len() != KEY_RANDOM + KEY_TAG {
-            return None;
-        }
-        let tag = hmac::sign(&self.tag_key, &raw[..KEY_RANDOM]);
-        let valid: bool = tag.as_ref()[..KEY_TAG].ct_eq(&raw[KEY_RANDOM..]).into();
+        (raw.len() == KEY_RANDOM + KEY_TAG + KEY_BINDING).then_some(raw)
+    }
+
+    /// The key in `text` if this mint made it; checked in constant time, never panics.
+    pub(crate) fn recognise(&self, text: &str) -> Option<JobKey> {
+        let raw = Self::decode(text)?;
+        let random: [u8; KEY_RANDOM] = raw[..KEY_RANDOM].try_into().ok()?;
+        let valid: bool = self
+            .tag(&random)
+            .ct_eq(&raw[KEY_RANDOM..KEY_RANDOM + KEY_TAG])
+            .into();
         valid.then(|| JobKey(text.to_owned()))
+    }
+
+    /// Whether `presented` is the per-job token `key` was bound to — checkable after the job is
+    /// gone, since the key carries the binding. Constant time; length first.
+    pub(crate) fn is_bound_token(&self, key: &JobKey, presented: &[u8]) -> bool {
+        if presented.len() != TOKEN_CHARS {
+            return false;
+        }
+        let Some(raw) = Self::decode(key.as_str()) else {
+            return false;
+        };
+        let Ok(random) = <[u8; KEY_RANDOM]>::try_from(&raw[..KEY_RANDOM]) else {
+            return false;
+        };
+        let expected = self.binding(&random, Some(&TokenDigest::of(presented)));
+        expected.ct_eq(&raw[KEY_RANDOM + KEY_TAG..]).into()
     }
 
     /// A fresh 256-bit token, and the digest kept to verify it (the token itself is not kept).
@@ -177,7 +224,7 @@ mod tests {
     fn keys_are_recognised_only_by_their_mint() {
         let mint = KeyMint::new(None).unwrap();
         let other = KeyMint::new(None).unwrap();
-        let key = mint.mint_key().unwrap();
+        let key = mint.mint_key(None).unwrap();
         assert_eq!(key.as_str().len(), KEY_CHARS);
         assert_eq!(mint.recognise(key.as_str()), Some(key.clone()));
         assert_eq!(other.recognise(key.as_str()), None);
@@ -196,7 +243,21 @@ mod tests {
         // Replicas sharing a secret recognise each other's keys.
         let a = KeyMint::new(Some(b"shared secret for replicas......")).unwrap();
         let b = KeyMint::new(Some(b"shared secret for replicas......")).unwrap();
-        assert!(b.recognise(a.mint_key().unwrap().as_str()).is_some());
+        assert!(b.recognise(a.mint_key(None).unwrap().as_str()).is_some());
+    }
+
+    #[test]
+    fn a_key_checks_its_own_token_without_the_registry() {
+        let mint = KeyMint::new(None).unwrap();
+        let (token, digest) = mint.mint_token().unwrap();
+        let (other, _) = mint.mint_token().unwrap();
+        let key = mint.mint_key(Some(&digest)).unwrap();
+        assert!(mint.recognise(key.as_str()).is_some());
+        assert!(mint.is_bound_token(&key, token.expose().as_bytes()));
+        assert!(!mint.is_bound_token(&key, other.expose().as_bytes()));
+        assert!(!mint.is_bound_token(&key, b"short"));
+        let unbound = mint.mint_key(None).unwrap();
+        assert!(!mint.is_bound_token(&unbound, token.expose().as_bytes()));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! // The receiver listens here; Daglo is told to call the public URL (behind your proxy).
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let public = format!("http://{}/hooks/daglo", listener.local_addr()?);
-//! let callbacks = CallbackDelivery::new(CallbackConfig::new(&public)?)?;
+//! let callbacks = CallbackDelivery::new(client.clone(), CallbackConfig::new(&public)?)?;
 //! let server = callbacks.serve(listener)?;
 //!
 //! let mut options = JobOptions::default();
@@ -38,6 +38,7 @@
 
 mod auth;
 mod config;
+mod confirm;
 mod delivery;
 mod error;
 mod keys;
@@ -46,7 +47,7 @@ mod registry;
 mod server;
 mod state;
 
-pub use config::{CallbackAuth, CallbackConfig, DEFAULT_MAX_BODY_BYTES};
+pub use config::{CallbackAuth, CallbackConfig, DEFAULT_MAX_BODY_BYTES, FinalCallbacks};
 pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
 pub use keys::{JobKey, Secret, TokenDigest};

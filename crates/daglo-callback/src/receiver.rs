@@ -8,19 +8,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use bytes::{Buf, Bytes};
+use daglo_core::{BoxError, DecodeError, Rid, Status, StatusBody, excerpt};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use serde_json::json;
-use tracing::{Instrument, debug, field, info, info_span, warn};
+use tokio::sync::Semaphore;
+use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::verify;
-use daglo_core::BoxError;
-
 use crate::config::CallbackAuth;
-use crate::keys::KeyMint;
+use crate::keys::{JobKey, KeyMint};
 use crate::registry::JobRegistry;
 use crate::state::Applied;
 
@@ -28,7 +28,9 @@ use crate::state::Applied;
 /// (`Router::route_service("/daglo/{key}", receiver)`), or let
 /// [`CallbackDelivery::serve`](crate::CallbackDelivery::serve) run it standalone.
 ///
-/// It takes the job key from the last path segment, so it works under any prefix.
+/// It answers only at `<receiver path>/<job key>`, where the receiver path is the public URL's
+/// path unless [`CallbackConfig::receiver_path`](crate::CallbackConfig::receiver_path) says
+/// otherwise (a proxy that rewrites paths).
 #[derive(Clone)]
 pub struct CallbackReceiver {
     inner: Arc<Checks>,
@@ -38,14 +40,24 @@ pub(crate) struct Checks {
     pub(crate) auth: CallbackAuth,
     pub(crate) mint: Arc<KeyMint>,
     pub(crate) registry: Arc<dyn JobRegistry>,
+    /// The path before the job key, without a trailing `/` (`""` for the root).
+    pub(crate) path_prefix: String,
     pub(crate) max_body_bytes: usize,
     pub(crate) body_timeout: Duration,
+    /// Bodies being read or decoded share this many KiB at most.
+    pub(crate) body_memory: Arc<Semaphore>,
+    /// The budget's size, in KiB.
+    pub(crate) body_memory_kib: usize,
+    /// Decode whole final bodies (transcripts trusted from the callback), or only what moves
+    /// the job (status, progress, rid) when finals are confirmed by a `GET`.
+    pub(crate) decode_results: bool,
 }
 
 impl fmt::Debug for CallbackReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackReceiver")
             .field("auth", &self.inner.auth)
+            .field("path_prefix", &self.inner.path_prefix)
             .field("max_body_bytes", &self.inner.max_body_bytes)
             .field("body_timeout", &self.inner.body_timeout)
             .finish_non_exhaustive()
@@ -61,6 +73,17 @@ impl CallbackReceiver {
 }
 
 type Answer = Response<Full<Bytes>>;
+
+/// Longest status or rid text put in a log field.
+const LOG_FIELD_CHARS: usize = 64;
+
+/// Bodies above this size are decoded on a blocking thread, off the reactor.
+const DECODE_INLINE_BYTES: usize = 64 << 10;
+
+/// What decoding a whole result body costs in memory, as a multiple of its size (measured: a
+/// 15 MiB body of word timings peaks near 80 MiB while it becomes typed words). Reading only a
+/// body's status costs the body itself.
+const FULL_DECODE_FACTOR: usize = 6;
 
 impl<B> tower::Service<Request<B>> for CallbackReceiver
 where
@@ -88,11 +111,15 @@ where
             async move {
                 let started = Instant::now();
                 let answer = receive(&checks, request).await;
-                info!(
-                    answer = answer.status().as_u16(),
-                    handling_us = started.elapsed().as_micros() as u64,
-                    "callback handled"
-                );
+                let code = answer.status().as_u16();
+                let handling_us = started.elapsed().as_micros() as u64;
+                // Accepted callbacks at info; rejections at debug, so that a flood of forged or
+                // junk requests cannot flood the logs.
+                if answer.status().is_success() {
+                    info!(answer = code, handling_us, "callback handled");
+                } else {
+                    debug!(answer = code, handling_us, "callback rejected");
+                }
                 Ok(answer)
             }
             .instrument(span),
@@ -100,8 +127,9 @@ where
     }
 }
 
-/// The checks, in order: method, job key, credential (before reading anything else), content
-/// type, declared and actual size, time to deliver the body, JSON, the job's state.
+/// The checks, in order: method, path and job key, credential (before reading anything else,
+/// for pending and gone jobs alike), content type, declared size, memory budget, actual size
+/// and time to deliver the body, JSON, the job's state.
 async fn receive<B>(checks: &Checks, request: Request<B>) -> Answer
 where
     B: Body + Send + 'static,
@@ -109,24 +137,33 @@ where
     B::Error: Into<BoxError>,
 {
     if request.method() != Method::POST {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "callbacks are POSTed");
+        let mut answer = error(StatusCode::METHOD_NOT_ALLOWED, "callbacks are POSTed");
+        answer
+            .headers_mut()
+            .insert(ALLOW, http::HeaderValue::from_static("POST"));
+        return answer;
     }
-    let segment = request.uri().path().rsplit('/').next().unwrap_or_default();
-    let Some(key) = checks.mint.recognise(segment) else {
-        debug!("no job key this receiver minted in the path");
+    let Some(key) = job_key(checks, request.uri().path()) else {
         return error(StatusCode::NOT_FOUND, "unknown job key");
     };
     tracing::Span::current().record("job_key", key.as_str());
 
-    let Some(registered) = checks.registry.lookup(&key).await else {
-        // A key we minted for a job that finished, was dropped or expired: nothing to change,
-        // and no reason for the sender to retry.
-        info!("callback for a job no longer waited for; ignored");
-        return accepted("ignored");
-    };
-    if !verify(&checks.auth, request.headers(), &key, registered.digest.as_ref()) {
-        warn!("callback with a missing or invalid credential; rejected");
+    let registered = checks.registry.lookup(&key).await;
+    let digest = registered.as_ref().and_then(|r| r.digest);
+    if !verify(
+        &checks.auth,
+        &checks.mint,
+        request.headers(),
+        &key,
+        digest.as_ref(),
+    ) {
         return error(StatusCode::UNAUTHORIZED, "missing or invalid credential");
+    }
+    if registered.is_none() {
+        // A job that finished, was dropped or expired, and a credential that is its own:
+        // nothing to change, and no reason for the sender to retry.
+        debug!("callback for a job no longer waited for; ignored");
+        return accepted("ignored");
     }
     let is_json = request
         .headers()
@@ -149,40 +186,142 @@ where
         return too_large(checks.max_body_bytes);
     }
 
-    let reading = Limited::new(request.into_body(), checks.max_body_bytes).collect();
-    let bytes = match tokio::time::timeout(checks.body_timeout, reading).await {
+    let reserve = declared.map_or(checks.max_body_bytes, |len| len as usize);
+    let read = async {
+        // Reserve the body's memory first — for reading it, and for decoding it — from the one
+        // budget every body in flight shares; capped at the whole budget, so one always fits.
+        let factor = if checks.decode_results {
+            FULL_DECODE_FACTOR
+        } else {
+            1
+        };
+        let kib = reserve.saturating_mul(factor).div_ceil(1024).max(1);
+        let permits = u32::try_from(kib.min(checks.body_memory_kib)).unwrap_or(u32::MAX);
+        let budget = checks.body_memory.clone().acquire_many_owned(permits).await;
+        let bytes = read_body(request.into_body(), checks.max_body_bytes, reserve).await;
+        (budget, bytes)
+    };
+    let (_budget, bytes) = match tokio::time::timeout(checks.body_timeout, read).await {
         Err(_) => {
-            warn!("callback body too slow; timed out");
+            debug!("callback body too slow; timed out");
             return error(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive");
         }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(checks.max_body_bytes),
-        Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok((_, Err(ReadError::TooLarge))) => return too_large(checks.max_body_bytes),
+        Ok((_, Err(ReadError::Broken))) => {
+            return error(StatusCode::BAD_REQUEST, "the body could not be read");
+        }
+        Ok((budget, Ok(bytes))) => (budget, bytes),
     };
-    let body = match daglo_core::decode_status_body(&bytes) {
+    let decode_results = checks.decode_results;
+    let decoded = if bytes.len() <= DECODE_INLINE_BYTES {
+        decode(&bytes, decode_results)
+    } else {
+        match tokio::task::spawn_blocking(move || decode(&bytes, decode_results)).await {
+            Ok(decoded) => decoded,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "the body could not be decoded"),
+        }
+    };
+    let body = match decoded {
         Ok(body) => body,
         Err(e) => {
-            // The reason, not the body: it may hold transcript text.
+            // The path and the kind of mismatch, never the body's text: it may be a transcript.
             let reason = format!("malformed callback body at `{}`: {}", e.path(), e.message());
-            warn!(reason = %reason, "callback rejected");
+            debug!(reason = %reason, "callback rejected");
             return error(StatusCode::BAD_REQUEST, &reason);
         }
     };
     let span = tracing::Span::current();
-    span.record("status", body.status.as_str());
+    span.record("status", excerpt(body.status.as_str(), LOG_FIELD_CHARS).as_str());
     if let Some(rid) = &body.rid {
-        span.record("rid", rid.as_str());
+        span.record("rid", excerpt(rid.as_str(), LOG_FIELD_CHARS).as_str());
     }
     match checks.registry.apply(&key, body).await {
         None => accepted("ignored"),
         Some(Applied::RidMismatch) => {
-            warn!("callback names another job's rid; rejected");
+            debug!("callback names another job's rid; rejected");
             error(StatusCode::BAD_REQUEST, "the body's rid does not match this job")
         }
         Some(applied) => {
             debug!(applied = applied.as_str(), "callback applied");
             accepted(applied.as_str())
         }
+    }
+}
+
+/// The job key, if the path is exactly `<prefix>/<a key this receiver minted>`.
+fn job_key(checks: &Checks, path: &str) -> Option<JobKey> {
+    let segment = path
+        .strip_prefix(checks.path_prefix.as_str())?
+        .strip_prefix('/')?;
+    checks.mint.recognise(segment)
+}
+
+enum ReadError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads the body into one buffer (no second copy), stopping as soon as it passes `max`.
+async fn read_body<B>(body: B, max: usize, expected: usize) -> Result<Bytes, ReadError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::with_capacity(expected.min(max));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ReadError::Broken)?;
+        if let Ok(mut data) = frame.into_data() {
+            if bytes.len() + data.remaining() > max {
+                return Err(ReadError::TooLarge);
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                bytes.extend_from_slice(chunk);
+                let n = chunk.len();
+                data.advance(n);
+            }
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// What a callback body says. With `results` off only what moves the job is decoded (status,
+/// progress, rid, message): the transcript is then read from the service, so it is skipped
+/// without building anything.
+fn decode(bytes: &[u8], results: bool) -> Result<StatusBody, DecodeError> {
+    if results {
+        daglo_core::decode_status_body(bytes)
+    } else {
+        daglo_core::decode_json::<CallbackHead>("callback body", bytes).map(CallbackHead::into_body)
+    }
+}
+
+/// The part of a callback body that moves a job, for confirmed finals.
+#[derive(serde::Deserialize)]
+struct CallbackHead {
+    #[serde(default)]
+    rid: Option<Rid>,
+    status: Status,
+    #[serde(default)]
+    progress: Option<serde_json::Number>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl CallbackHead {
+    fn into_body(self) -> StatusBody {
+        let mut body = StatusBody::new(self.status);
+        body.rid = self.rid;
+        // A fractional or out-of-range percent is rounded and clamped: it only moves a bar.
+        body.progress = self
+            .progress
+            .and_then(|n| n.as_f64())
+            .filter(|p| p.is_finite())
+            .map(|p| p.round().clamp(0.0, 100.0) as u32);
+        body.message = self.message;
+        body
     }
 }
 

@@ -8,12 +8,17 @@ use daglo_core::{Rid, Status, StatusBody};
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct JobView {
-    /// The job's rid: from the submit answer, or claimed by the first callback that carried one.
+    /// The job's rid, from the submit answer: the only one trusted.
     pub rid: Option<Rid>,
-    /// The furthest status seen.
+    /// The first rid a callback named before the submit answer came (not trusted: if the submit
+    /// answer names another, what those callbacks did is set aside).
+    pub claimed_rid: Option<Rid>,
+    /// The latest accepted status (possibly one this library does not know).
     pub status: Option<Status>,
     /// The percent reported with it.
     pub percent: Option<u32>,
+    /// The furthest known stage reached ([`Status::stage`]); an unknown status never lowers it.
+    pub stage: Option<u8>,
     /// The first terminal body; nothing changes once it is set.
     pub final_body: Option<Arc<StatusBody>>,
 }
@@ -53,8 +58,10 @@ impl Applied {
 }
 
 impl JobView {
-    /// Applies a callback body. Statuses only move forward, a terminal status is absorbing and
-    /// the first terminal body wins; a body whose `rid` contradicts the job's changes nothing.
+    /// Applies a callback body. The job only moves forward — to a further known stage, or to a
+    /// higher percent within the stage reached (an unknown status can raise the percent, never
+    /// open a way back) — a terminal status is absorbing, and the first terminal body wins. A
+    /// body whose `rid` contradicts the submit answer's changes nothing.
     pub fn apply(&mut self, body: StatusBody) -> Applied {
         if let (Some(claimed), Some(known)) = (&body.rid, &self.rid) {
             if claimed != known {
@@ -68,32 +75,42 @@ impl JobView {
                 Applied::Stale
             };
         }
-        let forward = match &self.status {
-            None => true,
-            Some(now) => {
-                now.may_advance_to(&body.status) || (*now == body.status && body.progress > self.percent)
-            }
+        let terminal = body.status.is_terminal();
+        let forward = match (body.status.stage(), self.stage) {
+            _ if terminal || self.status.is_none() => true,
+            (Some(stage), Some(reached)) if stage != reached => stage > reached,
+            // The same stage, or a status whose place is unknown: only a higher percent moves.
+            _ => body.progress > self.percent,
         };
-        if !forward && !body.status.is_terminal() {
+        if !forward {
             return Applied::Stale;
         }
-        if self.rid.is_none() {
-            self.rid = body.rid.clone();
+        if self.rid.is_none() && self.claimed_rid.is_none() {
+            self.claimed_rid = body.rid.clone();
         }
+        self.stage = self.stage.max(body.status.stage());
         self.status = Some(body.status.clone());
         self.percent = body.progress;
-        if body.status.is_terminal() {
+        if terminal {
             self.final_body = Some(Arc::new(body));
             return Applied::Final;
         }
         Applied::Progress
     }
 
-    /// Records the rid from the submit answer. A different rid already claimed by a callback is
-    /// returned as the error; the submit answer's rid is kept either way.
+    /// Records the rid from the submit answer, which is trusted over any callback's. If
+    /// callbacks before it named another rid, what they did is set aside (they were about
+    /// another job, or forged) and that rid is returned as the error.
     pub fn set_rid(&mut self, rid: Rid) -> Result<(), Rid> {
-        match self.rid.replace(rid.clone()) {
-            Some(claimed) if claimed != rid => Err(claimed),
+        self.rid = Some(rid.clone());
+        match self.claimed_rid.take() {
+            Some(claimed) if claimed != rid => {
+                *self = JobView {
+                    rid: Some(rid),
+                    ..JobView::default()
+                };
+                Err(claimed)
+            }
             _ => Ok(()),
         }
     }
@@ -165,20 +182,62 @@ mod tests {
     }
 
     #[test]
-    fn rids_are_claimed_checked_and_set() {
+    fn the_submit_answer_s_rid_is_trusted_over_any_callback_s() {
+        // Callbacks before the submit answer: their rids are not trusted.
+        let mut view = JobView::default();
+        assert_eq!(
+            view.apply(body(Status::Uploaded, Some(5), Some("forged"))),
+            Applied::Progress
+        );
+        assert_eq!(
+            view.apply(body(Status::Transcribed, Some(100), Some("forged"))),
+            Applied::Final
+        );
+        // The submit answer names the real rid: what the forged callbacks did is set aside...
+        assert_eq!(view.set_rid(Rid::new("real")), Err(Rid::new("forged")));
+        assert_eq!((view.status.as_ref(), view.final_body.as_ref()), (None, None));
+        // ...and the real service's callbacks are taken, a contradicting one refused.
+        assert_eq!(
+            view.apply(body(Status::Transcribing, Some(40), Some("real"))),
+            Applied::Progress
+        );
+        assert_eq!(
+            view.apply(body(Status::Transcribing, Some(50), Some("forged"))),
+            Applied::RidMismatch
+        );
+        assert_eq!(
+            view.apply(body(Status::Transcribed, Some(100), Some("real"))),
+            Applied::Final
+        );
+
+        // A callback that named the right rid keeps its effect.
         let mut view = JobView::default();
         assert_eq!(
             view.apply(body(Status::Uploaded, Some(5), Some("r-1"))),
             Applied::Progress
         );
-        assert_eq!(
-            view.apply(body(Status::Transcribing, Some(30), Some("r-2"))),
-            Applied::RidMismatch
-        );
-        assert_eq!(view.status, Some(Status::Uploaded));
         assert_eq!(view.set_rid(Rid::new("r-1")), Ok(()));
-        assert_eq!(view.set_rid(Rid::new("r-9")), Err(Rid::new("r-1")));
-        assert_eq!(view.rid, Some(Rid::new("r-9")));
+        assert_eq!(view.status, Some(Status::Uploaded));
+    }
+
+    #[test]
+    fn an_unknown_status_opens_no_way_back() {
+        let mut view = JobView::default();
+        let queued = || Status::Unknown("queued".into());
+        assert_eq!(
+            view.apply(body(Status::PostProcessing, Some(90), None)),
+            Applied::Progress
+        );
+        assert_eq!(view.apply(body(queued(), None, None)), Applied::Stale);
+        assert_eq!(view.apply(body(queued(), Some(10), None)), Applied::Stale);
+        assert_eq!(view.apply(body(Status::Uploaded, Some(5), None)), Applied::Stale);
+        assert_eq!(view.apply(body(queued(), Some(95), None)), Applied::Progress);
+        assert_eq!(view.apply(body(Status::Uploaded, Some(99), None)), Applied::Stale);
+        assert_eq!(view.stage, Status::PostProcessing.stage());
+        assert_eq!(
+            view.apply(body(Status::PostProcessing, Some(96), None)),
+            Applied::Progress
+        );
     }
 
     fn any_body() -> impl Strategy<Value = StatusBody> {
@@ -200,8 +259,9 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever arrives, in whatever order: the stage never goes back, the first final body
-        /// is kept for good, and a rejected body changes nothing.
+        /// Whatever arrives, in whatever order, unknown statuses included: the job never moves
+        /// back (the stage reached, then the percent, only rise), the first final body is kept
+        /// for good, and a rejected body changes nothing.
         #[test]
         fn invariants_hold_under_any_sequence(bodies in proptest::collection::vec(any_body(), 0..40)) {
             let mut view = JobView::default();
@@ -209,6 +269,11 @@ mod tests {
             for body in bodies {
                 let before = view.clone();
                 let applied = view.apply(body.clone());
+                if applied.changed() {
+                    prop_assert!((view.stage, view.percent) > (before.stage, before.percent) || applied == Applied::Final || before.status.is_none(),
+                        "moved back: {:?} -> {:?}", (before.stage, before.percent), (view.stage, view.percent));
+                }
+                prop_assert!(view.stage >= before.stage);
                 match applied {
                     Applied::RidMismatch | Applied::Stale | Applied::Duplicate => prop_assert_eq!(&view, &before),
                     Applied::Final => {
@@ -217,8 +282,8 @@ mod tests {
                     }
                     Applied::Progress => prop_assert!(!body.status.is_terminal()),
                 }
-                if let (Some(then), Some(now)) = (before.status.as_ref().and_then(Status::stage), view.status.as_ref().and_then(Status::stage)) {
-                    prop_assert!(now >= then);
+                if let (Some(then), Some(now)) = (before.stage, view.status.as_ref().and_then(Status::stage)) {
+                    prop_assert!(now >= then, "a known status below the stage reached was taken");
                 }
                 if let Some(first) = &first_final {
                     prop_assert_eq!(view.final_body.as_deref(), Some(first));

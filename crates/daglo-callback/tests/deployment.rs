@@ -62,8 +62,13 @@ async fn a_slow_sender_times_out_while_others_are_served() {
 async fn graceful_shutdown_lets_in_flight_callbacks_finish() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let callbacks =
-        CallbackDelivery::new(CallbackConfig::new(&format!("http://{addr}/cb")).unwrap()).unwrap();
+    let callbacks = CallbackDelivery::new(
+        support::unused_client(),
+        CallbackConfig::new(&format!("http://{addr}/cb"))
+            .unwrap()
+            .finals(daglo_callback::FinalCallbacks::TrustBody),
+    )
+    .unwrap();
     let server = callbacks.serve(listener).unwrap();
     let mut options = JobOptions::default();
     let prepared = callbacks.prepare(&mut options).await.unwrap();
@@ -89,7 +94,7 @@ async fn mounted_inside_an_axum_router() {
     let client = daglo::sim::client(&sim).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("http://{}/integrations/daglo", listener.local_addr().unwrap());
-    let callbacks = CallbackDelivery::new(CallbackConfig::new(&public).unwrap()).unwrap();
+    let callbacks = CallbackDelivery::new(client.clone(), CallbackConfig::new(&public).unwrap()).unwrap();
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         .route_service("/integrations/daglo/{key}", callbacks.receiver());
@@ -117,7 +122,7 @@ async fn connections_are_bounded() {
     let config = CallbackConfig::new(&format!("http://{addr}/cb"))
         .unwrap()
         .max_connections(1);
-    let callbacks = CallbackDelivery::new(config).unwrap();
+    let callbacks = CallbackDelivery::new(support::unused_client(), config).unwrap();
     let _server = callbacks.serve(listener).unwrap();
     let mut options = JobOptions::default();
     let _prepared = callbacks.prepare(&mut options).await.unwrap();

@@ -1,5 +1,7 @@
 //! Arbitrary requests never panic the receiver and always get a documented answer.
 
+mod support;
+
 use std::collections::HashSet;
 
 use bytes::Bytes;
@@ -29,7 +31,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let answer = runtime.block_on(async {
             let config = CallbackConfig::new("https://hooks.example.com/cb").unwrap().max_body_bytes(256);
-            let callbacks = CallbackDelivery::new(config).unwrap();
+            let callbacks = CallbackDelivery::new(support::unused_client(), config).unwrap();
             let mut options = JobOptions::default();
             let _prepared = callbacks.prepare(&mut options).await.unwrap();
             let callback = options.callback.unwrap();

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daglo_callback::{
-    CallbackAuth, CallbackConfig, CallbackDelivery, InMemoryRegistry, JobKey, JobRegistry, JobView, Secret,
+    CallbackAuth, CallbackConfig, CallbackDelivery, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry,
+    JobView, Secret,
 };
 use daglo_core::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, Rid, Ticket};
 use serde_json::json;
@@ -37,7 +38,13 @@ async fn receiver(configure: impl FnOnce(CallbackConfig) -> CallbackConfig) -> R
     let base = format!("http://{}/hooks", listener.local_addr().unwrap());
     let registry = Arc::new(InMemoryRegistry::default());
     let callbacks =
-        CallbackDelivery::with_registry(configure(CallbackConfig::new(&base).unwrap()), registry.clone())
+        // These tests drive the state machine with hand-made bodies, so final bodies are taken as
+        // sent; confirmation by the service is tested against the emulator.
+        CallbackDelivery::with_registry(
+            support::unused_client(),
+            configure(CallbackConfig::new(&base).unwrap().finals(FinalCallbacks::TrustBody)),
+            registry.clone(),
+        )
             .unwrap();
     let server = callbacks.serve(listener).unwrap();
     Receiver {
@@ -256,6 +263,9 @@ async fn bad_requests_get_the_documented_answers() {
 async fn duplicates_reorders_and_rid_conflicts() {
     let r = receiver(|c| c).await;
     let job = r.prepare().await;
+    // The submit answer named the rid: from now on a body naming another is refused.
+    let key = JobKey::new(job.prepared.job_key().unwrap());
+    assert_eq!(r.registry.set_rid(&key, Rid::new("r-1")).await, Some(Ok(())));
     let progress = |status: &str, percent: u32, rid: &str| {
         json!({"rid": rid, "status": status, "progress": percent}).to_string()
     };
@@ -281,11 +291,7 @@ async fn duplicates_reorders_and_rid_conflicts() {
         "stale"
     );
     let view = r.view(&job).await;
-    assert_eq!(
-        view.rid,
-        Some(Rid::new("r-1")),
-        "claimed by the first body that carried it"
-    );
+    assert_eq!(view.rid, Some(Rid::new("r-1")), "the submit answer's");
     let outcome = job.prepared.wait(Rid::new("r-1"), &IgnoreProgress).await.unwrap();
     assert_eq!(outcome.transcript().as_deref(), Some("first"));
 }
@@ -321,7 +327,7 @@ async fn registrations_expire_after_their_time_to_live() {
     let config = CallbackConfig::new("https://hooks.example.com/daglo")
         .unwrap()
         .job_ttl(Duration::from_secs(60));
-    let callbacks = CallbackDelivery::new(config).unwrap();
+    let callbacks = CallbackDelivery::new(support::unused_client(), config).unwrap();
     let mut options = JobOptions::default();
     let prepared = callbacks.prepare(&mut options).await.unwrap();
     let url = &options.callback.as_ref().unwrap().url;

@@ -31,6 +31,7 @@ pub struct SimConfig {
     pub(crate) clock: Clock,
     pub(crate) planner: Option<Planner>,
     pub(crate) callback_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 }
 
 /// The token the emulator accepts unless told otherwise.
@@ -50,6 +51,7 @@ impl Default for SimConfig {
             clock: Clock::Real,
             planner: None,
             callback_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -119,6 +121,13 @@ impl SimConfig {
     /// How long the emulator waits for a callback receiver to answer (default 10 s).
     pub fn callback_timeout(mut self, timeout: Duration) -> Self {
         self.callback_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request head before the connection is cut
+    /// (default 30 s; real time, whatever the clock).
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
         self
     }
 }

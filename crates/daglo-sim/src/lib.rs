@@ -207,7 +207,10 @@ impl Drop for Simulator {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // Like a real service, a client that never finishes its request head is cut off.
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => {

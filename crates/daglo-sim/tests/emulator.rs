@@ -361,3 +361,19 @@ async fn unknown_routes_and_methods_are_json_errors() {
     assert!(answer.json::<Value>().await.unwrap()["error"].is_string());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Simulator::start(SimConfig::default().header_timeout(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(sim.local_addr()).await.unwrap();
+    stream
+        .write_all(b"GET /stt/v1/async/transcripts/r HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection was closed");
+}

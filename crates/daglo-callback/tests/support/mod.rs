@@ -18,6 +18,16 @@ pub struct Rig {
     pub http: reqwest::Client,
 }
 
+/// A client for deliveries whose tests never reach a final callback's confirmation: it points
+/// at a closed loopback port, so a request it made would fail loudly rather than go anywhere.
+pub fn unused_client() -> Client {
+    Client::builder()
+        .token("tok-unused")
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap()
+}
+
 pub fn faults(set: impl FnOnce(&mut Faults)) -> Faults {
     let mut faults = Faults::default();
     set(&mut faults);
@@ -30,7 +40,7 @@ impl Rig {
     pub async fn start(sim: SimConfig, config: impl FnOnce(CallbackConfig) -> CallbackConfig) -> Rig {
         let sim = Simulator::start(sim).await.unwrap();
         let client = daglo::sim::client(&sim).unwrap();
-        let (callbacks, server) = CallbackDelivery::loopback(config).await.unwrap();
+        let (callbacks, server) = CallbackDelivery::loopback(client.clone(), config).await.unwrap();
         let public_url = format!("http://{}/daglo", server.local_addr());
         Rig {
             sim,

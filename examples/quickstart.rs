@@ -58,8 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("keywords: {}", keywords.join(", "));
                 }
                 for word in result.words.iter().take(5) {
-                    let start = word.start_time.as_duration().as_secs_f64();
-                    let end = word.end_time.as_duration().as_secs_f64();
+                    let start = word.start_time.unwrap_or_default().as_duration().as_secs_f64();
+                    let end = word.end_time.unwrap_or_default().as_duration().as_secs_f64();
                     let speaker = word.speaker.as_deref().unwrap_or("-");
                     println!(
                         "  [{start:6.2}s – {end:6.2}s] speaker {speaker}: {}",

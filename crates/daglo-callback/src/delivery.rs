@@ -335,7 +335,11 @@ impl CallbackDelivery {
                 }
             }
             if let Some(body) = view.final_body {
-                if !confirming {
+                // A trusted final is taken as sent — unless it carries no results to take (the
+                // receiver could not read them, or the service left them out): then it too is
+                // confirmed with the service rather than read as an empty result.
+                let readable = !(body.status.is_success() && body.stt_results.is_none());
+                if !confirming && readable {
                     let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
                     return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
                 }

@@ -290,37 +290,47 @@ where
 /// What a callback body says. With `results` off only what moves the job is decoded (status,
 /// progress, rid, message): the transcript is then read from the service, so it is skipped
 /// without building anything.
+///
+/// A body whose results cannot be read is still taken for its status (the results are then
+/// fetched from the service), so a final callback is never lost to one odd value.
 fn decode(bytes: &[u8], results: bool) -> Result<StatusBody, DecodeError> {
-    if results {
-        daglo_core::decode_status_body(bytes)
-    } else {
-        daglo_core::decode_json::<CallbackHead>("callback body", bytes).map(CallbackHead::into_body)
+    let head =
+        || daglo_core::decode_json::<CallbackHead>("callback body", bytes).map(CallbackHead::into_body);
+    if !results {
+        return head();
     }
+    daglo_core::decode_status_body(bytes).or_else(|full| head().map_err(|_| full))
 }
 
-/// The part of a callback body that moves a job, for confirmed finals.
+/// The part of a callback body that moves a job, read as tolerantly as the whole body is.
 #[derive(serde::Deserialize)]
 struct CallbackHead {
     #[serde(default)]
-    rid: Option<Rid>,
+    rid: Option<serde_json::Value>,
     status: Status,
     #[serde(default)]
-    progress: Option<serde_json::Number>,
+    progress: Option<serde_json::Value>,
     #[serde(default)]
-    message: Option<String>,
+    message: Option<serde_json::Value>,
 }
 
 impl CallbackHead {
     fn into_body(self) -> StatusBody {
+        let text = |value: serde_json::Value| match value {
+            serde_json::Value::String(text) => Some(text),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
         let mut body = StatusBody::new(self.status);
-        body.rid = self.rid;
-        // A fractional or out-of-range percent is rounded and clamped: it only moves a bar.
+        body.rid = self.rid.and_then(text).map(Rid::new);
+        // A fractional, textual or out-of-range percent is rounded and clamped: it moves a bar.
         body.progress = self
             .progress
-            .and_then(|n| n.as_f64())
+            .and_then(text)
+            .and_then(|p| p.trim().parse::<f64>().ok())
             .filter(|p| p.is_finite())
             .map(|p| p.round().clamp(0.0, 100.0) as u32);
-        body.message = self.message;
+        body.message = self.message.and_then(text);
         body
     }
 }

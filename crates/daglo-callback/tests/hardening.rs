@@ -232,16 +232,44 @@ async fn a_method_other_than_post_says_what_is_allowed() {
 
 #[tokio::test]
 async fn decode_errors_name_the_path_never_the_body_s_words() {
-    let rig = Rig::start(Rig::sim_config(), |c| c.finals(FinalCallbacks::TrustBody)).await;
+    let rig = Rig::start(Rig::sim_config(), |c| c).await;
     let (_, ticket, options) = rig.submit("https://a.example/a.wav").await;
     let (url, name, value) = Rig::credential(&options);
-    let body = json!({"status": "transcribed", "sttResults": [{"transcript": "x", "keywords": "secret merger acme"}]});
+    let body = json!({"status": {"secret": "merger acme"}, "progress": 5});
     let (status, answer) = rig.post(&url, &[(&name, &value), JSON], body.to_string()).await;
-    assert_eq!(status, 400);
+    assert_eq!(
+        status, 400,
+        "a body without a readable status cannot move the job"
+    );
     let reason = answer["error"].as_str().unwrap();
-    assert!(reason.contains("sttResults[0].keywords"), "{reason}");
+    assert!(reason.contains("`status`"), "{reason}");
     assert!(!reason.contains("merger"), "{reason}");
     drop(ticket);
+}
+
+#[tokio::test]
+async fn a_trusted_final_whose_results_cannot_be_read_is_fetched_not_lost() {
+    let rig = Rig::start(
+        Rig::sim_config().processing_time(Duration::from_millis(400)),
+        |c| c.finals(FinalCallbacks::TrustBody),
+    )
+    .await;
+    let (rid, ticket, options) = rig.submit("https://a.example/a.wav").await;
+    let (url, name, value) = Rig::credential(&options);
+    let odd = json!({"rid": rid.as_str(), "status": "transcribed", "sttResults": "not a list"});
+    assert_eq!(
+        rig.post(&url, &[(&name, &value), JSON], odd.to_string()).await.0,
+        200
+    );
+    let outcome = rig.wait(rid.clone(), ticket).await;
+    assert!(
+        matches!(&outcome, Outcome::Transcript { body, .. } if !body.full_transcript().is_empty()),
+        "{outcome:?}"
+    );
+    assert!(
+        rig.sim.job(&rid).unwrap().status_requests >= 1,
+        "fetched from the service"
+    );
 }
 
 #[tokio::test]

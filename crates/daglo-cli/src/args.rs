@@ -56,6 +56,9 @@ pub(crate) struct Transcribe {
     /// Recognise each of this many channels separately (1 or 2).
     #[arg(long)]
     pub(crate) channels: Option<u32>,
+    /// Ask for sentiment analysis (printed after each channel's transcript).
+    #[arg(long)]
+    pub(crate) sentiment: bool,
     #[command(flatten)]
     pub(crate) output: Output,
     #[command(flatten)]

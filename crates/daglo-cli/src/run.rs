@@ -154,6 +154,9 @@ fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
     if let Some(channels) = args.channels {
         builder = builder.channel_count(channels);
     }
+    if args.sentiment {
+        builder = builder.sentiment_analysis(true);
+    }
     builder.build().map_err(|e| Failure::usage(e.to_string()))
 }
 
@@ -245,6 +248,9 @@ async fn report(
                 println!("{text}");
             } else {
                 println!("{}", body.full_transcript());
+                for line in sentiment_lines(&body) {
+                    println!("{line}");
+                }
             }
             if let Some(path) = &output.srt {
                 write_srt(client, rid, path).await?;
@@ -286,4 +292,38 @@ async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result
             Ok(())
         }
     }
+}
+
+/// One line per channel that carries a sentiment: `sentiment: Positive (positive 75.0%, …)`.
+fn sentiment_lines(body: &daglo::StatusBody) -> Vec<String> {
+    let results = body.stt_results.as_deref().unwrap_or_default();
+    let many = results.len() > 1;
+    results
+        .iter()
+        .enumerate()
+        .filter_map(|(index, result)| {
+            let sentiment = result.sentiment.as_ref()?;
+            let channel = if many {
+                format!(" (channel {})", index + 1)
+            } else {
+                String::new()
+            };
+            let scores = result
+                .sentiment_score
+                .map(|s| {
+                    let part = |name: &str, value: Option<f64>| value.map(|v| format!("{name} {v:.1}%"));
+                    let parts: Vec<String> = [
+                        part("positive", s.positive),
+                        part("neutral", s.neutral),
+                        part("negative", s.negative),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    format!(" ({})", parts.join(", "))
+                })
+                .unwrap_or_default();
+            Some(format!("sentiment{channel}: {sentiment}{scores}"))
+        })
+        .collect()
 }

@@ -174,3 +174,37 @@ fn the_deadline_covers_a_submit_that_never_answers() {
         started.elapsed()
     );
 }
+
+#[test]
+fn sentiment_reaches_the_text_output_and_json() {
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "200",
+        "--sentiment",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sentiment: ") && l.contains('%')),
+        "{stdout}"
+    );
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "200",
+        "--sentiment",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = &body["sttResults"][0];
+    assert!(["Positive", "Negative", "Neutral"].contains(&result["sentiment"].as_str().unwrap()));
+    assert!(result["sentimentScore"]["positive"].is_number());
+}

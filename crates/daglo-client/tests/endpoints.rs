@@ -361,7 +361,7 @@ async fn a_body_off_contract_is_a_decode_error_with_an_excerpt() {
         while let Ok((mut socket, _)) = listener.accept().await {
             let mut buf = [0u8; 4096];
             let _ = socket.read(&mut buf).await;
-            let body = r#"{"status": "transcribed", "progress": "done"}"#;
+            let body = r#"{"status": "transcribed", "sttResults": "done"}"#;
             let answer = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
@@ -378,8 +378,8 @@ async fn a_body_off_contract_is_a_decode_error_with_an_excerpt() {
     let Error::Decode(decode) = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(decode.path(), "progress");
-    assert!(decode.excerpt().contains("\"progress\": \"done\""));
+    assert_eq!(decode.path(), "sttResults");
+    assert!(decode.excerpt().contains("\"sttResults\": \"done\""));
 }
 
 #[tokio::test]

@@ -1,7 +1,12 @@
 //! The status/result body served by `GET …/transcripts/{rid}` and POSTed to callbacks.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::lenient;
 use crate::offset::TimeOffset;
 use crate::options::JsonObject;
 use crate::request::Rid;
@@ -9,30 +14,36 @@ use crate::status::Status;
 
 /// A job's state as the service reports it, while running and at the end.
 ///
-/// The same shape arrives from polling and in callbacks. Callback bodies may lack `rid`, and
-/// the service may add fields: unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The same shape arrives from polling and in callbacks. Decoding is as tolerant as the
+/// published schema: callback bodies may lack `rid`; ids may be numbers; a fractional
+/// `progress` is rounded; fields this version does not know are kept in
+/// [`extra`](StatusBody::extra) and written back out when the body is serialised, so nothing
+/// the service sends is lost. Only `status` is required.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct StatusBody {
     /// The job's id; absent from some callback bodies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rid: Option<Rid>,
     /// Where the job is in its life. The truth about success or failure is here, not in the
     /// HTTP status, which is `200` either way.
     pub status: Status,
     /// Percent done, while processing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<u32>,
     /// The transcript: one entry per channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stt_results: Option<Vec<SttResult>>,
     /// Extra information, such as an error text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The submit's `custom`, echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom: Option<JsonObject>,
+    /// The submit's `custom`, echoed (any JSON the service sends back, normally an object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    /// Fields this version does not know, kept as they came.
+    #[serde(flatten)]
+    pub extra: JsonObject,
 }
 
 impl StatusBody {
@@ -45,6 +56,7 @@ impl StatusBody {
             stt_results: None,
             message: None,
             custom: None,
+            extra: JsonObject::new(),
         }
     }
 
@@ -56,7 +68,7 @@ impl StatusBody {
         self.stt_results.as_deref().is_none_or(|results| {
             results
                 .iter()
-                .all(|r| r.transcript.trim().is_empty() && r.words.is_empty())
+                .all(|r| r.transcript.trim().is_empty() && r.words.iter().all(|w| w.word.trim().is_empty()))
         })
     }
 
@@ -72,25 +84,81 @@ impl StatusBody {
     }
 }
 
+/// Reads one field with a lenient reader.
+macro_rules! lenient_field {
+    ($name:ident, $type:ty, $reader:path) => {
+        struct $name($type);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $reader(deserializer).map($name)
+            }
+        }
+    };
+}
+
+lenient_field!(OptText, Option<String>, lenient::opt_string);
+lenient_field!(Text, String, lenient::string);
+lenient_field!(Percent, Option<u32>, lenient::percent);
+lenient_field!(Strings, Option<Vec<String>>, lenient::opt_strings);
+
+impl<'de> Deserialize<'de> for StatusBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = StatusBody;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status body (a JSON object with `status`)")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusBody, A::Error> {
+                let mut body = StatusBody::new(Status::Unknown(String::new()));
+                let mut status = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "rid" => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
+                        "status" => status = Some(map.next_value::<Status>()?),
+                        "progress" => body.progress = map.next_value::<Percent>()?.0,
+                        "sttResults" => body.stt_results = map.next_value::<Option<Vec<SttResult>>>()?,
+                        "message" => body.message = map.next_value::<OptText>()?.0,
+                        "custom" => body.custom = map.next_value::<Option<Value>>()?,
+                        _ => {
+                            let value = map.next_value::<Value>()?;
+                            body.extra.insert(key, value);
+                        }
+                    }
+                }
+                body.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+                Ok(body)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
 /// One channel's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SttResult {
-    /// The channel's full text.
-    #[serde(default)]
+    /// The channel's full text (`null` reads as empty).
     pub transcript: String,
     /// Word-level timings, when the service sends them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,
-    /// Extracted keywords. The service sends them absent, `null` or `[]`; absent and `null`
-    /// both read as `None`.
-    #[serde(
-        default,
-        deserialize_with = "null_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Extracted keywords (`nlpConfig.keywordExtraction`). The service sends them absent,
+    /// `null` or `[]`; absent and `null` both read as `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keywords: Option<Vec<String>>,
+    /// The channel's overall sentiment (`nlpConfig.sentimentAnalysis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<Sentiment>,
+    /// How strongly each sentiment was found, in percent (`nlpConfig.sentimentAnalysis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment_score: Option<SentimentScore>,
+    /// Fields this version does not know, kept as they came.
+    #[serde(flatten)]
+    pub extra: JsonObject,
 }
 
 impl SttResult {
@@ -100,33 +168,179 @@ impl SttResult {
             transcript: transcript.into(),
             words: Vec::new(),
             keywords: None,
+            sentiment: None,
+            sentiment_score: None,
+            extra: JsonObject::new(),
         }
     }
 }
 
-fn null_as_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
-    Option::<Vec<String>>::deserialize(deserializer)
+impl<'de> Deserialize<'de> for SttResult {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = SttResult;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a result object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SttResult, A::Error> {
+                let mut result = SttResult::new(String::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "transcript" => result.transcript = map.next_value::<Text>()?.0,
+                        "words" => result.words = map.next_value::<Option<Vec<Word>>>()?.unwrap_or_default(),
+                        "keywords" => result.keywords = map.next_value::<Strings>()?.0,
+                        "sentiment" => result.sentiment = map.next_value::<OptText>()?.0.map(Sentiment::from),
+                        "sentimentScore" => {
+                            result.sentiment_score = map.next_value::<Option<SentimentScore>>()?;
+                        }
+                        _ => {
+                            let value = map.next_value::<Value>()?;
+                            result.extra.insert(key, value);
+                        }
+                    }
+                }
+                Ok(result)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
-/// One recognised word and when it was spoken.
+/// A result's overall sentiment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Sentiment {
+    /// `"Positive"`.
+    Positive,
+    /// `"Negative"`.
+    Negative,
+    /// `"Neutral"`.
+    Neutral,
+    /// A value this version does not know, kept as sent.
+    Other(String),
+}
+
+impl Sentiment {
+    /// The wire spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Sentiment::Positive => "Positive",
+            Sentiment::Negative => "Negative",
+            Sentiment::Neutral => "Neutral",
+            Sentiment::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for Sentiment {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "Positive" => Sentiment::Positive,
+            "Negative" => Sentiment::Negative,
+            "Neutral" => Sentiment::Neutral,
+            _ => Sentiment::Other(text),
+        }
+    }
+}
+
+impl fmt::Display for Sentiment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for Sentiment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// How strongly each sentiment was found, in percent. A score the service leaves out, or sends
+/// as something other than a number, reads as `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SentimentScore {
+    /// Neutral, percent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_f64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub neutral: Option<f64>,
+    /// Negative, percent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_f64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub negative: Option<f64>,
+    /// Positive, percent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_f64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub positive: Option<f64>,
+}
+
+impl SentimentScore {
+    /// A score of these three percentages.
+    pub fn new(neutral: f64, negative: f64, positive: f64) -> Self {
+        SentimentScore {
+            neutral: Some(neutral),
+            negative: Some(negative),
+            positive: Some(positive),
+        }
+    }
+}
+
+/// One recognised word and when it was spoken. The published schema requires none of its
+/// fields: a missing or unreadable one is `None` (or an empty `word`), and the word is kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Word {
     /// The word as written, punctuation and trailing space included.
+    #[serde(default, deserialize_with = "lenient::string")]
     pub word: String,
     /// When it starts in the audio.
-    pub start_time: TimeOffset,
+    #[serde(
+        default,
+        deserialize_with = "lenient::time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_time: Option<TimeOffset>,
     /// When it ends in the audio.
-    pub end_time: TimeOffset,
-    /// The segment (sentence) it belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub end_time: Option<TimeOffset>,
+    /// The segment (sentence) it belongs to (a number is read as its text).
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub segment_id: Option<String>,
-    /// The speaker label, with diarization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The speaker label, with diarization (a number is read as its text).
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub speaker: Option<String>,
-    /// Whether it matched a boosted keyword.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Whether keyword **extraction** selected it (`nlpConfig.keywordExtraction`): such words
+    /// agree with the result's `keywords`. It says nothing about `keywordBoost`.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub has_keyword: Option<bool>,
 }
 
@@ -135,8 +349,8 @@ impl Word {
     pub fn new(word: impl Into<String>, start_time: TimeOffset, end_time: TimeOffset) -> Self {
         Word {
             word: word.into(),
-            start_time,
-            end_time,
+            start_time: Some(start_time),
+            end_time: Some(end_time),
             segment_id: None,
             speaker: None,
             has_keyword: None,

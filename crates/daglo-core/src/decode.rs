@@ -40,10 +40,10 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let body = br#"{"status":"transcribed","sttResults":[{"transcript":"x","words":[
-            {"word":"a","startTime":{"seconds":"0","nanos":0},"endTime":{"seconds":"x"}}]}]}"#;
+            {"word":"a","startTime":{"seconds":"0","nanos":0}}, "not a word"]}]}"#;
         let err = decode_status_body(body).unwrap_err();
-        assert_eq!(err.path(), "sttResults[0].words[0].endTime");
-        assert!(err.message().contains("decimal integer"), "{err}");
+        assert_eq!(err.path(), "sttResults[0].words[1]");
+        assert!(err.message().contains("invalid type"), "{err}");
         assert!(err.excerpt().starts_with("{\"status\""));
     }
 

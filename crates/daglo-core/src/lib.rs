@@ -30,7 +30,7 @@
 //!       "endTime": {"seconds": "0", "nanos": 860000000}}]}]}"#.as_bytes())?;
 //! assert_eq!(body.status, Status::Transcribed);
 //! let word = &body.stt_results.as_ref().unwrap()[0].words[0];
-//! assert_eq!(word.end_time.as_duration().as_millis(), 860);
+//! assert_eq!(word.end_time.unwrap().as_duration().as_millis(), 860);
 //!
 //! let outcome = Outcome::from_terminal_body(Rid::new("r-1"), body).unwrap();
 //! assert_eq!(outcome.transcript().as_deref(), Some("안녕하세요."));
@@ -42,6 +42,7 @@ mod decode;
 mod delivery;
 mod error;
 mod language;
+mod lenient;
 mod offset;
 mod options;
 mod random;
@@ -50,7 +51,7 @@ mod schedule;
 mod status;
 mod timescale;
 
-pub use body::{ErrorBody, StatusBody, SttResult, Word};
+pub use body::{ErrorBody, Sentiment, SentimentScore, StatusBody, SttResult, Word};
 pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
 pub use delivery::{
     BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, ProgressEvent, ProgressObserver,

@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for TimeOffset {
             None => 0,
             Some(Seconds::Number(n)) => u64::try_from(n)
                 .map_err(|_| de::Error::custom(format!("seconds must not be negative, got {n}")))?,
-            Some(Seconds::Text(text)) => text.parse().map_err(|_| {
+            Some(Seconds::Text(text)) => text.trim().parse().map_err(|_| {
                 de::Error::custom(format!(
                     "seconds must be a non-negative decimal integer string, got {:?}",
                     crate::error::excerpt(&text, 30)

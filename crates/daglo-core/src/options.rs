@@ -70,13 +70,20 @@ pub enum Model {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct KeywordBoost {
-    /// Whether boosting is on.
+    /// Whether boosting is on (omitted: off — boosting is on only with `enable: true`).
+    #[serde(default)]
     pub enable: bool,
     /// The words to favour.
     #[serde(default)]
     pub keywords: Vec<String>,
-    /// How strongly, `1..=15`.
+    /// How strongly, `1..=15` (omitted: 5, the service's default).
+    #[serde(default = "default_boost")]
     pub boost: u32,
+}
+
+/// The service's boost when a request leaves it out.
+fn default_boost() -> u32 {
+    5
 }
 
 /// `sttConfig.multiChannel`.
@@ -93,7 +100,8 @@ pub struct MultiChannel {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SpeakerDiarization {
-    /// Whether diarization is on.
+    /// Whether diarization is on (omitted: off).
+    #[serde(default)]
     pub enable: bool,
     /// How many speakers to expect, at least 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,7 +126,8 @@ pub struct NlpConfig {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct KeywordExtraction {
-    /// Whether extraction is on.
+    /// Whether extraction is on (omitted: off).
+    #[serde(default)]
     pub enable: bool,
     /// At most this many keywords, at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +139,8 @@ pub struct KeywordExtraction {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct SentimentAnalysis {
-    /// Whether the analysis is on.
+    /// Whether the analysis is on (omitted: off).
+    #[serde(default)]
     pub enable: bool,
 }
 

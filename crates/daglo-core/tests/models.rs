@@ -21,8 +21,8 @@ fn contract_status_example_parses() {
     assert_eq!(body.progress, Some(100));
     let result = &body.stt_results.as_ref().unwrap()[0];
     let word = &result.words[0];
-    assert_eq!(word.start_time.as_duration(), Duration::from_millis(60));
-    assert_eq!(word.end_time.as_duration(), Duration::from_millis(860));
+    assert_eq!(word.start_time.unwrap().as_duration(), Duration::from_millis(60));
+    assert_eq!(word.end_time.unwrap().as_duration(), Duration::from_millis(860));
     assert_eq!(word.segment_id.as_deref(), Some("1"));
     assert_eq!(word.has_keyword, Some(false));
     assert_eq!(result.keywords.as_deref(), Some(&["안녕".to_owned()][..]));
@@ -86,8 +86,12 @@ fn unknown_status_does_not_break_decoding() {
 
 #[test]
 fn malformed_bodies_say_where() {
-    let err = decode_status_body(br#"{"status": "transcribed", "progress": "most"}"#).unwrap_err();
-    assert_eq!(err.path(), "progress");
+    let err = decode_status_body(br#"{"status": "transcribed", "sttResults": {"a": 1}}"#).unwrap_err();
+    assert_eq!(err.path(), "sttResults");
+    let err = decode_status_body(br#"["status", "transcribed"]"#).unwrap_err();
+    assert_eq!(err.path(), ".");
+    let err = decode_status_body(br#"{"progress": 5}"#).unwrap_err();
+    assert!(err.message().contains("status"), "{err}");
     let err = decode_submit_response(br#"{"fileName": "a.wav"}"#).unwrap_err();
     assert!(err.message().contains("rid"), "{err}");
 }
@@ -165,7 +169,7 @@ fn status_body() -> impl Strategy<Value = StatusBody> {
             body.progress = progress;
             body.stt_results = results;
             body.message = message;
-            body.custom = custom;
+            body.custom = custom.map(serde_json::Value::Object);
             body
         })
 }
@@ -257,4 +261,119 @@ proptest! {
         let _ = decode_status_body(&bytes);
         let _ = decode_submit_response(&bytes);
     }
+}
+
+// ---- tolerant decoding: the published schema requires little, and nothing is thrown away ----
+
+/// A final body with one odd value in the place named, around a result that must survive.
+fn odd(word: &str, extra: &str) -> String {
+    format!(
+        r#"{{"rid": "r-1", "status": "transcribed", "progress": 100 {extra},
+            "sttResults": [{{"transcript": "hello world", "words": [{word},
+              {{"word": "world", "startTime": {{"seconds": "1", "nanos": 0}}, "endTime": {{"seconds": "2", "nanos": 0}}}}]}}]}}"#
+    )
+}
+
+#[test]
+fn every_odd_value_the_schema_allows_keeps_the_result() {
+    let cases = [
+        (
+            "startTime missing",
+            odd(
+                r#"{"word": "hello", "endTime": {"seconds": "1", "nanos": 0}}"#,
+                "",
+            ),
+        ),
+        (
+            "speaker as a number",
+            odd(r#"{"word": "hello", "speaker": 1, "segmentId": 7}"#, ""),
+        ),
+        (
+            "seconds with spaces",
+            odd(
+                r#"{"word": "hello", "startTime": {"seconds": " 6", "nanos": 0}}"#,
+                "",
+            ),
+        ),
+        (
+            "unreadable time",
+            odd(r#"{"word": "hello", "startTime": {"seconds": "soon"}}"#, ""),
+        ),
+        ("word missing", odd(r#"{"startTime": {"seconds": "0"}}"#, "")),
+        (
+            "fractional progress",
+            odd(r#"{"word": "hello"}"#, r#", "progress": 33.5"#),
+        ),
+        (
+            "custom not an object",
+            odd(r#"{"word": "hello"}"#, r#", "custom": "plain text""#),
+        ),
+        (
+            "rid as a number",
+            odd(r#"{"word": "hello"}"#, r#", "rid": 12345"#),
+        ),
+        (
+            "hasKeyword as text",
+            odd(r#"{"word": "hello", "hasKeyword": "true"}"#, ""),
+        ),
+    ];
+    for (case, json) in cases {
+        let body = decode_status_body(json.as_bytes()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let result = &body.stt_results.as_ref().unwrap()[0];
+        assert_eq!(result.transcript, "hello world", "{case}");
+        assert_eq!(result.words.len(), 2, "{case}: every word kept");
+        assert_eq!(
+            result.words[1].end_time.unwrap().as_duration(),
+            Duration::from_secs(2),
+            "{case}"
+        );
+    }
+    let spaced =
+        decode_status_body(odd(r#"{"word": "a", "startTime": {"seconds": " 6"}}"#, "").as_bytes()).unwrap();
+    assert_eq!(
+        spaced.stt_results.unwrap()[0].words[0]
+            .start_time
+            .unwrap()
+            .as_duration(),
+        Duration::from_secs(6)
+    );
+    let numbered =
+        decode_status_body(odd(r#"{"word": "a", "speaker": 1}"#, r#", "rid": 12345"#).as_bytes()).unwrap();
+    assert_eq!(numbered.rid.as_ref().map(Rid::as_str), Some("12345"));
+    assert_eq!(
+        numbered.stt_results.unwrap()[0].words[0].speaker.as_deref(),
+        Some("1")
+    );
+    let rounded = decode_status_body(br#"{"status": "transcribing", "progress": 33.5}"#).unwrap();
+    assert_eq!(rounded.progress, Some(34));
+    let null =
+        decode_status_body(br#"{"status": "transcribed", "sttResults": [{"transcript": null}]}"#).unwrap();
+    assert_eq!(null.stt_results.unwrap()[0].transcript, "");
+    let plain =
+        decode_status_body(odd(r#"{"word": "a"}"#, r#", "custom": "plain text""#).as_bytes()).unwrap();
+    assert_eq!(plain.custom, Some(serde_json::json!("plain text")));
+}
+
+#[test]
+fn sentiment_and_unknown_fields_survive_a_round_trip() {
+    let json = br#"{"status": "transcribed", "futureField": {"x": [1, 2]},
+        "sttResults": [{"transcript": "good news", "sentiment": "Positive",
+          "sentimentScore": {"neutral": 10.5, "negative": 2.0, "positive": 87.5},
+          "translation": "bonne nouvelle"}]}"#;
+    let body = decode_status_body(json).unwrap();
+    let result = &body.stt_results.as_ref().unwrap()[0];
+    assert_eq!(result.sentiment, Some(daglo_core::Sentiment::Positive));
+    assert_eq!(result.sentiment_score.unwrap().positive, Some(87.5));
+    assert_eq!(result.extra["translation"], "bonne nouvelle");
+    assert_eq!(body.extra["futureField"]["x"][1], 2);
+    let written: serde_json::Value = serde_json::to_value(&body).unwrap();
+    assert_eq!(
+        written["futureField"]["x"][1], 2,
+        "unknown fields are written back out"
+    );
+    assert_eq!(written["sttResults"][0]["translation"], "bonne nouvelle");
+    assert_eq!(written["sttResults"][0]["sentiment"], "Positive");
+    assert_eq!(written["sttResults"][0]["sentimentScore"]["negative"], 2.0);
+    let again = decode_status_body(written.to_string().as_bytes()).unwrap();
+    assert_eq!(again, body);
 }

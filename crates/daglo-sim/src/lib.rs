@@ -39,6 +39,16 @@
 //! `input_error` naming the field. A [`Planner`] can change anything per job, including its
 //! [`Faults`].
 //!
+//! ## Where the contract is silent
+//! - `/srt` of a failed job answers `204`: the endpoint documents only `200`, `202`, `204` and
+//!   the errors of a GET, a failed job has no subtitles, and its failure is what the status
+//!   endpoint reports.
+//! - Audio too short to hold a word is an empty result, like silence: `204` on both GETs.
+//! - Omitted `enable` flags are off and an omitted `keywordBoost.boost` is 5, as the service
+//!   documents; invalid values end the job in `input_error` naming the field.
+//! - `hasKeyword` marks the words keyword *extraction* selected, in agreement with `keywords`.
+//! - `docs/contract.md` in the repository lists every field.
+//!
 //! ## Time
 //! With [`Clock::manual`] jobs and the rate limiter stand still until the test moves the clock,
 //! which makes progression tests exact without sleeping. With [`Clock::Scaled`] virtual time runs

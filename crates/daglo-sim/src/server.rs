@@ -30,10 +30,17 @@ enum Route {
     Srt(Rid),
 }
 
-/// The endpoint a request is for, or the error status and text to answer with.
-fn route(method: &Method, path: &str) -> Result<Route, (u16, String)> {
-    let not_found = || (404, "no such endpoint".to_owned());
+/// Why a request has no endpoint: the status, the text, and for `405` the method allowed.
+type Unrouted = (u16, String, Option<Method>);
+
+/// The endpoint a request is for, or why there is none.
+fn route(method: &Method, path: &str) -> Result<Route, Unrouted> {
+    let not_found = || (404, "no such endpoint".to_owned(), None);
     let rest = path.strip_prefix(PREFIX).ok_or_else(not_found)?;
+    // `/transcriptsXYZ` is not the collection followed by a rid.
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(not_found());
+    }
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (route, allowed) = match segments.as_slice() {
         [] => (Route::Submit, Method::POST),
@@ -42,7 +49,7 @@ fn route(method: &Method, path: &str) -> Result<Route, (u16, String)> {
         _ => return Err(not_found()),
     };
     if *method != allowed {
-        return Err((405, format!("{method} is not allowed here")));
+        return Err((405, format!("{method} is not allowed here"), Some(allowed)));
     }
     Ok(route)
 }
@@ -53,7 +60,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let (endpoint, answer) = match route(&method, &path) {
-        Err((status, message)) => (None, error(status, message)),
+        Err((status, message, allowed)) => {
+            let mut answer = error(status, message);
+            if let Some(allowed) = allowed.and_then(|m| http::HeaderValue::from_str(m.as_str()).ok()) {
+                answer.headers_mut().insert(http::header::ALLOW, allowed);
+            }
+            (None, answer)
+        }
         Ok(route) => {
             let endpoint = match &route {
                 Route::Submit => Endpoint::Submit,
@@ -201,6 +214,10 @@ fn new_job(shared: &Shared, read: ReadSubmit) -> (Job, Option<daglo_core::Callba
         }
         _ => Vec::new(),
     };
+    // Audio too short to hold a word is an empty result, as silence is: 204, not an empty 200.
+    if plan.ending == Ending::Transcript && results.iter().all(|r| r.transcript.trim().is_empty()) {
+        plan.ending = Ending::Silent;
+    }
     debug!(%rid, ?plan, "planned");
     let job = Job {
         output: Arc::new(JobOutput {
@@ -295,10 +312,10 @@ async fn srt(shared: &Shared, rid: &Rid) -> Answer {
                 );
                 answer
             }
-            // Unstated by the provider: a failed job has no subtitles; the emulator says 400.
-            Ending::Failed { status, message } => {
-                error(400, format!("the job ended with {status}: {message}"))
-            }
+            // Unstated by the provider. A failed job has no subtitles, and the endpoint documents
+            // only 200/202/204 and the errors of a GET (401/403/404/429/500): 204, "nothing to
+            // give", is the one that fits; the failure itself is what the status endpoint reports.
+            Ending::Failed { .. } => empty(204),
         },
     }
 }

@@ -138,7 +138,7 @@ impl JobOutput {
         let mut body = StatusBody::new(status);
         body.rid = Some(self.rid.clone());
         body.progress = Some(progress);
-        body.custom = self.custom.clone();
+        body.custom = self.custom.clone().map(serde_json::Value::Object);
         body
     }
 
@@ -159,7 +159,7 @@ impl JobOutput {
             }
         };
         body.rid = Some(self.rid.clone());
-        body.custom = self.custom.clone();
+        body.custom = self.custom.clone().map(serde_json::Value::Object);
         body
     }
 }

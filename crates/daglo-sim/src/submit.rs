@@ -53,6 +53,15 @@ pub(crate) async fn read_json(body: Incoming, max_bytes: usize) -> Result<ReadSu
     if url.trim().is_empty() {
         return Err(refuse(400, "audio.source.url is empty"));
     }
+    // The service fetches the audio itself: only an absolute http(s) URL can be fetched.
+    let fetchable = url.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+    });
+    if !fetchable {
+        return Err(refuse(400, "audio.source.url must be an absolute http(s) URL"));
+    }
     Ok(ReadSubmit {
         audio_name: url,
         file_name: None,

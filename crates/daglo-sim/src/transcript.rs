@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use daglo_core::{JobOptions, Language, SttResult, TimeOffset, Word};
+use daglo_core::{JobOptions, Language, Sentiment, SentimentScore, SttResult, TimeOffset, Word};
 
 use daglo_core::SplitMix64;
 
@@ -115,7 +115,6 @@ pub(crate) fn generate(seed: u64, audio_duration: Duration, options: &JobOptions
             let mut word = Word::new(text, millis(at_ms), millis(at_ms + span));
             word.segment_id = Some((segment + 1).to_string());
             word.speaker = speakers.map(|n| (segment as u32 % n + 1).to_string());
-            word.has_keyword = Some(use_keyword);
             per_channel[segment % channels].push(word);
             at_ms += span + rng.range(40, 200);
         }
@@ -128,9 +127,14 @@ pub(crate) fn generate(seed: u64, audio_duration: Duration, options: &JobOptions
         .and_then(|n| n.keyword_extraction.as_ref())
         .filter(|k| k.enable)
         .map(|k| k.max_count.unwrap_or(5) as usize);
+    let sentiment = options
+        .nlp_config
+        .as_ref()
+        .and_then(|n| n.sentiment_analysis.as_ref())
+        .is_some_and(|s| s.enable);
     per_channel
         .into_iter()
-        .map(|words| {
+        .map(|mut words| {
             let mut result = SttResult::new(
                 words
                     .iter()
@@ -138,11 +142,44 @@ pub(crate) fn generate(seed: u64, audio_duration: Duration, options: &JobOptions
                     .collect::<String>()
                     .trim_end(),
             );
-            result.keywords = keyword_limit.map(|limit| top_words(&words, limit));
+            // `keywords` and `hasKeyword` come from extraction alone, and agree: a word is
+            // flagged exactly when its stem is one of the result's keywords.
+            if let Some(limit) = keyword_limit {
+                let keywords = top_words(&words, limit);
+                for word in &mut words {
+                    word.has_keyword = Some(keywords.iter().any(|k| k == stem(&word.word)));
+                }
+                result.keywords = Some(keywords);
+            }
+            if sentiment {
+                let (label, score) = sentiment_of(&mut rng);
+                result.sentiment = Some(label);
+                result.sentiment_score = Some(score);
+            }
             result.words = words;
             result
         })
         .collect()
+}
+
+/// A word without its trailing space and sentence stop.
+fn stem(word: &str) -> &str {
+    word.trim().trim_end_matches('.')
+}
+
+/// A deterministic sentiment: three percentages summing to 100, labelled by the largest.
+fn sentiment_of(rng: &mut SplitMix64) -> (Sentiment, SentimentScore) {
+    let positive = rng.range(0, 1001) as f64 / 10.0;
+    let negative = (rng.range(0, 1001) as f64 / 10.0).min(100.0 - positive);
+    let neutral = ((100.0 - positive - negative) * 10.0).round() / 10.0;
+    let label = if positive >= negative && positive >= neutral {
+        Sentiment::Positive
+    } else if negative >= neutral {
+        Sentiment::Negative
+    } else {
+        Sentiment::Neutral
+    };
+    (label, SentimentScore::new(neutral, negative, positive))
 }
 
 fn millis(ms: u64) -> TimeOffset {
@@ -152,7 +189,7 @@ fn millis(ms: u64) -> TimeOffset {
 fn top_words(words: &[Word], limit: usize) -> Vec<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for word in words {
-        *counts.entry(word.word.trim().trim_end_matches('.')).or_default() += 1;
+        *counts.entry(stem(&word.word)).or_default() += 1;
     }
     let mut ranked: Vec<_> = counts.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -171,12 +208,12 @@ pub(crate) fn srt(results: &[SttResult]) -> String {
         let id = word.segment_id.clone().unwrap_or_default();
         let entry = by_id.entry(id).or_insert_with(|| {
             (
-                word.start_time.as_duration(),
-                word.end_time.as_duration(),
+                word.start_time.unwrap_or_default().as_duration(),
+                word.end_time.unwrap_or_default().as_duration(),
                 String::new(),
             )
         });
-        entry.1 = entry.1.max(word.end_time.as_duration());
+        entry.1 = entry.1.max(word.end_time.unwrap_or_default().as_duration());
         entry.2.push_str(&word.word);
     }
     for (id, (start, end, text)) in by_id {
@@ -223,7 +260,7 @@ mod tests {
         let words = &a[0].words;
         assert!(words.len() > 20);
         assert!(words.windows(2).all(|w| w[0].end_time <= w[1].start_time));
-        assert!(words.last().unwrap().end_time.as_duration() <= Duration::from_secs(30));
+        assert!(words.last().unwrap().end_time.unwrap().as_duration() <= Duration::from_secs(30));
         assert!(words.iter().all(|w| w.speaker.is_some()));
         assert_ne!(generate(43, Duration::from_secs(30), &options), a);
     }

@@ -11,17 +11,27 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// stays out of shell history). With --emulate, a local emulator of the service runs in-process
 /// and no token or network is needed.
 #[derive(Debug, Parser)]
-#[command(name = "daglo", version)]
+#[command(name = "daglo", version, after_help = EXIT_STATUSES)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// The exit statuses, shown by `--help`.
+const EXIT_STATUSES: &str = "Exit statuses:
+  0  a transcript, or an empty result (no speech)
+  1  the job failed (input_error, file_error, transcript_error)
+  2  bad input: arguments, options, file, missing token
+  3  stopped waiting (--deadline); the job goes on: resume it by its rid
+  4  the service or the network failed";
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Transcribe a local audio/video file or a public http(s) URL, showing progress.
+    #[command(after_help = EXIT_STATUSES)]
     Transcribe(Transcribe),
     /// Wait for a job submitted earlier, by its rid (polling).
+    #[command(after_help = EXIT_STATUSES)]
     Resume(Resume),
 }
 

@@ -103,7 +103,12 @@ fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
 fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyConfig, Failure> {
     let callback = || -> Result<CallbackSettings, Failure> {
         match (args.listen, &args.public_url, args.service.emulate) {
-            (Some(listen), Some(url), _) => Ok(CallbackSettings::new(listen, Some(url.clone()))),
+            // The built-in emulator runs here and calls the receiver directly; a public URL it
+            // would call instead leads nowhere, and the job would wait for callbacks that never come.
+            (_, Some(_), true) => Err(Failure::usage(
+                "--public-url is not used with --emulate: the built-in emulator calls the receiver on this machine",
+            )),
+            (Some(listen), Some(url), false) => Ok(CallbackSettings::new(listen, Some(url.clone()))),
             // The emulator runs on this machine: it can call the receiver directly.
             (listen, None, true) => {
                 let mut settings = CallbackSettings::loopback();
@@ -114,7 +119,6 @@ fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyCon
             }
             (None, _, false) => Err(Failure::usage("--listen is required with callbacks")),
             (Some(_), None, false) => Err(Failure::usage("--public-url is required with callbacks")),
-            (None, Some(_), true) => Err(Failure::usage("--public-url needs --listen")),
         }
     };
     let config = match args.strategy {
@@ -157,19 +161,78 @@ fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
     if args.sentiment {
         builder = builder.sentiment_analysis(true);
     }
-    builder.build().map_err(|e| Failure::usage(e.to_string()))
+    builder.build().map_err(|e| {
+        if e.field() == "sttConfig.language" {
+            let codes: Vec<&str> = daglo::Language::ALL.iter().map(|l| l.code()).collect();
+            Failure::usage(format!(
+                "--language {}: not a language code; use one of {} (case-sensitive)",
+                args.language.as_deref().unwrap_or_default(),
+                codes.join(", ")
+            ))
+        } else {
+            Failure::usage(e.to_string())
+        }
+    })
+}
+
+/// What the input is: a URL the service fetches, or a local file to upload.
+fn input_kind(input: &str) -> Result<bool, Failure> {
+    match input.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            Ok(true)
+        }
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)) =>
+        {
+            Err(Failure::usage(format!(
+                "`{input}`: the service fetches only http(s) URLs; download it and pass the file instead"
+            )))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Checks before anything is submitted (and billed) that the outputs can be written.
+fn check_outputs(output: &Output) -> Result<(), Failure> {
+    if let Some(path) = &output.srt {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Failure::usage(format!("--srt {}: cannot write there: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// The `daglo resume` command that picks this job up again, with the service it ran on.
+fn resume_hint(rid: &Rid, service: &Service) -> String {
+    if service.emulate {
+        return format!(
+            "the built-in emulator stops with this command, so job {rid} cannot be resumed; \
+             run `daglo-sim` on its own and point --base-url at it to resume jobs"
+        );
+    }
+    if service.base_url == daglo::DEFAULT_BASE_URL {
+        format!("Resume with: daglo resume {rid}")
+    } else {
+        format!("Resume with: daglo resume {rid} --base-url {}", service.base_url)
+    }
 }
 
 pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let options = options(&args)?;
     let deadline = deadline(&args.output)?;
     let config = strategy(&args, deadline)?;
+    let is_url = input_kind(&args.input)?;
+    check_outputs(&args.output)?;
     let (client, _emulator) = connect(&args.service).await?;
     let transcriber = transcriber(client.clone(), &config).await?;
 
     // The deadline covers the whole command, the submit included.
     let started = tokio::time::Instant::now();
-    let is_url = args.input.starts_with("http://") || args.input.starts_with("https://");
     let submit = async {
         if is_url {
             transcriber.submit_url(&args.input, &options).await
@@ -189,8 +252,9 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
         })?,
     };
     let pending = submitted.map_err(|e| match &e {
-        TranscribeError::Submit(daglo::Error::Invalid(_) | daglo::Error::File { .. }) => {
-            Failure::usage(chain(&e))
+        // Nothing reached the service: say what was wrong with the input itself.
+        TranscribeError::Submit(inner @ (daglo::Error::Invalid(_) | daglo::Error::File { .. })) => {
+            Failure::usage(chain(inner))
         }
         _ => Failure::service(&e),
     })?;
@@ -214,13 +278,20 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
         }
     };
     bar.finish();
-    let code = report(&client, &rid, outcome, &args.output).await;
+    let code = report(&client, &rid, outcome, &args.output, &args.service).await;
     transcriber.shutdown().await;
     code
 }
 
 pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
+    if args.service.emulate {
+        return Err(Failure::usage(
+            "--emulate cannot resume: the built-in emulator's jobs end with the command that \
+             started them; run `daglo-sim` on its own and use --base-url",
+        ));
+    }
     let deadline = deadline(&args.output)?;
+    check_outputs(&args.output)?;
     let (client, _emulator) = connect(&args.service).await?;
     let rid = Rid::new(args.rid.trim());
     let mut config = StrategyConfig::polling();
@@ -231,7 +302,7 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
     let bar = Bar::new();
     let outcome = transcriber.wait_with(transcriber.resume(rid.clone()), &bar).await;
     bar.finish();
-    report(&client, &rid, outcome, &args.output).await
+    report(&client, &rid, outcome, &args.output, &args.service).await
 }
 
 /// Prints the outcome: the transcript (or JSON) on stdout, everything else on stderr.
@@ -240,6 +311,7 @@ async fn report(
     rid: &Rid,
     outcome: Result<Outcome, TranscribeError>,
     output: &Output,
+    service: &Service,
 ) -> Result<u8, Failure> {
     match outcome.map_err(|e| Failure::service(&e))? {
         Outcome::Transcript { body, .. } => {
@@ -273,7 +345,8 @@ async fn report(
                 .map(|s| format!(" (last seen: {s})"))
                 .unwrap_or_default();
             eprintln!(
-                "daglo: stopped waiting for job {rid}{last}; it goes on. Resume with: daglo resume {rid}"
+                "daglo: stopped waiting for job {rid}{last}; it goes on. {}",
+                resume_hint(rid, service)
             );
             Ok(exit::GAVE_UP)
         }
@@ -285,8 +358,12 @@ async fn report(
 
 async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result<(), Failure> {
     match client.srt(rid).await.map_err(|e| Failure::service(&e))? {
-        SrtAnswer::Ready(srt) => std::fs::write(path, srt)
-            .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display()))),
+        SrtAnswer::Ready(srt) => {
+            std::fs::write(path, srt)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("daglo: subtitles written to {}", path.display());
+            Ok(())
+        }
         _ => {
             eprintln!("daglo: no subtitles for job {rid}");
             Ok(())

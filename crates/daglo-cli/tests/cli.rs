@@ -89,7 +89,11 @@ fn exit_statuses_tell_what_happened() {
         "0.5",
     ]);
     assert_eq!(gave_up.status.code(), Some(3), "{}", text(&gave_up.stderr));
-    assert!(text(&gave_up.stderr).contains("daglo resume "));
+    assert!(
+        text(&gave_up.stderr).contains("cannot be resumed"),
+        "an emulated job ends with the command, and the hint says so: {}",
+        text(&gave_up.stderr)
+    );
 
     let silent = temp("silent.wav");
     std::fs::write(&silent, vec![0u8; 32_000]).unwrap();
@@ -107,27 +111,125 @@ fn exit_statuses_tell_what_happened() {
 
 #[test]
 fn bad_input_is_exit_2_and_names_the_problem() {
-    let cases: [(&[&str], &str); 4] = [
+    let unwritable = "/nonexistent-dir/out.srt";
+    let cases: [(&[&str], &str); 9] = [
         (&["transcribe", "notes.txt", "--emulate"], ".txt"),
         (
-            &["transcribe", SAMPLE, "--emulate", "--language", "xx"],
-            "sttConfig.language",
+            &["transcribe", SAMPLE, "--emulate", "--language", "en"],
+            "ko-KR, en-US",
         ),
         (
             &["transcribe", SAMPLE, "--emulate", "--channels", "3"],
             "channelCount",
         ),
         (&["transcribe", SAMPLE], "DAGLO_API_TOKEN"),
+        (
+            &["transcribe", "ftp://a.example/a.wav", "--emulate"],
+            "only http(s) URLs",
+        ),
+        (
+            &["transcribe", "/no/such/file.wav", "--emulate"],
+            "cannot read `/no/such/file.wav`",
+        ),
+        // Checked before anything is submitted (and billed).
+        (
+            &["transcribe", SAMPLE, "--emulate", "--srt", unwritable],
+            "--srt /nonexistent-dir/out.srt",
+        ),
+        (
+            &[
+                "transcribe",
+                SAMPLE,
+                "--emulate",
+                "--strategy",
+                "callback",
+                "--public-url",
+                "https://hooks.example.com/d",
+            ],
+            "--public-url is not used with --emulate",
+        ),
+        (&["resume", "r-1", "--emulate"], "--emulate cannot resume"),
     ];
     for (args, named) in cases {
         let out = daglo(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
         assert!(
-            text(&out.stderr).contains(named),
-            "{args:?}: {}",
-            text(&out.stderr)
+            !stderr.contains("submitted"),
+            "{args:?}: nothing was submitted: {stderr}"
         );
+        assert!(!stderr.contains("the submit failed"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn help_lists_the_exit_statuses_and_outputs_say_where_they_went() {
+    let help = daglo(&["transcribe", "--help"]);
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("Exit statuses:") && help.contains("3  stopped waiting"),
+        "{help}"
+    );
+    let srt = temp("where.srt");
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "200",
+        "--srt",
+        srt.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("subtitles written to {}", srt.display())));
+    let _ = std::fs::remove_file(srt);
+}
+
+#[test]
+fn the_resume_hint_keeps_the_service_it_ran_on() {
+    // A local service whose job never ends: submits get rid r-1, status is always running.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 65536];
+            // Read the head (and whatever body came with it); answer by method.
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let body = if request.starts_with(b"POST") {
+                r#"{"rid": "r-1"}"#
+            } else {
+                r#"{"rid": "r-1", "status": "transcribing", "progress": 5}"#
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            "https://a.example/a.wav",
+            "--base-url",
+            &base_url,
+            "--deadline",
+            "1",
+        ])
+        .env("DAGLO_API_TOKEN", "tok-cli-hint")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let hint = format!("daglo resume r-1 --base-url {base_url}");
+    assert!(text(&out.stderr).contains(&hint), "{}", text(&out.stderr));
 }
 
 #[test]

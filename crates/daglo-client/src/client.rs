@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::answers::{SrtAnswer, StatusAnswer};
+use crate::budget::{RateBudget, TokenBucket, pace};
 use crate::error::Error;
 use crate::retry::RetryPolicy;
 use crate::upload::{self, UploadProgress};
@@ -65,6 +66,26 @@ struct Inner {
     upload_timeout: Option<Duration>,
     max_answer_bytes: usize,
     retry: RetryPolicy,
+    budgets: Budgets,
+    submit_deadline: Duration,
+}
+
+/// One budget per endpoint: the service's limit is per endpoint.
+#[derive(Debug, Clone)]
+struct Budgets {
+    submit: Arc<dyn RateBudget>,
+    status: Arc<dyn RateBudget>,
+    srt: Arc<dyn RateBudget>,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            submit: Arc::new(TokenBucket::default()),
+            status: Arc::new(TokenBucket::default()),
+            srt: Arc::new(TokenBucket::default()),
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -88,6 +109,8 @@ pub struct ClientBuilder {
     max_answer_bytes: usize,
     user_agent: String,
     retry: RetryPolicy,
+    budgets: Budgets,
+    submit_deadline: Duration,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -135,6 +158,34 @@ impl ClientBuilder {
     /// stalled upload still ends after [`request_timeout`](ClientBuilder::request_timeout)).
     pub fn upload_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.upload_timeout = timeout;
+        self
+    }
+
+    /// The budget submits draw from (default: a [`TokenBucket`] at 16/s, 80 % of the service's
+    /// 20/s per endpoint). Pass one `Arc` to several clients to share it.
+    pub fn submit_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budgets.submit = budget;
+        self
+    }
+
+    /// The budget [`Client::status`] draws from (default 16/s). A poller paces its own requests
+    /// with `PollingConfig::budget`; give both the same `Arc` to share the endpoint's limit.
+    pub fn status_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budgets.status = budget;
+        self
+    }
+
+    /// The budget SRT requests draw from (default 16/s).
+    pub fn srt_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budgets.srt = budget;
+        self
+    }
+
+    /// How long a submit keeps retrying `429` answers (default 5 minutes). A `429` creates no
+    /// job, so retrying it is safe; past the deadline the submit fails with
+    /// [`Error::RateLimited`].
+    pub fn submit_deadline(mut self, deadline: Duration) -> Self {
+        self.submit_deadline = deadline;
         self
     }
 
@@ -206,6 +257,8 @@ impl ClientBuilder {
                 upload_timeout: self.upload_timeout,
                 max_answer_bytes: self.max_answer_bytes,
                 retry: self.retry,
+                budgets: self.budgets,
+                submit_deadline: self.submit_deadline,
             }),
         })
     }
@@ -228,6 +281,8 @@ impl Client {
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: RetryPolicy::default(),
+            budgets: Budgets::default(),
+            submit_deadline: Duration::from_secs(300),
         }
     }
 
@@ -314,18 +369,25 @@ impl Client {
     /// The job's state (`200`) or its empty result (`204`). Retried on `429`, `5xx` and
     /// connection failures per the [`RetryPolicy`]; never on `401`, `403` or `404`.
     pub async fn status(&self, rid: &Rid) -> Result<StatusAnswer, Error> {
-        self.status_with(rid, self.inner.retry).await
+        let budget = self.inner.budgets.status.clone();
+        self.status_with(rid, self.inner.retry, Some(budget.as_ref()))
+            .await
     }
 
-    /// Like [`status`](Client::status) with exactly one attempt, for callers that schedule
-    /// their own retries (a poller with a shared rate budget).
+    /// Like [`status`](Client::status) with exactly one attempt and no pacing, for callers that
+    /// pace and retry on their own (a poller with its rate budget).
     pub async fn status_once(&self, rid: &Rid) -> Result<StatusAnswer, Error> {
-        self.status_with(rid, RetryPolicy::none()).await
+        self.status_with(rid, RetryPolicy::none(), None).await
     }
 
-    async fn status_with(&self, rid: &Rid, retry: RetryPolicy) -> Result<StatusAnswer, Error> {
+    async fn status_with(
+        &self,
+        rid: &Rid,
+        retry: RetryPolicy,
+        budget: Option<&dyn RateBudget>,
+    ) -> Result<StatusAnswer, Error> {
         let url = self.job_url(rid, None)?;
-        let (status, body) = self.get(url, retry).await?;
+        let (status, body) = self.get(url, retry, budget).await?;
         match status {
             StatusCode::OK => Ok(StatusAnswer::Body(Box::new(decode_status_body(&body)?))),
             StatusCode::NO_CONTENT => Ok(StatusAnswer::Empty),
@@ -337,7 +399,8 @@ impl Client {
     /// [`status`](Client::status) is.
     pub async fn srt(&self, rid: &Rid) -> Result<SrtAnswer, Error> {
         let url = self.job_url(rid, Some("srt"))?;
-        let (status, body) = self.get(url, self.inner.retry).await?;
+        let budget = self.inner.budgets.srt.clone();
+        let (status, body) = self.get(url, self.inner.retry, Some(budget.as_ref())).await?;
         match status {
             StatusCode::OK => Ok(SrtAnswer::Ready(String::from_utf8_lossy(&body).into_owned())),
             StatusCode::ACCEPTED => Ok(SrtAnswer::NotReady),
@@ -371,10 +434,19 @@ impl Client {
             .header(AUTHORIZATION, self.inner.authorization.clone())
     }
 
-    /// A GET with retries; returns a `2xx` status and its body, or the typed error.
-    async fn get(&self, url: Url, retry: RetryPolicy) -> Result<(StatusCode, Bytes), Error> {
+    /// A GET with retries, each attempt paced by `budget` when there is one; returns a `2xx`
+    /// status and its body, or the typed error.
+    async fn get(
+        &self,
+        url: Url,
+        retry: RetryPolicy,
+        budget: Option<&dyn RateBudget>,
+    ) -> Result<(StatusCode, Bytes), Error> {
         let mut attempt = 1;
         loop {
+            if let Some(budget) = budget {
+                pace(budget).await;
+            }
             let result = self
                 .request(Method::GET, url.clone())
                 .timeout(self.inner.request_timeout)
@@ -384,6 +456,9 @@ impl Client {
                 Ok(response) => read(response, attempt, self.inner.max_answer_bytes).await,
                 Err(e) => Err(Error::transport(e)),
             };
+            if let Some(budget) = budget {
+                feedback(budget, &outcome);
+            }
             match outcome {
                 Err(e) if e.is_retryable() && attempt < retry.max_attempts => {
                     let wait = retry.backoff(attempt);
@@ -404,8 +479,11 @@ impl Client {
         Fut: Future<Output = Result<(RequestBuilder, Option<Arc<UploadProgress>>), Error>>,
     {
         let retry = self.inner.retry;
+        let budget = self.inner.budgets.submit.clone();
+        let deadline = tokio::time::Instant::now() + self.inner.submit_deadline;
         let mut attempt = 1;
         loop {
+            pace(budget.as_ref()).await;
             let (request, upload) = make().await?;
             let outcome = match upload {
                 None => match request.send().await {
@@ -414,21 +492,25 @@ impl Client {
                 },
                 Some(progress) => self.send_upload(request, &progress, attempt).await,
             };
-            let safe_to_repeat = matches!(
-                outcome,
-                Err(Error::RateLimited { .. }
-                    | Error::Transport {
-                        request_sent: false,
-                        ..
-                    })
-            );
+            feedback(budget.as_ref(), &outcome);
+            // Only what provably created no job is repeated: a 429 (refused before processing)
+            // until the submit deadline, a request that never left (or an upload that stopped
+            // before its last byte) up to the retry policy's attempts.
+            let repeat = match &outcome {
+                Err(Error::RateLimited { .. }) => tokio::time::Instant::now() < deadline,
+                Err(Error::Transport {
+                    request_sent: false, ..
+                }) => attempt < retry.max_attempts,
+                _ => false,
+            };
             match outcome {
-                Err(e) if safe_to_repeat && attempt < retry.max_attempts => {
-                    let wait = retry.backoff(attempt);
-                    debug!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying submit that did not reach the service");
+                Err(e) if repeat => {
+                    let wait = retry.backoff(attempt.min(8));
+                    debug!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying a submit that created no job");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
+                Err(Error::RateLimited { .. }) => return Err(Error::RateLimited { attempts: attempt }),
                 Err(e) => {
                     if e.may_have_created_job() {
                         warn!(error = %e, "submit failed after it may have reached the service; not retried (no idempotency)");
@@ -483,6 +565,16 @@ impl Client {
                 source: format!("{reason} within {} ms", limit.as_millis()).into(),
             }),
         }
+    }
+}
+
+/// Tells a budget how a request went: a `429` slows it, a success lets it recover.
+fn feedback<T>(budget: &dyn RateBudget, outcome: &Result<T, Error>) {
+    let now = std::time::Instant::now();
+    match outcome {
+        Err(Error::RateLimited { .. }) => budget.on_rate_limited(now),
+        Ok(_) => budget.on_success(now),
+        Err(_) => {}
     }
 }
 

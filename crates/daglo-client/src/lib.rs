@@ -33,12 +33,14 @@
 //! ```
 
 mod answers;
+mod budget;
 mod client;
 mod error;
 mod retry;
 mod upload;
 
 pub use answers::{SrtAnswer, StatusAnswer};
+pub use budget::{RateBudget, TokenBucket};
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES};
 pub use error::{Error, ErrorKind};
 pub use retry::RetryPolicy;

@@ -9,6 +9,8 @@ use daglo_core::{JobOptions, Rid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod support;
+
 /// What the fake service does with each connection.
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -101,40 +103,8 @@ fn client(base_url: &str) -> daglo_client::ClientBuilder {
 }
 
 /// Larger than loopback's socket buffers can absorb, so a peer that stops reading stalls it.
-fn sample_file() -> tempfile_like::File {
-    tempfile_like::File::new("call.wav", 32 * 1024 * 1024)
-}
-
-/// A file on disk for the length of a test (no extra dependency).
-mod tempfile_like {
-    use std::path::PathBuf;
-
-    pub(crate) struct File(pub(crate) PathBuf);
-
-    impl File {
-        pub(crate) fn new(name: &str, bytes: usize) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("daglo-hostile-{}-{}", std::process::id(), rand_suffix()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join(name);
-            std::fs::write(&path, vec![7u8; bytes]).unwrap();
-            File(path)
-        }
-    }
-
-    fn rand_suffix() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    }
-
-    impl Drop for File {
-        fn drop(&mut self) {
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-    }
+fn sample_file(dir: &support::TempDir) -> std::path::PathBuf {
+    dir.file("call.wav", &vec![7u8; 32 * 1024 * 1024])
 }
 
 #[tokio::test]
@@ -224,12 +194,13 @@ async fn a_declared_oversized_status_answer_is_refused_before_reading() {
 #[tokio::test]
 async fn a_file_submit_whose_answer_never_comes_ends_and_may_have_created_a_job() {
     let base = fake_service(Behaviour::Silent).await;
-    let file = sample_file();
+    let dir = support::TempDir::new("hostile-silent");
+    let file = sample_file(&dir);
     let started = Instant::now();
     let err = client(&base)
         .build()
         .unwrap()
-        .submit_file(&file.0, &JobOptions::default())
+        .submit_file(&file, &JobOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -256,11 +227,12 @@ async fn a_file_submit_whose_answer_never_comes_ends_and_may_have_created_a_job(
 #[tokio::test]
 async fn a_stalled_upload_ends_and_cannot_have_created_a_job() {
     let base = fake_service(Behaviour::StopReading).await;
-    let file = sample_file();
+    let dir = support::TempDir::new("hostile-stall");
+    let file = sample_file(&dir);
     let err = client(&base)
         .build()
         .unwrap()
-        .submit_file(&file.0, &JobOptions::default())
+        .submit_file(&file, &JobOptions::default())
         .await
         .unwrap_err();
     assert!(

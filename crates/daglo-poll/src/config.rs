@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use daglo_core::PollPolicy;
 
-use crate::budget::{RateBudget, TokenBucket};
 use crate::clock::PollClock;
+use daglo_client::{RateBudget, TokenBucket};
 
 /// How a [`PollingDelivery`](crate::PollingDelivery) polls.
 ///

@@ -45,7 +45,6 @@
 //! # }
 //! ```
 
-mod budget;
 mod clock;
 mod config;
 mod delivery;
@@ -53,10 +52,10 @@ mod mailbox;
 mod scheduler;
 mod source;
 
-pub use budget::{RateBudget, TokenBucket};
 #[cfg(feature = "test-util")]
 pub use clock::PollClock;
 pub use config::PollingConfig;
+pub use daglo_client::{RateBudget, TokenBucket};
 pub use delivery::{PollingDelivery, Watch, WatchOptions};
 pub use scheduler::SchedulerStats;
 pub use source::StatusSource;

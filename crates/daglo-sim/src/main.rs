@@ -13,7 +13,14 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: daglo-sim [--host ADDR] [--port PORT] [--token TOKEN] [--seed N] \
-                     [--processing-ms MS] [--rate-limit N|off]";
+                     [--processing-ms MS] [--rate-limit N|off]
+
+  --host ADDR          address to listen on (default 127.0.0.1)
+  --port PORT          port to listen on (default 8080; 0 picks a free one)
+  --token TOKEN        the bearer token clients must send (default sim-token)
+  --seed N             seed of rids, transcripts and timings (default 229249024)
+  --processing-ms MS   how long each job takes, in milliseconds (default 3000)
+  --rate-limit N|off   requests per second per endpoint before 429 (default 20)";
 
 #[derive(Debug)]
 struct Args {

@@ -1,12 +1,13 @@
-//! The shared request budget for the status endpoint.
+//! Request budgets: how fast one endpoint may be called, shared by everything that calls it.
 
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Paces requests to one endpoint. Shared by every job of a [`PollingDelivery`](crate::PollingDelivery);
-/// behind a trait so a budget shared by several processes (one Daglo account, many instances)
-/// can replace the in-process [`TokenBucket`].
+/// Paces requests to one endpoint (the service allows 20 a second per endpoint). The client
+/// keeps one per endpoint and the poller shares the status one; behind a trait so a budget
+/// shared by several processes (one Daglo account, many instances) can replace the in-process
+/// [`TokenBucket`].
 pub trait RateBudget: Send + Sync + fmt::Debug {
     /// Takes one request's worth of budget at `now`, or says how long until one may be available.
     fn try_acquire(&self, now: Instant) -> Result<(), Duration>;
@@ -142,6 +143,13 @@ impl fmt::Debug for TokenBucket {
             .field("burst", &self.burst)
             .field("current", &self.current_rate())
             .finish()
+    }
+}
+
+/// Waits until `budget` lets one request through.
+pub(crate) async fn pace(budget: &dyn RateBudget) {
+    while let Err(wait) = budget.try_acquire(Instant::now()) {
+        tokio::time::sleep(wait).await;
     }
 }
 

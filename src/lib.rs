@@ -62,6 +62,7 @@
 //! | [`callback`] | `callback` | yes | callbacks: per-job credentials, a forward-only registry, a tower receiver, a standalone server |
 //! | [`HybridDelivery`] | `poll` + `callback` | yes | callback first, polling as the safety net |
 //! | [`sim`] | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
+//! | [`journal`] | `journal` | no | the durable job journal on embedded SQLite ([`Transcriber::with_journal`]) |
 //! | [`test_util`] | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
 //! | [`models`] | — | — | every request and answer field of the API |
 //!
@@ -80,9 +81,10 @@ pub use daglo_client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, Error, ErrorKind, RetryPolicy, SrtAnswer, StatusAnswer,
 };
 pub use daglo_core::{
-    DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, JobOptionsBuilder, Language,
-    Outcome, ProgressEvent, ProgressObserver, ResultDelivery, Rid, Status, StatusBody, SttResult,
-    SubmitResponse, Ticket, TimeOffset, ValidationError, Word,
+    DecodeError, DeliveryError, Entry, EntryId, EntryState, GaveUpReason, IgnoreProgress, Intent, JobOptions,
+    JobOptionsBuilder, Journal, JournalError, Language, Outcome, ProgressEvent, ProgressObserver, Recovery,
+    ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
+    Word,
 };
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
@@ -164,6 +166,14 @@ pub mod sim {
             .base_url(sim.base_url())
             .build()
     }
+}
+
+/// The durable job journal on embedded SQLite: [`Transcriber::with_journal`] writes each job's
+/// intent, rid and outcome as they happen, so a crash loses nothing.
+#[cfg(feature = "journal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
+pub mod journal {
+    pub use daglo_journal::SqliteJournal;
 }
 
 /// Hooks for reproducible tests and benchmarks: virtual time that runs faster than real time

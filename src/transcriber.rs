@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use daglo_client::Client;
 use daglo_core::{
-    DeliveryError, IgnoreProgress, JobOptions, Outcome, ProgressObserver, ResultDelivery, Rid,
-    SubmitResponse, Ticket,
+    DeliveryError, Entry, EntryId, EntryState, IgnoreProgress, Intent, JobOptions, Journal, JournalError,
+    Outcome, ProgressObserver, ResultDelivery, Rid, SubmitResponse, Ticket, outcome_name,
 };
 
 #[cfg(any(feature = "poll", feature = "callback"))]
@@ -38,6 +38,16 @@ pub enum TranscribeError {
         #[source]
         source: DeliveryError,
     },
+    /// The job journal could not be written. Before the submit, nothing was sent; after it,
+    /// the rid is here: the job runs, but the journal does not know it.
+    #[error("the job journal failed{}: {source}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
+    Journal {
+        /// The job, when it was already submitted.
+        rid: Option<Rid>,
+        /// Why.
+        #[source]
+        source: JournalError,
+    },
 }
 
 impl TranscribeError {
@@ -46,6 +56,7 @@ impl TranscribeError {
     pub fn rid(&self) -> Option<&Rid> {
         match self {
             TranscribeError::Wait { rid, .. } => Some(rid),
+            TranscribeError::Journal { rid, .. } => rid.as_ref(),
             TranscribeError::Prepare(_) | TranscribeError::Submit(_) => None,
         }
     }
@@ -58,6 +69,7 @@ impl TranscribeError {
             TranscribeError::Prepare(_) => false,
             TranscribeError::Submit(error) => error.may_have_created_job(),
             TranscribeError::Wait { .. } => true,
+            TranscribeError::Journal { rid, .. } => rid.is_some(),
         }
     }
 
@@ -65,7 +77,7 @@ impl TranscribeError {
     /// succeed until it is fixed.
     pub fn is_auth(&self) -> bool {
         match self {
-            TranscribeError::Prepare(_) => false,
+            TranscribeError::Prepare(_) | TranscribeError::Journal { .. } => false,
             TranscribeError::Submit(error) => error.is_auth(),
             TranscribeError::Wait { source, .. } => source.is_auth(),
         }
@@ -85,6 +97,8 @@ pub struct Pending {
     file_name: Option<String>,
     /// `None` for a resumed job: the strategy makes its ticket when the wait starts.
     ticket: Option<Box<dyn Ticket>>,
+    /// The journal entry to finish when the wait ends, when there is a journal.
+    entry: Option<EntryId>,
 }
 
 impl Pending {
@@ -101,6 +115,11 @@ impl Pending {
     /// Whether this job was resumed by rid rather than submitted by this process.
     pub fn is_resumed(&self) -> bool {
         self.ticket.is_none()
+    }
+
+    /// Its journal entry, when the transcriber keeps a journal.
+    pub fn entry(&self) -> Option<EntryId> {
+        self.entry
     }
 }
 
@@ -133,6 +152,7 @@ pub struct Transcriber {
     client: Client,
     delivery: Arc<dyn ResultDelivery>,
     receiver: Option<Arc<Receiver>>,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 /// The callback receiver a transcriber built from configuration runs.
@@ -161,6 +181,7 @@ impl Transcriber {
             client,
             delivery: Arc::new(strategy),
             receiver: None,
+            journal: None,
         }
     }
 
@@ -224,6 +245,50 @@ impl Transcriber {
         self
     }
 
+    /// Keeps a durable journal of every job it submits: the intent before the submit, the rid
+    /// as soon as the answer arrives, the outcome at the end — so a crash at any point loses
+    /// nothing ([`Journal::recover`] says what to resume and what is uncertain). The journal
+    /// gets a digest of the options, never a token, a callback credential or a transcript.
+    ///
+    /// ```no_run
+    /// # async fn run(client: daglo::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use daglo::journal::SqliteJournal;
+    /// use daglo::{JobOptions, Journal, Transcriber};
+    ///
+    /// let journal = Arc::new(SqliteJournal::open("jobs.sqlite")?);
+    /// let transcriber = Transcriber::polling(client).with_journal(journal.clone());
+    /// // After a crash: resume what was submitted, report what may have been.
+    /// let recovery = journal.recover().await?;
+    /// for entry in &recovery.pending {
+    ///     if let Some(pending) = transcriber.resume_entry(entry) {
+    ///         let outcome = transcriber.wait(pending).await?; // finishes the entry
+    ///     }
+    /// }
+    /// for entry in &recovery.uncertain {
+    ///     eprintln!("{} may have been submitted (no rid recorded): check before resubmitting", entry.intent.input);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// A pending job from a journal entry that was submitted (its rid recorded): waiting for
+    /// it finishes the entry. `None` for an entry with no rid to resume.
+    pub fn resume_entry(&self, entry: &Entry) -> Option<Pending> {
+        match &entry.state {
+            EntryState::Submitted { rid } => {
+                let mut pending = self.resume(rid.clone());
+                pending.entry = Some(entry.id);
+                Some(pending)
+            }
+            _ => None,
+        }
+    }
+
     /// The strategy's name (`"polling"`, `"callback"`, `"hybrid"`).
     pub fn strategy(&self) -> &'static str {
         self.delivery.name()
@@ -254,7 +319,7 @@ impl Transcriber {
 
     /// Prepares the job with the strategy, then submits audio at a public URL.
     pub async fn submit_url(&self, url: &str, options: &JobOptions) -> Result<Pending, TranscribeError> {
-        self.prepare_and_submit(options, |options| async move {
+        self.prepare_and_submit(url, options, |options| async move {
             self.client.submit_url(url, &options).await
         })
         .await
@@ -267,15 +332,18 @@ impl Transcriber {
         options: &JobOptions,
     ) -> Result<Pending, TranscribeError> {
         let path = path.as_ref();
-        self.prepare_and_submit(options, |options| async move {
+        let input = path.display().to_string();
+        self.prepare_and_submit(&input, options, |options| async move {
             self.client.submit_file(path, &options).await
         })
         .await
     }
 
-    /// Phase one, then the submit `send` performs with the amended options.
+    /// Phase one, then the submit `send` performs with the amended options — journaled around
+    /// it when there is a journal.
     async fn prepare_and_submit<F, Fut>(
         &self,
+        input: &str,
         options: &JobOptions,
         send: F,
     ) -> Result<Pending, TranscribeError>
@@ -283,18 +351,53 @@ impl Transcriber {
         F: FnOnce(JobOptions) -> Fut,
         Fut: Future<Output = Result<SubmitResponse, daglo_client::Error>>,
     {
+        let journal_error = |rid: Option<Rid>| move |source| TranscribeError::Journal { rid, source };
+        // The intent first, with the caller's options (before a strategy adds its credential).
+        let entry = match &self.journal {
+            Some(journal) => Some(
+                journal
+                    .intend(Intent::new(input, options_digest(options), self.strategy()))
+                    .await
+                    .map_err(journal_error(None))?,
+            ),
+            None => None,
+        };
+        let refused = |reason: String| async move {
+            if let (Some(journal), Some(entry)) = (&self.journal, entry) {
+                // Best effort: the entry stays uncertain if this write fails too.
+                let _ = journal.not_submitted(entry, &reason).await;
+            }
+        };
         let mut options = options.clone();
-        let ticket = self
-            .delivery
-            .prepare(&mut options)
-            .await
-            .map_err(TranscribeError::Prepare)?;
+        let ticket = match self.delivery.prepare(&mut options).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                refused(format!("not prepared: {e}")).await;
+                return Err(TranscribeError::Prepare(e));
+            }
+        };
         // A failed submit drops `ticket`, which releases whatever the strategy registered.
-        let answer = send(options).await.map_err(TranscribeError::Submit)?;
+        let answer = match send(options).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                // Only a provable refusal closes the entry; otherwise it stays uncertain.
+                if !e.may_have_created_job() {
+                    refused(e.to_string()).await;
+                }
+                return Err(TranscribeError::Submit(e));
+            }
+        };
+        if let (Some(journal), Some(entry)) = (&self.journal, entry) {
+            journal
+                .submitted(entry, &answer.rid)
+                .await
+                .map_err(journal_error(Some(answer.rid.clone())))?;
+        }
         Ok(Pending {
             rid: answer.rid,
             file_name: answer.file_name,
             ticket: Some(ticket),
+            entry,
         })
     }
 
@@ -307,6 +410,7 @@ impl Transcriber {
             rid,
             file_name: None,
             ticket: None,
+            entry: None,
         }
     }
 
@@ -322,7 +426,9 @@ impl Transcriber {
         pending: Pending,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, TranscribeError> {
-        let Pending { rid, ticket, .. } = pending;
+        let Pending {
+            rid, ticket, entry, ..
+        } = pending;
         let wait_error = |source| TranscribeError::Wait {
             rid: rid.clone(),
             source,
@@ -331,7 +437,18 @@ impl Transcriber {
             Some(ticket) => ticket,
             None => self.delivery.resume(&rid).map_err(wait_error)?,
         };
-        ticket.wait(rid.clone(), observer).await.map_err(wait_error)
+        let outcome = ticket.wait(rid.clone(), observer).await.map_err(wait_error)?;
+        // The end, when it is one (a job given up on goes on, and stays pending).
+        if let (Some(journal), Some(entry), Some(name)) = (&self.journal, entry, outcome_name(&outcome)) {
+            journal
+                .finished(entry, &name, None)
+                .await
+                .map_err(|source| TranscribeError::Journal {
+                    rid: Some(rid.clone()),
+                    source,
+                })?;
+        }
+        Ok(outcome)
     }
 
     /// Submits a file and waits for its outcome.
@@ -369,4 +486,14 @@ impl Transcriber {
         let pending = self.submit_url(url, options).await?;
         self.wait_with(pending, observer).await
     }
+}
+
+/// A digest of the caller's options, so a journal can tell two submits of one input apart
+/// without keeping the options (FNV-1a, 64 bits: a change detector, not a secret).
+fn options_digest(options: &JobOptions) -> String {
+    let json = serde_json::to_vec(options).unwrap_or_default();
+    let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("fnv1a64:{hash:016x}")
 }

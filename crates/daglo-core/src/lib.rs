@@ -41,6 +41,7 @@ mod body;
 mod decode;
 mod delivery;
 mod error;
+mod journal;
 mod language;
 mod lenient;
 mod offset;
@@ -58,6 +59,7 @@ pub use delivery::{
     ResultDelivery, Ticket,
 };
 pub use error::{DecodeError, EXCERPT_CHARS, ValidationError, excerpt};
+pub use journal::{Entry, EntryId, EntryState, Intent, Journal, JournalError, Recovery, outcome_name};
 pub use language::Language;
 pub use offset::TimeOffset;
 pub use options::{

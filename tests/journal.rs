@@ -1,0 +1,101 @@
+//! `Transcriber::with_journal`: every submit is written down around the request, so a process
+//! that stops at any point leaves a journal saying what to resume and what is uncertain.
+
+use std::sync::Arc;
+
+use daglo::journal::SqliteJournal;
+use daglo::sim::SimConfig;
+use daglo::{EntryState, JobOptions, Journal, Outcome, Transcriber};
+
+mod support;
+
+fn place(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("daglo-facade-journal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_job_is_journaled_from_intent_to_outcome_and_resumed_after_a_restart() {
+    let dir = place("resume");
+    let (_sim, client) = support::sim(SimConfig::default()).await;
+    let journal = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
+    let transcriber =
+        Transcriber::new(client.clone(), support::fast_polling(&client)).with_journal(journal.clone());
+
+    let pending = transcriber
+        .submit_url("https://a.example/a.wav", &JobOptions::default())
+        .await
+        .unwrap();
+    let rid = pending.rid().clone();
+    // The process "stops" here: the pending job is dropped without being waited for.
+    drop(pending);
+    drop(transcriber);
+
+    let reopened = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
+    let recovery = reopened.recover().await.unwrap();
+    assert_eq!(recovery.pending.len(), 1);
+    assert!(recovery.uncertain.is_empty());
+    let restarted =
+        Transcriber::new(client.clone(), support::fast_polling(&client)).with_journal(reopened.clone());
+    let pending = restarted
+        .resume_entry(&recovery.pending[0])
+        .expect("a rid to resume");
+    assert_eq!(pending.rid(), &rid);
+    let outcome = restarted.wait(pending).await.unwrap();
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
+    let entries = reopened.entries().await.unwrap();
+    assert!(
+        matches!(&entries[0].state, EntryState::Finished { rid: r, outcome, .. } if *r == rid && outcome == "transcript"),
+        "{entries:?}"
+    );
+    assert!(reopened.recover().await.unwrap().pending.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_refused_submit_closes_its_entry_and_the_journal_never_holds_the_credential() {
+    let dir = place("refused");
+    let (_sim, client) = support::sim(SimConfig::default().credits(1)).await;
+    let (callbacks, server) = support::callbacks(&client).await;
+    let journal = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
+    let transcriber = Transcriber::new(client, callbacks)
+        .owning_receiver(server)
+        .with_journal(journal.clone());
+
+    let mut options = JobOptions::default();
+    let outcome = transcriber
+        .transcribe_url("https://a.example/a.wav", &options)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Transcript { .. }));
+    options.custom = None;
+    // Credits are gone: a 403 creates no job, so the entry is closed, not uncertain.
+    let err = transcriber
+        .submit_url("https://a.example/b.wav", &options)
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    let recovery = journal.recover().await.unwrap();
+    assert!(
+        recovery.uncertain.is_empty() && recovery.pending.is_empty(),
+        "{recovery:?}"
+    );
+    let entries = journal.entries().await.unwrap();
+    assert!(
+        matches!(entries[1].state, EntryState::NotSubmitted { .. }),
+        "{entries:?}"
+    );
+    transcriber.shutdown().await;
+
+    // The callback strategy put a per-job credential in the submit; none of it is in the file.
+    let bytes = std::fs::read(dir.join("jobs.sqlite")).unwrap();
+    let wal = std::fs::read(dir.join("jobs.sqlite-wal")).unwrap_or_default();
+    for file in [bytes, wal] {
+        let text = String::from_utf8_lossy(&file);
+        assert!(!text.contains("Bearer"), "no credential in the journal");
+        assert!(!text.contains("/daglo/"), "no callback URL in the journal");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -29,16 +29,43 @@ const EXIT_STATUSES: &str = "Exit statuses:
 pub(crate) enum Command {
     /// Transcribe a local audio/video file or a public http(s) URL, showing progress.
     #[command(after_help = EXIT_STATUSES)]
-    Transcribe(Transcribe),
+    Transcribe(Box<Transcribe>),
     /// Wait for a job submitted earlier, by its rid (polling).
     #[command(after_help = EXIT_STATUSES)]
     Resume(Resume),
+    /// Print a batch's job journal as a table.
+    Jobs(Jobs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Jobs {
+    /// The batch's output directory (its journal is daglo-journal.sqlite there).
+    #[arg(long, value_name = "DIR", required_unless_present = "journal")]
+    pub(crate) out_dir: Option<PathBuf>,
+    /// The journal file itself.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct Transcribe {
-    /// A file path, or an http(s) URL the service can fetch.
-    pub(crate) input: String,
+    /// Files, directories (their audio and video files) or http(s) URLs the service can fetch.
+    /// Several inputs, a directory or --from-list make a batch, written to --out-dir.
+    #[arg(value_name = "INPUT", required_unless_present = "from_list")]
+    pub(crate) inputs: Vec<String>,
+    /// Read more inputs from this file, one per line (blank lines and # comments skipped).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) from_list: Option<PathBuf>,
+    /// Batch: write each input's transcript (and .srt/.json when asked) here, and keep the job
+    /// journal here; rerunning the same command resumes.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out_dir: Option<PathBuf>,
+    /// Batch: at most this many jobs at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) concurrency: usize,
+    /// Batch: the job journal (default: daglo-journal.sqlite in --out-dir).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) journal: Option<PathBuf>,
     /// How to learn the result.
     #[arg(long, value_enum, default_value_t = Strategy::Polling)]
     pub(crate) strategy: Strategy,
@@ -87,10 +114,13 @@ pub(crate) struct Resume {
 
 #[derive(Debug, Args)]
 pub(crate) struct Output {
-    /// Also write SRT subtitles to this file.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) srt: Option<PathBuf>,
-    /// Print the whole final result as JSON instead of the transcript text.
+    /// Also write SRT subtitles: to this FILE, or in a batch beside each transcript.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    // clap's shape for a flag whose value is optional: absent, `--srt`, `--srt FILE`.
+    #[allow(clippy::option_option)]
+    pub(crate) srt: Option<Option<PathBuf>>,
+    /// Print the whole final result as JSON instead of the transcript text (in a batch: also
+    /// write it beside each transcript).
     #[arg(long)]
     pub(crate) json: bool,
     /// Stop waiting after this many seconds (the job goes on; resume it later).

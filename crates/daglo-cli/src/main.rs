@@ -13,6 +13,7 @@
 //! (the rid is printed; resume it), 4 the service or the network failed.
 
 mod args;
+mod batch;
 mod progress;
 mod run;
 
@@ -26,8 +27,9 @@ use args::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Transcribe(args) => run::transcribe(args).await,
+        Command::Transcribe(args) => run::transcribe(*args).await,
         Command::Resume(args) => run::resume(args).await,
+        Command::Jobs(args) => batch::jobs(args).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),

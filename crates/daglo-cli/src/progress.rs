@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use daglo::{ProgressEvent, ProgressObserver};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar on stderr (hidden when stderr is not a terminal), moved by progress events.
 #[derive(Debug, Clone)]
@@ -22,9 +22,37 @@ impl Bar {
         Bar(bar)
     }
 
+    /// One job's line under a batch's overall bar.
+    pub(crate) fn in_batch(multi: &MultiProgress, label: &str) -> Self {
+        let bar = multi.add(ProgressBar::new(100));
+        if let Ok(style) = ProgressStyle::with_template("  {bar:20} {pos:>3}% {prefix} {msg}") {
+            bar.set_style(style);
+        }
+        bar.set_prefix(label.to_owned());
+        bar.set_message("submitting");
+        Bar(bar)
+    }
+
     pub(crate) fn finish(&self) {
         self.0.finish_and_clear();
     }
+}
+
+/// A batch's overall bar: inputs finished out of all, with an ETA.
+pub(crate) fn overall(multi: &MultiProgress, total: usize) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(total as u64));
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} inputs, ETA {eta} {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Where a batch draws: stderr, hidden when it is not a terminal.
+pub(crate) fn multi() -> MultiProgress {
+    MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
 }
 
 impl ProgressObserver for Bar {

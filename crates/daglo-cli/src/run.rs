@@ -34,14 +34,14 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Failure {
             code: exit::USAGE,
             message: message.into(),
         }
     }
 
-    fn service(error: &dyn Error) -> Self {
+    pub(crate) fn service(error: &dyn Error) -> Self {
         Failure {
             code: exit::SERVICE,
             message: chain(error),
@@ -56,7 +56,7 @@ impl Failure {
 
 /// An error and its causes, one line. A cause whose text the message already ends with (errors
 /// that show their cause in `Display`) is not repeated.
-fn chain(error: &dyn Error) -> String {
+pub(crate) fn chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -71,7 +71,7 @@ fn chain(error: &dyn Error) -> String {
 }
 
 /// The client, and the emulator it talks to when `--emulate` is on.
-async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failure> {
+pub(crate) async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failure> {
     if service.emulate {
         let config =
             SimConfig::default().processing_time(Duration::from_millis(service.emulate_processing_ms));
@@ -89,7 +89,7 @@ async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failu
     Ok((client, None))
 }
 
-fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
+pub(crate) fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
     output
         .deadline
         .map(|secs| {
@@ -100,7 +100,7 @@ fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
 }
 
 /// The strategy the arguments choose, as configuration.
-fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyConfig, Failure> {
+pub(crate) fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyConfig, Failure> {
     let callback = || -> Result<CallbackSettings, Failure> {
         match (args.listen, &args.public_url, args.service.emulate) {
             // The built-in emulator runs here and calls the receiver directly; a public URL it
@@ -132,7 +132,7 @@ fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<StrategyCon
     })
 }
 
-async fn transcriber(client: Client, config: &StrategyConfig) -> Result<Transcriber, Failure> {
+pub(crate) async fn transcriber(client: Client, config: &StrategyConfig) -> Result<Transcriber, Failure> {
     Transcriber::from_config(client, config)
         .await
         .map_err(|e| match e {
@@ -141,7 +141,7 @@ async fn transcriber(client: Client, config: &StrategyConfig) -> Result<Transcri
         })
 }
 
-fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
+pub(crate) fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
     let mut builder = JobOptions::builder();
     if let Some(language) = &args.language {
         builder = builder.language_code(language);
@@ -176,7 +176,7 @@ fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
 }
 
 /// What the input is: a URL the service fetches, or a local file to upload.
-fn input_kind(input: &str) -> Result<bool, Failure> {
+pub(crate) fn input_kind(input: &str) -> Result<bool, Failure> {
     match input.split_once("://") {
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
             Ok(true)
@@ -196,8 +196,8 @@ fn input_kind(input: &str) -> Result<bool, Failure> {
 }
 
 /// Checks before anything is submitted (and billed) that the outputs can be written.
-fn check_outputs(output: &Output) -> Result<(), Failure> {
-    if let Some(path) = &output.srt {
+pub(crate) fn check_outputs(output: &Output) -> Result<(), Failure> {
+    if let Some(Some(path)) = &output.srt {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -223,10 +223,19 @@ fn resume_hint(rid: &Rid, service: &Service) -> String {
 }
 
 pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
+    if crate::batch::is_batch(&args) {
+        return crate::batch::run(args).await;
+    }
+    if matches!(args.output.srt, Some(None)) {
+        return Err(Failure::usage(
+            "--srt needs a FILE for one input (or use --out-dir)",
+        ));
+    }
+    let input = args.inputs.first().cloned().unwrap_or_default();
     let options = options(&args)?;
     let deadline = deadline(&args.output)?;
     let config = strategy(&args, deadline)?;
-    let is_url = input_kind(&args.input)?;
+    let is_url = input_kind(&input)?;
     check_outputs(&args.output)?;
     let (client, _emulator) = connect(&args.service).await?;
     let transcriber = transcriber(client.clone(), &config).await?;
@@ -235,9 +244,9 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let started = tokio::time::Instant::now();
     let submit = async {
         if is_url {
-            transcriber.submit_url(&args.input, &options).await
+            transcriber.submit_url(&input, &options).await
         } else {
-            transcriber.submit_file(&args.input, &options).await
+            transcriber.submit_file(&input, &options).await
         }
     };
     let submitted = match deadline {
@@ -324,7 +333,7 @@ async fn report(
                     println!("{line}");
                 }
             }
-            if let Some(path) = &output.srt {
+            if let Some(Some(path)) = &output.srt {
                 write_srt(client, rid, path).await?;
             }
             Ok(exit::OK)
@@ -372,7 +381,7 @@ async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result
 }
 
 /// One line per channel that carries a sentiment: `sentiment: Positive (positive 75.0%, …)`.
-fn sentiment_lines(body: &daglo::StatusBody) -> Vec<String> {
+pub(crate) fn sentiment_lines(body: &daglo::StatusBody) -> Vec<String> {
     let results = body.stt_results.as_deref().unwrap_or_default();
     let many = results.len() > 1;
     results

@@ -310,3 +310,195 @@ fn sentiment_reaches_the_text_output_and_json() {
     assert!(["Positive", "Negative", "Neutral"].contains(&result["sentiment"].as_str().unwrap()));
     assert!(result["sentimentScore"]["positive"].is_number());
 }
+
+/// Returns once the batch journal in `out` holds `count` entries, every one with its rid.
+async fn all_submitted(out: &std::path::Path, count: usize) {
+    use daglo::Journal;
+    let path = out.join("daglo-journal.sqlite");
+    loop {
+        if let Ok(journal) = daglo::journal::SqliteJournal::open(&path) {
+            if let Ok(entries) = journal.entries().await {
+                if entries.len() == count
+                    && entries
+                        .iter()
+                        .all(|e| matches!(e.state, daglo::EntryState::Submitted { .. }))
+                {
+                    return;
+                }
+            }
+        }
+        // Polling the journal file another process writes: there is no event to wait on.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// `count` small audio files in a fresh directory.
+fn audio_dir(name: &str, count: usize) -> PathBuf {
+    let dir = temp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..count {
+        // Three seconds at the emulator's 16,000 bytes a second: a few words each.
+        std::fs::write(
+            dir.join(format!("call-{i:03}.wav")),
+            vec![(i % 250) as u8 + 1; 48_000],
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn two_hundred_files_under_the_real_limit_all_done_once_and_a_rerun_submits_nothing() {
+    let inputs = audio_dir("batch-200", 200);
+    let out = temp("batch-200-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let args = [
+        "transcribe",
+        inputs.to_str().unwrap(),
+        "--emulate",
+        "--emulate-processing-ms",
+        "500",
+        "--concurrency",
+        "32",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    let first = daglo(&args);
+    let stderr = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("200 done, 0 already done, 0 failed, 0 pending, 0 uncertain, 0 errors"),
+        "{stderr}"
+    );
+    // The emulator enforces 20/s per endpoint: zero 429s means the submit rate never went over.
+    assert!(
+        stderr.contains("emulator saw 200 submits (0 answered 429) and created 200 jobs"),
+        "no failed and no duplicate submit: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "txt"))
+            .count(),
+        200
+    );
+
+    let rerun = daglo(&args);
+    let stderr = text(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("0 done, 200 already done"), "{stderr}");
+    assert!(stderr.contains("emulator saw 0 submits"), "{stderr}");
+
+    let jobs = daglo(&["jobs", "--out-dir", out.to_str().unwrap()]);
+    assert_eq!(jobs.status.code(), Some(0));
+    assert_eq!(
+        text(&jobs.stdout)
+            .lines()
+            .filter(|l| l.contains("finished"))
+            .count(),
+        200
+    );
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_killed_mid_way_resumes_and_submits_each_file_exactly_once() {
+    // The service outlives the CLI: it runs in this test, the CLI in its own process.
+    let sim = daglo::sim::Simulator::start(
+        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(4)),
+    )
+    .await
+    .unwrap();
+    let inputs = audio_dir("batch-kill", 12);
+    let out = temp("batch-kill-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let base_url = sim.base_url();
+    let args = [
+        "transcribe",
+        inputs.to_str().unwrap(),
+        "--base-url",
+        &base_url,
+        "--concurrency",
+        "12",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args(args)
+        .env("DAGLO_API_TOKEN", sim.token())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-way: every job submitted and its rid in the journal, none finished yet.
+    tokio::time::timeout(std::time::Duration::from_secs(60), all_submitted(&out, 12))
+        .await
+        .expect("all submitted");
+    child.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    assert_eq!(sim.jobs().len(), 12);
+
+    let rerun = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args(args)
+        .env("DAGLO_API_TOKEN", sim.token())
+        .output()
+        .await
+        .unwrap();
+    let stderr = text(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("12 done"), "{stderr}");
+    assert_eq!(
+        sim.jobs().len(),
+        12,
+        "the service saw exactly one submit per file"
+    );
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_waiting_keeps_the_journal_and_says_how_to_resume() {
+    let sim = daglo::sim::Simulator::start(
+        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let inputs = audio_dir("batch-int", 3);
+    let out = temp("batch-int-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let base_url = sim.base_url();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            inputs.to_str().unwrap(),
+            "--base-url",
+            &base_url,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+        .env("DAGLO_API_TOKEN", sim.token())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), all_submitted(&out, 3))
+        .await
+        .expect("submitted");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("stopped waiting") && stderr.contains("rerun the same command to resume"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 pending"), "{stderr}");
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -1,0 +1,493 @@
+//! Many inputs at once: expand them, decide from the journal what each needs, run them with
+//! bounded concurrency, write each one's outputs, and sum up.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use daglo::journal::SqliteJournal;
+use daglo::models::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
+use daglo::{Entry, EntryState, JobOptions, Journal, Outcome, Rid, SrtAnswer, TranscribeError, Transcriber};
+use futures_util::stream::{self, StreamExt};
+
+use crate::args::{Jobs, Transcribe};
+use crate::progress::{Bar, multi, overall};
+use crate::run::{self, Failure, exit};
+
+/// The journal's file name in an output directory.
+const JOURNAL_FILE: &str = "daglo-journal.sqlite";
+
+/// Whether the arguments ask for a batch: several inputs, a directory, a list, or --out-dir.
+pub(crate) fn is_batch(args: &Transcribe) -> bool {
+    args.inputs.len() > 1
+        || args.from_list.is_some()
+        || args.out_dir.is_some()
+        || args.inputs.iter().any(|i| Path::new(i).is_dir())
+}
+
+/// One input of a batch.
+#[derive(Debug, Clone)]
+struct Input {
+    /// What the journal knows it by: an absolute path, or the URL.
+    key: String,
+    is_url: bool,
+    /// The output files' name, unique in the batch.
+    stem: String,
+}
+
+/// How one input ended in this run.
+#[derive(Debug)]
+enum Ended {
+    Done { rid: Rid, outcome: &'static str },
+    AlreadyDone,
+    Failed { rid: Rid, status: String },
+    Pending { rid: Rid },
+    Uncertain,
+    Error { message: String, rid: Option<Rid> },
+}
+
+impl Ended {
+    /// The exit status this result alone would give; the batch exits with the worst.
+    fn code(&self) -> u8 {
+        match self {
+            Ended::Done { .. } | Ended::AlreadyDone => exit::OK,
+            Ended::Failed { .. } => exit::JOB_FAILED,
+            Ended::Pending { .. } => exit::GAVE_UP,
+            Ended::Uncertain | Ended::Error { .. } => exit::SERVICE,
+        }
+    }
+}
+
+pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
+    let out_dir = args.out_dir.clone().ok_or_else(|| {
+        Failure::usage("a batch (several inputs, a directory or --from-list) needs --out-dir DIR")
+    })?;
+    if matches!(args.output.srt, Some(Some(_))) {
+        return Err(Failure::usage(
+            "in a batch, --srt takes no FILE: subtitles go beside each transcript",
+        ));
+    }
+    if args.concurrency == 0 {
+        return Err(Failure::usage("--concurrency must be at least 1"));
+    }
+    let options = run::options(&args)?;
+    let deadline = run::deadline(&args.output)?;
+    let config = run::strategy(&args, deadline)?;
+    let inputs = expand(&args)?;
+    if inputs.is_empty() {
+        return Err(Failure::usage(
+            "no inputs: the directories and lists held no audio or video files",
+        ));
+    }
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::usage(format!("--out-dir {}: {e}", out_dir.display())))?;
+    let journal_path = args.journal.clone().unwrap_or_else(|| out_dir.join(JOURNAL_FILE));
+    let journal = Arc::new(SqliteJournal::open(&journal_path).map_err(|e| Failure::usage(run::chain(&e)))?);
+
+    let (client, emulator) = run::connect(&args.service).await?;
+    let transcriber = run::transcriber(client, &config)
+        .await?
+        .with_journal(journal.clone());
+
+    let progress = multi();
+    let total = overall(&progress, inputs.len());
+    let total = &total;
+    let batch = &Batch {
+        transcriber: &transcriber,
+        journal: &journal,
+        options: &options,
+        out_dir: &out_dir,
+        srt: args.output.srt.is_some(),
+        json: args.output.json,
+        progress: &progress,
+    };
+    let jobs = stream::iter(inputs.iter())
+        .map(|input| async move {
+            let ended = batch.one(input).await;
+            total.inc(1);
+            (input, ended)
+        })
+        .buffer_unordered(args.concurrency)
+        .collect::<Vec<_>>();
+    let stop = async {
+        match deadline {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Ctrl-C or the deadline stops waiting: the journal already holds every rid, so nothing
+    // is lost and a rerun resumes.
+    let finished = tokio::select! {
+        finished = jobs => Some(finished),
+        _ = tokio::signal::ctrl_c() => None,
+        () = stop => None,
+    };
+    total.finish_and_clear();
+    transcriber.shutdown().await;
+    let results = match finished {
+        Some(results) => results,
+        None => {
+            eprintln!(
+                "daglo: stopped waiting; the journal at {} is consistent",
+                journal_path.display()
+            );
+            interrupted(&journal, &inputs).await?
+        }
+    };
+    let code = summarise(&results, &out_dir);
+    if let Some(sim) = emulator {
+        let submits = sim.stats().endpoint(daglo::sim::Endpoint::Submit);
+        eprintln!(
+            "daglo: emulator saw {} submits ({} answered 429) and created {} jobs",
+            submits.requests,
+            submits.answered(429),
+            sim.jobs().len()
+        );
+    }
+    if code != exit::OK {
+        eprintln!(
+            "daglo: rerun the same command to resume; `daglo jobs --out-dir {}` lists the journal",
+            out_dir.display()
+        );
+    }
+    Ok(code)
+}
+
+/// Everything one input needs.
+struct Batch<'a> {
+    transcriber: &'a Transcriber,
+    journal: &'a SqliteJournal,
+    options: &'a JobOptions,
+    out_dir: &'a Path,
+    srt: bool,
+    json: bool,
+    progress: &'a indicatif::MultiProgress,
+}
+
+impl Batch<'_> {
+    /// Decides from the journal what the input needs, then does it: skip it (done), resume it
+    /// (submitted), report it (uncertain: never submitted twice), or submit it.
+    async fn one(&self, input: &Input) -> Ended {
+        let latest = match self.journal.latest_for(&input.key).await {
+            Ok(latest) => latest,
+            Err(e) => {
+                return Ended::Error {
+                    message: run::chain(&e),
+                    rid: None,
+                };
+            }
+        };
+        let pending = match latest.as_ref().map(|e| &e.state) {
+            Some(EntryState::Finished { .. }) if self.outputs_exist(input) => return Ended::AlreadyDone,
+            Some(EntryState::Intended) => return Ended::Uncertain,
+            Some(EntryState::Submitted { .. } | EntryState::Finished { .. }) => {
+                let Some(entry) = latest.as_ref() else {
+                    return Ended::Uncertain;
+                };
+                match self.resume(entry) {
+                    Some(pending) => pending,
+                    None => return self.submit(input).await,
+                }
+            }
+            _ => return self.submit(input).await,
+        };
+        self.wait(input, pending).await
+    }
+
+    fn resume(&self, entry: &Entry) -> Option<daglo::Pending> {
+        match &entry.state {
+            EntryState::Finished { rid, .. } => Some(self.transcriber.resume(rid.clone())),
+            _ => self.transcriber.resume_entry(entry),
+        }
+    }
+
+    async fn submit(&self, input: &Input) -> Ended {
+        let submitted = if input.is_url {
+            self.transcriber.submit_url(&input.key, self.options).await
+        } else {
+            self.transcriber.submit_file(&input.key, self.options).await
+        };
+        match submitted {
+            Ok(pending) => self.wait(input, pending).await,
+            Err(e) if e.may_have_created_job() && e.rid().is_none() => Ended::Uncertain,
+            Err(e) => Ended::Error {
+                rid: e.rid().cloned(),
+                message: run::chain(&e),
+            },
+        }
+    }
+
+    async fn wait(&self, input: &Input, pending: daglo::Pending) -> Ended {
+        let rid = pending.rid().clone();
+        let bar = Bar::in_batch(self.progress, &input.stem);
+        let outcome = self.transcriber.wait_with(pending, &bar).await;
+        bar.finish();
+        match outcome {
+            Ok(Outcome::Transcript { body, .. }) => {
+                let text = body.full_transcript();
+                if let Err(message) = self.write(input, &rid, &text, Some(&body)).await {
+                    return Ended::Error {
+                        message,
+                        rid: Some(rid),
+                    };
+                }
+                Ended::Done {
+                    rid,
+                    outcome: "transcript",
+                }
+            }
+            Ok(Outcome::Empty { .. }) => {
+                if let Err(message) = self.write(input, &rid, "", None).await {
+                    return Ended::Error {
+                        message,
+                        rid: Some(rid),
+                    };
+                }
+                Ended::Done {
+                    rid,
+                    outcome: "empty",
+                }
+            }
+            Ok(Outcome::Failed { status, .. }) => Ended::Failed {
+                rid,
+                status: status.to_string(),
+            },
+            Ok(_) => Ended::Pending { rid },
+            Err(e @ TranscribeError::Wait { .. }) => Ended::Error {
+                message: run::chain(&e),
+                rid: Some(rid),
+            },
+            Err(e) => Ended::Error {
+                message: run::chain(&e),
+                rid: Some(rid),
+            },
+        }
+    }
+
+    fn path(&self, input: &Input, extension: &str) -> PathBuf {
+        self.out_dir.join(format!("{}.{extension}", input.stem))
+    }
+
+    fn outputs_exist(&self, input: &Input) -> bool {
+        self.path(input, "txt").exists()
+            && (!self.srt || self.path(input, "srt").exists())
+            && (!self.json || self.path(input, "json").exists())
+    }
+
+    /// The transcript text, and the subtitles and JSON when asked, written to their files.
+    async fn write(
+        &self,
+        input: &Input,
+        rid: &Rid,
+        text: &str,
+        body: Option<&daglo::StatusBody>,
+    ) -> Result<(), String> {
+        let write = |extension: &str, contents: &str| {
+            let path = self.path(input, extension);
+            std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        write("txt", text)?;
+        if self.json {
+            let json = match body {
+                Some(body) => serde_json::to_string_pretty(body).map_err(|e| e.to_string())?,
+                None => "{\"status\": \"transcribed\", \"sttResults\": []}".to_owned(),
+            };
+            write("json", &json)?;
+        }
+        if self.srt {
+            let srt = match self.transcriber.client().srt(rid).await {
+                Ok(SrtAnswer::Ready(srt)) => srt,
+                Ok(_) => String::new(),
+                Err(e) => return Err(format!("subtitles for {rid}: {}", run::chain(&e))),
+            };
+            write("srt", &srt)?;
+        }
+        Ok(())
+    }
+}
+
+/// The inputs named, the files of the directories named, and the lines of --from-list; URLs
+/// checked, files made absolute, each given a unique output name.
+fn expand(args: &Transcribe) -> Result<Vec<Input>, Failure> {
+    let mut named = args.inputs.clone();
+    if let Some(list) = &args.from_list {
+        let text = std::fs::read_to_string(list)
+            .map_err(|e| Failure::usage(format!("--from-list {}: {e}", list.display())))?;
+        named.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    let mut inputs = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stems = HashSet::new();
+    for name in named {
+        let mut add = |key: String, is_url: bool, stem: &str| {
+            if !seen.insert(key.clone()) {
+                return;
+            }
+            let mut unique = stem.to_owned();
+            let mut n = 1;
+            while !stems.insert(unique.clone()) {
+                n += 1;
+                unique = format!("{stem}-{n}");
+            }
+            inputs.push(Input {
+                key,
+                is_url,
+                stem: unique,
+            });
+        };
+        if run::input_kind(&name)? {
+            let stem = name
+                .rsplit('/')
+                .find(|s| !s.is_empty())
+                .and_then(|s| s.split(['?', '#']).next())
+                .map_or("url", |s| s.rsplit_once('.').map_or(s, |(stem, _)| stem))
+                .to_owned();
+            add(name, true, &stem);
+            continue;
+        }
+        let path = Path::new(&name);
+        if path.is_dir() {
+            for file in media_files(path)? {
+                let stem = stem_of(&file);
+                add(absolute(&file)?, false, &stem);
+            }
+        } else {
+            add(absolute(path)?, false, &stem_of(path));
+        }
+    }
+    Ok(inputs)
+}
+
+/// The audio and video files directly in `dir`, in name order.
+fn media_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("cannot read {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .is_some_and(|e| {
+                    AUDIO_EXTENSIONS.contains(&e.as_str()) || VIDEO_EXTENSIONS.contains(&e.as_str())
+                })
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("input")
+        .to_owned()
+}
+
+fn absolute(path: &Path) -> Result<String, Failure> {
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+/// After an interruption: each input as the journal now has it.
+async fn interrupted<'a>(
+    journal: &SqliteJournal,
+    inputs: &'a [Input],
+) -> Result<Vec<(&'a Input, Ended)>, Failure> {
+    let mut results = Vec::new();
+    for input in inputs {
+        let latest = journal
+            .latest_for(&input.key)
+            .await
+            .map_err(|e| Failure::service(&e))?;
+        let ended = match latest.map(|e| e.state) {
+            Some(EntryState::Finished { rid, outcome, .. })
+                if outcome == "transcript" || outcome == "empty" =>
+            {
+                Ended::Done { rid, outcome: "done" }
+            }
+            Some(EntryState::Finished { rid, outcome, .. }) => Ended::Failed { rid, status: outcome },
+            Some(EntryState::Submitted { rid }) => Ended::Pending { rid },
+            Some(EntryState::Intended) => Ended::Uncertain,
+            _ => Ended::Error {
+                message: "not submitted".to_owned(),
+                rid: None,
+            },
+        };
+        results.push((input, ended));
+    }
+    Ok(results)
+}
+
+/// Prints the summary and returns the worst exit status.
+fn summarise(results: &[(&Input, Ended)], out_dir: &Path) -> u8 {
+    let count = |f: fn(&Ended) -> bool| results.iter().filter(|(_, e)| f(e)).count();
+    let done = count(|e| matches!(e, Ended::Done { .. }));
+    let skipped = count(|e| matches!(e, Ended::AlreadyDone));
+    let failed = count(|e| matches!(e, Ended::Failed { .. }));
+    let pending = count(|e| matches!(e, Ended::Pending { .. }));
+    let uncertain = count(|e| matches!(e, Ended::Uncertain));
+    let errors = count(|e| matches!(e, Ended::Error { .. }));
+    eprintln!(
+        "daglo: {done} done, {skipped} already done, {failed} failed, {pending} pending, {uncertain} uncertain, {errors} errors; outputs in {}",
+        out_dir.display()
+    );
+    for (input, ended) in results {
+        match ended {
+            Ended::Failed { rid, status } => eprintln!("  failed     {rid}  {status}  {}", input.key),
+            Ended::Pending { rid } => eprintln!("  pending    {rid}  {}", input.key),
+            Ended::Uncertain => eprintln!(
+                "  uncertain  (no rid)  {}  — may have been submitted; not resubmitted",
+                input.key
+            ),
+            Ended::Error { message, rid } => eprintln!(
+                "  error      {}  {}  {message}",
+                rid.as_ref().map_or("(no rid)", Rid::as_str),
+                input.key
+            ),
+            Ended::Done { rid, outcome } => eprintln!("  done       {rid}  {outcome}  {}", input.key),
+            Ended::AlreadyDone => {}
+        }
+    }
+    results.iter().map(|(_, e)| e.code()).max().unwrap_or(exit::OK)
+}
+
+/// `daglo jobs`: the journal as a table.
+pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
+    let path = match (args.journal, args.out_dir) {
+        (Some(journal), _) => journal,
+        (None, Some(dir)) => dir.join(JOURNAL_FILE),
+        (None, None) => return Err(Failure::usage("give --out-dir DIR or --journal FILE")),
+    };
+    if !path.exists() {
+        return Err(Failure::usage(format!("no journal at {}", path.display())));
+    }
+    let journal = SqliteJournal::open(&path).map_err(|e| Failure::usage(run::chain(&e)))?;
+    let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
+    println!(
+        "{:>5}  {:<13}  {:<36}  {:<16}  input",
+        "entry", "state", "rid", "outcome"
+    );
+    for entry in entries {
+        let (state, rid, outcome) = match &entry.state {
+            EntryState::Intended => ("uncertain", String::new(), String::new()),
+            EntryState::NotSubmitted { reason } => ("not submitted", String::new(), reason.clone()),
+            EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new()),
+            EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.clone()),
+            _ => ("?", String::new(), String::new()),
+        };
+        println!(
+            "{:>5}  {state:<13}  {rid:<36}  {:<16}  {}",
+            entry.id, outcome, entry.intent.input
+        );
+    }
+    Ok(exit::OK)
+}

@@ -99,3 +99,55 @@ async fn a_refused_submit_closes_its_entry_and_the_journal_never_holds_the_crede
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A journal that loses its `submitted` write, as a process killed right after the submit
+/// answer and before the rid reached the disk would.
+#[derive(Debug)]
+struct LosesTheRid(SqliteJournal);
+
+#[async_trait::async_trait]
+impl Journal for LosesTheRid {
+    async fn intend(&self, intent: daglo::Intent) -> Result<daglo::EntryId, daglo::JournalError> {
+        self.0.intend(intent).await
+    }
+    async fn not_submitted(&self, id: daglo::EntryId, reason: &str) -> Result<(), daglo::JournalError> {
+        self.0.not_submitted(id, reason).await
+    }
+    async fn submitted(&self, _id: daglo::EntryId, _rid: &daglo::Rid) -> Result<(), daglo::JournalError> {
+        Err(daglo::JournalError::message("the process died before this write"))
+    }
+    async fn finished(
+        &self,
+        id: daglo::EntryId,
+        outcome: &str,
+        result: Option<&str>,
+    ) -> Result<(), daglo::JournalError> {
+        self.0.finished(id, outcome, result).await
+    }
+    async fn entries(&self) -> Result<Vec<daglo::Entry>, daglo::JournalError> {
+        self.0.entries().await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_the_submit_before_the_rid_is_written_leaves_it_uncertain_not_resubmitted() {
+    let dir = place("lost-rid");
+    let (sim, client) = support::sim(SimConfig::default()).await;
+    let journal = Arc::new(LosesTheRid(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap()));
+    let transcriber = Transcriber::new(client.clone(), support::fast_polling(&client)).with_journal(journal);
+    let err = transcriber
+        .submit_url("https://a.example/a.wav", &JobOptions::default())
+        .await
+        .unwrap_err();
+    // The job exists and the error hands its rid back, so the caller can still resume it...
+    let rid = err.rid().cloned().expect("the rid survives the error");
+    assert!(err.may_have_created_job());
+    assert!(sim.job(&rid).is_some());
+    // ...and a restarted process sees an uncertain entry: reported, not resubmitted.
+    let reopened = SqliteJournal::open(dir.join("jobs.sqlite")).unwrap();
+    let recovery = reopened.recover().await.unwrap();
+    assert!(recovery.pending.is_empty());
+    assert_eq!(recovery.uncertain.len(), 1);
+    assert_eq!(recovery.uncertain[0].intent.input, "https://a.example/a.wav");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -23,7 +23,8 @@ const EXIT_STATUSES: &str = "Exit statuses:
   1  the job failed (input_error, file_error, transcript_error)
   2  bad input: arguments, options, file, missing token
   3  stopped waiting (--deadline); the job goes on: resume it by its rid
-  4  the service or the network failed";
+  4  the service or the network failed
+A batch exits with the worst of its inputs' statuses (an uncertain input counts as 4).";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {

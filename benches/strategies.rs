@@ -52,7 +52,15 @@ async fn run(
     )
     .await
     .expect("emulator starts");
-    let transcriber = make(daglo::sim::client(&sim).unwrap(), scale).await;
+    // The run paces its submits itself, in virtual time; the client's own (real-time) submit
+    // budget would stretch them tenfold.
+    let client = Client::builder()
+        .token(sim.token())
+        .base_url(sim.base_url())
+        .submit_budget(std::sync::Arc::new(TokenBucket::new(1e9, 1_000_000)))
+        .build()
+        .unwrap();
+    let transcriber = make(client, scale).await;
     let submit_budget = TokenBucket::under_limit(20);
     let mut waits = Vec::with_capacity(jobs);
     for i in 0..jobs {

@@ -17,8 +17,15 @@ pub async fn sim(config: SimConfig) -> Simulator {
     Simulator::start(config).await.expect("emulator starts")
 }
 
+/// A client for `sim` whose own submit pacing is off: these tests pace submits themselves, in
+/// the virtual time they share with the emulator, and the client's budget runs on real time.
 pub fn client(sim: &Simulator) -> Client {
-    daglo::sim::client(sim).expect("client builds")
+    Client::builder()
+        .token(sim.token())
+        .base_url(sim.base_url())
+        .submit_budget(Arc::new(daglo_client::TokenBucket::new(1e9, 1_000_000)))
+        .build()
+        .expect("client builds")
 }
 
 /// A scripted job: progress rises linearly from its start to `length`; errors may be scripted

@@ -105,11 +105,15 @@ async fn run(
     }
 }
 
-/// Callbacks on a loopback receiver the transcriber owns and shuts down.
-async fn callbacks(client: Client, hybrid: Option<PollingDelivery>) -> Transcriber {
-    let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
-        .await
-        .unwrap();
+/// Callbacks on a loopback receiver the transcriber owns and shuts down. Final callbacks are
+/// confirmed with one GET each (the default), paced at 16 per *virtual* second like polling: the
+/// pacer runs on real time, so its rate is scaled with the clock.
+async fn callbacks(client: Client, scale: TimeScale, hybrid: Option<PollingDelivery>) -> Transcriber {
+    let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| {
+        config.confirm_rate(16.0 * scale.factor())
+    })
+    .await
+    .unwrap();
     let transcriber = match hybrid {
         None => Transcriber::new(client, callbacks),
         Some(safety_net) => Transcriber::new(
@@ -159,10 +163,13 @@ async fn scenario(jobs: usize, speedup: f64) {
             as_transcriber(c.clone(), polling(c, s, PollPolicy::default()))
         })
         .await,
-        run("callback", jobs, speedup, async |c, _s| callbacks(c, None).await).await,
+        run("callback", jobs, speedup, async |c, s| {
+            callbacks(c, s, None).await
+        })
+        .await,
         run("hybrid (window 120 s)", jobs, speedup, async |c, s| {
             let safety_net = polling(c.clone(), s, exponential(30, 300));
-            callbacks(c, Some(safety_net)).await
+            callbacks(c, s, Some(safety_net)).await
         })
         .await,
     ];

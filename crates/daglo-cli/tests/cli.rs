@@ -332,6 +332,23 @@ async fn all_submitted(out: &std::path::Path, count: usize) {
     }
 }
 
+/// A service that outlives the CLI — the emulator, running in this test process, which the CLI
+/// reaches over HTTP — with jobs of `seconds`; `files` inputs and a fresh output directory.
+async fn outliving_service(
+    name: &str,
+    files: usize,
+    seconds: u64,
+) -> (daglo::sim::Simulator, PathBuf, PathBuf) {
+    let sim = daglo::sim::Simulator::start(
+        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(seconds)),
+    )
+    .await
+    .unwrap();
+    let out = temp(&format!("{name}-out"));
+    let _ = std::fs::remove_dir_all(&out);
+    (sim, audio_dir(name, files), out)
+}
+
 /// `count` small audio files in a fresh directory.
 fn audio_dir(name: &str, count: usize) -> PathBuf {
     let dir = temp(name);
@@ -405,15 +422,7 @@ fn two_hundred_files_under_the_real_limit_all_done_once_and_a_rerun_submits_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_killed_mid_way_resumes_and_submits_each_file_exactly_once() {
-    // The service outlives the CLI: it runs in this test, the CLI in its own process.
-    let sim = daglo::sim::Simulator::start(
-        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(4)),
-    )
-    .await
-    .unwrap();
-    let inputs = audio_dir("batch-kill", 12);
-    let out = temp("batch-kill-out");
-    let _ = std::fs::remove_dir_all(&out);
+    let (sim, inputs, out) = outliving_service("batch-kill", 12, 4).await;
     let base_url = sim.base_url();
     let args = [
         "transcribe",
@@ -458,14 +467,7 @@ async fn a_batch_killed_mid_way_resumes_and_submits_each_file_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_waiting_keeps_the_journal_and_says_how_to_resume() {
-    let sim = daglo::sim::Simulator::start(
-        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(60)),
-    )
-    .await
-    .unwrap();
-    let inputs = audio_dir("batch-int", 3);
-    let out = temp("batch-int-out");
-    let _ = std::fs::remove_dir_all(&out);
+    let (sim, inputs, out) = outliving_service("batch-int", 3, 60).await;
     let base_url = sim.base_url();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
         .args([

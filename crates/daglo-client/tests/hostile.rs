@@ -102,6 +102,16 @@ fn client(base_url: &str) -> daglo_client::ClientBuilder {
         .request_timeout(Duration::from_millis(500))
 }
 
+/// The error a status request to `base` ends with.
+async fn status_error(base: &str) -> Error {
+    client(base)
+        .build()
+        .unwrap()
+        .status(&Rid::new("r-1"))
+        .await
+        .unwrap_err()
+}
+
 /// Larger than loopback's socket buffers can absorb, so a peer that stops reading stalls it.
 fn sample_file(dir: &support::TempDir) -> std::path::PathBuf {
     dir.file("call.wav", &vec![7u8; 32 * 1024 * 1024])
@@ -139,12 +149,7 @@ async fn a_redirected_status_request_is_an_error_not_a_status() {
         "HTTP/1.1 302 Found\r\nlocation: /stt/v1/async/transcripts/other\r\ncontent-length: 0\r\n\r\n",
     ))
     .await;
-    let err = client(&base)
-        .build()
-        .unwrap()
-        .status(&Rid::new("r-1"))
-        .await
-        .unwrap_err();
+    let err = status_error(&base).await;
     assert!(matches!(err, Error::Redirect { status: 302, .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Rejected);
 }
@@ -182,12 +187,7 @@ async fn a_declared_oversized_status_answer_is_refused_before_reading() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n{",
     ))
     .await;
-    let err = client(&base)
-        .build()
-        .unwrap()
-        .status(&Rid::new("r-1"))
-        .await
-        .unwrap_err();
+    let err = status_error(&base).await;
     assert!(matches!(err, Error::AnswerTooLarge { .. }), "{err:?}");
 }
 
@@ -254,12 +254,7 @@ async fn an_undecodable_status_answer_never_puts_its_text_in_the_error() {
         r#"{"status":"transcribed","sttResults":"secret merger with acme corp"}"#,
     ))
     .await;
-    let err = client(&base)
-        .build()
-        .unwrap()
-        .status(&Rid::new("r-1"))
-        .await
-        .unwrap_err();
+    let err = status_error(&base).await;
     assert!(matches!(err, Error::Decode(_)), "{err:?}");
     for shown in [err.to_string(), format!("{err:?}")] {
         assert!(!shown.contains("merger"), "{shown}");

@@ -68,35 +68,28 @@ pub trait ResultDelivery: Send + Sync + fmt::Debug {
     fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError>;
 }
 
-#[async_trait]
-impl<T: ResultDelivery + ?Sized> ResultDelivery for Box<T> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
+/// A strategy behind a `Box` or an `Arc` is a strategy too.
+macro_rules! forward_delivery {
+    ($($pointer:ident)::+) => {
+        #[async_trait]
+        impl<T: ResultDelivery + ?Sized> ResultDelivery for $($pointer)::+<T> {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
 
-    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
-        (**self).prepare(options).await
-    }
+            async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
+                (**self).prepare(options).await
+            }
 
-    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
-        (**self).resume(rid)
-    }
+            fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
+                (**self).resume(rid)
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl<T: ResultDelivery + ?Sized> ResultDelivery for std::sync::Arc<T> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-
-    async fn prepare(&self, options: &mut JobOptions) -> Result<Box<dyn Ticket>, DeliveryError> {
-        (**self).prepare(options).await
-    }
-
-    fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
-        (**self).resume(rid)
-    }
-}
+forward_delivery!(Box);
+forward_delivery!(std::sync::Arc);
 
 /// Phase two of one job, owned: what [`ResultDelivery::prepare`] (or
 /// [`resume`](ResultDelivery::resume)) returns and [`wait`](Ticket::wait) consumes.

@@ -48,6 +48,11 @@ fn assert_whole(outcome: &Outcome) {
 
 /// A service that answers every status request with `ODD`.
 async fn odd_service() -> Client {
+    service_answering(ODD).await
+}
+
+/// A service that answers every status request with `body`.
+async fn service_answering(body: &'static str) -> Client {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -56,8 +61,8 @@ async fn odd_service() -> Client {
                 let mut buffer = [0u8; 4096];
                 let _ = socket.read(&mut buffer).await;
                 let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{ODD}",
-                    ODD.len()
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = socket.write_all(answer.as_bytes()).await;
             });
@@ -115,5 +120,83 @@ async fn odd_bodies_delivered_by_callback_arrive_whole_trusted_or_confirmed() {
             .unwrap();
         assert_whole(&outcome);
         server.shutdown().await;
+    }
+}
+
+/// Each oddity the issue names, alone in an otherwise ordinary final body.
+const CASES: [(&str, &str); 6] = [
+    (
+        "startTime missing",
+        r#"{"status": "transcribed", "sttResults": [{"transcript": "one two", "words": [{"word": "one", "endTime": {"seconds": "1"}}, {"word": "two"}]}]}"#,
+    ),
+    (
+        "speaker as a number",
+        r#"{"status": "transcribed", "sttResults": [{"transcript": "one two", "words": [{"word": "one", "speaker": 1}, {"word": "two", "speaker": 2}]}]}"#,
+    ),
+    (
+        "transcript null",
+        r#"{"status": "transcribed", "sttResults": [{"transcript": "one two", "words": [{"word": "one"}, {"word": "two"}]}, {"transcript": null}]}"#,
+    ),
+    (
+        "custom not an object",
+        r#"{"status": "transcribed", "custom": [1, 2], "sttResults": [{"transcript": "one two", "words": [{"word": "one"}, {"word": "two"}]}]}"#,
+    ),
+    (
+        "seconds with a space",
+        r#"{"status": "transcribed", "sttResults": [{"transcript": "one two", "words": [{"word": "one", "startTime": {"seconds": " 6"}}, {"word": "two"}]}]}"#,
+    ),
+    (
+        "fractional progress",
+        r#"{"status": "transcribed", "progress": 33.5, "sttResults": [{"transcript": "one two", "words": [{"word": "one"}, {"word": "two"}]}]}"#,
+    ),
+];
+
+fn assert_kept(case: &str, how: &str, outcome: &Outcome) {
+    let Outcome::Transcript { body, .. } = outcome else {
+        panic!("{case}, {how}: {outcome:?}")
+    };
+    let first = &body.stt_results.as_ref().unwrap()[0];
+    assert_eq!(first.transcript, "one two", "{case}, {how}");
+    assert_eq!(first.words.len(), 2, "{case}, {how}: every word kept");
+}
+
+#[tokio::test]
+async fn each_odd_case_is_kept_polled_and_by_callback() {
+    for (case, body) in CASES {
+        // Polled.
+        let client = service_answering(body).await;
+        let polling = PollingDelivery::new(
+            client.clone(),
+            PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(20))),
+        );
+        let transcriber = Transcriber::new(client.clone(), polling);
+        let outcome = transcriber.wait(transcriber.resume(Rid::new("r"))).await.unwrap();
+        assert_kept(case, "polled", &outcome);
+
+        // Delivered by callback: taken as sent, and confirmed with the same service.
+        for finals in [FinalCallbacks::TrustBody, FinalCallbacks::Confirm] {
+            let (callbacks, server) =
+                daglo::callback::CallbackDelivery::loopback(client.clone(), |c| c.finals(finals))
+                    .await
+                    .unwrap();
+            let mut options = JobOptions::default();
+            let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options)
+                .await
+                .unwrap();
+            let callback = options.callback.unwrap();
+            let (name, value) = callback.headers.iter().next().unwrap();
+            let answer = reqwest::Client::new()
+                .post(&callback.url)
+                .header(name, value)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200, "{case}, {finals:?}");
+            let outcome = ticket.wait(Rid::new("r"), &daglo::IgnoreProgress).await.unwrap();
+            assert_kept(case, &format!("callback {finals:?}"), &outcome);
+            server.shutdown().await;
+        }
     }
 }

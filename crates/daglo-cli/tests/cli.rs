@@ -486,13 +486,11 @@ async fn ctrl_c_stops_waiting_keeps_the_journal_and_says_how_to_resume() {
         .await
         .expect("submitted");
     let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // The shell's own `kill`, so no separate binary is needed.
+    let interrupt = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status();
+    assert!(interrupt.unwrap().success());
     let output = child.wait_with_output().await.unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");

@@ -95,31 +95,9 @@ async fn odd_bodies_delivered_by_callback_arrive_whole_trusted_or_confirmed() {
     for finals in [FinalCallbacks::TrustBody, FinalCallbacks::Confirm] {
         // The service the confirming GET goes to answers with the same odd body.
         let client = odd_service().await;
-        let (callbacks, server) =
-            daglo::callback::CallbackDelivery::loopback(client.clone(), |c| c.finals(finals))
-                .await
-                .unwrap();
-        let mut options = JobOptions::default();
-        let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options)
-            .await
-            .unwrap();
-        let callback = options.callback.unwrap();
-        let (name, value) = callback.headers.iter().next().unwrap();
-        let answer = reqwest::Client::new()
-            .post(&callback.url)
-            .header(name, value)
-            .header("content-type", "application/json")
-            .body(ODD)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200, "{finals:?}");
-        let outcome = ticket
-            .wait(Rid::new("r-odd"), &daglo::IgnoreProgress)
-            .await
-            .unwrap();
+        let (status, outcome) = deliver_by_callback(&client, finals, ODD, "r-odd").await;
+        assert_eq!(status, 200, "{finals:?}");
         assert_whole(&outcome);
-        server.shutdown().await;
     }
 }
 
@@ -175,28 +153,41 @@ async fn each_odd_case_is_kept_polled_and_by_callback() {
 
         // Delivered by callback: taken as sent, and confirmed with the same service.
         for finals in [FinalCallbacks::TrustBody, FinalCallbacks::Confirm] {
-            let (callbacks, server) =
-                daglo::callback::CallbackDelivery::loopback(client.clone(), |c| c.finals(finals))
-                    .await
-                    .unwrap();
-            let mut options = JobOptions::default();
-            let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options)
-                .await
-                .unwrap();
-            let callback = options.callback.unwrap();
-            let (name, value) = callback.headers.iter().next().unwrap();
-            let answer = reqwest::Client::new()
-                .post(&callback.url)
-                .header(name, value)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200, "{case}, {finals:?}");
-            let outcome = ticket.wait(Rid::new("r"), &daglo::IgnoreProgress).await.unwrap();
+            let (status, outcome) = deliver_by_callback(&client, finals, body, "r").await;
+            assert_eq!(status, 200, "{case}, {finals:?}");
             assert_kept(case, &format!("callback {finals:?}"), &outcome);
-            server.shutdown().await;
         }
     }
+}
+
+/// Prepares a job on a loopback callback receiver (finals handled as `finals`, confirmed through
+/// `client`), POSTs `body` to it with the job's credential, and waits for job `rid`: the answer's
+/// status and the outcome.
+async fn deliver_by_callback(
+    client: &Client,
+    finals: FinalCallbacks,
+    body: &'static str,
+    rid: &str,
+) -> (u16, Outcome) {
+    let (callbacks, server) =
+        daglo::callback::CallbackDelivery::loopback(client.clone(), |c| c.finals(finals))
+            .await
+            .unwrap();
+    let mut options = JobOptions::default();
+    let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options)
+        .await
+        .unwrap();
+    let callback = options.callback.unwrap();
+    let (name, value) = callback.headers.iter().next().unwrap();
+    let answer = reqwest::Client::new()
+        .post(&callback.url)
+        .header(name, value)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let outcome = ticket.wait(Rid::new(rid), &daglo::IgnoreProgress).await.unwrap();
+    server.shutdown().await;
+    (answer.status().as_u16(), outcome)
 }

@@ -78,7 +78,7 @@ async fn callbacks(jobs: usize) -> (u64, u64) {
         tickets.push(callbacks.prepare(&mut options).await.unwrap());
     }
     let after = rss_kib().unwrap_or_default();
-    assert_eq!(callbacks.registered().await, jobs);
+    assert_eq!(callbacks.registered().await.unwrap(), jobs);
     drop(tickets);
     (before, after)
 }

@@ -63,6 +63,7 @@
 //! | [`HybridDelivery`] | `poll` + `callback` | yes | callback first, polling as the safety net |
 //! | [`sim`] | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
 //! | [`journal`] | `journal` | no | the durable job journal on embedded SQLite ([`Transcriber::with_journal`]) |
+//! | [`redis`](mod@redis) | `redis` | no | several replicas or processes: the callback registry, the rate budgets and the journal shared through Redis |
 //! | [`test_util`] | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
 //! | [`models`] | — | — | every request and answer field of the API |
 //!
@@ -143,7 +144,7 @@ pub mod poll {
 pub mod callback {
     pub use daglo_callback::{
         Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
-        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry,
+        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry, RegistryError,
         JobView, Registered, Secret, TokenDigest,
     };
 }
@@ -174,6 +175,16 @@ pub mod sim {
 #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
 pub mod journal {
     pub use daglo_journal::SqliteJournal;
+}
+
+#[doc = include_str!("../crates/daglo-redis/README.md")]
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis {
+    pub use daglo_redis::{
+        BudgetOptions, RedisBudget, RedisError, RedisJournal, RedisOptions, RedisRegistry, RedisStore,
+        SharedBudgets,
+    };
 }
 
 /// Hooks for reproducible tests and benchmarks: virtual time that runs faster than real time

@@ -63,7 +63,7 @@ async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
         matches!(&err, TranscribeError::Submit(e) if e.status() == Some(403)),
         "{err:?}"
     );
-    assert_eq!(callbacks.registered().await, 0);
+    assert_eq!(callbacks.registered().await.unwrap(), 0);
     // The message carries the cause; the predicates say what to do about it.
     let message = err.to_string();
     assert!(
@@ -84,10 +84,10 @@ async fn dropping_a_pending_job_releases_its_registration() {
         .submit_url("https://a.example/a.wav", &JobOptions::default())
         .await
         .unwrap();
-    assert_eq!(callbacks.registered().await, 1);
+    assert_eq!(callbacks.registered().await.unwrap(), 1);
     drop(pending);
     assert_eq!(
-        callbacks.registered().await,
+        callbacks.registered().await.unwrap(),
         0,
         "the slot is free when drop returns"
     );

@@ -21,7 +21,7 @@ use crate::confirm::{Pacer, confirm};
 use crate::error::CallbackError;
 use crate::keys::{JobKey, KeyMint};
 use crate::receiver::{CallbackReceiver, Checks};
-use crate::registry::{InMemoryRegistry, JobRegistry, Registered};
+use crate::registry::{InMemoryRegistry, JobRegistry, Registered, RegistryError};
 use crate::server::CallbackServer;
 use crate::state::JobView;
 
@@ -78,7 +78,10 @@ struct Registration {
 impl Registration {
     /// Unregisters the job now (a finished wait), rather than from `Drop` (a cancelled one).
     async fn release(mut self) {
-        self.registry.remove(&self.key).await;
+        if let Err(error) = self.registry.remove(&self.key).await {
+            // The outcome is already delivered; the registration's expiry reclaims it.
+            warn!(%error, "could not unregister a finished job; it expires on its own");
+        }
         self.released = true;
     }
 }
@@ -228,8 +231,35 @@ impl CallbackDelivery {
     }
 
     /// How many jobs are registered now.
-    pub async fn registered(&self) -> usize {
+    pub async fn registered(&self) -> Result<usize, RegistryError> {
         self.inner.registry.count().await
+    }
+
+    /// A ticket for a job this delivery's registry still holds, by its job key
+    /// ([`Ticket::job_key`]); [`wait`](Ticket::wait) on it with the job's rid. For a process that
+    /// restarted (or a replica that took over) while the job ran. With a shared registry (`daglo-redis`) the registration outlives the
+    /// process that made it, so a callback that arrived meanwhile is found; if the job is no
+    /// longer registered (it expired, or another waiter took its outcome), the wait ends with
+    /// [`Outcome::GaveUp`]: poll the rid instead.
+    ///
+    /// The key must be one minted with this delivery's key secret (`CallbackConfig::key_secret`):
+    /// anything else is [`DeliveryError::Prepare`], naming the key's problem.
+    pub fn resume_job(&self, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let Some(key) = self.inner.mint.recognise(job_key) else {
+            return Err(DeliveryError::Prepare {
+                reason: "the job key was not minted with this delivery's key secret".to_owned(),
+            });
+        };
+        let expires_at = tokio::time::Instant::now().into_std() + self.inner.config.job_ttl;
+        Ok(Box::new(CallbackTicket {
+            delivery: self.clone(),
+            registration: Registration {
+                key,
+                expires_at,
+                registry: self.inner.registry.clone(),
+                released: false,
+            },
+        }))
     }
 
     fn callback_url(&self, key: &JobKey) -> String {
@@ -256,14 +286,11 @@ impl ResultDelivery for CallbackDelivery {
         let expires_at = tokio::time::Instant::now().into_std() + self.inner.config.job_ttl;
         self.inner
             .registry
-            .register(
-                key.clone(),
-                Registered {
-                    digest: minted.digest,
-                },
-                expires_at,
-            )
-            .await;
+            .register(key.clone(), Registered::new(minted.digest), expires_at)
+            .await
+            .map_err(|e| DeliveryError::Prepare {
+                reason: e.to_string(),
+            })?;
         let (name, value) = minted.header;
         options.callback = Some(Callback::new(self.callback_url(&key)).header(name, value.0));
         Ok(Box::new(CallbackTicket {
@@ -303,14 +330,26 @@ impl CallbackDelivery {
             reason: GaveUpReason::CallbackTtlExpired(ttl),
         };
         let registry = &self.inner.registry;
-        match registry.set_rid(&registration.key, rid.clone()).await {
+        let unavailable = |e: RegistryError| DeliveryError::Other {
+            rid: Some(rid.clone()),
+            source: Box::new(e),
+        };
+        match registry
+            .set_rid(&registration.key, rid.clone())
+            .await
+            .map_err(unavailable)?
+        {
             Some(Err(claimed)) => {
                 warn!(%rid, claimed = %daglo_core::excerpt(claimed.as_str(), 64), "callbacks before the submit answer named another rid; they were set aside")
             }
             None => return Ok(gave_up(None)),
             Some(Ok(())) => {}
         }
-        let Some(mut state) = registry.subscribe(&registration.key).await else {
+        let Some(mut state) = registry
+            .subscribe(&registration.key)
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(gave_up(None));
         };
         let deadline = tokio::time::Instant::from_std(registration.expires_at);

@@ -190,6 +190,17 @@ impl fmt::Debug for Secret {
 pub struct TokenDigest([u8; 32]);
 
 impl TokenDigest {
+    /// A digest as a registry stored it (from [`as_bytes`](TokenDigest::as_bytes)).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        TokenDigest(bytes)
+    }
+
+    /// The digest's bytes, for a registry to store. Not the token: the token cannot be
+    /// recovered from them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub(crate) fn of(token: &[u8]) -> Self {
         let mut out = [0u8; 32];
         out.copy_from_slice(digest(&SHA256, token).as_ref());

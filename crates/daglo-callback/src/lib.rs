@@ -38,6 +38,9 @@
 
 mod auth;
 mod config;
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod conformance;
 mod confirm;
 mod delivery;
 mod error;
@@ -52,6 +55,6 @@ pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
 pub use keys::{JobKey, Secret, TokenDigest};
 pub use receiver::CallbackReceiver;
-pub use registry::{InMemoryRegistry, JobRegistry, Registered};
+pub use registry::{InMemoryRegistry, JobRegistry, Registered, RegistryError};
 pub use server::CallbackServer;
 pub use state::{Applied, JobView};

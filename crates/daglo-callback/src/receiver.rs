@@ -21,7 +21,7 @@ use tracing::{Instrument, debug, field, info, info_span};
 use crate::auth::verify;
 use crate::config::CallbackAuth;
 use crate::keys::{JobKey, KeyMint};
-use crate::registry::JobRegistry;
+use crate::registry::{JobRegistry, RegistryError};
 use crate::state::Applied;
 
 /// The receiver as a [`tower::Service`]: mount it in an axum or hyper app
@@ -148,7 +148,10 @@ where
     };
     tracing::Span::current().record("job_key", key.as_str());
 
-    let registered = checks.registry.lookup(&key).await;
+    let registered = match checks.registry.lookup(&key).await {
+        Ok(registered) => registered,
+        Err(e) => return unavailable(&e),
+    };
     let digest = registered.as_ref().and_then(|r| r.digest);
     if !verify(
         &checks.auth,
@@ -236,12 +239,13 @@ where
         span.record("rid", excerpt(rid.as_str(), LOG_FIELD_CHARS).as_str());
     }
     match checks.registry.apply(&key, body).await {
-        None => accepted("ignored"),
-        Some(Applied::RidMismatch) => {
+        Err(e) => unavailable(&e),
+        Ok(None) => accepted("ignored"),
+        Ok(Some(Applied::RidMismatch)) => {
             debug!("callback names another job's rid; rejected");
             error(StatusCode::BAD_REQUEST, "the body's rid does not match this job")
         }
-        Some(applied) => {
+        Ok(Some(applied)) => {
             debug!(applied = applied.as_str(), "callback applied");
             accepted(applied.as_str())
         }
@@ -353,6 +357,20 @@ fn json_answer(status: StatusCode, body: serde_json::Value) -> Answer {
 
 fn accepted(what: &str) -> Answer {
     json_answer(StatusCode::OK, json!({ "status": what }))
+}
+
+/// The registry could not store or check the callback: `503` with `Retry-After`, so the sender
+/// tries again rather than taking the callback as delivered.
+fn unavailable(cause: &RegistryError) -> Answer {
+    tracing::warn!(error = %cause, "callback not stored: the registry is unavailable; answered 503");
+    let mut answer = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the callback could not be stored now; retry later",
+    );
+    answer
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    answer
 }
 
 fn error(status: StatusCode, reason: &str) -> Answer {

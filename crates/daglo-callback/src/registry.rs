@@ -12,6 +12,35 @@ use tokio::sync::watch;
 use crate::keys::{JobKey, TokenDigest};
 use crate::state::{Applied, JobView};
 
+/// Why a registry could not answer: its store (a shared one, such as Redis) is unreachable,
+/// too slow or failed. Nothing was changed that the caller cannot retry: the receiver answers
+/// the callback `503` so its sender retries, and a waiter gets the error to act on.
+#[derive(Debug, thiserror::Error)]
+#[error("the callback registry is unavailable: {what}")]
+pub struct RegistryError {
+    what: String,
+    #[source]
+    source: Option<daglo_core::BoxError>,
+}
+
+impl RegistryError {
+    /// An error saying `what` failed, with its cause.
+    pub fn new(what: impl Into<String>, source: impl Into<daglo_core::BoxError>) -> Self {
+        RegistryError {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An error saying `what` failed.
+    pub fn message(what: impl Into<String>) -> Self {
+        RegistryError {
+            what: what.into(),
+            source: None,
+        }
+    }
+}
+
 /// One registered job, as the receiver needs it to check a callback.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -20,38 +49,56 @@ pub struct Registered {
     pub digest: Option<TokenDigest>,
 }
 
+impl Registered {
+    /// A registration checked with `digest` (per-job tokens), or with the shared credential.
+    pub fn new(digest: Option<TokenDigest>) -> Self {
+        Registered { digest }
+    }
+}
+
 /// The jobs a receiver knows. The in-memory [`InMemoryRegistry`] is the default; a shared backend
-/// (several receiver replicas behind one load balancer) implements this trait, and `apply` must
-/// then be atomic across replicas (a compare-and-set on the job's state).
+/// (several receiver replicas behind one load balancer, such as `daglo-redis`'s) implements this
+/// trait, and `apply` must then be atomic across replicas (a compare-and-set on the job's state,
+/// with [`JobView::apply`] deciding every transition so all registries follow the same rules).
+///
+/// Every call that reaches the store can fail with a [`RegistryError`]; the in-memory registry
+/// never does.
 #[async_trait]
 pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     /// Registers a job before its submit; it expires at `expires_at`.
-    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant);
+    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant) -> Result<(), RegistryError>;
     /// The registration, or `None` for a job that is not (or no longer) registered.
-    async fn lookup(&self, key: &JobKey) -> Option<Registered>;
+    async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError>;
     /// Applies a verified callback body atomically; `None` if the job is not registered.
-    async fn apply(&self, key: &JobKey, body: StatusBody) -> Option<Applied>;
+    async fn apply(&self, key: &JobKey, body: StatusBody) -> Result<Option<Applied>, RegistryError>;
     /// Records the rid from the submit answer; `Some(Err(claimed))` when a callback had claimed
     /// another one; `None` if the job is not registered.
-    async fn set_rid(&self, key: &JobKey, rid: Rid) -> Option<Result<(), Rid>>;
-    /// Follows the job's state; `None` if it is not registered. The sender side closes when the
-    /// job is removed or expires.
-    async fn subscribe(&self, key: &JobKey) -> Option<watch::Receiver<JobView>>;
+    async fn set_rid(&self, key: &JobKey, rid: Rid) -> Result<Option<Result<(), Rid>>, RegistryError>;
+    /// Follows the job's state; `None` if it is not registered. The receiver starts with the
+    /// state stored now (a late subscriber misses nothing). The sender side closes when the job
+    /// is removed or expires.
+    async fn subscribe(&self, key: &JobKey) -> Result<Option<watch::Receiver<JobView>>, RegistryError>;
     /// Forgets a job.
-    async fn remove(&self, key: &JobKey);
-    /// Forgets a job without waiting: called from `Drop` when a ticket or a wait is abandoned,
-    /// so it must not block. The default runs [`remove`](JobRegistry::remove) on a task of the
-    /// current Tokio runtime (outside one, the registration's expiry reclaims it); a registry
-    /// that can remove synchronously should do so here.
+    async fn remove(&self, key: &JobKey) -> Result<(), RegistryError>;
+    /// Called from `Drop` when a ticket or a wait is abandoned, so it must not block. The
+    /// default removes the job on a task of the current Tokio runtime (outside one, the
+    /// registration's expiry reclaims it); a registry that can remove synchronously should do
+    /// so here, and a shared one may keep the job until it expires, so that a restarted process
+    /// can still resume it by its key.
     fn forget(self: std::sync::Arc<Self>, key: JobKey) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { self.remove(&key).await });
+            runtime.spawn(async move {
+                if let Err(error) = self.remove(&key).await {
+                    tracing::debug!(%error, "could not forget an abandoned job; its expiry will");
+                }
+            });
         }
     }
-    /// Forgets every job that expired by `now`; returns how many.
+    /// Forgets every job that expired by `now`, and releases what this process kept for them;
+    /// returns how many.
     async fn expire(&self, now: Instant) -> usize;
     /// How many jobs are registered.
-    async fn count(&self) -> usize;
+    async fn count(&self) -> Result<usize, RegistryError>;
 }
 
 struct Entry {
@@ -82,45 +129,51 @@ impl fmt::Debug for InMemoryRegistry {
 
 #[async_trait]
 impl JobRegistry for InMemoryRegistry {
-    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant) {
+    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant) -> Result<(), RegistryError> {
         let entry = Entry {
             registered,
             expires_at,
             state: watch::Sender::new(JobView::default()),
         };
         self.lock().insert(key, entry);
+        Ok(())
     }
 
-    async fn lookup(&self, key: &JobKey) -> Option<Registered> {
-        self.lock().get(key).map(|e| e.registered)
+    async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
+        Ok(self.lock().get(key).map(|e| e.registered))
     }
 
-    async fn apply(&self, key: &JobKey, body: StatusBody) -> Option<Applied> {
+    async fn apply(&self, key: &JobKey, body: StatusBody) -> Result<Option<Applied>, RegistryError> {
         let jobs = self.lock();
-        let entry = jobs.get(key)?;
+        let Some(entry) = jobs.get(key) else {
+            return Ok(None);
+        };
         let mut applied = Applied::Stale;
         // Under the map's lock: two finals racing each other cannot both win.
         entry.state.send_if_modified(|view| {
             applied = view.apply(body);
             applied.changed()
         });
-        Some(applied)
+        Ok(Some(applied))
     }
 
-    async fn set_rid(&self, key: &JobKey, rid: Rid) -> Option<Result<(), Rid>> {
+    async fn set_rid(&self, key: &JobKey, rid: Rid) -> Result<Option<Result<(), Rid>>, RegistryError> {
         let jobs = self.lock();
-        let entry = jobs.get(key)?;
+        let Some(entry) = jobs.get(key) else {
+            return Ok(None);
+        };
         let mut result = Ok(());
         entry.state.send_modify(|view| result = view.set_rid(rid));
-        Some(result)
+        Ok(Some(result))
     }
 
-    async fn subscribe(&self, key: &JobKey) -> Option<watch::Receiver<JobView>> {
-        self.lock().get(key).map(|e| e.state.subscribe())
+    async fn subscribe(&self, key: &JobKey) -> Result<Option<watch::Receiver<JobView>>, RegistryError> {
+        Ok(self.lock().get(key).map(|e| e.state.subscribe()))
     }
 
-    async fn remove(&self, key: &JobKey) {
+    async fn remove(&self, key: &JobKey) -> Result<(), RegistryError> {
         self.lock().remove(key);
+        Ok(())
     }
 
     fn forget(self: std::sync::Arc<Self>, key: JobKey) {
@@ -134,7 +187,17 @@ impl JobRegistry for InMemoryRegistry {
         before - jobs.len()
     }
 
-    async fn count(&self) -> usize {
-        self.lock().len()
+    async fn count(&self) -> Result<usize, RegistryError> {
+        Ok(self.lock().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_memory_registry_passes_the_conformance_checks() {
+        crate::conformance::check_registry(std::sync::Arc::new(InMemoryRegistry::default()), "memory").await;
     }
 }

@@ -39,7 +39,7 @@ async fn a_transcript_arrives_with_progress_on_the_way() {
         "the terminal status is reported as polling reports it: {events:?}"
     );
     assert_eq!(
-        rig.callbacks.registered().await,
+        rig.callbacks.registered().await.unwrap(),
         0,
         "the finished job's slot is freed"
     );

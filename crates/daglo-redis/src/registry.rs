@@ -1,0 +1,318 @@
+//! [`RedisRegistry`]: the callback registry shared by every receiver replica.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use daglo_callback::{Applied, JobKey, JobRegistry, JobView, Registered, RegistryError, TokenDigest};
+use daglo_core::{Rid, StatusBody};
+use redis::{AsyncCommands, Script};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+use crate::store::{RedisError, RedisStore, command};
+use crate::stored;
+use crate::wakeups::{StateReader, Watchers, listen, read_state};
+
+/// Compare-and-set rounds before an `apply` gives up (only a storm of writers on one job, far
+/// beyond what one job's callbacks produce, gets there).
+const MAX_CAS_ROUNDS: usize = 64;
+
+/// The callback registry on Redis: several receiver replicas (the same key secret, the same
+/// Redis and namespace) share every job, so a callback that lands on any replica reaches the
+/// waiter on whichever replica prepared the job.
+///
+/// - **Atomic transitions.** Each change reads the job's state and version, applies the body
+///   with [`JobView::apply`] — the very rules of the in-memory registry: forward only, terminal
+///   absorbing, first final wins — and writes it back with a compare-and-set script that also
+///   publishes the change. A writer that lost the race reads again, so two finals racing on two
+///   replicas cannot both win.
+/// - **Wake-ups within milliseconds.** One pub/sub subscription per registry feeds the local
+///   waiters; a waiter that subscribes late, or a subscription that dropped and came back, reads
+///   the stored state, so no wake-up is lost.
+/// - **Restarts.** Registrations live in Redis for the job's time to live. An abandoned wait
+///   (its process stopping, its future dropped) leaves the registration in place, so a
+///   restarted process resumes the job with `CallbackDelivery::resume_job` and still gets a
+///   callback that arrived meanwhile.
+/// - **Redis down or slow.** Every call fails with a [`RegistryError`] within the store's
+///   response timeout: the receiver answers `503` (the sender retries), a waiter's `prepare` or
+///   `wait` returns the error.
+pub struct RedisRegistry {
+    shared: Arc<Shared>,
+    listener: AbortHandle,
+}
+
+struct Shared {
+    store: RedisStore,
+    channel: String,
+    watchers: Watchers,
+    ready: watch::Receiver<bool>,
+    cas: Script,
+    remove: Script,
+}
+
+impl Drop for RedisRegistry {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl fmt::Debug for RedisRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRegistry")
+            .field("store", &self.shared.store)
+            .field("subscribed", &*self.shared.ready.borrow())
+            .finish()
+    }
+}
+
+impl StateReader for Shared {
+    async fn read(&self, key: &JobKey) -> Result<Option<(u64, JobView)>, RedisError> {
+        read_state(&self.store, &self.hash(key)).await
+    }
+
+    fn watchers(&self) -> &Watchers {
+        &self.watchers
+    }
+}
+
+impl Shared {
+    fn hash(&self, key: &JobKey) -> String {
+        self.store.key(&["cb", key.as_str()])
+    }
+
+    /// Reads the job, changes it with `change`, and writes it back if it changed, until no
+    /// other writer came in between. `None` if the job is not registered.
+    async fn update<T>(
+        &self,
+        key: &JobKey,
+        change: impl Fn(&mut JobView) -> T,
+        changed: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, RegistryError> {
+        let hash = self.hash(key);
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Some((version, mut view)) = read_state(&self.store, &hash).await.map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let result = change(&mut view);
+            if !changed(&result) {
+                return Ok(Some(result));
+            }
+            let written: i64 = self
+                .cas
+                .key(&hash)
+                .arg(version)
+                .arg(stored::encode(&view))
+                .arg(&self.channel)
+                .arg(key.as_str())
+                .invoke_async(&mut self.store.conn())
+                .await
+                .map_err(|e| unavailable(command("compare-and-set job")(e)))?;
+            match written {
+                -1 => return Ok(None),
+                -2 => continue,
+                version => {
+                    // This process's own waiters need not wait for the message to come round.
+                    self.watchers.update(key, version.unsigned_abs(), view);
+                    return Ok(Some(result));
+                }
+            }
+        }
+        Err(RegistryError::message(format!(
+            "{MAX_CAS_ROUNDS} concurrent writers in a row changed one job"
+        )))
+    }
+}
+
+impl RedisRegistry {
+    /// A registry on `store`, subscribed to its wake-up channel before this returns (or, if
+    /// Redis does not answer within the connect timeout, retrying in the background — waiters
+    /// read the stored state once it is back).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (it starts the subscription task).
+    pub async fn new(store: RedisStore) -> RedisRegistry {
+        let channel = store.key(&["cb", "changes"]);
+        let (ready_tx, ready) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            channel: channel.clone(),
+            watchers: Watchers::default(),
+            ready,
+            cas: Script::new(include_str!("scripts/cas_view.lua")),
+            remove: Script::new(include_str!("scripts/remove_job.lua")),
+            store: store.clone(),
+        });
+        let listener =
+            tokio::spawn(listen(store.clone(), channel, Arc::downgrade(&shared), ready_tx)).abort_handle();
+        let mut ready = shared.ready.clone();
+        let _ = tokio::time::timeout(store.options.connect_timeout, ready.wait_for(|ready| *ready)).await;
+        RedisRegistry { shared, listener }
+    }
+
+    /// Whether the wake-up subscription is up now.
+    pub fn subscribed(&self) -> bool {
+        *self.shared.ready.borrow()
+    }
+}
+
+fn unavailable(error: RedisError) -> RegistryError {
+    RegistryError::new("Redis", error)
+}
+
+#[async_trait]
+impl JobRegistry for RedisRegistry {
+    async fn register(
+        &self,
+        key: JobKey,
+        registered: Registered,
+        expires_at: Instant,
+    ) -> Result<(), RegistryError> {
+        let ttl = expires_at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let digest = registered
+            .digest
+            .map(|d| {
+                d.as_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        let hash = self.shared.hash(&key);
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&hash, &[("reg", digest.as_str()), ("ver", "1"), ("view", "{}")])
+            .ignore()
+            .pexpire(&hash, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            .ignore()
+            .exec_async(&mut self.shared.store.conn())
+            .await
+            .map_err(|e| unavailable(command("register job")(e)))
+    }
+
+    async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
+        let hash = self.shared.hash(key);
+        let registered: Option<String> = self
+            .shared
+            .store
+            .conn()
+            .hget(&hash, "reg")
+            .await
+            .map_err(|e| unavailable(command("HGET registration")(e)))?;
+        let Some(registered) = registered else {
+            return Ok(None);
+        };
+        if registered.is_empty() {
+            return Ok(Some(Registered::new(None)));
+        }
+        let digest = parse_digest(&registered).ok_or_else(|| {
+            unavailable(RedisError::Corrupt {
+                key: hash,
+                reason: "the token digest is not 64 hex digits".to_owned(),
+            })
+        })?;
+        Ok(Some(Registered::new(Some(digest))))
+    }
+
+    async fn apply(&self, key: &JobKey, body: StatusBody) -> Result<Option<Applied>, RegistryError> {
+        self.shared
+            .update(key, |view| view.apply(body.clone()), |applied| applied.changed())
+            .await
+    }
+
+    async fn set_rid(&self, key: &JobKey, rid: Rid) -> Result<Option<Result<(), Rid>>, RegistryError> {
+        self.shared
+            .update(key, |view| view.set_rid(rid.clone()), |_| true)
+            .await
+    }
+
+    async fn subscribe(&self, key: &JobKey) -> Result<Option<watch::Receiver<JobView>>, RegistryError> {
+        // Watch first, then read: a change published in between reaches the receiver either way.
+        let receiver = self.shared.watchers.watch(key);
+        match self.shared.read(key).await.map_err(unavailable)? {
+            Some((version, view)) => {
+                self.shared.watchers.update(key, version, view);
+                Ok(Some(receiver))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn remove(&self, key: &JobKey) -> Result<(), RegistryError> {
+        self.shared.watchers.close(key);
+        let _: i64 = self
+            .shared
+            .remove
+            .key(self.shared.hash(key))
+            .arg(&self.shared.channel)
+            .arg(key.as_str())
+            .invoke_async(&mut self.shared.store.conn())
+            .await
+            .map_err(|e| unavailable(command("remove job")(e)))?;
+        Ok(())
+    }
+
+    /// Keeps the registration until its time to live, so a restarted process can resume the
+    /// job by its key; this process only stops watching it.
+    fn forget(self: Arc<Self>, key: JobKey) {
+        let _ = key;
+    }
+
+    /// Redis expires registrations itself; this closes the local channels of jobs that are
+    /// gone and drops the ones nobody listens to.
+    async fn expire(&self, _now: Instant) -> usize {
+        let (mut dropped, watched) = self.shared.watchers.prune();
+        if watched.is_empty() {
+            return dropped;
+        }
+        let mut pipe = redis::pipe();
+        for key in &watched {
+            pipe.exists(self.shared.hash(key));
+        }
+        let exists: Vec<bool> = match pipe.query_async(&mut self.shared.store.conn()).await {
+            Ok(exists) => exists,
+            Err(error) => {
+                tracing::debug!(%error, "sweeping watched jobs failed; the next sweep retries");
+                return dropped;
+            }
+        };
+        for (key, exists) in watched.iter().zip(exists) {
+            if !exists {
+                self.shared.watchers.close(key);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Counts the namespace's registrations (a `SCAN`: for diagnostics, not a hot path).
+    async fn count(&self) -> Result<usize, RegistryError> {
+        let pattern = self.shared.store.key(&["cb", "*"]);
+        let mut conn = self.shared.store.conn();
+        let mut keys = conn
+            .scan_match::<_, String>(&pattern)
+            .await
+            .map_err(|e| unavailable(command("SCAN registrations")(e)))?;
+        let mut count = 0;
+        while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
+            // The wake-up channel is not a key; every other match is a registration.
+            if key.is_ok() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+}
+
+fn parse_digest(hex: &str) -> Option<TokenDigest> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(TokenDigest::from_bytes(bytes))
+}

@@ -1,0 +1,163 @@
+//! The connection to Redis every shared piece uses, and its errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// Why Redis could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The URL is not a Redis URL (`redis://host:port/db`, `rediss://…`, `unix:…`).
+    #[error("invalid Redis URL: {reason}")]
+    InvalidUrl {
+        /// What is wrong with it (never the URL itself: it may hold a password).
+        reason: String,
+    },
+    /// Redis did not answer, or refused the connection, within the timeouts.
+    #[error("Redis at {address} is unreachable")]
+    Unreachable {
+        /// Host and port (no credentials).
+        address: String,
+        /// The cause.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A command failed or timed out.
+    #[error("Redis command {command} failed")]
+    Command {
+        /// What was being done.
+        command: &'static str,
+        /// The cause.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis holds something this library cannot read (another program's key, a newer format).
+    #[error("unreadable data in Redis at {key}: {reason}")]
+    Corrupt {
+        /// The Redis key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// The prefix of every key and channel (default `daglo`): processes that share state use
+    /// the same one; unrelated deployments on one Redis use different ones.
+    pub namespace: String,
+    /// How long a connection attempt may take (default 2 s).
+    pub connect_timeout: Duration,
+    /// How long one command may take before it fails with [`RedisError::Command`] (default 2 s):
+    /// a slow Redis becomes an error to act on, never a hang.
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            namespace: "daglo".to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// These options with `namespace` as the key prefix.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// These options with both timeouts set to `timeout`.
+    pub fn timeouts(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self.response_timeout = timeout;
+        self
+    }
+}
+
+/// A connection to Redis, shared by the registry, the budgets and the journal of one process.
+/// Cheap to clone. It reconnects on its own after Redis restarts; commands made while Redis is
+/// down fail with [`RedisError`] within the response timeout.
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) client: redis::Client,
+    pub(crate) connection: ConnectionManager,
+    pub(crate) options: RedisOptions,
+    address: String,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The address only: the URL may carry a password.
+        f.debug_struct("RedisStore")
+            .field("address", &self.address)
+            .field("namespace", &self.options.namespace)
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) with the default
+    /// options.
+    pub async fn connect(url: &str) -> Result<RedisStore, RedisError> {
+        RedisStore::connect_with(url, RedisOptions::default()).await
+    }
+
+    /// Connects to the Redis at `url` with `options`.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, RedisError> {
+        let client = redis::Client::open(url).map_err(|e| RedisError::InvalidUrl {
+            // The parser's words, which do not repeat the URL.
+            reason: e.to_string(),
+        })?;
+        let address = client.get_connection_info().addr().to_string();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|source| RedisError::Unreachable {
+                address: address.clone(),
+                source,
+            })?;
+        Ok(RedisStore {
+            client,
+            connection,
+            options,
+            address,
+        })
+    }
+
+    /// Host and port of the Redis this store talks to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The namespace's key for `parts`, joined by `:`.
+    pub(crate) fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.options.namespace.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// A connection handle for one command (cheap: it multiplexes one connection).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+/// Wraps a failed command.
+pub(crate) fn command(command: &'static str) -> impl FnOnce(redis::RedisError) -> RedisError {
+    move |source| RedisError::Command { command, source }
+}

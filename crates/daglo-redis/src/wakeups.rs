@@ -1,0 +1,216 @@
+//! Waking this process's waiters when any replica changes a job: one pub/sub subscription per
+//! registry, fanned out to local watch channels. Every change is also stored, so a waiter that
+//! subscribes late, or a subscription that was down, reads the stored state — nothing is missed.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use daglo_callback::{JobKey, JobView};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::store::RedisStore;
+use crate::stored;
+
+/// The local waiters of one registry, by job key, with the version of the state they were last
+/// given (a message older than what a waiter has is ignored).
+#[derive(Default)]
+pub(crate) struct Watchers {
+    jobs: Mutex<HashMap<JobKey, Watched>>,
+}
+
+struct Watched {
+    sender: watch::Sender<JobView>,
+    version: u64,
+}
+
+impl Watchers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Watched>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver for `key`, starting from what this process last saw of it.
+    pub(crate) fn watch(&self, key: &JobKey) -> watch::Receiver<JobView> {
+        self.lock()
+            .entry(key.clone())
+            .or_insert_with(|| Watched {
+                sender: watch::Sender::new(JobView::default()),
+                version: 0,
+            })
+            .sender
+            .subscribe()
+    }
+
+    /// Gives `key`'s waiters the state at `version`, unless they have a newer one.
+    pub(crate) fn update(&self, key: &JobKey, version: u64, view: JobView) {
+        if let Some(watched) = self.lock().get_mut(key) {
+            if version > watched.version {
+                watched.version = version;
+                watched.sender.send_replace(view);
+            }
+        }
+    }
+
+    /// The job is gone: its waiters' channels close.
+    pub(crate) fn close(&self, key: &JobKey) {
+        self.lock().remove(key);
+    }
+
+    /// Drops the channels nobody listens to any more; returns the keys still watched.
+    pub(crate) fn prune(&self) -> (usize, Vec<JobKey>) {
+        let mut jobs = self.lock();
+        let before = jobs.len();
+        jobs.retain(|_, watched| watched.sender.receiver_count() > 0);
+        (before - jobs.len(), jobs.keys().cloned().collect())
+    }
+
+    fn keys(&self) -> Vec<JobKey> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
+/// What the listener needs to read stored states after a reconnection.
+pub(crate) trait StateReader: Send + Sync + 'static {
+    /// The stored version and state of `key`, `None` if it is not registered.
+    fn read(
+        &self,
+        key: &JobKey,
+    ) -> impl Future<Output = Result<Option<(u64, JobView)>, crate::RedisError>> + Send;
+    /// The local waiters.
+    fn watchers(&self) -> &Watchers;
+}
+
+/// Listens on `channel` for as long as `owner` lives, reconnecting with backoff; after each
+/// (re)subscription it reads every watched job's stored state, so a change published while the
+/// subscription was down still reaches its waiter. `ready` turns true once subscribed.
+pub(crate) async fn listen<R: StateReader>(
+    store: RedisStore,
+    channel: String,
+    owner: Weak<R>,
+    ready: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let subscribed = async {
+            let mut pubsub = store.client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = match tokio::time::timeout(store.options.connect_timeout, subscribed).await {
+            Ok(Ok(pubsub)) => pubsub,
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                ready.send_replace(false);
+                warn!(address = store.address(), %reason, retry_ms = backoff.as_millis() as u64, "callback wake-ups: cannot subscribe to Redis; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                if owner.strong_count() == 0 {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        let Some(reader) = owner.upgrade() else { return };
+        catch_up(reader.as_ref()).await;
+        drop(reader);
+        ready.send_replace(true);
+        info!(address = store.address(), "callback wake-ups subscribed");
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            let Some(reader) = owner.upgrade() else { return };
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            handle(reader.watchers(), &payload);
+        }
+        ready.send_replace(false);
+        warn!(
+            address = store.address(),
+            "callback wake-ups: lost the Redis subscription; reconnecting"
+        );
+    }
+}
+
+/// Reads the stored state of every watched job (after a gap in the subscription).
+async fn catch_up<R: StateReader>(reader: &R) {
+    for key in reader.watchers().keys() {
+        match reader.read(&key).await {
+            Ok(Some((version, view))) => reader.watchers().update(&key, version, view),
+            Ok(None) => reader.watchers().close(&key),
+            Err(error) => debug!(%error, "catching up a watched job failed; the next sweep retries"),
+        }
+    }
+}
+
+/// Applies one published message: `key\nversion\nstate`, or `key\n0\n` for a removed job.
+fn handle(watchers: &Watchers, payload: &str) {
+    let mut parts = payload.splitn(3, '\n');
+    let (Some(key), Some(version), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let key = JobKey::new(key);
+    match version.parse::<u64>() {
+        Ok(0) => watchers.close(&key),
+        Ok(version) => match stored::decode(json) {
+            Ok(view) => watchers.update(&key, version, view),
+            Err(error) => warn!(%error, "unreadable job state published on the wake-up channel; ignored"),
+        },
+        Err(_) => {}
+    }
+}
+
+/// The stored version and state of a job hash, `None` if it does not exist.
+pub(crate) async fn read_state(
+    store: &RedisStore,
+    hash: &str,
+) -> Result<Option<(u64, JobView)>, crate::RedisError> {
+    let (version, json): (Option<u64>, Option<String>) = store
+        .conn()
+        .hmget(hash, &["ver", "view"])
+        .await
+        .map_err(crate::store::command("HMGET job"))?;
+    let (Some(version), Some(json)) = (version, json) else {
+        return Ok(None);
+    };
+    let view = stored::decode(&json).map_err(|e| crate::RedisError::Corrupt {
+        key: hash.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((version, view)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use daglo_core::{Status, StatusBody};
+
+    #[test]
+    fn messages_update_in_version_order_and_removal_closes() {
+        let watchers = Watchers::default();
+        let key = JobKey::new("k");
+        let mut receiver = watchers.watch(&key);
+        let mut view = JobView::default();
+        view.apply(StatusBody::new(Status::Transcribing));
+        handle(&watchers, &format!("k\n2\n{}", stored::encode(&view)));
+        assert_eq!(receiver.borrow_and_update().status, Some(Status::Transcribing));
+        // An older message, arriving late, changes nothing.
+        handle(
+            &watchers,
+            &format!("k\n1\n{}", stored::encode(&JobView::default())),
+        );
+        assert!(!receiver.has_changed().expect("open"));
+        // Garbage is ignored, not a panic.
+        handle(&watchers, "k\nnot a number\n{}");
+        handle(&watchers, "k\n3\nnot json");
+        handle(&watchers, "no newline");
+        handle(&watchers, "k\n0\n");
+        assert!(receiver.has_changed().is_err(), "removal closes the channel");
+    }
+}

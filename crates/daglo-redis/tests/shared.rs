@@ -1,0 +1,179 @@
+//! The shared pieces against a real Redis: the registry passes the same checks as the in-memory
+//! one, a restarted waiter gets its outcome, the journal is readable by any replica, and a 429
+//! one process sees slows the budget of all.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, JobRegistry};
+use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisRegistry};
+use daglo::sim::{SimConfig, Simulator};
+use daglo::poll::RateBudget;
+use daglo::{Entry, EntryState, IgnoreProgress, Intent, JobOptions, Journal, Outcome, ResultDelivery, Rid};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_registry_passes_the_registry_conformance_checks() {
+    let Some(url) = support::redis_url("the_redis_registry_passes_the_registry_conformance_checks") else {
+        return;
+    };
+    let store = support::store(&url, &support::namespace("conformance")).await;
+    let registry = Arc::new(RedisRegistry::new(store).await);
+    assert!(registry.subscribed());
+    daglo_callback::conformance::check_registry(registry.clone(), "redis").await;
+    assert_eq!(registry.count().await.unwrap(), 0, "everything the checks made is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
+    let Some(url) = support::redis_url("a_change_made_on_one_replica_wakes_the_waiter_on_another") else {
+        return;
+    };
+    let namespace = support::namespace("wake");
+    let here = RedisRegistry::new(support::store(&url, &namespace).await).await;
+    let there = RedisRegistry::new(support::store(&url, &namespace).await).await;
+    let key = daglo::callback::JobKey::new("job");
+    let later = Instant::now() + Duration::from_secs(60);
+    here.register(key.clone(), daglo::callback::Registered::new(None), later).await.unwrap();
+    let mut view = here.subscribe(&key).await.unwrap().unwrap();
+    let body = daglo::StatusBody::new(daglo::Status::Transcribed);
+    assert_eq!(there.apply(&key, body).await.unwrap(), Some(daglo::callback::Applied::Final));
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(|v| v.final_body.is_some()))
+        .await
+        .expect("woken within the timeout")
+        .expect("channel open");
+    there.remove(&key).await.unwrap();
+}
+
+/// The emulator and a client for it (rate limit off: these tests are about delivery).
+async fn emulator(processing: Duration) -> (Simulator, daglo::Client) {
+    let sim = Simulator::start(SimConfig::default().rate_limit(None).processing_time(processing))
+        .await
+        .unwrap();
+    let client = daglo::sim::client(&sim).unwrap();
+    (sim, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
+    let Some(url) = support::redis_url("a_waiter_restarted_mid_job_still_gets_its_outcome") else {
+        return;
+    };
+    let namespace = support::namespace("restart");
+    let (sim, client) = emulator(Duration::from_millis(300)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("http://{}/daglo", listener.local_addr().unwrap());
+    let config = || {
+        CallbackConfig::new(&public_url)
+            .unwrap()
+            .key_secret(daglo::callback::Secret::new("one secret for every replica, at least 32 bytes long"))
+            .finals(FinalCallbacks::TrustBody)
+    };
+
+    // The replica that prepares the job; its receiver stays up (another replica's would do).
+    let registry = Arc::new(RedisRegistry::new(support::store(&url, &namespace).await).await);
+    let first = CallbackDelivery::with_registry(client.clone(), config(), registry).unwrap();
+    let server = first.serve(listener).unwrap();
+    let mut options = JobOptions::default();
+    let ticket = first.prepare(&mut options).await.unwrap();
+    let job_key = ticket.job_key().unwrap().to_owned();
+    let rid = client.submit_url("https://example.com/meeting.wav", &options).await.unwrap().rid;
+    // The waiting process goes away before the job ends: its wait and its delivery are dropped.
+    let waiting = tokio::spawn({
+        let rid = rid.clone();
+        async move { ticket.wait(rid, &IgnoreProgress).await }
+    });
+    waiting.abort();
+    let _ = waiting.await;
+    drop(first);
+    sim.callbacks_done(&rid).await;
+
+    // Restarted: a new delivery on the same Redis resumes the job by its key and rid, and gets
+    // the final callback that arrived while it was down.
+    let registry = Arc::new(RedisRegistry::new(support::store(&url, &namespace).await).await);
+    let second = CallbackDelivery::with_registry(client.clone(), config(), registry).unwrap();
+    let outcome = second
+        .resume_job(&job_key)
+        .unwrap()
+        .wait(rid.clone(), &IgnoreProgress)
+        .await
+        .unwrap();
+    assert!(matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid), "{outcome:?}");
+    assert_eq!(second.registered().await.unwrap(), 0, "the outcome taken, the job is forgotten");
+    // A key this deployment never minted is refused with a typed error.
+    assert!(matches!(second.resume_job("not-a-key"), Err(daglo::DeliveryError::Prepare { .. })));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn any_replica_recovers_the_pending_jobs_of_another() {
+    let Some(url) = support::redis_url("any_replica_recovers_the_pending_jobs_of_another") else {
+        return;
+    };
+    let namespace = support::namespace("journal");
+    let one = RedisJournal::new(support::store(&url, &namespace).await, "batch");
+    let pending = one.intend(Intent::new("a.wav", "sha256:a", "polling")).await.unwrap();
+    one.submitted(pending, &Rid::new("r-a")).await.unwrap();
+    let done = one.intend(Intent::new("b.wav", "sha256:b", "polling")).await.unwrap();
+    one.submitted(done, &Rid::new("r-b")).await.unwrap();
+    one.finished(done, "transcript", Some("out/b.txt")).await.unwrap();
+    let uncertain = one.intend(Intent::new("c.wav", "sha256:c", "callback")).await.unwrap();
+    let refused = one.intend(Intent::new("d.wav", "sha256:d", "callback")).await.unwrap();
+    one.not_submitted(refused, "400: bad options").await.unwrap();
+
+    let other = RedisJournal::new(support::store(&url, &namespace).await, "batch");
+    let recovery = other.recover().await.unwrap();
+    let ids = |entries: &[Entry]| entries.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&recovery.pending), vec![pending]);
+    assert_eq!(recovery.pending[0].state, EntryState::Submitted { rid: Rid::new("r-a") });
+    assert_eq!(recovery.pending[0].intent.input, "a.wav");
+    assert_eq!(ids(&recovery.uncertain), vec![uncertain]);
+    let entries = other.entries().await.unwrap();
+    assert_eq!(entries.len(), 4, "oldest first, all of them");
+    assert_eq!(
+        entries[1].state,
+        EntryState::Finished {
+            rid: Rid::new("r-b"),
+            outcome: "transcript".to_owned(),
+            result: Some("out/b.txt".to_owned()),
+        }
+    );
+    assert_eq!(entries[3].state, EntryState::NotSubmitted { reason: "400: bad options".to_owned() });
+    // Another journal name is another journal; an unknown entry is a typed error.
+    assert!(RedisJournal::new(support::store(&url, &namespace).await, "other").entries().await.unwrap().is_empty());
+    assert!(other.submitted(daglo::EntryId(999), &Rid::new("x")).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_seen_by_one_process_slows_every_process_on_the_account() {
+    let Some(url) = support::redis_url("a_429_seen_by_one_process_slows_every_process_on_the_account") else {
+        return;
+    };
+    let namespace = support::namespace("cut");
+    let options = BudgetOptions::default();
+    let one = RedisBudget::new(&support::store(&url, &namespace).await, "acct", "status", options.clone());
+    let two = RedisBudget::new(&support::store(&url, &namespace).await, "acct", "status", options.clone());
+    acquire_slot(&two).await;
+    assert_eq!(two.current_rate(), 16.0);
+    one.on_rate_limited(Instant::now());
+    acquire_slot(&one).await;
+    acquire_slot(&two).await;
+    assert_eq!(one.current_rate(), 8.0, "the process that saw the 429");
+    assert_eq!(two.current_rate(), 8.0, "and the one that did not");
+    assert!(!one.fallen_back() && !two.fallen_back());
+}
+
+/// Takes one slot of `budget`, waiting as it says; fails after 5 s.
+async fn acquire_slot(budget: &RedisBudget) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match budget.try_acquire(Instant::now()) {
+            Ok(()) => return,
+            Err(wait) => {
+                assert!(Instant::now() < deadline, "no slot within 5 s");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}

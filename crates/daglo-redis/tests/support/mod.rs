@@ -1,0 +1,163 @@
+//! Shared set-up for the Redis tests: which Redis, a fresh namespace per test, a private
+//! `redis-server` a test may stop and start, and a round-robin forwarder.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use daglo::redis::{RedisOptions, RedisStore};
+
+/// The Redis the tests use: `DAGLO_TEST_REDIS_URL`. Without it the test says clearly that it
+/// did not run, and passes — except under CI (`CI` set), where Redis tests must run.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("DAGLO_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the Redis tests: DAGLO_TEST_REDIS_URL is not set (.ci/run starts redis-server)")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: the Redis tests did not run — DAGLO_TEST_REDIS_URL is not set \
+                 (see README, \"Running the Redis tests\")"
+            );
+            None
+        }
+    }
+}
+
+/// A namespace no other test (or earlier run) uses.
+pub fn namespace(test: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("test:{test}:{}:{nanos}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn store(url: &str, namespace: &str) -> RedisStore {
+    RedisStore::connect_with(url, RedisOptions::default().namespace(namespace))
+        .await
+        .expect("connect to the test Redis")
+}
+
+/// A `redis-server` of the test's own, without persistence, that the test may stop and start.
+pub struct OwnRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts one on a free loopback port; `None` (with a message) if `redis-server` is not
+    /// installed and this is not CI.
+    pub async fn start(test: &str) -> Option<OwnRedis> {
+        if std::process::Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+            assert!(std::env::var_os("CI").is_none(), "CI must have redis-server installed");
+            eprintln!("SKIPPED {test}: redis-server is not installed (apt-get install redis-server)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = OwnRedis { port, child: None };
+        redis.resume().await;
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port, and waits until it answers.
+    pub async fn resume(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut answer = [0u8; 7];
+                    if stream.write_all(b"PING\r\n").await.is_ok()
+                        && stream.read_exact(&mut answer).await.is_ok()
+                        && &answer == b"+PONG\r\n"
+                    {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(ready.is_ok(), "redis-server did not start on port {}", self.port);
+    }
+
+    /// Stops it (everything in it is lost: no persistence) and waits until it has exited.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// An HTTP forwarder that sends each request to the next of `targets` in turn: the load
+/// balancer in front of receiver replicas.
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    pub forwarded: Arc<AtomicUsize>,
+}
+
+impl Forwarder {
+    pub async fn start(targets: Vec<SocketAddr>) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let http = reqwest::Client::new();
+        let count = forwarded.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let http = http.clone();
+            let targets = targets.clone();
+            let count = count.clone();
+            async move {
+                let target = targets[count.fetch_add(1, Ordering::Relaxed) % targets.len()];
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+                let mut headers = parts.headers.clone();
+                headers.remove(http::header::HOST);
+                let answer = http
+                    .request(parts.method.clone(), format!("http://{target}{}", parts.uri.path()))
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(answer) => {
+                        let status = answer.status();
+                        let bytes = answer.bytes().await.unwrap_or_default();
+                        (status, bytes).into_response()
+                    }
+                    Err(_) => http::StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Forwarder { addr, forwarded }
+    }
+}
+
+/// The `p`-quantile of sorted `values`.
+pub fn quantile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}

@@ -144,8 +144,8 @@ pub mod poll {
 pub mod callback {
     pub use daglo_callback::{
         Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
-        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry, RegistryError,
-        JobView, Registered, Secret, TokenDigest,
+        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry,
+        JobView, Registered, RegistryError, Secret, TokenDigest,
     };
 }
 

@@ -24,49 +24,112 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
     // Unknown jobs: nothing to look up, apply or follow.
     let unknown = key("unknown");
     assert!(registry.lookup(&unknown).await.expect("lookup").is_none());
-    assert!(registry.apply(&unknown, body(Status::Transcribed, Some(100))).await.expect("apply").is_none());
+    assert!(
+        registry
+            .apply(&unknown, body(Status::Transcribed, Some(100)))
+            .await
+            .expect("apply")
+            .is_none()
+    );
     assert!(registry.subscribe(&unknown).await.expect("subscribe").is_none());
-    assert!(registry.set_rid(&unknown, Rid::new("r")).await.expect("set_rid").is_none());
+    assert!(
+        registry
+            .set_rid(&unknown, Rid::new("r"))
+            .await
+            .expect("set_rid")
+            .is_none()
+    );
 
     // Forward only, terminal absorbing, first final wins.
     let job = key("rules");
-    registry.register(job.clone(), Registered::new(None), later).await.expect("register");
+    registry
+        .register(job.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
     assert!(registry.lookup(&job).await.expect("lookup").is_some());
     let apply = |status, percent| {
         let registry = registry.clone();
         let job = job.clone();
         async move { registry.apply(&job, body(status, percent)).await.expect("apply") }
     };
-    assert_eq!(apply(Status::Transcribing, Some(40)).await, Some(Applied::Progress));
-    assert_eq!(apply(Status::Uploaded, Some(5)).await, Some(Applied::Stale), "backwards");
-    assert_eq!(apply(Status::Transcribing, Some(40)).await, Some(Applied::Stale), "repeat");
+    assert_eq!(
+        apply(Status::Transcribing, Some(40)).await,
+        Some(Applied::Progress)
+    );
+    assert_eq!(
+        apply(Status::Uploaded, Some(5)).await,
+        Some(Applied::Stale),
+        "backwards"
+    );
+    assert_eq!(
+        apply(Status::Transcribing, Some(40)).await,
+        Some(Applied::Stale),
+        "repeat"
+    );
     assert_eq!(apply(Status::Transcribed, Some(100)).await, Some(Applied::Final));
     assert_eq!(apply(Status::FileError, None).await, Some(Applied::Duplicate));
-    assert_eq!(apply(Status::PostProcessing, Some(95)).await, Some(Applied::Stale), "late");
-    let view = registry.subscribe(&job).await.expect("subscribe").expect("registered");
+    assert_eq!(
+        apply(Status::PostProcessing, Some(95)).await,
+        Some(Applied::Stale),
+        "late"
+    );
+    let view = registry
+        .subscribe(&job)
+        .await
+        .expect("subscribe")
+        .expect("registered");
     let stored = view.borrow().clone();
-    assert_eq!(stored.status, Some(Status::Transcribed), "a late subscriber reads the stored state");
-    assert_eq!(stored.final_body.as_deref().map(|b| &b.status), Some(&Status::Transcribed));
+    assert_eq!(
+        stored.status,
+        Some(Status::Transcribed),
+        "a late subscriber reads the stored state"
+    );
+    assert_eq!(
+        stored.final_body.as_deref().map(|b| &b.status),
+        Some(&Status::Transcribed)
+    );
 
     // The submit answer's rid is trusted over a callback's.
     let claimed = key("claimed");
-    registry.register(claimed.clone(), Registered::new(None), later).await.expect("register");
+    registry
+        .register(claimed.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
     let mut forged = body(Status::Transcribed, Some(100));
     forged.rid = Some(Rid::new("forged"));
-    assert_eq!(registry.apply(&claimed, forged).await.expect("apply"), Some(Applied::Final));
     assert_eq!(
-        registry.set_rid(&claimed, Rid::new("real")).await.expect("set_rid"),
+        registry.apply(&claimed, forged).await.expect("apply"),
+        Some(Applied::Final)
+    );
+    assert_eq!(
+        registry
+            .set_rid(&claimed, Rid::new("real"))
+            .await
+            .expect("set_rid"),
         Some(Err(Rid::new("forged")))
     );
     let mut other = body(Status::Transcribing, Some(50));
     other.rid = Some(Rid::new("forged"));
-    assert_eq!(registry.apply(&claimed, other).await.expect("apply"), Some(Applied::RidMismatch));
-    let view = registry.subscribe(&claimed).await.expect("subscribe").expect("registered");
-    assert!(view.borrow().final_body.is_none(), "the forged final was set aside");
+    assert_eq!(
+        registry.apply(&claimed, other).await.expect("apply"),
+        Some(Applied::RidMismatch)
+    );
+    let view = registry
+        .subscribe(&claimed)
+        .await
+        .expect("subscribe")
+        .expect("registered");
+    assert!(
+        view.borrow().final_body.is_none(),
+        "the forged final was set aside"
+    );
 
     // Racing finals: exactly one wins, wherever they come from.
     let raced = key("race");
-    registry.register(raced.clone(), Registered::new(None), later).await.expect("register");
+    registry
+        .register(raced.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
     let racers: Vec<_> = (0..16)
         .map(|i| {
             let registry = registry.clone();
@@ -87,13 +150,27 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    let view = registry.subscribe(&raced).await.expect("subscribe").expect("registered");
-    assert_eq!(view.borrow().final_body.as_ref().and_then(|b| b.message.clone()), winners.pop());
+    let view = registry
+        .subscribe(&raced)
+        .await
+        .expect("subscribe")
+        .expect("registered");
+    assert_eq!(
+        view.borrow().final_body.as_ref().and_then(|b| b.message.clone()),
+        winners.pop()
+    );
 
     // A waiter wakes on a change, and the sender closes when the job is removed.
     let woken = key("wake");
-    registry.register(woken.clone(), Registered::new(None), later).await.expect("register");
-    let mut view = registry.subscribe(&woken).await.expect("subscribe").expect("registered");
+    registry
+        .register(woken.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
+    let mut view = registry
+        .subscribe(&woken)
+        .await
+        .expect("subscribe")
+        .expect("registered");
     let waiter = tokio::spawn(async move {
         loop {
             if view.borrow_and_update().final_body.is_some() {
@@ -105,7 +182,10 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
         }
     });
     assert_eq!(
-        registry.apply(&woken, body(Status::Transcribed, Some(100))).await.expect("apply"),
+        registry
+            .apply(&woken, body(Status::Transcribed, Some(100)))
+            .await
+            .expect("apply"),
         Some(Applied::Final)
     );
     let mut view = waiter.await.expect("waiter").expect("woken by the final body");
@@ -115,7 +195,10 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             registry.expire(Instant::now()).await;
-            if tokio::time::timeout(Duration::from_millis(20), view.changed()).await.is_ok_and(|r| r.is_err()) {
+            if tokio::time::timeout(Duration::from_millis(20), view.changed())
+                .await
+                .is_ok_and(|r| r.is_err())
+            {
                 break;
             }
         }
@@ -126,7 +209,11 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
     // Expiry.
     let short = key("short");
     registry
-        .register(short.clone(), Registered::new(None), Instant::now() + Duration::from_millis(50))
+        .register(
+            short.clone(),
+            Registered::new(None),
+            Instant::now() + Duration::from_millis(50),
+        )
         .await
         .expect("register");
     let gone = tokio::time::timeout(Duration::from_secs(5), async {

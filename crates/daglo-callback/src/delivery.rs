@@ -345,11 +345,7 @@ impl CallbackDelivery {
             None => return Ok(gave_up(None)),
             Some(Ok(())) => {}
         }
-        let Some(mut state) = registry
-            .subscribe(&registration.key)
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some(mut state) = registry.subscribe(&registration.key).await.map_err(unavailable)? else {
             return Ok(gave_up(None));
         };
         let deadline = tokio::time::Instant::from_std(registration.expires_at);

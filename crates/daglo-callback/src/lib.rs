@@ -38,10 +38,10 @@
 
 mod auth;
 mod config;
+mod confirm;
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
-mod confirm;
 mod delivery;
 mod error;
 mod keys;

@@ -66,7 +66,12 @@ impl Registered {
 #[async_trait]
 pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     /// Registers a job before its submit; it expires at `expires_at`.
-    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant) -> Result<(), RegistryError>;
+    async fn register(
+        &self,
+        key: JobKey,
+        registered: Registered,
+        expires_at: Instant,
+    ) -> Result<(), RegistryError>;
     /// The registration, or `None` for a job that is not (or no longer) registered.
     async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError>;
     /// Applies a verified callback body atomically; `None` if the job is not registered.
@@ -129,7 +134,12 @@ impl fmt::Debug for InMemoryRegistry {
 
 #[async_trait]
 impl JobRegistry for InMemoryRegistry {
-    async fn register(&self, key: JobKey, registered: Registered, expires_at: Instant) -> Result<(), RegistryError> {
+    async fn register(
+        &self,
+        key: JobKey,
+        registered: Registered,
+        expires_at: Instant,
+    ) -> Result<(), RegistryError> {
         let entry = Entry {
             registered,
             expires_at,

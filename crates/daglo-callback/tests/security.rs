@@ -70,7 +70,13 @@ impl Receiver {
 
     async fn view(&self, job: &Job) -> JobView {
         let key = JobKey::new(job.prepared.job_key().unwrap());
-        self.registry.subscribe(&key).await.unwrap().unwrap().borrow().clone()
+        self.registry
+            .subscribe(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .borrow()
+            .clone()
     }
 
     async fn post(
@@ -263,7 +269,10 @@ async fn duplicates_reorders_and_rid_conflicts() {
     let job = r.prepare().await;
     // The submit answer named the rid: from now on a body naming another is refused.
     let key = JobKey::new(job.prepared.job_key().unwrap());
-    assert_eq!(r.registry.set_rid(&key, Rid::new("r-1")).await.unwrap(), Some(Ok(())));
+    assert_eq!(
+        r.registry.set_rid(&key, Rid::new("r-1")).await.unwrap(),
+        Some(Ok(()))
+    );
     let progress = |status: &str, percent: u32, rid: &str| {
         json!({"rid": rid, "status": status, "progress": percent}).to_string()
     };
@@ -310,7 +319,11 @@ async fn dropped_waiters_free_their_slot_and_later_callbacks_answer_200() {
         )
         .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
-    assert_eq!(r.callbacks.registered().await.unwrap(), 0, "nothing stored for it");
+    assert_eq!(
+        r.callbacks.registered().await.unwrap(),
+        0,
+        "nothing stored for it"
+    );
 
     // A cancelled wait frees the slot too.
     let job = r.prepare().await;
@@ -332,7 +345,11 @@ async fn registrations_expire_after_their_time_to_live() {
     assert!(url.starts_with("https://hooks.example.com/daglo/"), "{url}");
     assert_eq!(callbacks.registered().await.unwrap(), 1);
     tokio::time::sleep(Duration::from_secs(120)).await;
-    assert_eq!(callbacks.registered().await.unwrap(), 0, "expired while nobody waited");
+    assert_eq!(
+        callbacks.registered().await.unwrap(),
+        0,
+        "expired while nobody waited"
+    );
     let outcome = prepared.wait(Rid::new("r"), &IgnoreProgress).await.unwrap();
     assert!(matches!(outcome, Outcome::GaveUp { .. }), "{outcome:?}");
 }

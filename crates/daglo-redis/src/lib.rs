@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use daglo::callback::{CallbackConfig, CallbackDelivery};
+//! use daglo::callback::{CallbackConfig, CallbackDelivery, Secret};
 //! use daglo::redis::{RedisJournal, RedisRegistry, RedisStore, SharedBudgets};
 //! use daglo::{Client, Transcriber};
 //!
@@ -24,7 +24,7 @@
 //!
 //! // Every replica: the same key secret, the same Redis.
 //! let config = CallbackConfig::new("https://api.example.com/daglo")?
-//!     .key_secret(std::env::var("DAGLO_CALLBACK_KEY_SECRET")?);
+//!     .key_secret(Secret::new(std::env::var("DAGLO_CALLBACK_KEY_SECRET")?));
 //! let registry = Arc::new(RedisRegistry::new(store.clone()).await);
 //! let callbacks = CallbackDelivery::with_registry(client.clone(), config, registry)?;
 //!

@@ -54,6 +54,12 @@ impl Watchers {
         }
     }
 
+    /// Whether this process waits on `key` (most published changes are other replicas' jobs:
+    /// they are not even decoded).
+    fn watches(&self, key: &JobKey) -> bool {
+        self.lock().contains_key(key)
+    }
+
     /// The job is gone: its waiters' channels close.
     pub(crate) fn close(&self, key: &JobKey) {
         self.lock().remove(key);
@@ -156,6 +162,9 @@ fn handle(watchers: &Watchers, payload: &str) {
         return;
     };
     let key = JobKey::new(key);
+    if !watchers.watches(&key) {
+        return;
+    }
     match version.parse::<u64>() {
         Ok(0) => watchers.close(&key),
         Ok(version) => match stored::decode(json) {

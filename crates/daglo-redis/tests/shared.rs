@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, JobRegistry};
+use daglo::poll::RateBudget;
 use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisRegistry};
 use daglo::sim::{SimConfig, Simulator};
-use daglo::poll::RateBudget;
 use daglo::{Entry, EntryState, IgnoreProgress, Intent, JobOptions, Journal, Outcome, ResultDelivery, Rid};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +22,11 @@ async fn the_redis_registry_passes_the_registry_conformance_checks() {
     let registry = Arc::new(RedisRegistry::new(store).await);
     assert!(registry.subscribed());
     daglo_callback::conformance::check_registry(registry.clone(), "redis").await;
-    assert_eq!(registry.count().await.unwrap(), 0, "everything the checks made is gone");
+    assert_eq!(
+        registry.count().await.unwrap(),
+        0,
+        "everything the checks made is gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,10 +39,15 @@ async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
     let there = RedisRegistry::new(support::store(&url, &namespace).await).await;
     let key = daglo::callback::JobKey::new("job");
     let later = Instant::now() + Duration::from_secs(60);
-    here.register(key.clone(), daglo::callback::Registered::new(None), later).await.unwrap();
+    here.register(key.clone(), daglo::callback::Registered::new(None), later)
+        .await
+        .unwrap();
     let mut view = here.subscribe(&key).await.unwrap().unwrap();
     let body = daglo::StatusBody::new(daglo::Status::Transcribed);
-    assert_eq!(there.apply(&key, body).await.unwrap(), Some(daglo::callback::Applied::Final));
+    assert_eq!(
+        there.apply(&key, body).await.unwrap(),
+        Some(daglo::callback::Applied::Final)
+    );
     tokio::time::timeout(Duration::from_secs(5), view.wait_for(|v| v.final_body.is_some()))
         .await
         .expect("woken within the timeout")
@@ -67,7 +76,9 @@ async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
     let config = || {
         CallbackConfig::new(&public_url)
             .unwrap()
-            .key_secret(daglo::callback::Secret::new("one secret for every replica, at least 32 bytes long"))
+            .key_secret(daglo::callback::Secret::new(
+                "one secret for every replica, at least 32 bytes long",
+            ))
             .finals(FinalCallbacks::TrustBody)
     };
 
@@ -78,7 +89,11 @@ async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
     let mut options = JobOptions::default();
     let ticket = first.prepare(&mut options).await.unwrap();
     let job_key = ticket.job_key().unwrap().to_owned();
-    let rid = client.submit_url("https://example.com/meeting.wav", &options).await.unwrap().rid;
+    let rid = client
+        .submit_url("https://example.com/meeting.wav", &options)
+        .await
+        .unwrap()
+        .rid;
     // The waiting process goes away before the job ends: its wait and its delivery are dropped.
     let waiting = tokio::spawn({
         let rid = rid.clone();
@@ -99,10 +114,20 @@ async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
         .wait(rid.clone(), &IgnoreProgress)
         .await
         .unwrap();
-    assert!(matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid), "{outcome:?}");
-    assert_eq!(second.registered().await.unwrap(), 0, "the outcome taken, the job is forgotten");
+    assert!(
+        matches!(&outcome, Outcome::Transcript { rid: r, .. } if *r == rid),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        second.registered().await.unwrap(),
+        0,
+        "the outcome taken, the job is forgotten"
+    );
     // A key this deployment never minted is refused with a typed error.
-    assert!(matches!(second.resume_job("not-a-key"), Err(daglo::DeliveryError::Prepare { .. })));
+    assert!(matches!(
+        second.resume_job("not-a-key"),
+        Err(daglo::DeliveryError::Prepare { .. })
+    ));
     server.shutdown().await;
 }
 
@@ -113,20 +138,35 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
     };
     let namespace = support::namespace("journal");
     let one = RedisJournal::new(support::store(&url, &namespace).await, "batch");
-    let pending = one.intend(Intent::new("a.wav", "sha256:a", "polling")).await.unwrap();
+    let pending = one
+        .intend(Intent::new("a.wav", "sha256:a", "polling"))
+        .await
+        .unwrap();
     one.submitted(pending, &Rid::new("r-a")).await.unwrap();
-    let done = one.intend(Intent::new("b.wav", "sha256:b", "polling")).await.unwrap();
+    let done = one
+        .intend(Intent::new("b.wav", "sha256:b", "polling"))
+        .await
+        .unwrap();
     one.submitted(done, &Rid::new("r-b")).await.unwrap();
     one.finished(done, "transcript", Some("out/b.txt")).await.unwrap();
-    let uncertain = one.intend(Intent::new("c.wav", "sha256:c", "callback")).await.unwrap();
-    let refused = one.intend(Intent::new("d.wav", "sha256:d", "callback")).await.unwrap();
+    let uncertain = one
+        .intend(Intent::new("c.wav", "sha256:c", "callback"))
+        .await
+        .unwrap();
+    let refused = one
+        .intend(Intent::new("d.wav", "sha256:d", "callback"))
+        .await
+        .unwrap();
     one.not_submitted(refused, "400: bad options").await.unwrap();
 
     let other = RedisJournal::new(support::store(&url, &namespace).await, "batch");
     let recovery = other.recover().await.unwrap();
     let ids = |entries: &[Entry]| entries.iter().map(|e| e.id).collect::<Vec<_>>();
     assert_eq!(ids(&recovery.pending), vec![pending]);
-    assert_eq!(recovery.pending[0].state, EntryState::Submitted { rid: Rid::new("r-a") });
+    assert_eq!(
+        recovery.pending[0].state,
+        EntryState::Submitted { rid: Rid::new("r-a") }
+    );
     assert_eq!(recovery.pending[0].intent.input, "a.wav");
     assert_eq!(ids(&recovery.uncertain), vec![uncertain]);
     let entries = other.entries().await.unwrap();
@@ -139,10 +179,26 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
             result: Some("out/b.txt".to_owned()),
         }
     );
-    assert_eq!(entries[3].state, EntryState::NotSubmitted { reason: "400: bad options".to_owned() });
+    assert_eq!(
+        entries[3].state,
+        EntryState::NotSubmitted {
+            reason: "400: bad options".to_owned()
+        }
+    );
     // Another journal name is another journal; an unknown entry is a typed error.
-    assert!(RedisJournal::new(support::store(&url, &namespace).await, "other").entries().await.unwrap().is_empty());
-    assert!(other.submitted(daglo::EntryId(999), &Rid::new("x")).await.is_err());
+    assert!(
+        RedisJournal::new(support::store(&url, &namespace).await, "other")
+            .entries()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        other
+            .submitted(daglo::EntryId(999), &Rid::new("x"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,8 +208,18 @@ async fn a_429_seen_by_one_process_slows_every_process_on_the_account() {
     };
     let namespace = support::namespace("cut");
     let options = BudgetOptions::default();
-    let one = RedisBudget::new(&support::store(&url, &namespace).await, "acct", "status", options.clone());
-    let two = RedisBudget::new(&support::store(&url, &namespace).await, "acct", "status", options.clone());
+    let one = RedisBudget::new(
+        &support::store(&url, &namespace).await,
+        "acct",
+        "status",
+        options.clone(),
+    );
+    let two = RedisBudget::new(
+        &support::store(&url, &namespace).await,
+        "acct",
+        "status",
+        options.clone(),
+    );
     acquire_slot(&two).await;
     assert_eq!(two.current_rate(), 16.0);
     one.on_rate_limited(Instant::now());

@@ -18,7 +18,9 @@ pub fn redis_url(test: &str) -> Option<String> {
     match std::env::var("DAGLO_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must run the Redis tests: DAGLO_TEST_REDIS_URL is not set (.ci/run starts redis-server)")
+            panic!(
+                "CI must run the Redis tests: DAGLO_TEST_REDIS_URL is not set (.ci/run starts redis-server)"
+            )
         }
         _ => {
             eprintln!(
@@ -37,7 +39,11 @@ pub fn namespace(test: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    format!("test:{test}:{}:{nanos}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "test:{test}:{}:{nanos}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn store(url: &str, namespace: &str) -> RedisStore {
@@ -56,12 +62,24 @@ impl OwnRedis {
     /// Starts one on a free loopback port; `None` (with a message) if `redis-server` is not
     /// installed and this is not CI.
     pub async fn start(test: &str) -> Option<OwnRedis> {
-        if std::process::Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-            assert!(std::env::var_os("CI").is_none(), "CI must have redis-server installed");
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have redis-server installed"
+            );
             eprintln!("SKIPPED {test}: redis-server is not installed (apt-get install redis-server)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut redis = OwnRedis { port, child: None };
         redis.resume().await;
         Some(redis)
@@ -74,7 +92,16 @@ impl OwnRedis {
     /// Starts it again on the same port, and waits until it answers.
     pub async fn resume(&mut self) {
         let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -133,7 +160,10 @@ impl Forwarder {
                 let mut headers = parts.headers.clone();
                 headers.remove(http::header::HOST);
                 let answer = http
-                    .request(parts.method.clone(), format!("http://{target}{}", parts.uri.path()))
+                    .request(
+                        parts.method.clone(),
+                        format!("http://{target}{}", parts.uri.path()),
+                    )
                     .headers(headers)
                     .body(body)
                     .send()

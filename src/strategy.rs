@@ -160,6 +160,10 @@ pub struct PollingSettings {
     /// How polls are spaced (default adaptive).
     pub policy: PolicySetting,
     /// Status requests per second for this process (default 16: 80 % of the service's 20).
+    /// At the default the poller draws from the client's own status budget
+    /// ([`ClientBuilder::status_budget`](crate::ClientBuilder::status_budget)), so one budget
+    /// paces every status request — a budget shared by several processes (Redis) included;
+    /// any other value gives the poller a budget of its own at that rate.
     pub requests_per_second: f64,
     /// Give up waiting after this many seconds (default: never).
     #[serde(rename = "deadline_secs", with = "secs_opt")]
@@ -198,7 +202,12 @@ impl PollingSettings {
 
     pub(crate) fn build(&self, client: &crate::Client) -> Result<PollingDelivery, StrategyError> {
         self.validate()?;
-        let budget = std::sync::Arc::new(TokenBucket::new(self.requests_per_second, 2));
+        let default_rate = PollingSettings::default().requests_per_second;
+        let budget: std::sync::Arc<dyn daglo_poll::RateBudget> = if self.requests_per_second == default_rate {
+            client.status_budget()
+        } else {
+            std::sync::Arc::new(TokenBucket::new(self.requests_per_second, 2))
+        };
         let config = PollingConfig::default()
             .policy(self.policy.policy())
             .budget(budget)

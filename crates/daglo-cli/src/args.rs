@@ -46,6 +46,9 @@ pub(crate) struct Jobs {
     /// The journal file itself.
     #[arg(long, value_name = "FILE")]
     pub(crate) journal: Option<PathBuf>,
+    /// Read the batch's journal from this Redis (as `transcribe --redis` wrote it).
+    #[arg(long, value_name = "URL", env = "DAGLO_REDIS_URL", hide_env_values = true)]
+    pub(crate) redis: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +143,11 @@ pub(crate) struct Service {
     /// With --emulate: how long each job takes, in milliseconds.
     #[arg(long, default_value_t = 3000, value_name = "MS")]
     pub(crate) emulate_processing_ms: u64,
+    /// Share the rate budgets (and a batch's journal) through this Redis
+    /// (redis://[user:password@]host:port[/db]), so many daglo processes on one account
+    /// cooperate instead of each assuming the whole 20 requests/s.
+    #[arg(long, value_name = "URL", env = "DAGLO_REDIS_URL", hide_env_values = true)]
+    pub(crate) redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -82,9 +82,12 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| Failure::usage(format!("--out-dir {}: {e}", out_dir.display())))?;
     let journal_path = args.journal.clone().unwrap_or_else(|| out_dir.join(JOURNAL_FILE));
-    let journal = Arc::new(SqliteJournal::open(&journal_path).map_err(|e| Failure::usage(run::chain(&e)))?);
-
-    let (client, emulator) = run::connect(&args.service).await?;
+    let run::Connection {
+        client,
+        emulator,
+        redis,
+    } = run::connect(&args.service).await?;
+    let journal = open_journal(&journal_path, redis)?;
     let transcriber = run::transcriber(client, &config)
         .await?
         .with_journal(journal.clone());
@@ -156,7 +159,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
 /// Everything one input needs.
 struct Batch<'a> {
     transcriber: &'a Transcriber,
-    journal: &'a SqliteJournal,
+    journal: &'a Arc<dyn Journal>,
     options: &'a JobOptions,
     out_dir: &'a Path,
     srt: bool,
@@ -399,7 +402,7 @@ fn absolute(path: &Path) -> Result<String, Failure> {
 
 /// After an interruption: each input as the journal now has it.
 async fn interrupted<'a>(
-    journal: &SqliteJournal,
+    journal: &Arc<dyn Journal>,
     inputs: &'a [Input],
 ) -> Result<Vec<(&'a Input, Ended)>, Failure> {
     let mut results = Vec::new();
@@ -460,6 +463,21 @@ fn summarise(results: &[(&Input, Ended)], out_dir: &Path) -> u8 {
     results.iter().map(|(_, e)| e.code()).max().unwrap_or(exit::OK)
 }
 
+/// The batch's journal: the SQLite file at `path`, or — with `--redis` — the journal on Redis
+/// named after that path, which every process and machine running the batch shares.
+fn open_journal(path: &Path, redis: Option<daglo::redis::RedisStore>) -> Result<Arc<dyn Journal>, Failure> {
+    Ok(match redis {
+        Some(store) => {
+            let name = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            Arc::new(daglo::redis::RedisJournal::new(
+                store,
+                &name.display().to_string(),
+            ))
+        }
+        None => Arc::new(SqliteJournal::open(path).map_err(|e| Failure::usage(run::chain(&e)))?),
+    })
+}
+
 /// `daglo jobs`: the journal as a table.
 pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
     let path = match (args.journal, args.out_dir) {
@@ -467,10 +485,12 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
         (None, Some(dir)) => dir.join(JOURNAL_FILE),
         (None, None) => return Err(Failure::usage("give --out-dir DIR or --journal FILE")),
     };
-    if !path.exists() {
-        return Err(Failure::usage(format!("no journal at {}", path.display())));
-    }
-    let journal = SqliteJournal::open(&path).map_err(|e| Failure::usage(run::chain(&e)))?;
+    let redis = match &args.redis {
+        Some(url) => Some(run::redis_store(url).await?),
+        None if !path.exists() => return Err(Failure::usage(format!("no journal at {}", path.display()))),
+        None => None,
+    };
+    let journal = open_journal(&path, redis)?;
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
     println!(
         "{:>5}  {:<13}  {:<36}  {:<16}  input",

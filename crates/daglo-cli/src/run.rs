@@ -4,6 +4,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use daglo::redis::{RedisError, RedisStore, SharedBudgets};
 use daglo::sim::{SimConfig, Simulator};
 use daglo::{
     CallbackSettings, Client, HybridSettings, JobOptions, Outcome, Rid, SrtAnswer, StrategyConfig,
@@ -70,23 +71,58 @@ pub(crate) fn chain(error: &dyn Error) -> String {
     text
 }
 
-/// The client, and the emulator it talks to when `--emulate` is on.
-pub(crate) async fn connect(service: &Service) -> Result<(Client, Option<Simulator>), Failure> {
-    if service.emulate {
+/// What the service arguments connect to.
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    /// The emulator, when `--emulate` is on (kept alive as long as the client is used).
+    pub(crate) emulator: Option<Simulator>,
+    /// The shared Redis, when `--redis` is given.
+    pub(crate) redis: Option<RedisStore>,
+}
+
+/// The client — drawing from budgets shared through Redis with `--redis` — and the emulator it
+/// talks to when `--emulate` is on.
+pub(crate) async fn connect(service: &Service) -> Result<Connection, Failure> {
+    let redis = match &service.redis {
+        Some(url) => Some(redis_store(url).await?),
+        None => None,
+    };
+    let (builder, emulator) = if service.emulate {
         let config =
             SimConfig::default().processing_time(Duration::from_millis(service.emulate_processing_ms));
         let sim = Simulator::start(config).await.map_err(|e| Failure::service(&e))?;
-        let client = daglo::sim::client(&sim).map_err(|e| Failure::service(&e))?;
-        return Ok((client, Some(sim)));
-    }
-    let token = std::env::var("DAGLO_API_TOKEN")
-        .map_err(|_| Failure::usage("set DAGLO_API_TOKEN to your API token (or use --emulate)"))?;
-    let client = Client::builder()
-        .token(token)
-        .base_url(service.base_url.clone())
-        .build()
-        .map_err(|e| Failure::usage(chain(&e)))?;
-    Ok((client, None))
+        let builder = Client::builder().token(sim.token()).base_url(sim.base_url());
+        (builder, Some(sim))
+    } else {
+        let token = std::env::var("DAGLO_API_TOKEN")
+            .map_err(|_| Failure::usage("set DAGLO_API_TOKEN to your API token (or use --emulate)"))?;
+        (
+            Client::builder().token(token).base_url(service.base_url.clone()),
+            None,
+        )
+    };
+    let builder = match &redis {
+        Some(store) => SharedBudgets::new(store, REDIS_ACCOUNT).apply(builder),
+        None => builder,
+    };
+    let client = builder.build().map_err(|e| Failure::usage(chain(&e)))?;
+    Ok(Connection {
+        client,
+        emulator,
+        redis,
+    })
+}
+
+/// The account label the shared budgets are kept under. Processes on different Daglo accounts
+/// use different Redis databases (`redis://host/1`).
+const REDIS_ACCOUNT: &str = "default";
+
+/// Connects to the Redis at `url`; a bad URL is a usage error, an unreachable Redis a service one.
+pub(crate) async fn redis_store(url: &str) -> Result<RedisStore, Failure> {
+    RedisStore::connect(url).await.map_err(|e| match e {
+        RedisError::InvalidUrl { .. } => Failure::usage(format!("--redis: {}", chain(&e))),
+        _ => Failure::service(&e),
+    })
 }
 
 pub(crate) fn deadline(output: &Output) -> Result<Option<Duration>, Failure> {
@@ -237,7 +273,11 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let config = strategy(&args, deadline)?;
     let is_url = input_kind(&input)?;
     check_outputs(&args.output)?;
-    let (client, _emulator) = connect(&args.service).await?;
+    let Connection {
+        client,
+        emulator: _emulator,
+        ..
+    } = connect(&args.service).await?;
     let transcriber = transcriber(client.clone(), &config).await?;
 
     // The deadline covers the whole command, the submit included.
@@ -301,7 +341,11 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
     }
     let deadline = deadline(&args.output)?;
     check_outputs(&args.output)?;
-    let (client, _emulator) = connect(&args.service).await?;
+    let Connection {
+        client,
+        emulator: _emulator,
+        ..
+    } = connect(&args.service).await?;
     let rid = Rid::new(args.rid.trim());
     let mut config = StrategyConfig::polling();
     if let Some(deadline) = deadline {

@@ -502,3 +502,93 @@ async fn ctrl_c_stops_waiting_keeps_the_journal_and_says_how_to_resume() {
     let _ = std::fs::remove_dir_all(inputs);
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// The Redis the tests use (`DAGLO_TEST_REDIS_URL`); without it the test says it did not run —
+/// except under CI, which must run it.
+fn test_redis(test: &str) -> Option<String> {
+    match std::env::var("DAGLO_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the Redis tests: DAGLO_TEST_REDIS_URL is not set")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: the Redis tests did not run — DAGLO_TEST_REDIS_URL is not set (see README)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn thirty_processes_sharing_one_budget_through_redis_all_finish_without_a_429() {
+    let Some(redis) =
+        test_redis("thirty_processes_sharing_one_budget_through_redis_all_finish_without_a_429")
+    else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (sim, inputs, _out) = runtime.block_on(outliving_service("redis-30", 30, 2));
+    // A database of its own per run: the budgets start fresh whatever ran before.
+    let redis = format!("{}/{}", redis.trim_end_matches('/'), 1 + std::process::id() % 15);
+    let files: Vec<_> = std::fs::read_dir(&inputs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|file| {
+            Command::new(env!("CARGO_BIN_EXE_daglo"))
+                .args([
+                    "transcribe",
+                    file.to_str().unwrap(),
+                    "--base-url",
+                    &sim.base_url(),
+                    "--redis",
+                    &redis,
+                ])
+                .env("DAGLO_API_TOKEN", sim.token())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut finished = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            finished += 1;
+        } else {
+            eprintln!("a process failed: {}", text(&out.stderr));
+        }
+    }
+    let stats = sim.stats();
+    eprintln!(
+        "30 processes with --redis: {finished} finished; {} submits, {} status requests, {} answered 429",
+        stats.endpoint(daglo::sim::Endpoint::Submit).requests,
+        stats.endpoint(daglo::sim::Endpoint::Status).requests,
+        stats.rate_limited()
+    );
+    assert_eq!(finished, 30);
+    assert_eq!(stats.rate_limited(), 0, "the processes shared the budget");
+    runtime.block_on(sim.shutdown());
+}
+
+#[test]
+fn an_unreachable_or_malformed_redis_is_a_clear_error() {
+    let out = daglo(&["transcribe", "x.wav", "--emulate", "--redis", "not a url"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--redis"), "{}", text(&out.stderr));
+    // A closed loopback port: the service-side failure status, and the password never shown.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{closed}");
+    let out = daglo(&["transcribe", "x.wav", "--emulate", "--redis", &url]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unreachable"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("hunter2"), "{}", text(&out.stderr));
+}

@@ -270,6 +270,12 @@ impl Client {
         Client::builder().token(token).build()
     }
 
+    /// The budget status requests draw from; give it to a poller
+    /// (`PollingConfig::budget`) so the client and the poller share the endpoint's limit.
+    pub fn status_budget(&self) -> Arc<dyn RateBudget> {
+        self.inner.budgets.status.clone()
+    }
+
     /// A builder with default settings and no token yet.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {

@@ -170,6 +170,18 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// Every entry, oldest first.
     async fn entries(&self) -> Result<Vec<Entry>, JournalError>;
 
+    /// The newest entry for `input` (as [`Intent::input`] named it), if any: what a rerun of
+    /// the same batch consults before submitting that input again. The default scans
+    /// [`entries`](Journal::entries); a store with an index should answer directly.
+    async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
+        Ok(self
+            .entries()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|entry| entry.intent.input == input))
+    }
+
     /// What needs attention after a restart.
     async fn recover(&self) -> Result<Recovery, JournalError> {
         let mut recovery = Recovery::default();

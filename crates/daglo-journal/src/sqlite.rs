@@ -73,22 +73,6 @@ impl SqliteJournal {
         &self.path
     }
 
-    /// The latest entry for `input`, if any: how a batch rerun knows what it already did.
-    pub async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
-        let input = input.to_owned();
-        self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!("{SELECT} WHERE input = ?1 ORDER BY id DESC LIMIT 1"),
-                    params![input],
-                    entry,
-                )
-                .optional()
-                .map_err(failed("cannot read the journal"))
-        })
-        .await
-    }
-
     /// Runs `work` on the connection, off the async workers.
     async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
     where
@@ -159,6 +143,21 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 
 #[async_trait]
 impl Journal for SqliteJournal {
+    async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
+        let input = input.to_owned();
+        self.run(move |connection| {
+            connection
+                .query_row(
+                    &format!("{SELECT} WHERE input = ?1 ORDER BY id DESC LIMIT 1"),
+                    params![input],
+                    entry,
+                )
+                .optional()
+                .map_err(failed("cannot read the journal"))
+        })
+        .await
+    }
+
     async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
         let at_ms = intent
             .at

@@ -65,6 +65,16 @@ fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> JournalError 
     move |e| JournalError::new(format!("Redis: {what}"), command(what)(e))
 }
 
+fn corrupt(key: String) -> JournalError {
+    JournalError::new(
+        "Redis: unreadable journal entry",
+        RedisError::Corrupt {
+            key,
+            reason: "missing or unknown fields".to_owned(),
+        },
+    )
+}
+
 fn millis(at: SystemTime) -> String {
     at.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -96,6 +106,8 @@ impl Journal for RedisJournal {
             .ignore()
             .zadd(self.key(&["entries"]), id, id)
             .ignore()
+            .hset(self.key(&["latest"]), intent.input.as_str(), id)
+            .ignore()
             .exec_async(&mut conn)
             .await
             .map_err(failed("record intent"))?;
@@ -124,6 +136,25 @@ impl Journal for RedisJournal {
         .await
     }
 
+    async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
+        let mut conn = self.store.conn();
+        let id: Option<i64> = conn
+            .hget(self.key(&["latest"]), input)
+            .await
+            .map_err(failed("HGET latest entry"))?;
+        let Some(id) = id else { return Ok(None) };
+        let fields: HashMap<String, String> = conn
+            .hgetall(self.entry_key(EntryId(id)))
+            .await
+            .map_err(failed("read entry"))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        read_entry(EntryId(id), &fields)
+            .map(Some)
+            .ok_or_else(|| corrupt(self.entry_key(EntryId(id))))
+    }
+
     async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
         let mut conn = self.store.conn();
         let ids: Vec<i64> = conn
@@ -145,15 +176,7 @@ impl Journal for RedisJournal {
             .zip(hashes)
             .filter(|(_, fields)| !fields.is_empty())
             .map(|(id, fields)| {
-                read_entry(EntryId(id), &fields).ok_or_else(|| {
-                    JournalError::new(
-                        "Redis: unreadable journal entry",
-                        RedisError::Corrupt {
-                            key: self.entry_key(EntryId(id)),
-                            reason: "missing or unknown fields".to_owned(),
-                        },
-                    )
-                })
+                read_entry(EntryId(id), &fields).ok_or_else(|| corrupt(self.entry_key(EntryId(id))))
             })
             .collect()
     }

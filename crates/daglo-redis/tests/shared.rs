@@ -185,6 +185,13 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
             reason: "400: bad options".to_owned()
         }
     );
+    let latest = other
+        .latest_for("b.wav")
+        .await
+        .unwrap()
+        .expect("b.wav has an entry");
+    assert_eq!(latest.id, done);
+    assert!(other.latest_for("z.wav").await.unwrap().is_none());
     // Another journal name is another journal; an unknown entry is a typed error.
     assert!(
         RedisJournal::new(support::store(&url, &namespace).await, "other")

@@ -111,7 +111,8 @@ impl Shared {
                 .map_err(|e| unavailable(command("compare-and-set job")(e)))?;
             match written {
                 -1 => return Ok(None),
-                -2 => continue,
+                // Another writer came first: read again.
+                -2 => {}
                 version => {
                     // This process's own waiters need not wait for the message to come round.
                     self.watchers.update(key, version.unsigned_abs(), view);

@@ -46,11 +46,11 @@ impl Watchers {
 
     /// Gives `key`'s waiters the state at `version`, unless they have a newer one.
     pub(crate) fn update(&self, key: &JobKey, version: u64, view: JobView) {
-        if let Some(watched) = self.lock().get_mut(key) {
-            if version > watched.version {
-                watched.version = version;
-                watched.sender.send_replace(view);
-            }
+        if let Some(watched) = self.lock().get_mut(key)
+            && version > watched.version
+        {
+            watched.version = version;
+            watched.sender.send_replace(view);
         }
     }
 

@@ -26,10 +26,10 @@ fn faults_for(submission: &Submission, plan: &mut JobPlan) {
         .next()
         .and_then(|tail| tail.trim_end_matches(".wav").parse().ok())
         .unwrap_or(0);
-    plan.faults.duplicate_final_callback = n % 2 == 0;
-    plan.faults.late_progress_after_final = n % 3 == 0;
+    plan.faults.duplicate_final_callback = n.is_multiple_of(2);
+    plan.faults.late_progress_after_final = n.is_multiple_of(3);
     plan.faults.omit_rid_in_callbacks = n % 4 < 2;
-    plan.faults.callback_before_submit_answer = n % 5 == 0;
+    plan.faults.callback_before_submit_answer = n.is_multiple_of(5);
     // Spread the completions over a second, so callbacks of many jobs interleave.
     plan.processing_time = Duration::from_millis(400 + (n as u64 * 7) % 1000);
 }

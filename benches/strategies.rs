@@ -36,22 +36,58 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// How a scenario's jobs run.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Virtual time runs this much faster than real time (1: real time).
+    speedup: f64,
+    /// Job lengths spread evenly over `shortest .. shortest + spread` milliseconds.
+    shortest_ms: u64,
+    spread_ms: u64,
+    /// The emulator's limit per endpoint (`None`: off, to measure this library's own path).
+    rate_limit: Option<u32>,
+}
+
+impl Setup {
+    /// 30-90 s jobs under Daglo's 20 req/s, in virtual time.
+    fn virtual_time(speedup: f64) -> Setup {
+        Setup {
+            speedup,
+            shortest_ms: 30_000,
+            spread_ms: 60_001,
+            rate_limit: Some(20),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        if self.speedup == 1.0 {
+            "real time"
+        } else {
+            "virtual"
+        }
+    }
+}
+
 async fn run(
     name: &str,
     jobs: usize,
-    speedup: f64,
+    setup: Setup,
     make: impl AsyncFnOnce(Client, TimeScale) -> Transcriber,
 ) -> Report {
-    let scale = TimeScale::new(speedup);
-    // Job lengths vary from 30 to 90 virtual seconds, the same for every strategy.
+    let scale = TimeScale::new(setup.speedup);
+    // Job lengths vary over the setup's range, the same for every strategy.
     let sim = Simulator::start(
         SimConfig::default()
             .seed(7)
-            .clock(Clock::Scaled(scale))
-            .processing_time(Duration::from_secs(60))
-            .planner(Planner::new(|submission, plan| {
-                let n: u64 = submission.audio_name.bytes().map(u64::from).sum();
-                plan.processing_time = Duration::from_secs(30 + n % 61);
+            .rate_limit(setup.rate_limit)
+            .clock(if setup.speedup == 1.0 {
+                Clock::Real
+            } else {
+                Clock::Scaled(scale)
+            })
+            .planner(Planner::new(move |submission, plan| {
+                let n: u64 = submission.audio_name.bytes().map(u64::from).sum::<u64>() * 7919;
+                plan.processing_time = Duration::from_millis(setup.shortest_ms + n % setup.spread_ms);
             })),
     )
     .await
@@ -65,7 +101,7 @@ async fn run(
         .build()
         .unwrap();
     let transcriber = make(client, scale).await;
-    let submit_budget = TokenBucket::under_limit(20);
+    let submit_budget = TokenBucket::under_limit(setup.rate_limit.unwrap_or(1_000_000));
     let mut waits = Vec::with_capacity(jobs);
     for i in 0..jobs {
         while let Err(wait) = submit_budget.try_acquire(scale.now()) {
@@ -103,7 +139,7 @@ async fn run(
     let records = sim.jobs();
     sim.shutdown().await;
     Report {
-        name: format!("{name} (virtual)"),
+        name: format!("{name} ({})", setup.label()),
         jobs,
         lost,
         requests_per_job: stats.endpoint(Endpoint::Status).requests as f64 / jobs as f64,
@@ -144,6 +180,7 @@ fn polling(client: Client, scale: TimeScale, policy: PollPolicy) -> PollingDeliv
 
 async fn scenario(jobs: usize, speedup: f64) -> Vec<Report> {
     println!("\n{jobs} jobs per strategy, 30-90 s each, 20 req/s limit, virtual time x{speedup}");
+    let setup = Setup::virtual_time(speedup);
     let fixed = |secs| PollPolicy::Fixed(Duration::from_secs(secs));
     let exponential = |initial, max| PollPolicy::Exponential {
         initial: Duration::from_secs(initial),
@@ -152,40 +189,39 @@ async fn scenario(jobs: usize, speedup: f64) -> Vec<Report> {
     };
     let as_transcriber = |client: Client, delivery: PollingDelivery| Transcriber::new(client, delivery);
     let reports = vec![
-        run("polling fixed 1 s", jobs, speedup, async |c, s| {
+        run("polling fixed 1 s", jobs, setup, async |c, s| {
             as_transcriber(c.clone(), polling(c, s, fixed(1)))
         })
         .await,
-        run("polling fixed 3 s", jobs, speedup, async |c, s| {
+        run("polling fixed 3 s", jobs, setup, async |c, s| {
             as_transcriber(c.clone(), polling(c, s, fixed(3)))
         })
         .await,
-        run(
-            "polling exponential 1 s x2 <= 60 s",
-            jobs,
-            speedup,
-            async |c, s| as_transcriber(c.clone(), polling(c, s, exponential(1, 60))),
-        )
+        run("polling exponential 1 s x2 <= 60 s", jobs, setup, async |c, s| {
+            as_transcriber(c.clone(), polling(c, s, exponential(1, 60)))
+        })
         .await,
-        run("polling adaptive", jobs, speedup, async |c, s| {
+        run("polling adaptive", jobs, setup, async |c, s| {
             as_transcriber(c.clone(), polling(c, s, PollPolicy::default()))
         })
         .await,
-        run("callback", jobs, speedup, async |c, s| {
-            callbacks(c, s, None).await
-        })
-        .await,
-        run("hybrid (window 120 s)", jobs, speedup, async |c, s| {
+        run("callback", jobs, setup, async |c, s| callbacks(c, s, None).await).await,
+        run("hybrid (window 120 s)", jobs, setup, async |c, s| {
             let safety_net = polling(c.clone(), s, exponential(30, 300));
             callbacks(c, s, Some(safety_net)).await
         })
         .await,
     ];
+    print_table(&reports);
+    reports
+}
+
+fn print_table(reports: &[Report]) {
     println!(
         "{:<36} {:>9} {:>6} {:>10} {:>8} {:>8} {:>8}",
         "strategy", "GETs/job", "429s", "POSTs/job", "p50 s", "p95 s", "max s"
     );
-    for r in &reports {
+    for r in reports {
         println!(
             "{:<36} {:>9.2} {:>6} {:>10.2} {:>8.2} {:>8.2} {:>8.2}",
             r.name.trim_end_matches(" (virtual)"),
@@ -197,6 +233,55 @@ async fn scenario(jobs: usize, speedup: f64) -> Vec<Report> {
             r.latencies.last().copied().unwrap_or_default()
         );
     }
+}
+
+/// The real-time scenario: the emulator on the real clock on loopback. Callbacks: 1,000 jobs at
+/// once, 0.5-1.5 s each, the emulator's rate limit off (so all 1,000 run concurrently and what is
+/// measured is this library's path: the emulator's POST, the receiver, the registry, the waiter,
+/// and for `Confirm` one status GET). Adaptive polling: 50 jobs of 2-6 s under the real 20 req/s.
+/// Latency is `tokio::time::Instant` at the waiter's outcome minus the emulator's `completes_at`
+/// for the job (the same clock: both sides run in this process).
+async fn real_time() -> Vec<Report> {
+    let concurrent = Setup {
+        speedup: 1.0,
+        shortest_ms: 500,
+        spread_ms: 1001,
+        rate_limit: None,
+    };
+    println!(
+        "\nReal time on loopback: 1000 concurrent callback jobs of 0.5-1.5 s (no rate limit); 50 polled jobs of 2-6 s at 20 req/s"
+    );
+    let trusting = async |client: Client, _scale: TimeScale| {
+        let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| {
+            config.finals(daglo::callback::FinalCallbacks::TrustBody)
+        })
+        .await
+        .unwrap();
+        Transcriber::new(client, callbacks).owning_receiver(server)
+    };
+    let confirming = async |client: Client, _scale: TimeScale| {
+        // The emulator's limit is off: the confirmation GETs need no pacing here.
+        let (callbacks, server) =
+            CallbackDelivery::loopback(client.clone(), |config| config.confirm_rate(1e6))
+                .await
+                .unwrap();
+        Transcriber::new(client, callbacks).owning_receiver(server)
+    };
+    let polled = Setup {
+        speedup: 1.0,
+        shortest_ms: 2000,
+        spread_ms: 4001,
+        rate_limit: Some(20),
+    };
+    let reports = vec![
+        run("callback trusting bodies", 1000, concurrent, trusting).await,
+        run("callback", 1000, concurrent, confirming).await,
+        run("polling adaptive", 50, polled, async |c, _s| {
+            Transcriber::new(c.clone(), PollingDelivery::new(c, PollingConfig::default()))
+        })
+        .await,
+    ];
+    print_table(&reports);
     reports
 }
 
@@ -295,6 +380,8 @@ async fn main() {
     println!(
         "\nLatencies are virtual seconds: at xN, each real millisecond of local overhead reads as N ms."
     );
+    reports.extend(real_time().await);
+    println!("Real-time latencies are seconds too (the CSV has milliseconds).");
     let dir = output_dir();
     std::fs::create_dir_all(&dir).expect("the output directory");
     write_csv(&dir.join("strategies.csv"), &reports).expect("the CSV");

@@ -1,0 +1,185 @@
+//! How many callbacks a second the receiver answers, against a bare hyper server on the same
+//! machine in the same run.
+//!
+//! ```text
+//! cargo bench --bench receiver
+//! ```
+//!
+//! An in-process load generator keeps `CONNECTIONS` keep-alive HTTP/1.1 connections busy for
+//! `DURATION` against each target in turn: the daglo receiver with valid callbacks (a progress
+//! body for a registered job: credential checked, body decoded, state applied), the same
+//! receiver with forged ones (a wrong credential: `401`), and a bare hyper 1 server that answers
+//! every request `{}` without reading anything. Printed: answers per second and the ratio of
+//! each to bare hyper. The generator shares the two cores with the server, as a real sender on
+//! the same machine would.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks};
+use daglo::{JobOptions, ResultDelivery};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+const CONNECTIONS: usize = 32;
+const DURATION: Duration = Duration::from_secs(3);
+
+/// One request the generator repeats.
+#[derive(Clone)]
+struct Shot {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+/// Answers per second from `addr` for `shot`, and how many were not the `expected` status.
+async fn load(addr: SocketAddr, shot: Shot, expected: u16) -> (f64, u64) {
+    let answered = Arc::new(AtomicU64::new(0));
+    let unexpected = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (shot, answered, unexpected) = (shot.clone(), answered.clone(), unexpected.clone());
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+                tokio::spawn(connection);
+                while started.elapsed() < DURATION {
+                    let mut request = Request::post(&shot.path)
+                        .header("host", "bench")
+                        .header("content-type", "application/json");
+                    for (name, value) in &shot.headers {
+                        request = request.header(name, value);
+                    }
+                    let request = request.body(Full::new(shot.body.clone())).expect("request");
+                    let Ok(answer) = sender.send_request(request).await else {
+                        break;
+                    };
+                    let status = answer.status().as_u16();
+                    let _ = answer.into_body().collect().await;
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if status != expected {
+                        unexpected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    (
+        answered.load(Ordering::Relaxed) as f64 / seconds,
+        unexpected.load(Ordering::Relaxed),
+    )
+}
+
+/// A bare hyper 1 server answering `{}` to everything.
+async fn bare_hyper() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_request: Request<hyper::body::Incoming>| async {
+                    let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
+                    answer
+                        .headers_mut()
+                        .insert("content-type", http::HeaderValue::from_static("application/json"));
+                    Ok::<_, Infallible>(answer)
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = daglo::Client::builder()
+        .token("unused")
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    let config = CallbackConfig::new(&format!("http://{addr}/daglo"))
+        .unwrap()
+        .finals(FinalCallbacks::TrustBody)
+        .max_connections(CONNECTIONS * 4);
+    let callbacks = CallbackDelivery::new(client, config).unwrap();
+    let server = callbacks.serve(listener).unwrap();
+    let mut options = JobOptions::default();
+    let _ticket = callbacks.prepare(&mut options).await.unwrap();
+    let callback = options.callback.expect("prepare set the callback");
+    let path = url::Url::parse(&callback.url).unwrap().path().to_owned();
+    let headers: Vec<(String, String)> = callback.headers.into_iter().collect();
+    let body = Bytes::from_static(br#"{"status":"transcribing","progress":40}"#);
+    let valid = Shot {
+        path: path.clone(),
+        headers: headers.clone(),
+        body: body.clone(),
+    };
+    let forged = Shot {
+        path,
+        headers: headers
+            .iter()
+            .map(|(name, _)| {
+                (
+                    name.clone(),
+                    "forged-credential-forged-credential-forged".to_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let bare = bare_hyper().await;
+    println!(
+        "{CONNECTIONS} keep-alive connections, {} s per target, 2 cores shared with the generator",
+        DURATION.as_secs()
+    );
+    // Warm-up, so the first target measured pays no cold caches.
+    let _ = load(bare, valid.clone(), 200).await;
+    let (bare_rate, _) = load(bare, valid.clone(), 200).await;
+    let (valid_rate, valid_bad) = load(addr, valid, 200).await;
+    let (forged_rate, forged_bad) = load(addr, forged, 401).await;
+    println!("{:<40} {:>12} {:>8}", "target", "answers/s", "ratio");
+    println!(
+        "{:<40} {:>12.0} {:>8}",
+        "bare hyper 1, answering {}", bare_rate, "1.00x"
+    );
+    println!(
+        "{:<40} {:>12.0} {:>7.2}x",
+        "daglo receiver, valid callbacks",
+        valid_rate,
+        valid_rate / bare_rate
+    );
+    println!(
+        "{:<40} {:>12.0} {:>7.2}x",
+        "daglo receiver, forged callbacks (401)",
+        forged_rate,
+        forged_rate / bare_rate
+    );
+    assert_eq!(valid_bad, 0, "a valid callback was not answered 200");
+    assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
+    server.shutdown().await;
+}

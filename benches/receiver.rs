@@ -49,13 +49,22 @@ async fn load(addr: SocketAddr, shot: Shot, expected: u16) -> (f64, u64) {
         .map(|_| {
             let (shot, answered, unexpected) = (shot.clone(), answered.clone(), unexpected.clone());
             tokio::spawn(async move {
-                let stream = TcpStream::connect(addr).await.expect("connect");
-                stream.set_nodelay(true).expect("nodelay");
-                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-                tokio::spawn(connection);
+                let connect = || async {
+                    let stream = TcpStream::connect(addr).await.expect("connect");
+                    stream.set_nodelay(true).expect("nodelay");
+                    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .expect("handshake");
+                    tokio::spawn(connection);
+                    sender
+                };
+                let mut sender = connect().await;
                 while started.elapsed() < DURATION {
+                    // A server may close a connection (its lifetime cap): open another, as a
+                    // real sender would.
+                    if sender.ready().await.is_err() {
+                        sender = connect().await;
+                    }
                     let mut request = Request::post(&shot.path)
                         .header("host", "bench")
                         .header("content-type", "application/json");

@@ -130,9 +130,11 @@ async fn accept_loop(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        // One callback per connection: no keep-alive, so no pipelined queue of answers can pile
-        // up behind a peer that never reads them.
-        .keep_alive(false)
+        // Keep-alive, as a sender that reuses connections expects: a connection's answers are
+        // written in order and a peer that stops reading them stops being read (backpressure),
+        // the header timeout covers the idle wait between requests, and every connection still
+        // ends at `max_connection_time`.
+        .keep_alive(true)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
     let mut pause = FIRST_ACCEPT_PAUSE;

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daglo::callback::{CallbackConfig, CallbackDelivery};
+use daglo::client::{Error, StatusAnswer};
 use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, StatusSource};
-use daglo::{Client, Error, JobOptions, ResultDelivery, Rid, Status, StatusAnswer, StatusBody};
+use daglo::{Client, JobOptions, ResultDelivery, Rid, Status, StatusBody};
 
 const JOBS: usize = 100_000;
 

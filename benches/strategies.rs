@@ -93,11 +93,18 @@ async fn run(
     .await
     .expect("emulator starts");
     // The run paces its submits itself, in virtual time; the client's own (real-time) submit
-    // budget would stretch them tenfold.
+    // budget would stretch them tenfold. The client's status budget paces the confirmations of
+    // final callbacks on the real clock, so its rate is scaled with the clock (16 per virtual
+    // second); pollers get a budget of their own on the virtual clock (`polling`).
+    let status_budget = match setup.rate_limit {
+        Some(limit) => TokenBucket::new(f64::from(limit) * 0.8 * scale.factor(), 2),
+        None => TokenBucket::new(1e9, 1_000_000),
+    };
     let client = Client::builder()
         .token(sim.token())
         .base_url(sim.base_url())
         .submit_budget(std::sync::Arc::new(TokenBucket::new(1e9, 1_000_000)))
+        .status_budget(std::sync::Arc::new(status_budget))
         .build()
         .unwrap();
     let transcriber = make(client, scale).await;
@@ -150,14 +157,12 @@ async fn run(
 }
 
 /// Callbacks on a loopback receiver the transcriber owns and shuts down. Final callbacks are
-/// confirmed with one GET each (the default), paced at 16 per *virtual* second like polling: the
-/// pacer runs on real time, so its rate is scaled with the clock.
-async fn callbacks(client: Client, scale: TimeScale, hybrid: Option<PollingDelivery>) -> Transcriber {
-    let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| {
-        config.confirm_rate(16.0 * scale.factor())
-    })
-    .await
-    .unwrap();
+/// confirmed with one GET each (the default), paced by the client's status budget at 16 per
+/// *virtual* second like polling (see `run`).
+async fn callbacks(client: Client, hybrid: Option<PollingDelivery>) -> Transcriber {
+    let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
+        .await
+        .unwrap();
     let transcriber = match hybrid {
         None => Transcriber::new(client, callbacks),
         Some(safety_net) => Transcriber::new(
@@ -173,6 +178,8 @@ fn polling(client: Client, scale: TimeScale, policy: PollPolicy) -> PollingDeliv
         client,
         PollingConfig::default()
             .policy(policy)
+            // On the virtual clock: a budget of its own (the client's runs on real time).
+            .budget(std::sync::Arc::new(TokenBucket::default()))
             .clock(PollClock::Scaled(scale))
             .seed(7),
     )
@@ -205,10 +212,10 @@ async fn scenario(jobs: usize, speedup: f64) -> Vec<Report> {
             as_transcriber(c.clone(), polling(c, s, PollPolicy::default()))
         })
         .await,
-        run("callback", jobs, setup, async |c, s| callbacks(c, s, None).await).await,
+        run("callback", jobs, setup, async |c, _| callbacks(c, None).await).await,
         run("hybrid (window 120 s)", jobs, setup, async |c, s| {
             let safety_net = polling(c.clone(), s, exponential(30, 300));
-            callbacks(c, s, Some(safety_net)).await
+            callbacks(c, Some(safety_net)).await
         })
         .await,
     ];
@@ -260,11 +267,10 @@ async fn real_time() -> Vec<Report> {
         Transcriber::new(client, callbacks).owning_receiver(server)
     };
     let confirming = async |client: Client, _scale: TimeScale| {
-        // The emulator's limit is off: the confirmation GETs need no pacing here.
-        let (callbacks, server) =
-            CallbackDelivery::loopback(client.clone(), |config| config.confirm_rate(1e6))
-                .await
-                .unwrap();
+        // The emulator's limit is off, and so is the client's status budget (see `run`).
+        let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
+            .await
+            .unwrap();
         Transcriber::new(client, callbacks).owning_receiver(server)
     };
     let polled = Setup {

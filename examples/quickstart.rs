@@ -14,11 +14,10 @@
 
 use std::time::Duration;
 
+use daglo::client::SrtAnswer;
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{
-    CallbackSettings, HybridSettings, JobOptions, Language, Outcome, ProgressEvent, SrtAnswer,
-    StrategyConfig, Transcriber,
-};
+use daglo::strategy::{CallbackSettings, HybridSettings};
+use daglo::{JobOptions, Language, Outcome, ProgressEvent, StrategyConfig, Transcriber};
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/standup.wav");
 

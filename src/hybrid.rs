@@ -8,6 +8,16 @@ use daglo_core::{DeliveryError, JobOptions, Outcome, ProgressObserver, ResultDel
 use daglo_poll::PollingDelivery;
 use tracing::info;
 
+/// How long a hybrid waits for a final callback before polling too, by default: 2 minutes.
+pub const DEFAULT_HYBRID_WINDOW: Duration = Duration::from_secs(120);
+
+/// The hybrid's default safety net: exponential from 30 s, doubling, at most 5 minutes.
+pub const HYBRID_SAFETY_NET: daglo_core::PollPolicy = daglo_core::PollPolicy::Exponential {
+    initial: Duration::from_secs(30),
+    factor: 2.0,
+    max: Duration::from_secs(300),
+};
+
 /// Waits for the job's callback; if no terminal callback has come within
 /// [`window`](HybridDelivery::window), it also polls the rid, and whichever sees the end first
 /// wins. A lost callback therefore costs latency, never the result; a job that calls back in
@@ -24,18 +34,19 @@ pub struct HybridDelivery {
 }
 
 impl HybridDelivery {
-    /// Callbacks through `callbacks`, the safety net through `polling`, polling after 5 minutes
-    /// without a terminal callback.
+    /// Callbacks through `callbacks`, the safety net through `polling`, polling after
+    /// [`DEFAULT_HYBRID_WINDOW`] (2 minutes) without a terminal callback.
     pub fn new(callbacks: CallbackDelivery, polling: PollingDelivery) -> Self {
         HybridDelivery {
             callbacks,
             polling,
-            window: Duration::from_secs(300),
+            window: DEFAULT_HYBRID_WINDOW,
         }
     }
 
-    /// How long to wait for a terminal callback before polling too. Set it a little above the
-    /// processing time you expect.
+    /// How long to wait for a terminal callback before polling too (default
+    /// [`DEFAULT_HYBRID_WINDOW`]). Set it a little above the processing time you expect.
+    #[must_use]
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self

@@ -57,12 +57,14 @@
 //! ## Modules and feature flags
 //! | module | feature | default | what |
 //! |---|---|---|---|
-//! | root | — | — | [`Transcriber`], [`StrategyConfig`], [`Client`], the models, [`Outcome`], the [`ResultDelivery`] seam |
+//! | root | — | — | [`Transcriber`], [`StrategyConfig`], [`Client`], the common models, [`Outcome`], the [`ResultDelivery`] seam |
+//! | [`client`] | — | — | the REST client, its typed [`Error`](client::Error), retries and rate budgets |
+//! | [`strategy`] | `poll` or `callback` | yes | each strategy's settings, as configuration |
 //! | [`poll`] | `poll` | yes | polling: one scheduler for every job, a shared rate budget, adaptive intervals |
 //! | [`callback`] | `callback` | yes | callbacks: per-job credentials, a forward-only registry, a tower receiver, a standalone server |
 //! | [`HybridDelivery`] | `poll` + `callback` | yes | callback first, polling as the safety net |
 //! | [`sim`] | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
-//! | [`journal`] | `journal` | no | the durable job journal on embedded SQLite ([`Transcriber::with_journal`]) |
+//! | [`journal`] | — (`journal` for SQLite) | — (no) | the durable job journal: the trait and its entries; [`SqliteJournal`](journal::SqliteJournal) on embedded SQLite with feature `journal` |
 //! | [`redis`](mod@redis) | `redis` | no | several replicas or processes: the callback registry, the rate budgets and the journal shared through Redis |
 //! | [`test_util`] | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
 //! | [`models`] | — | — | every request and answer field of the API |
@@ -72,34 +74,56 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "poll", feature = "callback"))]
-mod strategy;
+mod settings;
 mod transcriber;
 
 #[cfg(all(feature = "poll", feature = "callback"))]
 mod hybrid;
 
-pub use daglo_client::{
-    Client, ClientBuilder, DEFAULT_BASE_URL, Error, ErrorKind, RetryPolicy, SrtAnswer, StatusAnswer,
-};
+pub use daglo_client::{Client, ClientBuilder};
 pub use daglo_core::{
-    DecodeError, DeliveryError, Entry, EntryId, EntryState, GaveUpReason, IgnoreProgress, Intent, JobOptions,
-    JobOptionsBuilder, Journal, JournalError, Language, Outcome, ProgressEvent, ProgressObserver, Recovery,
-    ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
-    Word,
+    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, JobOptionsBuilder,
+    Language, Outcome, ProgressEvent, ProgressObserver, ResultDelivery, Rid, Status, StatusBody, SttResult,
+    SubmitResponse, Ticket, TimeOffset, ValidationError, Word,
 };
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
-#[cfg(feature = "callback")]
-pub use strategy::CallbackSettings;
-#[cfg(all(feature = "poll", feature = "callback"))]
-pub use strategy::HybridSettings;
-#[cfg(feature = "poll")]
-pub use strategy::{PolicySetting, PollingSettings};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
-pub use strategy::{StrategyConfig, StrategyError};
+pub use settings::{StrategyConfig, StrategyError};
 pub use transcriber::{Pending, TranscribeError, Transcriber};
+
+/// The REST client and what it answers: [`Client`](client::Client), its builder, its typed
+/// [`Error`](client::Error) (with [`ErrorKind`](client::ErrorKind)), the retry policy and the
+/// per-endpoint rate budgets every request of a process draws from.
+pub mod client {
+    pub use daglo_client::{
+        Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_RETRY_BACKOFF, Error, ErrorKind, RateBudget,
+        RetryPolicy, SrtAnswer, StatusAnswer, TokenBucket,
+    };
+}
+
+/// Strategies as configuration: [`StrategyConfig`] (also at the root) and the settings of each
+/// strategy, with one set of defaults. `docs/configuration.md` lists every key of the JSON/TOML
+/// form.
+#[cfg(any(feature = "poll", feature = "callback"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
+pub mod strategy {
+    #[cfg(all(feature = "poll", feature = "callback"))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
+    pub use crate::hybrid::{DEFAULT_HYBRID_WINDOW, HYBRID_SAFETY_NET};
+    #[cfg(feature = "callback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    pub use crate::settings::CallbackSettings;
+    #[cfg(all(feature = "poll", feature = "callback"))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
+    pub use crate::settings::HybridSettings;
+    #[cfg(feature = "poll")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
+    pub use crate::settings::PollingSettings;
+    pub use crate::settings::{StrategyConfig, StrategyError};
+}
 
 /// Every request and answer field of the API, for code that builds requests or reads results in
 /// detail. The types most code needs ([`JobOptions`], [`StatusBody`], …) are at the root too.
@@ -107,9 +131,9 @@ pub mod models {
     pub use daglo_core::{
         AUDIO_EXTENSIONS, Audio, AudioSource, Callback, ErrorBody, JobOptions, JobOptionsBuilder, JsonObject,
         KeywordBoost, KeywordExtraction, Language, MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig, Rid,
-        SentimentAnalysis, SpeakerDiarization, Status, StatusBody, SttConfig, SttResult, SubmitRequest,
-        SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, Word, decode_error_body, decode_status_body,
-        decode_submit_response,
+        Sentiment, SentimentAnalysis, SentimentScore, SpeakerDiarization, Status, StatusBody, SttConfig,
+        SttResult, SubmitRequest, SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, Word, decode_error_body,
+        decode_status_body, decode_submit_response,
     };
 }
 
@@ -124,8 +148,8 @@ pub mod models {
 pub mod poll {
     pub use daglo_core::{AdaptivePolicy, PollPolicy};
     pub use daglo_poll::{
-        PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource, TokenBucket, Watch,
-        WatchOptions,
+        DEFAULT_RETRY_BACKOFF, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource,
+        TokenBucket, Watch, WatchOptions,
     };
 }
 
@@ -144,8 +168,10 @@ pub mod poll {
 pub mod callback {
     pub use daglo_callback::{
         Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
-        CallbackServer, DEFAULT_MAX_BODY_BYTES, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry,
-        JobView, Registered, RegistryError, Secret, TokenDigest,
+        CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, DEFAULT_BODY_TIMEOUT,
+        DEFAULT_HEADER_TIMEOUT, DEFAULT_JOB_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_TIME,
+        DEFAULT_MAX_CONNECTIONS, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry, JobView, Registered,
+        RegistryError, Secret, TokenDigest, bind,
     };
 }
 
@@ -161,7 +187,7 @@ pub mod sim {
     };
 
     /// A client for `sim`: its base URL and its token.
-    pub fn client(sim: &Simulator) -> Result<crate::Client, crate::Error> {
+    pub fn client(sim: &Simulator) -> Result<crate::Client, crate::client::Error> {
         crate::Client::builder()
             .token(sim.token())
             .base_url(sim.base_url())
@@ -169,11 +195,15 @@ pub mod sim {
     }
 }
 
-/// The durable job journal on embedded SQLite: [`Transcriber::with_journal`] writes each job's
-/// intent, rid and outcome as they happen, so a crash loses nothing.
-#[cfg(feature = "journal")]
-#[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
+/// The durable job journal: the [`Journal`](journal::Journal) trait that
+/// [`Transcriber::with_journal`] writes each job's intent, rid and outcome to as they happen (so a
+/// crash loses nothing), its entries, and — with feature `journal` — the embedded SQLite
+/// implementation, [`SqliteJournal`](journal::SqliteJournal). The Redis one is
+/// [`redis::RedisJournal`](crate::redis) (feature `redis`).
 pub mod journal {
+    pub use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
+    #[cfg(feature = "journal")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
     pub use daglo_journal::SqliteJournal;
 }
 
@@ -201,3 +231,8 @@ pub mod test_util {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// `docs/configuration.md`'s examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+pub struct ConfigurationDoctests;

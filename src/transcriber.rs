@@ -7,16 +7,17 @@ use std::sync::{Arc, Mutex};
 use daglo_client::Client;
 use daglo_core::{
     DeliveryError, Entry, EntryId, EntryState, IgnoreProgress, Intent, JobOptions, Journal, JournalError,
-    Outcome, ProgressObserver, ResultDelivery, Rid, SubmitResponse, Ticket, outcome_name,
+    Outcome, OutcomeKind, ProgressObserver, ResultDelivery, Rid, SubmitResponse, Ticket,
 };
 
 #[cfg(any(feature = "poll", feature = "callback"))]
-use crate::strategy::{StrategyConfig, StrategyError};
+use crate::settings::{StrategyConfig, StrategyError};
 
 /// Why a transcription could not be carried out (as opposed to a job that failed, which is an
 /// [`Outcome::Failed`]).
 ///
-/// Its message includes the cause. Before acting on it, ask
+/// Its message says what failed; [`source`](std::error::Error::source) gives the cause (print the
+/// chain). Before acting on it, ask
 /// [`may_have_created_job`](TranscribeError::may_have_created_job) (never submit again blindly:
 /// the service has no idempotency and bills every job) and [`rid`](TranscribeError::rid) (a job
 /// that exists can be resumed).
@@ -24,13 +25,13 @@ use crate::strategy::{StrategyConfig, StrategyError};
 #[non_exhaustive]
 pub enum TranscribeError {
     /// The strategy could not prepare the job; nothing was submitted.
-    #[error("could not prepare the job: {0}")]
+    #[error("could not prepare the job")]
     Prepare(#[source] DeliveryError),
     /// The submit failed.
-    #[error("the submit failed: {0}")]
+    #[error("the submit failed")]
     Submit(#[source] daglo_client::Error),
     /// The job was submitted (its rid is here, to resume) but waiting for it failed.
-    #[error("waiting for job `{rid}` failed: {source}")]
+    #[error("waiting for job `{rid}` failed")]
     Wait {
         /// The job, still running and billed: resume it.
         rid: Rid,
@@ -40,7 +41,7 @@ pub enum TranscribeError {
     },
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
-    #[error("the job journal failed{}: {source}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
+    #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
     Journal {
         /// The job, when it was already submitted.
         rid: Option<Rid>,
@@ -185,7 +186,9 @@ impl Transcriber {
         }
     }
 
-    /// Polls with the default configuration: adaptive intervals under a shared 16 req/s budget.
+    /// Polls with the default configuration: adaptive intervals, drawing from the client's
+    /// status budget (16 req/s unless the client was given another, a Redis-shared one
+    /// included) — the budget every status request of the process shares.
     ///
     /// # Panics
     /// Outside a Tokio runtime, since the polling scheduler is a task.
@@ -232,11 +235,64 @@ impl Transcriber {
         }
     }
 
+    /// Builds the strategy `config` names for a receiver **you mount** in your own router: the
+    /// transcriber, and — for the callback and hybrid strategies — the receiver, a `tower`
+    /// service to route `{public_url path}/{key}` to. Nothing is bound, so `callback.listen`
+    /// may be left out; `callback.public_url` is required. The standalone server's
+    /// per-connection protections (connection cap, header timeout, connection lifetime) are
+    /// then your server's job: serve your app with
+    /// [`CallbackServer::serve`](crate::callback::CallbackServer::serve) and
+    /// [`CallbackSettings::connection_limits`](crate::strategy::CallbackSettings::connection_limits)
+    /// to keep them (`docs/configuration.md`, "Mounting the receiver").
+    ///
+    /// ```no_run
+    /// use daglo::{Client, StrategyConfig, Transcriber};
+    ///
+    /// # async fn run(client: Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: StrategyConfig = serde_json::from_str(r#"{"strategy": "hybrid",
+    ///     "callback": {"public_url": "https://app.example.com/daglo"}}"#)?;
+    /// let (transcriber, receiver) = Transcriber::from_config_mounted(client, &config).await?;
+    /// let mut app = axum::Router::<()>::new().route("/health", axum::routing::get(|| async { "ok" }));
+    /// if let Some(receiver) = receiver {
+    ///     app = app.route_service("/daglo/{key}", receiver);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "callback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    pub async fn from_config_mounted(
+        client: Client,
+        config: &StrategyConfig,
+    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
+        match config {
+            #[cfg(feature = "poll")]
+            StrategyConfig::Polling(settings) => {
+                let polling = settings.build(&client)?;
+                Ok((Transcriber::new(client, polling), None))
+            }
+            StrategyConfig::Callback(settings) => {
+                let callbacks = settings.mount(&client)?;
+                let receiver = callbacks.receiver();
+                Ok((Transcriber::new(client, callbacks), Some(receiver)))
+            }
+            #[cfg(feature = "poll")]
+            StrategyConfig::Hybrid(settings) => {
+                let polling = settings.polling.build(&client)?;
+                let callbacks = settings.callback.mount(&client)?;
+                let receiver = callbacks.receiver();
+                let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
+                Ok((Transcriber::new(client, hybrid), Some(receiver)))
+            }
+        }
+    }
+
     /// Hands the transcriber the callback receiver its strategy depends on: it then reports its
     /// address ([`receiver_addr`](Transcriber::receiver_addr)), stops it gracefully in
     /// [`shutdown`](Transcriber::shutdown), and stops it when the last clone is dropped.
     #[cfg(feature = "callback")]
     #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    #[must_use]
     pub fn owning_receiver(mut self, server: daglo_callback::CallbackServer) -> Self {
         self.receiver = Some(Arc::new(Receiver {
             addr: server.local_addr(),
@@ -254,7 +310,8 @@ impl Transcriber {
     /// # async fn run(client: daglo::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// use std::sync::Arc;
     /// use daglo::journal::SqliteJournal;
-    /// use daglo::{JobOptions, Journal, Transcriber};
+    /// use daglo::journal::Journal;
+    /// use daglo::{JobOptions, Transcriber};
     ///
     /// let journal = Arc::new(SqliteJournal::open("jobs.sqlite")?);
     /// let transcriber = Transcriber::polling(client).with_journal(journal.clone());
@@ -271,6 +328,7 @@ impl Transcriber {
     /// # Ok(())
     /// # }
     /// ```
+    #[must_use]
     pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
         self.journal = Some(journal);
         self
@@ -439,9 +497,9 @@ impl Transcriber {
         };
         let outcome = ticket.wait(rid.clone(), observer).await.map_err(wait_error)?;
         // The end, when it is one (a job given up on goes on, and stays pending).
-        if let (Some(journal), Some(entry), Some(name)) = (&self.journal, entry, outcome_name(&outcome)) {
+        if let (Some(journal), Some(entry), Some(kind)) = (&self.journal, entry, OutcomeKind::of(&outcome)) {
             journal
-                .finished(entry, &name, None)
+                .finished(entry, &kind, None)
                 .await
                 .map_err(|source| TranscribeError::Journal {
                     rid: Some(rid.clone()),

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use daglo::journal::SqliteJournal;
+use daglo::journal::{EntryState, Journal};
 use daglo::sim::SimConfig;
-use daglo::{EntryState, JobOptions, Journal, Outcome, Transcriber};
+use daglo::{JobOptions, Outcome, Transcriber};
 
 mod support;
 
@@ -47,7 +48,7 @@ async fn a_job_is_journaled_from_intent_to_outcome_and_resumed_after_a_restart()
     assert!(matches!(outcome, Outcome::Transcript { .. }));
     let entries = reopened.entries().await.unwrap();
     assert!(
-        matches!(&entries[0].state, EntryState::Finished { rid: r, outcome, .. } if *r == rid && outcome == "transcript"),
+        matches!(&entries[0].state, EntryState::Finished { rid: r, outcome, .. } if *r == rid && *outcome == daglo::journal::OutcomeKind::Transcript),
         "{entries:?}"
     );
     assert!(reopened.recover().await.unwrap().pending.is_empty());
@@ -107,24 +108,37 @@ struct LosesTheRid(SqliteJournal);
 
 #[async_trait::async_trait]
 impl Journal for LosesTheRid {
-    async fn intend(&self, intent: daglo::Intent) -> Result<daglo::EntryId, daglo::JournalError> {
+    async fn intend(
+        &self,
+        intent: daglo::journal::Intent,
+    ) -> Result<daglo::journal::EntryId, daglo::journal::JournalError> {
         self.0.intend(intent).await
     }
-    async fn not_submitted(&self, id: daglo::EntryId, reason: &str) -> Result<(), daglo::JournalError> {
+    async fn not_submitted(
+        &self,
+        id: daglo::journal::EntryId,
+        reason: &str,
+    ) -> Result<(), daglo::journal::JournalError> {
         self.0.not_submitted(id, reason).await
     }
-    async fn submitted(&self, _id: daglo::EntryId, _rid: &daglo::Rid) -> Result<(), daglo::JournalError> {
-        Err(daglo::JournalError::message("the process died before this write"))
+    async fn submitted(
+        &self,
+        _id: daglo::journal::EntryId,
+        _rid: &daglo::Rid,
+    ) -> Result<(), daglo::journal::JournalError> {
+        Err(daglo::journal::JournalError::message(
+            "the process died before this write",
+        ))
     }
     async fn finished(
         &self,
-        id: daglo::EntryId,
-        outcome: &str,
+        id: daglo::journal::EntryId,
+        outcome: &daglo::journal::OutcomeKind,
         result: Option<&str>,
-    ) -> Result<(), daglo::JournalError> {
+    ) -> Result<(), daglo::journal::JournalError> {
         self.0.finished(id, outcome, result).await
     }
-    async fn entries(&self) -> Result<Vec<daglo::Entry>, daglo::JournalError> {
+    async fn entries(&self) -> Result<Vec<daglo::journal::Entry>, daglo::journal::JournalError> {
         self.0.entries().await
     }
 }

@@ -64,11 +64,13 @@ async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
         "{err:?}"
     );
     assert_eq!(callbacks.registered().await.unwrap(), 0);
-    // The message carries the cause; the predicates say what to do about it.
-    let message = err.to_string();
+    // The message says what failed, the source why; the predicates say what to do about it.
+    assert_eq!(err.to_string(), "the submit failed");
+    let cause = std::error::Error::source(&err).expect("the cause").to_string();
+    assert!(cause.contains("403"), "{cause}");
     assert!(
-        message.starts_with("the submit failed: ") && message.contains("403"),
-        "{message}"
+        !cause.contains("the submit failed"),
+        "the cause does not repeat the message: {cause}"
     );
     assert!(err.is_auth());
     assert!(!err.may_have_created_job(), "a 403 created nothing");
@@ -119,9 +121,10 @@ async fn resume_polls_and_a_callback_only_strategy_says_it_cannot() {
         "the rid survives the error, to resume elsewhere"
     );
     assert!(err.may_have_created_job());
+    let cause = std::error::Error::source(&err).expect("the cause").to_string();
     assert!(
-        err.to_string().contains("not prepared for callback delivery"),
-        "{err}"
+        cause.contains("not prepared for callback delivery"),
+        "{err}: {cause}"
     );
     let TranscribeError::Wait { source, .. } = err else {
         panic!("{err:?}")

@@ -43,7 +43,8 @@ pub enum CallbackAuth {
 /// (`GET …/transcripts/{rid}`, authenticated with your API token) and returns what the service
 /// says. That is one status request per job — still about a tenth of what polling asks — and
 /// the receiver then decodes only a callback's status, progress and rid, never its transcript.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FinalCallbacks {
     /// Confirm every final callback with one authenticated `GET` of the rid (the default).
@@ -79,12 +80,22 @@ pub struct CallbackConfig {
     pub(crate) max_body_memory: Option<usize>,
     pub(crate) receiver_path: Option<String>,
     pub(crate) finals: FinalCallbacks,
-    pub(crate) confirm_rate: f64,
     pub(crate) key_secret: Option<Secret>,
 }
 
 /// The default body cap: 16 MiB, well above the several MB of a 4-hour transcript with word timings.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+/// How long a job waits for its final callback by default: 6 hours.
+pub const DEFAULT_JOB_TTL: Duration = Duration::from_secs(6 * 3600);
+/// The standalone server's default connection cap: 512 (never more than the open-file limit
+/// allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// How long a sender may take to deliver a body by default: 10 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its request head by default: 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection may stay open by default: 30 s.
+pub const DEFAULT_MAX_CONNECTION_TIME: Duration = Duration::from_secs(30);
 
 impl CallbackConfig {
     /// Callbacks will be sent to `public_url/<job key>`: the address Daglo can reach (https,
@@ -106,15 +117,14 @@ impl CallbackConfig {
             public_url: url,
             auth: CallbackAuth::PerJobToken,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            job_ttl: Duration::from_secs(6 * 3600),
-            body_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(10),
-            max_connections: 512,
-            max_connection_time: Duration::from_secs(30),
+            job_ttl: DEFAULT_JOB_TTL,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connection_time: DEFAULT_MAX_CONNECTION_TIME,
             max_body_memory: None,
             receiver_path: None,
             finals: FinalCallbacks::Confirm,
-            confirm_rate: 16.0,
             key_secret: None,
         })
     }
@@ -138,34 +148,39 @@ impl CallbackConfig {
     }
 
     /// How long a job waits for its final callback before the waiter gives up and its
-    /// registration is dropped (default 6 h).
+    /// registration is dropped (default [`DEFAULT_JOB_TTL`], 6 h).
     pub fn job_ttl(mut self, ttl: Duration) -> Self {
         self.job_ttl = ttl;
         self
     }
 
-    /// How long a sender may take to deliver the body (default 10 s); slower ones get `408`.
+    /// How long a sender may take to deliver the body (default [`DEFAULT_BODY_TIMEOUT`], 10 s);
+    /// slower ones get `408`.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
         self
     }
 
-    /// How long a connection may take to send its request headers (standalone server only).
+    /// How long a connection may take to send its request headers (default
+    /// [`DEFAULT_HEADER_TIMEOUT`], 10 s). Enforced by the standalone server; a mounted receiver
+    /// leaves it to the server it is mounted in (see `docs/configuration.md`).
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self
     }
 
-    /// At most this many connections at once (standalone server only; default 512, and never
-    /// more than the process's open-file limit allows). Others wait in the listen backlog.
+    /// At most this many connections at once (default [`DEFAULT_MAX_CONNECTIONS`], 512, and
+    /// never more than the process's open-file limit allows); others wait in the listen backlog.
+    /// Enforced by the standalone server.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
         self
     }
 
     /// The longest a connection may stay open, whatever the peer does (standalone server only;
-    /// default 30 s). A callback is one request per connection; this ends peers that send slowly,
-    /// never read their answers, or idle, and gives their slot back.
+    /// default [`DEFAULT_MAX_CONNECTION_TIME`], 30 s). Connections are kept alive between
+    /// callbacks within it; it ends peers that send slowly, never read their answers, or idle,
+    /// and gives their slot back.
     pub fn max_connection_time(mut self, time: Duration) -> Self {
         self.max_connection_time = time;
         self
@@ -191,11 +206,14 @@ impl CallbackConfig {
         self
     }
 
-    /// At most this many confirming `GET`s per second from this process (default 16, 80 % of
-    /// the service's limit; give polling and confirmations together no more than 20).
-    pub fn confirm_rate(mut self, per_second: f64) -> Self {
-        self.confirm_rate = per_second;
-        self
+    /// The per-connection bounds the standalone server enforces: max connections, header
+    /// timeout and connection lifetime — to serve a mounted receiver's app with
+    /// [`CallbackServer::serve`](crate::CallbackServer::serve).
+    pub fn connection_limits(&self) -> crate::ConnectionLimits {
+        crate::ConnectionLimits::default()
+            .max_connections(self.max_connections)
+            .header_timeout(self.header_timeout)
+            .max_connection_time(self.max_connection_time)
     }
 
     /// The path before the job key, without a trailing `/`.
@@ -223,12 +241,6 @@ impl CallbackConfig {
     pub(crate) fn validate(&self) -> Result<(), CallbackError> {
         if self.max_body_bytes == 0 {
             return Err(CallbackError::Config("max_body_bytes must be above 0".to_owned()));
-        }
-        if !(self.confirm_rate.is_finite() && self.confirm_rate > 0.0) {
-            return Err(CallbackError::Config(format!(
-                "confirm_rate must be a positive number of requests per second, not {}",
-                self.confirm_rate
-            )));
         }
         match &self.auth {
             CallbackAuth::Jwt { secret, .. } if secret.expose().len() < 32 => Err(CallbackError::Config(

@@ -4,71 +4,44 @@
 use std::time::Duration;
 
 use daglo_client::{Client, ErrorKind};
-use daglo_core::{DeliveryError, Outcome, Rid};
-use tokio::sync::Mutex;
+use daglo_core::{Backoff, DeliveryError, Outcome, Rid};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-/// The first wait before asking again; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The waits between confirmation attempts: 250 ms doubling to 30 s, full jitter.
+pub(crate) const CONFIRM_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(250), 2.0, Duration::from_secs(30));
 
 /// Consecutive transport or server failures tolerated (about two minutes of backoff) before the
 /// wait ends with the error and the rid, to be resumed later.
 const MAX_FAILURES: u32 = 8;
 
-/// Spaces confirmation requests evenly, so a thousand jobs finishing together do not meet the
-/// service's 20 requests/s limit as one burst: each request takes the next free slot.
-#[derive(Debug)]
-pub(crate) struct Pacer {
-    interval: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    pub(crate) fn new(per_second: f64) -> Self {
-        let per_second = if per_second.is_finite() && per_second > 0.0 {
-            per_second
-        } else {
-            16.0
-        };
-        Pacer {
-            interval: Duration::from_secs_f64(1.0 / per_second),
-            next: Mutex::new(Instant::now()),
-        }
+/// A random number in `[0, 1)` for the backoff's jitter.
+fn unit() -> f64 {
+    let mut bytes = [0_u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return 0.5;
     }
-
-    /// Waits for this request's slot.
-    async fn slot(&self) {
-        let at = {
-            let mut next = self.next.lock().await;
-            let at = (*next).max(Instant::now());
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
-    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 /// What the service says of a job whose final callback arrived: its outcome, asking again with
-/// backoff while it still reports the job running (a forged final, or a service that lags its
+/// [`CONFIRM_BACKOFF`] while it still reports the job running (a forged final, or a service that lags its
 /// own callback) or answers `429`, until `deadline` (`Ok(None)`). A refused token, an unknown
 /// rid, or [`MAX_FAILURES`] transport or server failures in a row end it with the typed error.
 pub(crate) async fn confirm(
     client: &Client,
-    pacer: &Pacer,
     rid: &Rid,
     deadline: Instant,
 ) -> Result<Option<Outcome>, DeliveryError> {
-    let mut backoff = FIRST_BACKOFF;
     let mut warned = false;
     let mut failures = 0;
+    let mut attempt = 0;
     loop {
-        let attempt = async {
-            pacer.slot().await;
-            client.status_once(rid).await
-        };
-        let Ok(answer) = tokio::time::timeout_at(deadline, attempt).await else {
+        attempt += 1;
+        // Paced by the client's status budget, the one every status request of the process
+        // draws from; a 429 here slows polling too.
+        let Ok(answer) = tokio::time::timeout_at(deadline, client.status_paced(rid)).await else {
             return Ok(None);
         };
         match answer {
@@ -91,12 +64,12 @@ pub(crate) async fn confirm(
                 _ => return Err(std::sync::Arc::new(error).into_delivery_error(rid)),
             },
         }
-        if tokio::time::timeout_at(deadline, tokio::time::sleep(backoff))
+        let wait = CONFIRM_BACKOFF.delay(attempt, unit());
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(wait))
             .await
             .is_err()
         {
             return Ok(None);
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

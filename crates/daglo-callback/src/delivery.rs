@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::auth;
 use crate::config::{CallbackConfig, FinalCallbacks};
-use crate::confirm::{Pacer, confirm};
+use crate::confirm::confirm;
 use crate::error::CallbackError;
 use crate::keys::{JobKey, KeyMint};
 use crate::receiver::{CallbackReceiver, Checks};
@@ -44,7 +44,6 @@ struct Inner {
     config: CallbackConfig,
     /// Confirms final callbacks with the service.
     client: Client,
-    pacer: Pacer,
     mint: Arc<KeyMint>,
     registry: Arc<dyn JobRegistry>,
     /// Shared by every receiver of this delivery: the bodies' memory budget, in KiB.
@@ -173,7 +172,6 @@ impl CallbackDelivery {
         let body_memory = Arc::new(Semaphore::new(config.body_memory().div_ceil(1024)));
         Ok(CallbackDelivery {
             inner: Arc::new(Inner {
-                pacer: Pacer::new(config.confirm_rate),
                 config,
                 client,
                 mint,
@@ -202,15 +200,8 @@ impl CallbackDelivery {
 
     /// Runs the receiver on a listener the caller bound (its address need not be the public URL).
     pub fn serve(&self, listener: TcpListener) -> Result<CallbackServer, CallbackError> {
-        let config = &self.inner.config;
-        CallbackServer::start(
-            listener,
-            self.receiver(),
-            config.max_connections,
-            config.header_timeout,
-            config.max_connection_time,
-        )
-        .map_err(CallbackError::Serve)
+        CallbackServer::start(listener, self.receiver(), self.inner.config.connection_limits())
+            .map_err(CallbackError::Serve)
     }
 
     /// A delivery whose receiver listens on a free loopback port (`127.0.0.1:0`) and is called
@@ -220,7 +211,7 @@ impl CallbackDelivery {
         client: Client,
         configure: impl FnOnce(CallbackConfig) -> CallbackConfig,
     ) -> Result<(CallbackDelivery, CallbackServer), CallbackError> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
+        let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .map_err(CallbackError::Serve)?;
         let address = listener.local_addr().map_err(CallbackError::Serve)?;
@@ -378,7 +369,7 @@ impl CallbackDelivery {
                     let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
                     return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
                 }
-                return match confirm(&self.inner.client, &self.inner.pacer, &rid, deadline).await? {
+                return match confirm(&self.inner.client, &rid, deadline).await? {
                     Some(outcome) => {
                         let (status, percent) = match &outcome {
                             Outcome::Failed { status, .. } => (status.clone(), view.percent),

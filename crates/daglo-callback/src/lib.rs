@@ -50,11 +50,14 @@ mod registry;
 mod server;
 mod state;
 
-pub use config::{CallbackAuth, CallbackConfig, DEFAULT_MAX_BODY_BYTES, FinalCallbacks};
+pub use config::{
+    CallbackAuth, CallbackConfig, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_JOB_TTL,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS, FinalCallbacks,
+};
 pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
 pub use keys::{JobKey, Secret, TokenDigest};
 pub use receiver::CallbackReceiver;
 pub use registry::{InMemoryRegistry, JobRegistry, Registered, RegistryError};
-pub use server::CallbackServer;
+pub use server::{CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, bind, bind_with_backlog};
 pub use state::{Applied, JobView};

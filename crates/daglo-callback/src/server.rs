@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, Semaphore, TryAcquireError, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
+use daglo_core::BoxError;
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::config::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS};
 use crate::receiver::CallbackReceiver;
 
 /// How long a graceful shutdown lets in-flight requests finish.
@@ -31,6 +35,29 @@ const RESERVED_FDS: usize = 64;
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
+/// The accept queue every listener of the project asks for: 1,024 connections (the kernel may
+/// cap it at `net.core.somaxconn`). Tokio's `TcpListener::bind` asks for 128, which a burst of
+/// callbacks overflows: the kernel then drops SYNs and senders retry after a second or more.
+pub const DEFAULT_ACCEPT_BACKLOG: u32 = 1024;
+
+/// Binds `addr` with a deep accept queue ([`DEFAULT_ACCEPT_BACKLOG`]) and `SO_REUSEADDR`, for
+/// the receiver (or the app it is mounted in).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with_backlog(addr, DEFAULT_ACCEPT_BACKLOG)
+}
+
+/// Binds `addr` with an accept queue of `backlog` connections.
+pub fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
+}
+
 /// A running standalone receiver. [`shutdown`](CallbackServer::shutdown) stops accepting and lets
 /// in-flight requests finish; dropping it stops accepting at once.
 #[derive(Debug)]
@@ -45,20 +72,50 @@ impl CallbackServer {
     pub(crate) fn start(
         listener: TcpListener,
         receiver: CallbackReceiver,
-        max_connections: usize,
-        header_timeout: Duration,
-        max_connection_time: Duration,
+        limits: ConnectionLimits,
     ) -> std::io::Result<Self> {
+        CallbackServer::serve(listener, receiver, limits)
+    }
+
+    /// Serves any tower service — an axum `Router` with the receiver mounted among your routes,
+    /// say — on `listener` with the standalone receiver's protections: at most
+    /// `max_connections` at once (never more than the open-file limit allows), a header-read
+    /// timeout (which also bounds the idle wait between keep-alive requests), a 16 KiB head of at
+    /// most 32 header lines, a lifetime per connection, back-off when `accept` fails, and
+    /// graceful shutdown. This is what a mounted receiver
+    /// ([`Transcriber::from_config_mounted`](https://docs.rs/daglo/latest/daglo/struct.Transcriber.html#method.from_config_mounted))
+    /// needs from the server it is mounted in.
+    ///
+    /// ```no_run
+    /// # async fn run(receiver: daglo::callback::CallbackReceiver) -> std::io::Result<()> {
+    /// use daglo::callback::{CallbackServer, ConnectionLimits};
+    ///
+    /// let app = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .route_service("/daglo/{key}", receiver);
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
+    /// let server = CallbackServer::serve(listener, app, ConnectionLimits::default())?;
+    /// # server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn serve<S, B>(listener: TcpListener, service: S, limits: ConnectionLimits) -> std::io::Result<Self>
+    where
+        S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
         let local_addr = listener.local_addr()?;
-        let max_connections = within_file_limit(max_connections, open_file_limit());
-        let (stop, stopped) = watch::channel(false);
-        let limits = Limits {
-            max_connections,
-            header_timeout,
-            max_connection_time,
+        let limits = ConnectionLimits {
+            max_connections: within_file_limit(limits.max_connections.max(1), open_file_limit()),
+            ..limits
         };
-        let task = tokio::spawn(accept_loop(listener, receiver, limits, stopped));
-        info!(%local_addr, max_connections, "callback receiver listening");
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, service, limits, stopped));
+        info!(%local_addr, max_connections = limits.max_connections, "callback receiver listening");
         Ok(CallbackServer {
             local_addr,
             stop,
@@ -86,12 +143,53 @@ impl Drop for CallbackServer {
     }
 }
 
-/// What bounds each connection.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    max_connections: usize,
-    header_timeout: Duration,
-    max_connection_time: Duration,
+/// What bounds the connections of a server: how many at once, how long one may take to send a
+/// request head, and how long one may stay open. The defaults are the receiver's
+/// ([`CallbackConfig::connection_limits`](crate::CallbackConfig::connection_limits) gives a
+/// configuration's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// At most this many connections at once (default [`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// How long a connection may take to send a request head, or idle between requests
+    /// (default [`DEFAULT_HEADER_TIMEOUT`]).
+    pub header_timeout: Duration,
+    /// The longest a connection may stay open (default [`DEFAULT_MAX_CONNECTION_TIME`]).
+    pub max_connection_time: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connection_time: DEFAULT_MAX_CONNECTION_TIME,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// At most `max` connections at once.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a connection may take to send a request head.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// The longest a connection may stay open.
+    #[must_use]
+    pub fn max_connection_time(mut self, time: Duration) -> Self {
+        self.max_connection_time = time;
+        self
+    }
 }
 
 /// The connection limit, lowered to what the process's open-file limit can hold: past it,
@@ -119,21 +217,32 @@ fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-async fn accept_loop(
+async fn accept_loop<S, B>(
     listener: TcpListener,
-    receiver: CallbackReceiver,
-    limits: Limits,
+    service: S,
+    limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    // At the connection cap, every open connection is asked to close once its in-flight
+    // request is answered: idle keep-alive peers (and peers that pipeline and never read) make
+    // room at once instead of holding their slot until the lifetime ends.
+    let shed = Arc::new(Notify::new());
+    let mut tasks = JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         // Keep-alive, as a sender that reuses connections expects: a connection's answers are
         // written in order and a peer that stops reading them stops being read (backpressure),
-        // the header timeout covers the idle wait between requests, and every connection still
-        // ends at `max_connection_time`.
+        // the header timeout covers the idle wait between requests, every connection still
+        // ends at `max_connection_time`, and at the cap idle ones are shed.
         .keep_alive(true)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
@@ -141,13 +250,22 @@ async fn accept_loop(
     let mut failures_unlogged = 0u64;
     let mut last_logged: Option<tokio::time::Instant> = None;
     loop {
-        // Take a connection slot first: at the limit, new connections wait in the backlog.
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = stopped.wait_for(|stop| *stop) => break,
+        while tasks.try_join_next().is_some() {}
+        // Take a connection slot first: at the limit, new connections wait in the backlog while
+        // the open ones are asked to make room.
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                shed.notify_waiters();
+                tokio::select! {
+                    permit = connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                }
+            }
         };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -177,23 +295,39 @@ async fn accept_loop(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(receiver.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let service = TowerToHyperService::new(service.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let lifetime = limits.max_connection_time;
-        tokio::spawn(async move {
+        let (shed, mut stop) = (shed.clone(), stopped.clone());
+        tasks.spawn(async move {
+            let run = async {
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    // The connection first, so a request already sent is read before a shed or a
+                    // stop is looked at (and so counts as in flight).
+                    biased;
+                    _ = connection.as_mut() => return,
+                    () = shed.notified() => debug!("connection asked to make room at the cap"),
+                    _ = stop.wait_for(|stop| *stop) => {}
+                }
+                // Finish the request in flight, if any, then close.
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            };
             // Whatever the peer does — trickles, never reads, idles — the connection ends in
             // bounded time and its slot comes back.
-            if tokio::time::timeout(lifetime, connection).await.is_err() {
+            if tokio::time::timeout(lifetime, run).await.is_err() {
                 debug!("connection outlived its time; closed");
             }
             drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         warn!("in-flight callbacks did not finish within the drain timeout");
     }
 }

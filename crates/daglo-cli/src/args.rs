@@ -135,7 +135,7 @@ pub(crate) struct Output {
 #[derive(Debug, Args)]
 pub(crate) struct Service {
     /// The service's address.
-    #[arg(long, default_value = daglo::DEFAULT_BASE_URL)]
+    #[arg(long, default_value = daglo::client::DEFAULT_BASE_URL)]
     pub(crate) base_url: String,
     /// Run against a local emulator of the service instead (no token, no network).
     #[arg(long)]

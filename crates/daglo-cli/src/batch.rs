@@ -5,14 +5,18 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use daglo::client::SrtAnswer;
 use daglo::journal::SqliteJournal;
+use daglo::journal::{Entry, EntryState, Journal, OutcomeKind};
 use daglo::models::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
-use daglo::{Entry, EntryState, JobOptions, Journal, Outcome, Rid, SrtAnswer, TranscribeError, Transcriber};
+use daglo::{JobOptions, Outcome, Rid, Status, Transcriber};
 use futures_util::stream::{self, StreamExt};
 
 use crate::args::{Jobs, Transcribe};
+use crate::failure::{Failure, chain, exit};
 use crate::progress::{Bar, multi, overall};
-use crate::run::{self, Failure, exit};
+use crate::setup::{self, Connection, Input};
+use crate::terminal::safe;
 
 /// The journal's file name in an output directory.
 const JOURNAL_FILE: &str = "daglo-journal.sqlite";
@@ -27,10 +31,11 @@ pub(crate) fn is_batch(args: &Transcribe) -> bool {
 
 /// One input of a batch.
 #[derive(Debug, Clone)]
-struct Input {
+struct Item {
+    /// What to submit.
+    input: Input,
     /// What the journal knows it by: an absolute path, or the URL.
     key: String,
-    is_url: bool,
     /// The output files' name, unique in the batch.
     stem: String,
 }
@@ -38,9 +43,9 @@ struct Input {
 /// How one input ended in this run.
 #[derive(Debug)]
 enum Ended {
-    Done { rid: Rid, outcome: &'static str },
+    Done { rid: Rid, outcome: OutcomeKind },
     AlreadyDone,
-    Failed { rid: Rid, status: String },
+    Failed { rid: Rid, status: Status },
     Pending { rid: Rid },
     Uncertain,
     Error { message: String, rid: Option<Rid> },
@@ -70,9 +75,9 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     if args.concurrency == 0 {
         return Err(Failure::usage("--concurrency must be at least 1"));
     }
-    let options = run::options(&args)?;
-    let deadline = run::deadline(&args.output)?;
-    let config = run::strategy(&args, deadline)?;
+    let options = setup::options(&args)?;
+    let deadline = setup::deadline(&args.output)?;
+    let config = setup::strategy(&args, deadline)?;
     let inputs = expand(&args)?;
     if inputs.is_empty() {
         return Err(Failure::usage(
@@ -82,13 +87,13 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| Failure::usage(format!("--out-dir {}: {e}", out_dir.display())))?;
     let journal_path = args.journal.clone().unwrap_or_else(|| out_dir.join(JOURNAL_FILE));
-    let run::Connection {
+    let Connection {
         client,
         emulator,
         redis,
-    } = run::connect(&args.service).await?;
+    } = setup::connect(&args.service).await?;
     let journal = open_journal(&journal_path, redis)?;
-    let transcriber = run::transcriber(client, &config)
+    let transcriber = setup::transcriber(client, &config)
         .await?
         .with_journal(journal.clone());
 
@@ -170,12 +175,12 @@ struct Batch<'a> {
 impl Batch<'_> {
     /// Decides from the journal what the input needs, then does it: skip it (done), resume it
     /// (submitted), report it (uncertain: never submitted twice), or submit it.
-    async fn one(&self, input: &Input) -> Ended {
+    async fn one(&self, input: &Item) -> Ended {
         let latest = match self.journal.latest_for(&input.key).await {
             Ok(latest) => latest,
             Err(e) => {
                 return Ended::Error {
-                    message: run::chain(&e),
+                    message: chain(&e),
                     rid: None,
                 };
             }
@@ -204,23 +209,19 @@ impl Batch<'_> {
         }
     }
 
-    async fn submit(&self, input: &Input) -> Ended {
-        let submitted = if input.is_url {
-            self.transcriber.submit_url(&input.key, self.options).await
-        } else {
-            self.transcriber.submit_file(&input.key, self.options).await
-        };
+    async fn submit(&self, input: &Item) -> Ended {
+        let submitted = input.input.submit(self.transcriber, self.options).await;
         match submitted {
             Ok(pending) => self.wait(input, pending).await,
             Err(e) if e.may_have_created_job() && e.rid().is_none() => Ended::Uncertain,
             Err(e) => Ended::Error {
                 rid: e.rid().cloned(),
-                message: run::chain(&e),
+                message: chain(&e),
             },
         }
     }
 
-    async fn wait(&self, input: &Input, pending: daglo::Pending) -> Ended {
+    async fn wait(&self, input: &Item, pending: daglo::Pending) -> Ended {
         let rid = pending.rid().clone();
         let bar = Bar::in_batch(self.progress, &input.stem);
         let outcome = self.transcriber.wait_with(pending, &bar).await;
@@ -236,7 +237,7 @@ impl Batch<'_> {
                 }
                 Ended::Done {
                     rid,
-                    outcome: "transcript",
+                    outcome: OutcomeKind::Transcript,
                 }
             }
             Ok(Outcome::Empty { .. }) => {
@@ -248,30 +249,23 @@ impl Batch<'_> {
                 }
                 Ended::Done {
                     rid,
-                    outcome: "empty",
+                    outcome: OutcomeKind::Empty,
                 }
             }
-            Ok(Outcome::Failed { status, .. }) => Ended::Failed {
-                rid,
-                status: status.to_string(),
-            },
+            Ok(Outcome::Failed { status, .. }) => Ended::Failed { rid, status },
             Ok(_) => Ended::Pending { rid },
-            Err(e @ TranscribeError::Wait { .. }) => Ended::Error {
-                message: run::chain(&e),
-                rid: Some(rid),
-            },
             Err(e) => Ended::Error {
-                message: run::chain(&e),
+                message: chain(&e),
                 rid: Some(rid),
             },
         }
     }
 
-    fn path(&self, input: &Input, extension: &str) -> PathBuf {
+    fn path(&self, input: &Item, extension: &str) -> PathBuf {
         self.out_dir.join(format!("{}.{extension}", input.stem))
     }
 
-    fn outputs_exist(&self, input: &Input) -> bool {
+    fn outputs_exist(&self, input: &Item) -> bool {
         self.path(input, "txt").exists()
             && (!self.srt || self.path(input, "srt").exists())
             && (!self.json || self.path(input, "json").exists())
@@ -280,7 +274,7 @@ impl Batch<'_> {
     /// The transcript text, and the subtitles and JSON when asked, written to their files.
     async fn write(
         &self,
-        input: &Input,
+        input: &Item,
         rid: &Rid,
         text: &str,
         body: Option<&daglo::StatusBody>,
@@ -301,7 +295,7 @@ impl Batch<'_> {
             let srt = match self.transcriber.client().srt(rid).await {
                 Ok(SrtAnswer::Ready(srt)) => srt,
                 Ok(_) => String::new(),
-                Err(e) => return Err(format!("subtitles for {rid}: {}", run::chain(&e))),
+                Err(e) => return Err(format!("subtitles for {rid}: {}", chain(&e))),
             };
             write("srt", &srt)?;
         }
@@ -311,7 +305,7 @@ impl Batch<'_> {
 
 /// The inputs named, the files of the directories named, and the lines of --from-list; URLs
 /// checked, files made absolute, each given a unique output name.
-fn expand(args: &Transcribe) -> Result<Vec<Input>, Failure> {
+fn expand(args: &Transcribe) -> Result<Vec<Item>, Failure> {
     let mut named = args.inputs.clone();
     if let Some(list) = &args.from_list {
         let text = std::fs::read_to_string(list)
@@ -337,13 +331,18 @@ fn expand(args: &Transcribe) -> Result<Vec<Input>, Failure> {
                 n += 1;
                 unique = format!("{stem}-{n}");
             }
-            inputs.push(Input {
+            let input = if is_url {
+                Input::Url(key.clone())
+            } else {
+                Input::File(PathBuf::from(&key))
+            };
+            inputs.push(Item {
+                input,
                 key,
-                is_url,
                 stem: unique,
             });
         };
-        if run::input_kind(&name)? {
+        if let Input::Url(_) = Input::parse(&name)? {
             let stem = name
                 .rsplit('/')
                 .find(|s| !s.is_empty())
@@ -403,8 +402,8 @@ fn absolute(path: &Path) -> Result<String, Failure> {
 /// After an interruption: each input as the journal now has it.
 async fn interrupted<'a>(
     journal: &Arc<dyn Journal>,
-    inputs: &'a [Input],
-) -> Result<Vec<(&'a Input, Ended)>, Failure> {
+    inputs: &'a [Item],
+) -> Result<Vec<(&'a Item, Ended)>, Failure> {
     let mut results = Vec::new();
     for input in inputs {
         let latest = journal
@@ -412,12 +411,12 @@ async fn interrupted<'a>(
             .await
             .map_err(|e| Failure::service(&e))?;
         let ended = match latest.map(|e| e.state) {
-            Some(EntryState::Finished { rid, outcome, .. })
-                if outcome == "transcript" || outcome == "empty" =>
-            {
-                Ended::Done { rid, outcome: "done" }
-            }
-            Some(EntryState::Finished { rid, outcome, .. }) => Ended::Failed { rid, status: outcome },
+            Some(EntryState::Finished {
+                rid,
+                outcome: OutcomeKind::Failed(status),
+                ..
+            }) => Ended::Failed { rid, status },
+            Some(EntryState::Finished { rid, outcome, .. }) => Ended::Done { rid, outcome },
             Some(EntryState::Submitted { rid }) => Ended::Pending { rid },
             Some(EntryState::Intended) => Ended::Uncertain,
             _ => Ended::Error {
@@ -431,7 +430,7 @@ async fn interrupted<'a>(
 }
 
 /// Prints the summary and returns the worst exit status.
-fn summarise(results: &[(&Input, Ended)], out_dir: &Path) -> u8 {
+fn summarise(results: &[(&Item, Ended)], out_dir: &Path) -> u8 {
     let count = |f: fn(&Ended) -> bool| results.iter().filter(|(_, e)| f(e)).count();
     let done = count(|e| matches!(e, Ended::Done { .. }));
     let skipped = count(|e| matches!(e, Ended::AlreadyDone));
@@ -445,18 +444,29 @@ fn summarise(results: &[(&Input, Ended)], out_dir: &Path) -> u8 {
     );
     for (input, ended) in results {
         match ended {
-            Ended::Failed { rid, status } => eprintln!("  failed     {rid}  {status}  {}", input.key),
-            Ended::Pending { rid } => eprintln!("  pending    {rid}  {}", input.key),
+            Ended::Failed { rid, status } => eprintln!(
+                "  failed     {}  {}  {}",
+                safe(rid.as_str()),
+                safe(status.as_str()),
+                safe(&input.key)
+            ),
+            Ended::Pending { rid } => eprintln!("  pending    {}  {}", safe(rid.as_str()), safe(&input.key)),
             Ended::Uncertain => eprintln!(
                 "  uncertain  (no rid)  {}  — may have been submitted; not resubmitted",
-                input.key
+                safe(&input.key)
             ),
             Ended::Error { message, rid } => eprintln!(
-                "  error      {}  {}  {message}",
-                rid.as_ref().map_or("(no rid)", Rid::as_str),
-                input.key
+                "  error      {}  {}  {}",
+                safe(rid.as_ref().map_or("(no rid)", Rid::as_str)),
+                safe(&input.key),
+                safe(message)
             ),
-            Ended::Done { rid, outcome } => eprintln!("  done       {rid}  {outcome}  {}", input.key),
+            Ended::Done { rid, outcome } => eprintln!(
+                "  done       {}  {outcome}  {} -> {}.txt",
+                safe(rid.as_str()),
+                safe(&input.key),
+                safe(&input.stem)
+            ),
             Ended::AlreadyDone => {}
         }
     }
@@ -474,7 +484,7 @@ fn open_journal(path: &Path, redis: Option<daglo::redis::RedisStore>) -> Result<
                 &name.display().to_string(),
             ))
         }
-        None => Arc::new(SqliteJournal::open(path).map_err(|e| Failure::usage(run::chain(&e)))?),
+        None => Arc::new(SqliteJournal::open(path).map_err(|e| Failure::usage(chain(&e)))?),
     })
 }
 
@@ -486,7 +496,7 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
         (None, None) => return Err(Failure::usage("give --out-dir DIR or --journal FILE")),
     };
     let redis = match &args.redis {
-        Some(url) => Some(run::redis_store(url).await?),
+        Some(url) => Some(setup::redis_store(url).await?),
         None if !path.exists() => return Err(Failure::usage(format!("no journal at {}", path.display()))),
         None => None,
     };
@@ -501,12 +511,15 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
             EntryState::Intended => ("uncertain", String::new(), String::new()),
             EntryState::NotSubmitted { reason } => ("not submitted", String::new(), reason.clone()),
             EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new()),
-            EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.clone()),
+            EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.to_string()),
             _ => ("?", String::new(), String::new()),
         };
         println!(
-            "{:>5}  {state:<13}  {rid:<36}  {:<16}  {}",
-            entry.id, outcome, entry.intent.input
+            "{:>5}  {state:<13}  {:<36}  {:<16}  {}",
+            entry.id,
+            safe(&rid),
+            safe(&outcome),
+            safe(&entry.intent.input)
         );
     }
     Ok(exit::OK)

@@ -14,8 +14,11 @@
 
 mod args;
 mod batch;
+mod failure;
 mod progress;
-mod run;
+mod setup;
+mod single;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -27,8 +30,9 @@ use args::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Transcribe(args) => run::transcribe(*args).await,
-        Command::Resume(args) => run::resume(args).await,
+        Command::Transcribe(args) if batch::is_batch(&args) => batch::run(*args).await,
+        Command::Transcribe(args) => single::transcribe(*args).await,
+        Command::Resume(args) => single::resume(args).await,
         Command::Jobs(args) => batch::jobs(args).await,
     };
     match result {

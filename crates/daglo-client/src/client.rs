@@ -386,6 +386,15 @@ impl Client {
         self.status_with(rid, RetryPolicy::none(), None).await
     }
 
+    /// One status request, paced by the client's status budget (which a `429` it meets slows
+    /// down) and not retried: for callers that retry on their own but must share the budget,
+    /// like the confirmation of a final callback.
+    pub async fn status_paced(&self, rid: &Rid) -> Result<StatusAnswer, Error> {
+        let budget = self.inner.budgets.status.clone();
+        self.status_with(rid, RetryPolicy::none(), Some(budget.as_ref()))
+            .await
+    }
+
     async fn status_with(
         &self,
         rid: &Rid,
@@ -467,7 +476,7 @@ impl Client {
             }
             match outcome {
                 Err(e) if e.is_retryable() && attempt < retry.max_attempts => {
-                    let wait = retry.backoff(attempt);
+                    let wait = retry.delay(attempt);
                     debug!(path = url.path(), attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying GET");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -511,7 +520,7 @@ impl Client {
             };
             match outcome {
                 Err(e) if repeat => {
-                    let wait = retry.backoff(attempt.min(8));
+                    let wait = retry.delay(attempt.min(8));
                     debug!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying a submit that created no job");
                     tokio::time::sleep(wait).await;
                     attempt += 1;

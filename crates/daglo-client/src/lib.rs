@@ -43,4 +43,4 @@ pub use answers::{SrtAnswer, StatusAnswer};
 pub use budget::{RateBudget, TokenBucket};
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES};
 pub use error::{Error, ErrorKind};
-pub use retry::RetryPolicy;
+pub use retry::{DEFAULT_RETRY_BACKOFF, RetryPolicy};

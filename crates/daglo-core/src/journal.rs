@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::delivery::{BoxError, Outcome};
 use crate::request::Rid;
+use crate::status::Status;
 
 /// Identifies one entry of a journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,7 +29,8 @@ impl fmt::Display for EntryId {
 pub struct Intent {
     /// The input: a file path or a URL, as the caller named it.
     pub input: String,
-    /// A digest of the options the caller chose (SHA-256 hex of their JSON, say).
+    /// A digest of the options the caller chose (the transcriber's is a 64-bit FNV-1a of their
+    /// JSON, `fnv1a64:<hex>`: a change detector, not a secret).
     pub options_digest: String,
     /// The strategy's name.
     pub strategy: String,
@@ -74,8 +76,8 @@ pub enum EntryState {
     Finished {
         /// The job.
         rid: Rid,
-        /// How: `transcript`, `empty`, or the failure status (`file_error`, …).
-        outcome: String,
+        /// How it ended.
+        outcome: OutcomeKind,
         /// Where the caller put the result, or a digest of it (never the transcript itself).
         result: Option<String>,
     },
@@ -114,14 +116,71 @@ pub struct Recovery {
     pub uncertain: Vec<Entry>,
 }
 
-/// The short name of how an outcome ended, as a journal stores it; `None` for
-/// [`Outcome::GaveUp`], which is not an end (the job goes on).
-pub fn outcome_name(outcome: &Outcome) -> Option<String> {
-    match outcome {
-        Outcome::Transcript { .. } => Some("transcript".to_owned()),
-        Outcome::Empty { .. } => Some("empty".to_owned()),
-        Outcome::Failed { status, .. } => Some(status.as_str().to_owned()),
-        Outcome::GaveUp { .. } => None,
+/// How a job ended, as a journal keeps it: the kind of its [`Outcome`], without the transcript.
+///
+/// Stored as its [`as_str`](OutcomeKind::as_str) spelling — `transcript`, `empty`, or the
+/// failure status (`input_error`, `file_error`, `transcript_error`) — and read back with
+/// [`parse`](OutcomeKind::parse).
+///
+/// ```
+/// use daglo::journal::OutcomeKind;
+/// use daglo::Status;
+///
+/// assert_eq!(OutcomeKind::parse("empty"), OutcomeKind::Empty);
+/// assert_eq!(OutcomeKind::parse("file_error"), OutcomeKind::Failed(Status::FileError));
+/// assert_eq!(OutcomeKind::Failed(Status::FileError).as_str(), "file_error");
+/// assert!(OutcomeKind::Transcript.is_success());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// A transcript ([`Outcome::Transcript`]).
+    Transcript,
+    /// No speech ([`Outcome::Empty`]).
+    Empty,
+    /// The job failed with this status ([`Outcome::Failed`]).
+    Failed(Status),
+}
+
+impl OutcomeKind {
+    /// The kind of `outcome`; `None` for [`Outcome::GaveUp`], which is not an end (the job goes
+    /// on).
+    pub fn of(outcome: &Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Transcript { .. } => Some(OutcomeKind::Transcript),
+            Outcome::Empty { .. } => Some(OutcomeKind::Empty),
+            Outcome::Failed { status, .. } => Some(OutcomeKind::Failed(status.clone())),
+            Outcome::GaveUp { .. } => None,
+        }
+    }
+
+    /// The stored spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            OutcomeKind::Transcript => "transcript",
+            OutcomeKind::Empty => "empty",
+            OutcomeKind::Failed(status) => status.as_str(),
+        }
+    }
+
+    /// Reads the stored spelling back; anything else is a failure with that status.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "transcript" => OutcomeKind::Transcript,
+            "empty" => OutcomeKind::Empty,
+            other => OutcomeKind::Failed(Status::parse(other)),
+        }
+    }
+
+    /// Whether the job produced its result (a transcript, or an empty one).
+    pub fn is_success(&self) -> bool {
+        matches!(self, OutcomeKind::Transcript | OutcomeKind::Empty)
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -166,7 +225,12 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// Records the rid from the submit answer.
     async fn submitted(&self, id: EntryId, rid: &Rid) -> Result<(), JournalError>;
     /// Records how the job ended, and where its result went (never the transcript itself).
-    async fn finished(&self, id: EntryId, outcome: &str, result: Option<&str>) -> Result<(), JournalError>;
+    async fn finished(
+        &self,
+        id: EntryId,
+        outcome: &OutcomeKind,
+        result: Option<&str>,
+    ) -> Result<(), JournalError>;
     /// Every entry, oldest first.
     async fn entries(&self) -> Result<Vec<Entry>, JournalError>;
 

@@ -37,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backoff;
 mod body;
 mod decode;
 mod delivery;
@@ -49,17 +50,24 @@ mod options;
 mod random;
 mod request;
 mod schedule;
+#[doc(hidden)]
+pub mod secs;
 mod status;
 mod timescale;
 
+pub use backoff::Backoff;
 pub use body::{ErrorBody, Sentiment, SentimentScore, StatusBody, SttResult, Word};
-pub use decode::{decode_error_body, decode_json, decode_status_body, decode_submit_response};
+#[doc(hidden)]
+pub use decode::decode_json;
+pub use decode::{decode_error_body, decode_status_body, decode_submit_response};
 pub use delivery::{
     BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, ProgressEvent, ProgressObserver,
     ResultDelivery, Ticket,
 };
-pub use error::{DecodeError, EXCERPT_CHARS, ValidationError, excerpt};
-pub use journal::{Entry, EntryId, EntryState, Intent, Journal, JournalError, Recovery, outcome_name};
+pub use error::{DecodeError, ValidationError};
+#[doc(hidden)]
+pub use error::{EXCERPT_CHARS, excerpt};
+pub use journal::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
 pub use language::Language;
 pub use offset::TimeOffset;
 pub use options::{
@@ -67,9 +75,11 @@ pub use options::{
     MultiChannel, NlpConfig, SentimentAnalysis, SpeakerDiarization, SttConfig,
 };
 pub use random::SplitMix64;
+#[doc(hidden)]
+pub use request::check_media_file_name;
 pub use request::{
     AUDIO_EXTENSIONS, Audio, AudioSource, MAX_UPLOAD_BYTES, Rid, SubmitRequest, SubmitResponse,
-    VIDEO_EXTENSIONS, check_media_file_name,
+    VIDEO_EXTENSIONS,
 };
 pub use schedule::{AdaptivePolicy, PollPolicy, ProgressTracker};
 pub use status::Status;

@@ -6,7 +6,25 @@
 use std::time::Duration;
 
 /// How a job's status requests are spaced. Each variant documents when to choose it.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It is configuration too (serde), tagged by `kind`, durations in seconds; every field of
+/// `adaptive` is optional and defaults to [`AdaptivePolicy::default`]:
+///
+/// ```
+/// use std::time::Duration;
+/// use daglo::poll::PollPolicy;
+///
+/// let fixed: PollPolicy = serde_json::from_str(r#"{"kind": "fixed", "interval_secs": 3}"#)?;
+/// assert_eq!(fixed, PollPolicy::Fixed(Duration::from_secs(3)));
+/// let exponential: PollPolicy = serde_json::from_str(
+///     r#"{"kind": "exponential", "initial_secs": 1, "factor": 2, "max_secs": 60}"#)?;
+/// let adaptive: PollPolicy = serde_json::from_str(r#"{"kind": "adaptive"}"#)?;
+/// assert_eq!(adaptive, PollPolicy::default());
+/// assert!(serde_json::from_str::<PollPolicy>(r#"{"kind": "fixed", "interval": 3}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "PolicyRepr", into = "PolicyRepr")]
 #[non_exhaustive]
 pub enum PollPolicy {
     /// The same interval every time (±10 % jitter; the first poll at a random phase).
@@ -70,6 +88,147 @@ impl Default for AdaptivePolicy {
             smoothing: 0.5,
             processing_per_audio_second: 0.25,
             margin: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The configuration form of [`PollPolicy`]: one place for its keys and their defaults.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum PolicyRepr {
+    Fixed {
+        #[serde(with = "crate::secs")]
+        interval_secs: Duration,
+    },
+    Exponential {
+        #[serde(with = "crate::secs")]
+        initial_secs: Duration,
+        factor: f64,
+        #[serde(with = "crate::secs")]
+        max_secs: Duration,
+    },
+    Adaptive {
+        #[serde(with = "crate::secs", default = "adaptive::min_interval")]
+        min_interval_secs: Duration,
+        #[serde(with = "crate::secs", default = "adaptive::max_interval")]
+        max_interval_secs: Duration,
+        #[serde(with = "crate::secs", default = "adaptive::initial_interval")]
+        initial_interval_secs: Duration,
+        #[serde(default = "adaptive::smoothing")]
+        smoothing: f64,
+        #[serde(default = "adaptive::processing_per_audio_second")]
+        processing_per_audio_second: f64,
+        #[serde(with = "crate::secs", default = "adaptive::margin")]
+        margin_secs: Duration,
+    },
+}
+
+/// The adaptive policy's defaults, field by field, for the configuration form.
+mod adaptive {
+    use std::time::Duration;
+
+    use super::AdaptivePolicy;
+
+    pub(super) fn min_interval() -> Duration {
+        AdaptivePolicy::default().min_interval
+    }
+    pub(super) fn max_interval() -> Duration {
+        AdaptivePolicy::default().max_interval
+    }
+    pub(super) fn initial_interval() -> Duration {
+        AdaptivePolicy::default().initial_interval
+    }
+    pub(super) fn smoothing() -> f64 {
+        AdaptivePolicy::default().smoothing
+    }
+    pub(super) fn processing_per_audio_second() -> f64 {
+        AdaptivePolicy::default().processing_per_audio_second
+    }
+    pub(super) fn margin() -> Duration {
+        AdaptivePolicy::default().margin
+    }
+}
+
+impl TryFrom<PolicyRepr> for PollPolicy {
+    type Error = String;
+
+    fn try_from(repr: PolicyRepr) -> Result<Self, String> {
+        let positive = |name: &str, value: Duration| {
+            if value.is_zero() {
+                Err(format!("`{name}` must be above 0"))
+            } else {
+                Ok(value)
+            }
+        };
+        Ok(match repr {
+            PolicyRepr::Fixed { interval_secs } => {
+                PollPolicy::Fixed(positive("interval_secs", interval_secs)?)
+            }
+            PolicyRepr::Exponential {
+                initial_secs,
+                factor,
+                max_secs,
+            } => {
+                if !(factor.is_finite() && factor >= 1.0) {
+                    return Err(format!(
+                        "an exponential policy's `factor` must be at least 1, not {factor}"
+                    ));
+                }
+                PollPolicy::Exponential {
+                    initial: positive("initial_secs", initial_secs)?,
+                    factor,
+                    max: positive("max_secs", max_secs)?,
+                }
+            }
+            PolicyRepr::Adaptive {
+                min_interval_secs,
+                max_interval_secs,
+                initial_interval_secs,
+                smoothing,
+                processing_per_audio_second,
+                margin_secs,
+            } => {
+                if !(smoothing > 0.0 && smoothing <= 1.0) {
+                    return Err(format!("`smoothing` must be in (0, 1], not {smoothing}"));
+                }
+                if !(processing_per_audio_second.is_finite() && processing_per_audio_second > 0.0) {
+                    return Err(format!(
+                        "`processing_per_audio_second` must be above 0, not {processing_per_audio_second}"
+                    ));
+                }
+                if max_interval_secs < min_interval_secs {
+                    return Err("`max_interval_secs` must not be below `min_interval_secs`".to_owned());
+                }
+                PollPolicy::Adaptive(AdaptivePolicy {
+                    min_interval: positive("min_interval_secs", min_interval_secs)?,
+                    max_interval: max_interval_secs,
+                    initial_interval: positive("initial_interval_secs", initial_interval_secs)?,
+                    smoothing,
+                    processing_per_audio_second,
+                    margin: margin_secs,
+                })
+            }
+        })
+    }
+}
+
+impl From<PollPolicy> for PolicyRepr {
+    fn from(policy: PollPolicy) -> Self {
+        match policy {
+            PollPolicy::Fixed(interval_secs) => PolicyRepr::Fixed { interval_secs },
+            PollPolicy::Exponential { initial, factor, max } => PolicyRepr::Exponential {
+                initial_secs: initial,
+                factor,
+                max_secs: max,
+            },
+            PollPolicy::Adaptive(adaptive) => PolicyRepr::Adaptive {
+                min_interval_secs: adaptive.min_interval,
+                max_interval_secs: adaptive.max_interval,
+                initial_interval_secs: adaptive.initial_interval,
+                smoothing: adaptive.smoothing,
+                processing_per_audio_second: adaptive.processing_per_audio_second,
+                margin_secs: adaptive.margin,
+            },
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, Rid};
+use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Rid};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// One table, one row per input; the state is the set of columns filled.
@@ -130,7 +130,7 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         (Some(reason), _, _) => EntryState::NotSubmitted { reason },
         (None, Some(rid), Some(outcome)) => EntryState::Finished {
             rid: Rid::new(rid),
-            outcome,
+            outcome: OutcomeKind::parse(&outcome),
             result,
         },
         (None, Some(rid), None) => EntryState::Submitted { rid: Rid::new(rid) },
@@ -195,11 +195,16 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn finished(&self, id: EntryId, outcome: &str, result: Option<&str>) -> Result<(), JournalError> {
+    async fn finished(
+        &self,
+        id: EntryId,
+        outcome: &OutcomeKind,
+        result: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.set(
             id,
             "UPDATE jobs SET outcome = ?1, result = ?2 WHERE id = ?3",
-            vec![Some(outcome.to_owned()), result.map(str::to_owned)],
+            vec![Some(outcome.as_str().to_owned()), result.map(str::to_owned)],
         )
         .await
     }

@@ -42,7 +42,11 @@ async fn crash_after(place: &Place, steps: usize) -> SqliteJournal {
     }
     if steps >= 3 {
         journal
-            .finished(entry, "transcript", Some("out/meeting.txt"))
+            .finished(
+                entry,
+                &daglo_core::OutcomeKind::Transcript,
+                Some("out/meeting.txt"),
+            )
             .await
             .unwrap();
     }
@@ -89,7 +93,7 @@ async fn a_crash_after_the_outcome_leaves_nothing_to_do() {
         entries[0].state,
         EntryState::Finished {
             rid: Rid::new("r-1"),
-            outcome: "transcript".to_owned(),
+            outcome: daglo_core::OutcomeKind::Transcript,
             result: Some("out/meeting.txt".to_owned()),
         }
     );

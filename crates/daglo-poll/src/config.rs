@@ -4,10 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use daglo_core::PollPolicy;
+use daglo_core::{Backoff, PollPolicy};
 
 use crate::clock::PollClock;
-use daglo_client::{RateBudget, TokenBucket};
+use daglo_client::RateBudget;
+
+/// The poller's default backoff after a failed status request: 500 ms, doubling, at most 30 s.
+pub const DEFAULT_RETRY_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), 2.0, Duration::from_secs(30));
 
 /// How a [`PollingDelivery`](crate::PollingDelivery) polls.
 ///
@@ -24,12 +28,12 @@ use daglo_client::{RateBudget, TokenBucket};
 #[derive(Clone)]
 pub struct PollingConfig {
     pub(crate) policy: PollPolicy,
-    pub(crate) budget: Arc<dyn RateBudget>,
+    pub(crate) budget: Option<Arc<dyn RateBudget>>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) stall_after: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) max_queueing: Duration,
-    pub(crate) retry_backoff: Duration,
+    pub(crate) retry_backoff: Backoff,
     pub(crate) clock: PollClock,
     pub(crate) seed: Option<u64>,
 }
@@ -38,12 +42,12 @@ impl Default for PollingConfig {
     fn default() -> Self {
         PollingConfig {
             policy: PollPolicy::default(),
-            budget: Arc::new(TokenBucket::default()),
+            budget: None,
             deadline: None,
             stall_after: Duration::from_secs(300),
             max_in_flight: 32,
             max_queueing: Duration::from_secs(30),
-            retry_backoff: Duration::from_millis(500),
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
             clock: PollClock::Tokio,
             seed: None,
         }
@@ -57,10 +61,15 @@ impl PollingConfig {
         self
     }
 
-    /// The budget for status requests (default: [`TokenBucket::default`], 16/s). Pass the same
-    /// `Arc` to several pollers to share one budget.
+    /// A budget for status requests of this poller's own. By default (none given) the poller
+    /// draws from its source's budget — the client's status budget
+    /// ([`Client::status_budget`](daglo_client::Client::status_budget), 16/s unless the client
+    /// was given another) — so polls, confirmations of final callbacks and every other status
+    /// request of the process share one budget and every `429` slows them all. Give one only to
+    /// pace this poller apart (a scripted [`StatusSource`](crate::StatusSource) without a budget
+    /// gets a [`TokenBucket::default`](daglo_client::TokenBucket::default)).
     pub fn budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
-        self.budget = budget;
+        self.budget = Some(budget);
         self
     }
 
@@ -96,9 +105,10 @@ impl PollingConfig {
         self
     }
 
-    /// The first wait after a failed request (`5xx`, transport); doubles per consecutive failure
-    /// up to the policy's largest interval (default 500 ms).
-    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+    /// The waits after failed status requests (`5xx`, transport, an undecodable answer), per
+    /// consecutive failure of one job (default [`DEFAULT_RETRY_BACKOFF`]: 500 ms doubling to
+    /// 30 s, full jitter).
+    pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
         self.retry_backoff = backoff;
         self
     }

@@ -6,7 +6,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daglo_client::{Error, ErrorKind, StatusAnswer};
+use daglo_client::{Error, ErrorKind, RateBudget, StatusAnswer, TokenBucket};
 use daglo_core::{Outcome, PollPolicy, ProgressEvent, ProgressTracker, Rid, SplitMix64, Status, StatusBody};
 use futures_util::future::{AbortHandle, Abortable, Aborted, BoxFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -87,6 +87,8 @@ struct Fetched {
 
 pub(crate) struct Scheduler {
     config: PollingConfig,
+    /// The configured budget, or else the source's (the client's status budget).
+    budget: Arc<dyn RateBudget>,
     source: Arc<dyn StatusSource>,
     jobs: HashMap<u64, Job>,
     by_rid: HashMap<Rid, u64>,
@@ -104,8 +106,14 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(config: PollingConfig, source: Arc<dyn StatusSource>) -> Self {
         let seed = config.seed.unwrap_or_else(rand::random);
+        let budget = config
+            .budget
+            .clone()
+            .or_else(|| source.budget())
+            .unwrap_or_else(|| Arc::new(TokenBucket::default()));
         Scheduler {
             config,
+            budget,
             source,
             jobs: HashMap::new(),
             by_rid: HashMap::new(),
@@ -170,7 +178,7 @@ impl Scheduler {
                 stats.jobs = self.jobs.len();
                 stats.waiters = self.jobs.values().map(|j| j.waiters.len()).sum();
                 stats.in_flight = self.in_flight.len();
-                stats.budget_rate = self.config.budget.current_rate();
+                stats.budget_rate = self.budget.current_rate();
                 let _ = reply.send(stats);
             }
         }
@@ -276,7 +284,7 @@ impl Scheduler {
                 self.ready.pop();
                 continue;
             }
-            if let Err(wait) = self.config.budget.try_acquire(now) {
+            if let Err(wait) = self.budget.try_acquire(now) {
                 return Some(wait.max(Duration::from_micros(100)));
             }
             self.ready.pop();
@@ -311,11 +319,11 @@ impl Scheduler {
         let now = self.config.clock.now();
         match result {
             Ok(StatusAnswer::Empty) => {
-                self.config.budget.on_success(now);
+                self.budget.on_success(now);
                 self.finish(id, Ok(Outcome::Empty { rid }));
             }
             Ok(StatusAnswer::Body(body)) => {
-                self.config.budget.on_success(now);
+                self.budget.on_success(now);
                 self.on_body(id, *body, now);
             }
             Ok(_) => self.retry_later(id, now),
@@ -353,8 +361,8 @@ impl Scheduler {
         match error.kind() {
             ErrorKind::RateLimited => {
                 self.stats.rate_limited += 1;
-                self.config.budget.on_rate_limited(now);
-                warn!(rid = %job.rid, rate = self.config.budget.current_rate(), "429 from the service; budget cut");
+                self.budget.on_rate_limited(now);
+                warn!(rid = %job.rid, rate = self.budget.current_rate(), "429 from the service; budget cut");
                 // Straight back in line: the slowed budget paces the retry.
                 self.schedule(id, now);
             }
@@ -373,18 +381,12 @@ impl Scheduler {
         }
     }
 
-    /// Backs off after a failed request: doubling from `retry_backoff`, capped at 30 s, jittered.
+    /// Backs off after a failed request, by the configured [`Backoff`](daglo_core::Backoff).
     fn retry_later(&mut self, id: u64, now: Instant) {
         let Some(job) = self.jobs.get_mut(&id) else { return };
         job.failures += 1;
         self.stats.retried_failures += 1;
-        let exponent = job.failures.saturating_sub(1).min(16) as i32;
-        let cap = self
-            .config
-            .retry_backoff
-            .mul_f64(2f64.powi(exponent))
-            .min(Duration::from_secs(30));
-        let wait = cap.mul_f64(0.5f64.mul_add(self.rng.unit(), 0.5));
+        let wait = self.config.retry_backoff.delay(job.failures, self.rng.unit());
         self.schedule(id, now + wait);
     }
 

@@ -16,7 +16,11 @@ use support::{Events, client, sim};
 fn quick_polling() -> PollingConfig {
     PollingConfig::default()
         .policy(PollPolicy::Fixed(Duration::from_millis(20)))
-        .retry_backoff(Duration::from_millis(5))
+        .retry_backoff(daglo_core::Backoff::new(
+            Duration::from_millis(5),
+            2.0,
+            Duration::from_secs(30),
+        ))
         .seed(1)
 }
 

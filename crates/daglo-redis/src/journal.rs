@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, Rid};
+use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Rid};
 use redis::AsyncCommands;
 
 use crate::store::{RedisError, RedisStore, command};
@@ -124,12 +124,17 @@ impl Journal for RedisJournal {
             .await
     }
 
-    async fn finished(&self, id: EntryId, outcome: &str, result: Option<&str>) -> Result<(), JournalError> {
+    async fn finished(
+        &self,
+        id: EntryId,
+        outcome: &OutcomeKind,
+        result: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.update(
             id,
             &[
                 ("state", "finished"),
-                ("outcome", outcome),
+                ("outcome", outcome.as_str()),
                 ("result", result.unwrap_or("")),
             ],
         )
@@ -197,7 +202,7 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
         },
         "finished" => EntryState::Finished {
             rid: Rid::new(field("rid")?),
-            outcome: field("outcome")?,
+            outcome: OutcomeKind::parse(&field("outcome")?),
             result: field("result").filter(|r| !r.is_empty()),
         },
         _ => return None,

@@ -16,10 +16,12 @@ const JOBS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pollers_share_one_budget_without_a_429_and_without_starving() {
-    let Some(url) = support::redis_url("three_pollers_share_one_budget_without_a_429_and_without_starving")
+    let Some(redis) =
+        support::redis("three_pollers_share_one_budget_without_a_429_and_without_starving").await
     else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("pollers");
     let sim = std::sync::Arc::new(
         Simulator::start(

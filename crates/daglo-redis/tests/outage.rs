@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, Secret};
+use daglo::journal::{Intent, Journal};
 use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, RateBudget};
 use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisOptions, RedisRegistry, RedisStore};
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{
-    DeliveryError, HybridDelivery, IgnoreProgress, Intent, JobOptions, Journal, Outcome, ResultDelivery,
-};
+use daglo::{DeliveryError, HybridDelivery, IgnoreProgress, JobOptions, Outcome, ResultDelivery};
 
 /// Waits (bounded) until `check` holds: for states of other components there is no event.
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {

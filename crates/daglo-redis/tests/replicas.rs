@@ -41,10 +41,11 @@ struct Replica {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
-    let Some(url) = support::redis_url("three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once")
+    let Some(redis) = support::redis("three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once").await
     else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("replicas");
     let sim = Simulator::start(
         SimConfig::default()
@@ -64,7 +65,11 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
 
     let mut listeners = Vec::new();
     for _ in 0..REPLICAS {
-        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        listeners.push(
+            daglo::callback::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .unwrap(),
+        );
     }
     let forwarder =
         support::Forwarder::start(listeners.iter().map(|l| l.local_addr().unwrap()).collect()).await;
@@ -111,8 +116,18 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
     let mut rids = HashSet::new();
     let mut latencies = Vec::new();
     let mut lost = 0;
-    for waiter in waiters {
-        let (rid, outcome, latency) = waiter.await.expect("waiter");
+    // A deadline: a lost final would otherwise wait out the registrations' six-hour TTL.
+    let all = async {
+        let mut ended = Vec::new();
+        for waiter in waiters {
+            ended.push(waiter.await.expect("waiter"));
+        }
+        ended
+    };
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(180), all)
+        .await
+        .expect("every job of the burst ends within three minutes: none lost");
+    for (rid, outcome, latency) in ended {
         match outcome {
             Outcome::Transcript { rid: got, .. } => assert_eq!(got, rid),
             other => {

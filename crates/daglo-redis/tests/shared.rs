@@ -8,16 +8,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, JobRegistry};
+use daglo::journal::{Entry, EntryState, Intent, Journal};
 use daglo::poll::RateBudget;
 use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisRegistry};
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{Entry, EntryState, IgnoreProgress, Intent, JobOptions, Journal, Outcome, ResultDelivery, Rid};
+use daglo::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, Rid};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_registry_passes_the_registry_conformance_checks() {
-    let Some(url) = support::redis_url("the_redis_registry_passes_the_registry_conformance_checks") else {
+    let Some(redis) = support::redis("the_redis_registry_passes_the_registry_conformance_checks").await
+    else {
         return;
     };
+    let url = redis.url.clone();
     let store = support::store(&url, &support::namespace("conformance")).await;
     let registry = Arc::new(RedisRegistry::new(store).await);
     assert!(registry.subscribed());
@@ -31,9 +34,10 @@ async fn the_redis_registry_passes_the_registry_conformance_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
-    let Some(url) = support::redis_url("a_change_made_on_one_replica_wakes_the_waiter_on_another") else {
+    let Some(redis) = support::redis("a_change_made_on_one_replica_wakes_the_waiter_on_another").await else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("wake");
     let here = RedisRegistry::new(support::store(&url, &namespace).await).await;
     let there = RedisRegistry::new(support::store(&url, &namespace).await).await;
@@ -66,9 +70,10 @@ async fn emulator(processing: Duration) -> (Simulator, daglo::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
-    let Some(url) = support::redis_url("a_waiter_restarted_mid_job_still_gets_its_outcome") else {
+    let Some(redis) = support::redis("a_waiter_restarted_mid_job_still_gets_its_outcome").await else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("restart");
     let (sim, client) = emulator(Duration::from_millis(300)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -133,9 +138,10 @@ async fn a_waiter_restarted_mid_job_still_gets_its_outcome() {
 
 #[tokio::test]
 async fn any_replica_recovers_the_pending_jobs_of_another() {
-    let Some(url) = support::redis_url("any_replica_recovers_the_pending_jobs_of_another") else {
+    let Some(redis) = support::redis("any_replica_recovers_the_pending_jobs_of_another").await else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("journal");
     let one = RedisJournal::new(support::store(&url, &namespace).await, "batch");
     let pending = one
@@ -148,7 +154,9 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
         .await
         .unwrap();
     one.submitted(done, &Rid::new("r-b")).await.unwrap();
-    one.finished(done, "transcript", Some("out/b.txt")).await.unwrap();
+    one.finished(done, &daglo_core::OutcomeKind::Transcript, Some("out/b.txt"))
+        .await
+        .unwrap();
     let uncertain = one
         .intend(Intent::new("c.wav", "sha256:c", "callback"))
         .await
@@ -175,7 +183,7 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
         entries[1].state,
         EntryState::Finished {
             rid: Rid::new("r-b"),
-            outcome: "transcript".to_owned(),
+            outcome: daglo_core::OutcomeKind::Transcript,
             result: Some("out/b.txt".to_owned()),
         }
     );
@@ -202,7 +210,7 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
     );
     assert!(
         other
-            .submitted(daglo::EntryId(999), &Rid::new("x"))
+            .submitted(daglo::journal::EntryId(999), &Rid::new("x"))
             .await
             .is_err()
     );
@@ -210,9 +218,11 @@ async fn any_replica_recovers_the_pending_jobs_of_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_seen_by_one_process_slows_every_process_on_the_account() {
-    let Some(url) = support::redis_url("a_429_seen_by_one_process_slows_every_process_on_the_account") else {
+    let Some(redis) = support::redis("a_429_seen_by_one_process_slows_every_process_on_the_account").await
+    else {
         return;
     };
+    let url = redis.url.clone();
     let namespace = support::namespace("cut");
     let options = BudgetOptions::default();
     let one = RedisBudget::new(

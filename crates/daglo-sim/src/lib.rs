@@ -101,10 +101,27 @@ pub struct Simulator {
     server: Option<JoinHandle<()>>,
 }
 
+/// The accept queue the emulator asks for: 1,024 connections (Tokio's `TcpListener::bind` asks
+/// for 128, which a burst of clients overflows).
+pub const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Binds `addr` with an accept queue of [`ACCEPT_BACKLOG`] and `SO_REUSEADDR`.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 impl Simulator {
-    /// Starts an emulator on `127.0.0.1` at a port the system picks.
+    /// Starts an emulator on `127.0.0.1` at a port the system picks, with an accept queue of
+    /// [`ACCEPT_BACKLOG`] connections.
     pub async fn start(config: SimConfig) -> io::Result<Simulator> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         Simulator::serve(listener, config)
     }
 

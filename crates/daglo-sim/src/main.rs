@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use daglo_sim::{DEFAULT_TOKEN, SimConfig, Simulator};
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: daglo-sim [--host ADDR] [--port PORT] [--token TOKEN] [--seed N] \
@@ -91,7 +90,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
+    let resolved = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await
+        .and_then(|mut addrs| {
+            addrs
+                .next()
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+        });
+    let listener = match resolved.and_then(daglo_sim::bind) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("cannot listen on {}:{}: {e}", args.host, args.port);

@@ -25,9 +25,7 @@ pub fn client(sim: &Simulator) -> Client {
         sim,
         RetryPolicy {
             max_attempts: 4,
-            initial: Duration::from_millis(1),
-            factor: 1.0,
-            max: Duration::from_millis(1),
+            backoff: daglo_core::Backoff::new(Duration::from_millis(1), 1.0, Duration::from_millis(1)),
         },
     )
 }

@@ -1,0 +1,232 @@
+//! One input: submit it, follow it with a progress bar, report its outcome.
+use daglo::client::SrtAnswer;
+use daglo::{Client, Outcome, Rid, StrategyConfig, TranscribeError};
+
+use crate::args::{Output, Resume, Service, Transcribe};
+use crate::failure::{Failure, chain, exit};
+use crate::progress::Bar;
+use crate::setup::{
+    Connection, Input, check_outputs, connect, deadline, options, resume_hint, strategy, transcriber,
+};
+use crate::terminal::safe;
+
+/// `daglo transcribe` with one input.
+pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
+    if matches!(args.output.srt, Some(None)) {
+        return Err(Failure::usage(
+            "--srt needs a FILE for one input (or use --out-dir)",
+        ));
+    }
+    let input = Input::parse(args.inputs.first().map_or("", String::as_str))?;
+    let options = options(&args)?;
+    let deadline = deadline(&args.output)?;
+    let config = strategy(&args, deadline)?;
+    check_outputs(&args.output)?;
+    let Connection {
+        client,
+        emulator: _emulator,
+        ..
+    } = connect(&args.service).await?;
+    let transcriber = transcriber(client.clone(), &config).await?;
+
+    // The deadline covers the whole command, the submit included.
+    let started = tokio::time::Instant::now();
+    let submit = input.submit(&transcriber, &options);
+    let submitted = match deadline {
+        None => submit.await,
+        Some(limit) => tokio::time::timeout(limit, submit).await.map_err(|_| Failure {
+            code: exit::SERVICE,
+            message: format!(
+                "the submit did not finish within --deadline ({}s); it may have created a job — \
+                 check before submitting again",
+                limit.as_secs_f64()
+            ),
+        })?,
+    };
+    let pending = submitted.map_err(|e| match &e {
+        // Nothing reached the service: say what was wrong with the input itself.
+        TranscribeError::Submit(
+            inner @ (daglo::client::Error::Invalid(_) | daglo::client::Error::File { .. }),
+        ) => Failure::usage(chain(inner)),
+        TranscribeError::Submit(_) => submit_failure(&e),
+        _ => Failure::service(&e),
+    })?;
+    let rid = pending.rid().clone();
+    eprintln!(
+        "daglo: job {} submitted ({} strategy)",
+        safe(rid.as_str()),
+        transcriber.strategy()
+    );
+
+    let bar = Bar::new();
+    let outcome = match deadline {
+        None => transcriber.wait_with(pending, &bar).await,
+        Some(limit) => {
+            let left = limit.saturating_sub(started.elapsed());
+            tokio::time::timeout(left, transcriber.wait_with(pending, &bar))
+                .await
+                .unwrap_or_else(|_| {
+                    Ok(Outcome::GaveUp {
+                        rid: rid.clone(),
+                        last_status: None,
+                        reason: daglo::GaveUpReason::Deadline(limit),
+                    })
+                })
+        }
+    };
+    bar.finish();
+    let code = report(&client, &rid, outcome, &args.output, &args.service).await;
+    transcriber.shutdown().await;
+    code
+}
+
+/// A failed submit, saying what is known of the job: none was created (a refusal), or one may
+/// exist (the request may have reached the service) and must be checked for before another
+/// submit bills a second one.
+fn submit_failure(error: &TranscribeError) -> Failure {
+    let known = if error.may_have_created_job() {
+        "a job may exist (and be billed) — check with the service before submitting again"
+    } else {
+        "no job was created"
+    };
+    Failure {
+        code: exit::SERVICE,
+        message: format!("{}; {known}", safe(&chain(error))),
+    }
+}
+
+/// `daglo resume RID`.
+pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
+    if args.rid.trim().is_empty() {
+        return Err(Failure::usage("the rid to resume must not be blank"));
+    }
+    if args.service.emulate {
+        return Err(Failure::usage(
+            "--emulate cannot resume: the built-in emulator's jobs end with the command that \
+             started them; run `daglo-sim` on its own and use --base-url",
+        ));
+    }
+    let deadline = deadline(&args.output)?;
+    check_outputs(&args.output)?;
+    let Connection {
+        client,
+        emulator: _emulator,
+        ..
+    } = connect(&args.service).await?;
+    let rid = Rid::new(args.rid.trim());
+    let mut config = StrategyConfig::polling();
+    if let Some(deadline) = deadline {
+        config = config.with_deadline(deadline);
+    }
+    let transcriber = transcriber(client.clone(), &config).await?;
+    let bar = Bar::new();
+    let outcome = transcriber.wait_with(transcriber.resume(rid.clone()), &bar).await;
+    bar.finish();
+    report(&client, &rid, outcome, &args.output, &args.service).await
+}
+
+/// Prints the outcome: the transcript (or JSON) on stdout, everything else on stderr.
+async fn report(
+    client: &Client,
+    rid: &Rid,
+    outcome: Result<Outcome, TranscribeError>,
+    output: &Output,
+    service: &Service,
+) -> Result<u8, Failure> {
+    match outcome.map_err(|e| Failure::service(&e))? {
+        Outcome::Transcript { body, .. } => {
+            if output.json {
+                let text = serde_json::to_string_pretty(&body).map_err(|e| Failure::service(&e))?;
+                println!("{text}");
+            } else {
+                println!("{}", body.full_transcript());
+                for line in sentiment_lines(&body) {
+                    println!("{line}");
+                }
+            }
+            if let Some(Some(path)) = &output.srt {
+                write_srt(client, rid, path).await?;
+            }
+            Ok(exit::OK)
+        }
+        Outcome::Empty { .. } => {
+            eprintln!(
+                "daglo: job {} finished: no speech in the audio",
+                safe(rid.as_str())
+            );
+            Ok(exit::OK)
+        }
+        Outcome::Failed { status, message, .. } => {
+            eprintln!(
+                "daglo: job {} failed: {}: {}",
+                safe(rid.as_str()),
+                safe(status.as_str()),
+                safe(&message.unwrap_or_default())
+            );
+            Ok(exit::JOB_FAILED)
+        }
+        Outcome::GaveUp { last_status, .. } => {
+            let last = last_status
+                .map(|s| format!(" (last seen: {})", safe(s.as_str())))
+                .unwrap_or_default();
+            eprintln!(
+                "daglo: stopped waiting for job {}{last}; it goes on. {}",
+                safe(rid.as_str()),
+                resume_hint(rid, service)
+            );
+            Ok(exit::GAVE_UP)
+        }
+        other => Err(Failure::service(&std::io::Error::other(format!(
+            "unexpected outcome {other:?}"
+        )))),
+    }
+}
+
+async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result<(), Failure> {
+    match client.srt(rid).await.map_err(|e| Failure::service(&e))? {
+        SrtAnswer::Ready(srt) => {
+            std::fs::write(path, srt)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("daglo: subtitles written to {}", path.display());
+            Ok(())
+        }
+        _ => {
+            eprintln!("daglo: no subtitles for job {}", safe(rid.as_str()));
+            Ok(())
+        }
+    }
+}
+
+/// One line per channel that carries a sentiment: `sentiment: Positive (positive 75.0%, …)`.
+pub(crate) fn sentiment_lines(body: &daglo::StatusBody) -> Vec<String> {
+    let results = body.stt_results.as_deref().unwrap_or_default();
+    let many = results.len() > 1;
+    results
+        .iter()
+        .enumerate()
+        .filter_map(|(index, result)| {
+            let sentiment = result.sentiment.as_ref()?;
+            let channel = if many {
+                format!(" (channel {})", index + 1)
+            } else {
+                String::new()
+            };
+            let scores = result
+                .sentiment_score
+                .map(|s| {
+                    let part = |name: &str, value: Option<f64>| value.map(|v| format!("{name} {v:.1}%"));
+                    let parts: Vec<String> = [
+                        part("positive", s.positive),
+                        part("neutral", s.neutral),
+                        part("negative", s.negative),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    format!(" ({})", parts.join(", "))
+                })
+                .unwrap_or_default();
+            Some(format!("sentiment{channel}: {sentiment}{scores}"))
+        })
+        .collect()
+}

@@ -50,8 +50,8 @@ struct Setup {
 
 impl Setup {
     /// 30-90 s jobs under Daglo's 20 req/s, in virtual time.
-    fn virtual_time(speedup: f64) -> Setup {
-        Setup {
+    fn virtual_time(speedup: f64) -> Self {
+        Self {
             speedup,
             shortest_ms: 30_000,
             spread_ms: 60_001,

@@ -37,7 +37,7 @@ impl HybridDelivery {
     /// Callbacks through `callbacks`, the safety net through `polling`, polling after
     /// [`DEFAULT_HYBRID_WINDOW`] (2 minutes) without a terminal callback.
     pub fn new(callbacks: CallbackDelivery, polling: PollingDelivery) -> Self {
-        HybridDelivery {
+        Self {
             callbacks,
             polling,
             window: DEFAULT_HYBRID_WINDOW,
@@ -97,7 +97,7 @@ impl Ticket for HybridTicket {
         rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError> {
-        let HybridTicket {
+        let Self {
             callback,
             polling,
             window,

@@ -65,14 +65,14 @@ impl StrategyConfig {
     #[cfg(feature = "poll")]
     #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
     pub fn polling() -> Self {
-        StrategyConfig::Polling(PollingSettings::default())
+        Self::Polling(PollingSettings::default())
     }
 
     /// Callbacks: the receiver listens on `listen`; the service is told to call `public_url`.
     #[cfg(feature = "callback")]
     #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
     pub fn callback(listen: SocketAddr, public_url: impl Into<String>) -> Self {
-        StrategyConfig::Callback(CallbackSettings::new(listen, Some(public_url.into())))
+        Self::Callback(CallbackSettings::new(listen, Some(public_url.into())))
     }
 
     /// Hybrid: callbacks as [`callback`](StrategyConfig::callback), polling sparsely after a
@@ -80,7 +80,7 @@ impl StrategyConfig {
     #[cfg(all(feature = "poll", feature = "callback"))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
     pub fn hybrid(listen: SocketAddr, public_url: impl Into<String>) -> Self {
-        StrategyConfig::Hybrid(HybridSettings::new(CallbackSettings::new(
+        Self::Hybrid(HybridSettings::new(CallbackSettings::new(
             listen,
             Some(public_url.into()),
         )))
@@ -90,11 +90,11 @@ impl StrategyConfig {
     pub fn name(&self) -> &'static str {
         match self {
             #[cfg(feature = "poll")]
-            StrategyConfig::Polling(_) => "polling",
+            Self::Polling(_) => "polling",
             #[cfg(feature = "callback")]
-            StrategyConfig::Callback(_) => "callback",
+            Self::Callback(_) => "callback",
             #[cfg(all(feature = "poll", feature = "callback"))]
-            StrategyConfig::Hybrid(_) => "hybrid",
+            Self::Hybrid(_) => "hybrid",
         }
     }
 
@@ -105,11 +105,11 @@ impl StrategyConfig {
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         match &mut self {
             #[cfg(feature = "poll")]
-            StrategyConfig::Polling(polling) => polling.deadline = Some(deadline),
+            Self::Polling(polling) => polling.deadline = Some(deadline),
             #[cfg(feature = "callback")]
-            StrategyConfig::Callback(callback) => callback.job_ttl = deadline,
+            Self::Callback(callback) => callback.job_ttl = deadline,
             #[cfg(all(feature = "poll", feature = "callback"))]
-            StrategyConfig::Hybrid(hybrid) => {
+            Self::Hybrid(hybrid) => {
                 hybrid.callback.job_ttl = deadline;
                 hybrid.polling.deadline = Some(deadline);
             }
@@ -143,9 +143,9 @@ pub struct PollingSettings {
 impl PollingSettings {
     /// Polling with `policy`, the other settings at their defaults.
     pub fn with_policy(policy: PollPolicy) -> Self {
-        PollingSettings {
+        Self {
             policy,
-            ..PollingSettings::default()
+            ..Self::default()
         }
     }
 
@@ -283,7 +283,7 @@ impl CallbackSettings {
     /// A receiver on `listen`, called at `public_url` (or at its own address when `None`); the
     /// rest at the defaults.
     pub fn new(listen: SocketAddr, public_url: Option<String>) -> Self {
-        CallbackSettings {
+        Self {
             listen: Some(listen),
             public_url,
             path: default_path(),
@@ -300,16 +300,16 @@ impl CallbackSettings {
 
     /// A receiver you mount in your own app, called at `public_url`: nothing is bound.
     pub fn mounted(public_url: impl Into<String>) -> Self {
-        CallbackSettings {
+        Self {
             listen: None,
-            ..CallbackSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), Some(public_url.into()))
+            ..Self::new(SocketAddr::from(([127, 0, 0, 1], 0)), Some(public_url.into()))
         }
     }
 
     /// A receiver on a free loopback port that the service calls directly: for the emulator
     /// (`daglo::sim`) and tests, never for the real service.
     pub fn loopback() -> Self {
-        CallbackSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+        Self::new(SocketAddr::from(([127, 0, 0, 1], 0)), None)
     }
 
     /// The per-connection bounds of these settings, for [`CallbackServer::serve`].
@@ -421,7 +421,7 @@ fn default_window() -> Duration {
 impl HybridSettings {
     /// Callbacks through `callback`, the default sparse safety net and window.
     pub fn new(callback: CallbackSettings) -> Self {
-        HybridSettings {
+        Self {
             callback,
             polling: sparse_polling(),
             window: default_window(),

@@ -56,9 +56,9 @@ impl TranscribeError {
     /// than submitting again.
     pub fn rid(&self) -> Option<&Rid> {
         match self {
-            TranscribeError::Wait { rid, .. } => Some(rid),
-            TranscribeError::Journal { rid, .. } => rid.as_ref(),
-            TranscribeError::Prepare(_) | TranscribeError::Submit(_) => None,
+            Self::Wait { rid, .. } => Some(rid),
+            Self::Journal { rid, .. } => rid.as_ref(),
+            Self::Prepare(_) | Self::Submit(_) => None,
         }
     }
 
@@ -67,10 +67,10 @@ impl TranscribeError {
     /// `false` only when nothing can have been created.
     pub fn may_have_created_job(&self) -> bool {
         match self {
-            TranscribeError::Prepare(_) => false,
-            TranscribeError::Submit(error) => error.may_have_created_job(),
-            TranscribeError::Wait { .. } => true,
-            TranscribeError::Journal { rid, .. } => rid.is_some(),
+            Self::Prepare(_) => false,
+            Self::Submit(error) => error.may_have_created_job(),
+            Self::Wait { .. } => true,
+            Self::Journal { rid, .. } => rid.is_some(),
         }
     }
 
@@ -78,9 +78,9 @@ impl TranscribeError {
     /// succeed until it is fixed.
     pub fn is_auth(&self) -> bool {
         match self {
-            TranscribeError::Prepare(_) | TranscribeError::Journal { .. } => false,
-            TranscribeError::Submit(error) => error.is_auth(),
-            TranscribeError::Wait { source, .. } => source.is_auth(),
+            Self::Prepare(_) | Self::Journal { .. } => false,
+            Self::Submit(error) => error.is_auth(),
+            Self::Wait { source, .. } => source.is_auth(),
         }
     }
 }
@@ -178,7 +178,7 @@ impl fmt::Debug for Transcriber {
 impl Transcriber {
     /// Submits through `client` and waits through `strategy` (any [`ResultDelivery`], by value).
     pub fn new(client: Client, strategy: impl ResultDelivery + 'static) -> Self {
-        Transcriber {
+        Self {
             client,
             delivery: Arc::new(strategy),
             receiver: None,
@@ -196,7 +196,7 @@ impl Transcriber {
     #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
     pub fn polling(client: Client) -> Self {
         let polling = daglo_poll::PollingDelivery::new(client.clone(), daglo_poll::PollingConfig::default());
-        Transcriber::new(client, polling)
+        Self::new(client, polling)
     }
 
     /// Builds the strategy `config` names — binding and starting the callback receiver when it
@@ -218,19 +218,19 @@ impl Transcriber {
             #[cfg(feature = "poll")]
             StrategyConfig::Polling(settings) => {
                 let polling = settings.build(&client)?;
-                Ok(Transcriber::new(client, polling))
+                Ok(Self::new(client, polling))
             }
             #[cfg(feature = "callback")]
             StrategyConfig::Callback(settings) => {
                 let (callbacks, server) = settings.start(&client).await?;
-                Ok(Transcriber::new(client, callbacks).owning_receiver(server))
+                Ok(Self::new(client, callbacks).owning_receiver(server))
             }
             #[cfg(all(feature = "poll", feature = "callback"))]
             StrategyConfig::Hybrid(settings) => {
                 let polling = settings.polling.build(&client)?;
                 let (callbacks, server) = settings.callback.start(&client).await?;
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
-                Ok(Transcriber::new(client, hybrid).owning_receiver(server))
+                Ok(Self::new(client, hybrid).owning_receiver(server))
             }
         }
     }
@@ -269,12 +269,12 @@ impl Transcriber {
             #[cfg(feature = "poll")]
             StrategyConfig::Polling(settings) => {
                 let polling = settings.build(&client)?;
-                Ok((Transcriber::new(client, polling), None))
+                Ok((Self::new(client, polling), None))
             }
             StrategyConfig::Callback(settings) => {
                 let callbacks = settings.mount(&client)?;
                 let receiver = callbacks.receiver();
-                Ok((Transcriber::new(client, callbacks), Some(receiver)))
+                Ok((Self::new(client, callbacks), Some(receiver)))
             }
             #[cfg(feature = "poll")]
             StrategyConfig::Hybrid(settings) => {
@@ -282,7 +282,7 @@ impl Transcriber {
                 let callbacks = settings.callback.mount(&client)?;
                 let receiver = callbacks.receiver();
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
-                Ok((Transcriber::new(client, hybrid), Some(receiver)))
+                Ok((Self::new(client, hybrid), Some(receiver)))
             }
         }
     }

@@ -95,3 +95,76 @@ async fn bad_settings_are_typed_errors_naming_what_was_wrong() {
         .unwrap_err();
     assert!(err.to_string().contains("DAGLO_TEST_UNSET_SECRET"), "{err}");
 }
+
+/// A configured hybrid mounted in the user's own axum router, served with the receiver's
+/// connection limits: nothing bound by the transcriber, the job ends by its callback.
+#[tokio::test]
+async fn a_configured_strategy_mounts_in_an_axum_router() {
+    let (sim, client) = support::sim(SimConfig::default()).await;
+    let listener = daglo::callback::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config: StrategyConfig = serde_json::from_str(&format!(
+        r#"{{"strategy": "hybrid", "callback": {{"public_url": "http://{addr}/hooks/daglo"}}, "window_secs": 30}}"#
+    ))
+    .unwrap();
+    let (transcriber, receiver) = Transcriber::from_config_mounted(client, &config).await.unwrap();
+    assert_eq!(transcriber.strategy(), "hybrid");
+    assert_eq!(transcriber.receiver_addr(), None, "the transcriber bound nothing");
+    let app = axum::Router::<()>::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .route_service("/hooks/daglo/{key}", receiver.expect("a receiver to mount"));
+    let limits =
+        daglo::strategy::CallbackSettings::mounted("http://unused.example/daglo").connection_limits();
+    let server = daglo::callback::CallbackServer::serve(listener, app, limits).unwrap();
+
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        transcriber.transcribe_url("https://a.example/a.wav", &JobOptions::default()),
+    )
+    .await
+    .expect("ends in time")
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Transcript { .. }), "{outcome:?}");
+    assert_eq!(
+        sim.stats().endpoint(Endpoint::Status).requests,
+        1,
+        "ended by its callback (one confirming GET), not by polling"
+    );
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert_eq!(
+        health.text().await.unwrap(),
+        "ok",
+        "the app's own routes are served too"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn what_each_form_needs_is_named() {
+    let (_sim, client) = support::sim(SimConfig::default()).await;
+    let no_listen: StrategyConfig =
+        serde_json::from_str(r#"{"strategy": "callback", "public_url": "https://hooks.example.com/d"}"#)
+            .unwrap();
+    let err = Transcriber::from_config(client.clone(), &no_listen)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StrategyError::Invalid(m) if m.contains("callback.listen")),
+        "{err}"
+    );
+    let no_url: StrategyConfig = serde_json::from_str(r#"{"strategy": "callback"}"#).unwrap();
+    let err = Transcriber::from_config_mounted(client.clone(), &no_url)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StrategyError::Invalid(m) if m.contains("callback.public_url")),
+        "{err}"
+    );
+    let (polling, receiver) = Transcriber::from_config_mounted(client, &StrategyConfig::polling())
+        .await
+        .unwrap();
+    assert!(receiver.is_none(), "polling has nothing to mount");
+    assert_eq!(polling.strategy(), "polling");
+}

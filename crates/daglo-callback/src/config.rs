@@ -113,7 +113,7 @@ impl CallbackConfig {
                 "public URL `{public_url}` must not carry a query or fragment"
             )));
         }
-        Ok(CallbackConfig {
+        Ok(Self {
             public_url: url,
             auth: CallbackAuth::PerJobToken,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -135,6 +135,7 @@ impl CallbackConfig {
     }
 
     /// How callbacks are authenticated (default [`CallbackAuth::PerJobToken`]).
+    #[must_use]
     pub fn auth(mut self, auth: CallbackAuth) -> Self {
         self.auth = auth;
         self
@@ -142,6 +143,7 @@ impl CallbackConfig {
 
     /// The largest accepted body (default [`DEFAULT_MAX_BODY_BYTES`]); reading stops as soon as
     /// it is exceeded and the answer is `413`.
+    #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
@@ -149,6 +151,7 @@ impl CallbackConfig {
 
     /// How long a job waits for its final callback before the waiter gives up and its
     /// registration is dropped (default [`DEFAULT_JOB_TTL`], 6 h).
+    #[must_use]
     pub fn job_ttl(mut self, ttl: Duration) -> Self {
         self.job_ttl = ttl;
         self
@@ -156,6 +159,7 @@ impl CallbackConfig {
 
     /// How long a sender may take to deliver the body (default [`DEFAULT_BODY_TIMEOUT`], 10 s);
     /// slower ones get `408`.
+    #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
         self
@@ -164,6 +168,7 @@ impl CallbackConfig {
     /// How long a connection may take to send its request headers (default
     /// [`DEFAULT_HEADER_TIMEOUT`], 10 s). Enforced by the standalone server; a mounted receiver
     /// leaves it to the server it is mounted in (see `docs/configuration.md`).
+    #[must_use]
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self
@@ -172,6 +177,7 @@ impl CallbackConfig {
     /// At most this many connections at once (default [`DEFAULT_MAX_CONNECTIONS`], 512, and
     /// never more than the process's open-file limit allows); others wait in the listen backlog.
     /// Enforced by the standalone server.
+    #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
         self
@@ -181,6 +187,7 @@ impl CallbackConfig {
     /// default [`DEFAULT_MAX_CONNECTION_TIME`], 30 s). Connections are kept alive between
     /// callbacks within it; it ends peers that send slowly, never read their answers, or idle,
     /// and gives their slot back.
+    #[must_use]
     pub fn max_connection_time(mut self, time: Duration) -> Self {
         self.max_connection_time = time;
         self
@@ -188,6 +195,7 @@ impl CallbackConfig {
 
     /// The most memory all callback bodies being read or decoded may take together (default
     /// four maximum bodies). A body waits for its share within the body timeout.
+    #[must_use]
     pub fn max_body_memory(mut self, bytes: usize) -> Self {
         self.max_body_memory = Some(bytes);
         self
@@ -195,12 +203,14 @@ impl CallbackConfig {
 
     /// The path the receiver answers at, before the job key (default: the public URL's path).
     /// Set it when a proxy rewrites the path between the public URL and the receiver.
+    #[must_use]
     pub fn receiver_path(mut self, path: impl Into<String>) -> Self {
         self.receiver_path = Some(path.into());
         self
     }
 
     /// How a final callback becomes the outcome (default [`FinalCallbacks::Confirm`]).
+    #[must_use]
     pub fn finals(mut self, finals: FinalCallbacks) -> Self {
         self.finals = finals;
         self
@@ -233,6 +243,7 @@ impl CallbackConfig {
 
     /// The secret that signs job keys (default: random per process). Give every replica behind
     /// one public URL the same secret so each recognises the others' keys.
+    #[must_use]
     pub fn key_secret(mut self, secret: Secret) -> Self {
         self.key_secret = Some(secret);
         self

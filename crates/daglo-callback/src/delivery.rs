@@ -121,7 +121,7 @@ impl Ticket for CallbackTicket {
         rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError> {
-        let CallbackTicket {
+        let Self {
             delivery,
             registration,
         } = *self;
@@ -138,7 +138,7 @@ impl CallbackDelivery {
     /// # Panics
     /// Outside a Tokio runtime, since it starts the expiry task.
     pub fn new(client: Client, config: CallbackConfig) -> Result<Self, CallbackError> {
-        CallbackDelivery::with_registry(client, config, Arc::new(InMemoryRegistry::default()))
+        Self::with_registry(client, config, Arc::new(InMemoryRegistry::default()))
     }
 
     /// A delivery over any [`JobRegistry`].
@@ -170,7 +170,7 @@ impl CallbackDelivery {
         })
         .abort_handle();
         let body_memory = Arc::new(Semaphore::new(config.body_memory().div_ceil(1024)));
-        Ok(CallbackDelivery {
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 client,
@@ -210,13 +210,13 @@ impl CallbackDelivery {
     pub async fn loopback(
         client: Client,
         configure: impl FnOnce(CallbackConfig) -> CallbackConfig,
-    ) -> Result<(CallbackDelivery, CallbackServer), CallbackError> {
+    ) -> Result<(Self, CallbackServer), CallbackError> {
         let listener = crate::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .map_err(CallbackError::Serve)?;
         let address = listener.local_addr().map_err(CallbackError::Serve)?;
         let config = configure(CallbackConfig::new(&format!("http://{address}/daglo"))?);
-        let delivery = CallbackDelivery::new(client, config)?;
+        let delivery = Self::new(client, config)?;
         let server = delivery.serve(listener)?;
         Ok((delivery, server))
     }

@@ -39,7 +39,7 @@ impl JobKey {
     /// A key from its text, as a registry stores it. Only the receiver decides whether a key is
     /// one it minted; this does not check.
     pub fn new(text: impl Into<String>) -> Self {
-        JobKey(text.into())
+        Self(text.into())
     }
 
     /// The key as it appears in the URL.
@@ -81,7 +81,7 @@ impl KeyMint {
             Some(secret) => hmac::Key::new(hmac::HMAC_SHA256, secret),
             None => hmac::Key::generate(hmac::HMAC_SHA256, &random).map_err(|_| CallbackError::Randomness)?,
         };
-        Ok(KeyMint { random, tag_key })
+        Ok(Self { random, tag_key })
     }
 
     fn fill(&self, bytes: &mut [u8]) -> Result<(), CallbackError> {
@@ -170,7 +170,7 @@ pub struct Secret(pub(crate) String);
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Self(value.into())
     }
 
     /// The secret itself: handle with care.
@@ -192,7 +192,7 @@ pub struct TokenDigest([u8; 32]);
 impl TokenDigest {
     /// A digest as a registry stored it (from [`as_bytes`](TokenDigest::as_bytes)).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        TokenDigest(bytes)
+        Self(bytes)
     }
 
     /// The digest's bytes, for a registry to store. Not the token: the token cannot be
@@ -204,7 +204,7 @@ impl TokenDigest {
     pub(crate) fn of(token: &[u8]) -> Self {
         let mut out = [0u8; 32];
         out.copy_from_slice(digest(&SHA256, token).as_ref());
-        TokenDigest(out)
+        Self(out)
     }
 
     /// Whether `presented` is the token: length first, then a constant-time comparison of digests.
@@ -212,7 +212,7 @@ impl TokenDigest {
         if presented.len() != TOKEN_CHARS {
             return false;
         }
-        TokenDigest::of(presented).0.ct_eq(&self.0).into()
+        Self::of(presented).0.ct_eq(&self.0).into()
     }
 }
 

@@ -66,7 +66,7 @@ impl fmt::Debug for CallbackReceiver {
 
 impl CallbackReceiver {
     pub(crate) fn new(checks: Checks) -> Self {
-        CallbackReceiver {
+        Self {
             inner: Arc::new(checks),
         }
     }
@@ -346,7 +346,7 @@ fn too_large(max: usize) -> Answer {
     )
 }
 
-fn json_answer(status: StatusCode, body: serde_json::Value) -> Answer {
+fn json_answer(status: StatusCode, body: &serde_json::Value) -> Answer {
     let mut answer = Response::new(Full::new(Bytes::from(body.to_string())));
     *answer.status_mut() = status;
     answer
@@ -356,7 +356,7 @@ fn json_answer(status: StatusCode, body: serde_json::Value) -> Answer {
 }
 
 fn accepted(what: &str) -> Answer {
-    json_answer(StatusCode::OK, json!({ "status": what }))
+    json_answer(StatusCode::OK, &json!({ "status": what }))
 }
 
 /// The registry could not store or check the callback: `503` with `Retry-After`, so the sender
@@ -374,5 +374,5 @@ fn unavailable(cause: &RegistryError) -> Answer {
 }
 
 fn error(status: StatusCode, reason: &str) -> Answer {
-    json_answer(status, json!({ "error": reason }))
+    json_answer(status, &json!({ "error": reason }))
 }

@@ -26,7 +26,7 @@ pub struct RegistryError {
 impl RegistryError {
     /// An error saying `what` failed, with its cause.
     pub fn new(what: impl Into<String>, source: impl Into<daglo_core::BoxError>) -> Self {
-        RegistryError {
+        Self {
             what: what.into(),
             source: Some(source.into()),
         }
@@ -34,7 +34,7 @@ impl RegistryError {
 
     /// An error saying `what` failed.
     pub fn message(what: impl Into<String>) -> Self {
-        RegistryError {
+        Self {
             what: what.into(),
             source: None,
         }
@@ -52,7 +52,7 @@ pub struct Registered {
 impl Registered {
     /// A registration checked with `digest` (per-job tokens), or with the shared credential.
     pub fn new(digest: Option<TokenDigest>) -> Self {
-        Registered { digest }
+        Self { digest }
     }
 }
 

@@ -74,7 +74,7 @@ impl CallbackServer {
         receiver: CallbackReceiver,
         limits: ConnectionLimits,
     ) -> std::io::Result<Self> {
-        CallbackServer::serve(listener, receiver, limits)
+        Self::serve(listener, receiver, limits)
     }
 
     /// Serves any tower service — an axum `Router` with the receiver mounted among your routes,
@@ -116,7 +116,7 @@ impl CallbackServer {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, service, limits, stopped));
         info!(%local_addr, max_connections = limits.max_connections, "callback receiver listening");
-        Ok(CallbackServer {
+        Ok(Self {
             local_addr,
             stop,
             task: Some(task),
@@ -161,7 +161,7 @@ pub struct ConnectionLimits {
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits {
+        Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_connection_time: DEFAULT_MAX_CONNECTION_TIME,

@@ -42,17 +42,16 @@ pub enum Applied {
 impl Applied {
     /// Whether the job's state changed.
     pub fn changed(self) -> bool {
-        matches!(self, Applied::Progress | Applied::Final)
+        matches!(self, Self::Progress | Self::Final)
     }
 
     /// A short name for answers and logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Applied::Progress => "accepted",
-            Applied::Final => "accepted",
-            Applied::Duplicate => "duplicate",
-            Applied::Stale => "stale",
-            Applied::RidMismatch => "rid mismatch",
+            Self::Progress | Self::Final => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::RidMismatch => "rid mismatch",
         }
     }
 }
@@ -105,9 +104,9 @@ impl JobView {
         self.rid = Some(rid.clone());
         match self.claimed_rid.take() {
             Some(claimed) if claimed != rid => {
-                *self = JobView {
+                *self = Self {
                     rid: Some(rid),
-                    ..JobView::default()
+                    ..Self::default()
                 };
                 Err(claimed)
             }

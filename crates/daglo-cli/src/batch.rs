@@ -55,10 +55,10 @@ impl Ended {
     /// The exit status this result alone would give; the batch exits with the worst.
     fn code(&self) -> u8 {
         match self {
-            Ended::Done { .. } | Ended::AlreadyDone => exit::OK,
-            Ended::Failed { .. } => exit::JOB_FAILED,
-            Ended::Pending { .. } => exit::GAVE_UP,
-            Ended::Uncertain | Ended::Error { .. } => exit::SERVICE,
+            Self::Done { .. } | Self::AlreadyDone => exit::OK,
+            Self::Failed { .. } => exit::JOB_FAILED,
+            Self::Pending { .. } => exit::GAVE_UP,
+            Self::Uncertain | Self::Error { .. } => exit::SERVICE,
         }
     }
 }

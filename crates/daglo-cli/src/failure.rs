@@ -25,14 +25,14 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Failure {
+        Self {
             code: exit::USAGE,
             message: message.into(),
         }
     }
 
     pub(crate) fn service(error: &dyn Error) -> Self {
-        Failure {
+        Self {
             code: exit::SERVICE,
             message: chain(error),
         }

@@ -19,7 +19,7 @@ impl Bar {
         }
         bar.enable_steady_tick(Duration::from_millis(200));
         bar.set_message("submitted");
-        Bar(bar)
+        Self(bar)
     }
 
     /// One job's line under a batch's overall bar.
@@ -30,7 +30,7 @@ impl Bar {
         }
         bar.set_prefix(label.to_owned());
         bar.set_message("submitting");
-        Bar(bar)
+        Self(bar)
     }
 
     pub(crate) fn finish(&self) {

@@ -168,7 +168,7 @@ impl Input {
             Some((scheme, _))
                 if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
             {
-                Ok(Input::Url(input.to_owned()))
+                Ok(Self::Url(input.to_owned()))
             }
             Some((scheme, _))
                 if !scheme.is_empty()
@@ -181,7 +181,7 @@ impl Input {
                     crate::terminal::safe(input)
                 )))
             }
-            _ => Ok(Input::File(PathBuf::from(input))),
+            _ => Ok(Self::File(PathBuf::from(input))),
         }
     }
 
@@ -192,8 +192,8 @@ impl Input {
         options: &JobOptions,
     ) -> Result<daglo::Pending, TranscribeError> {
         match self {
-            Input::Url(url) => transcriber.submit_url(url, options).await,
-            Input::File(path) => transcriber.submit_file(path, options).await,
+            Self::Url(url) => transcriber.submit_url(url, options).await,
+            Self::File(path) => transcriber.submit_file(path, options).await,
         }
     }
 }

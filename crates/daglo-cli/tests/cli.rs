@@ -112,7 +112,7 @@ fn exit_statuses_tell_what_happened() {
 #[test]
 fn bad_input_is_exit_2_and_names_the_problem() {
     let unwritable = "/nonexistent-dir/out.srt";
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["transcribe", "notes.txt", "--emulate"], ".txt"),
         (
             &["transcribe", SAMPLE, "--emulate", "--language", "en"],
@@ -149,6 +149,8 @@ fn bad_input_is_exit_2_and_names_the_problem() {
             "--public-url is not used with --emulate",
         ),
         (&["resume", "r-1", "--emulate"], "--emulate cannot resume"),
+        (&["resume", " "], "must not be blank"),
+        (&["resume", ""], "must not be blank"),
     ];
     for (args, named) in cases {
         let out = daglo(args);

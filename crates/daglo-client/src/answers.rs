@@ -16,16 +16,16 @@ impl StatusAnswer {
     /// Whether the job has ended.
     pub fn is_terminal(&self) -> bool {
         match self {
-            StatusAnswer::Body(body) => body.status.is_terminal(),
-            StatusAnswer::Empty => true,
+            Self::Body(body) => body.status.is_terminal(),
+            Self::Empty => true,
         }
     }
 
     /// The outcome this answer stands for, or `None` while the job runs.
     pub fn outcome(&self, rid: &Rid) -> Option<Outcome> {
         match self {
-            StatusAnswer::Body(body) => Outcome::from_terminal_body(rid.clone(), body.as_ref().clone()),
-            StatusAnswer::Empty => Some(Outcome::Empty { rid: rid.clone() }),
+            Self::Body(body) => Outcome::from_terminal_body(rid.clone(), body.as_ref().clone()),
+            Self::Empty => Some(Outcome::Empty { rid: rid.clone() }),
         }
     }
 }

@@ -49,7 +49,7 @@ impl TokenBucket {
             1.0
         };
         let burst = f64::from(burst.max(1));
-        TokenBucket {
+        Self {
             configured,
             burst,
             floor: (configured / 16.0).max(0.01),
@@ -64,7 +64,7 @@ impl TokenBucket {
 
     /// 80 % of `limit` requests per second with a burst of 2: the default for a Daglo endpoint.
     pub fn under_limit(limit: u32) -> Self {
-        TokenBucket::new(f64::from(limit) * 0.8, 2)
+        Self::new(f64::from(limit) * 0.8, 2)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BucketState> {
@@ -97,7 +97,7 @@ impl TokenBucket {
 
 impl Default for TokenBucket {
     fn default() -> Self {
-        TokenBucket::under_limit(20)
+        Self::under_limit(20)
     }
 }
 

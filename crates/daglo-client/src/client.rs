@@ -80,7 +80,7 @@ struct Budgets {
 
 impl Default for Budgets {
     fn default() -> Self {
-        Budgets {
+        Self {
             submit: Arc::new(TokenBucket::default()),
             status: Arc::new(TokenBucket::default()),
             srt: Arc::new(TokenBucket::default()),
@@ -129,18 +129,21 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// The API token from the Daglo developer console (required).
+    #[must_use]
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
     }
 
     /// Where the service is (default [`DEFAULT_BASE_URL`]; an emulator's URL in tests).
+    #[must_use]
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into();
         self
     }
 
     /// How long to wait for a connection (default 10 s).
+    #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -149,6 +152,7 @@ impl ClientBuilder {
     /// How long one status, SRT or URL-submit request may take (default 30 s). For a file
     /// upload it bounds a stall (no byte taken for this long) and the wait for the answer once
     /// the last byte is sent, so no request can hang for ever.
+    #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -156,6 +160,7 @@ impl ClientBuilder {
 
     /// How long a file upload may take in all (default: unlimited, since 2 GB take a while; a
     /// stalled upload still ends after [`request_timeout`](ClientBuilder::request_timeout)).
+    #[must_use]
     pub fn upload_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.upload_timeout = timeout;
         self
@@ -163,6 +168,7 @@ impl ClientBuilder {
 
     /// The budget submits draw from (default: a [`TokenBucket`] at 16/s, 80 % of the service's
     /// 20/s per endpoint). Pass one `Arc` to several clients to share it.
+    #[must_use]
     pub fn submit_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
         self.budgets.submit = budget;
         self
@@ -170,12 +176,14 @@ impl ClientBuilder {
 
     /// The budget [`Client::status`] draws from (default 16/s). A poller paces its own requests
     /// with `PollingConfig::budget`; give both the same `Arc` to share the endpoint's limit.
+    #[must_use]
     pub fn status_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
         self.budgets.status = budget;
         self
     }
 
     /// The budget SRT requests draw from (default 16/s).
+    #[must_use]
     pub fn srt_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
         self.budgets.srt = budget;
         self
@@ -184,6 +192,7 @@ impl ClientBuilder {
     /// How long a submit keeps retrying `429` answers (default 5 minutes). A `429` creates no
     /// job, so retrying it is safe; past the deadline the submit fails with
     /// [`Error::RateLimited`].
+    #[must_use]
     pub fn submit_deadline(mut self, deadline: Duration) -> Self {
         self.submit_deadline = deadline;
         self
@@ -192,18 +201,21 @@ impl ClientBuilder {
     /// The largest status or SRT answer read (default [`DEFAULT_MAX_ANSWER_BYTES`]); a larger
     /// one fails with [`Error::AnswerTooLarge`] without being held in memory. Submit and error
     /// answers are capped at 64 KiB.
+    #[must_use]
     pub fn max_answer_bytes(mut self, bytes: usize) -> Self {
         self.max_answer_bytes = bytes.max(1);
         self
     }
 
     /// The `User-Agent` header (default `daglo-rs/<version>`).
+    #[must_use]
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
         self
     }
 
     /// How status and SRT requests are retried (default [`RetryPolicy::default`]).
+    #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -266,8 +278,8 @@ impl ClientBuilder {
 
 impl Client {
     /// A client for the production service with default settings.
-    pub fn new(token: impl Into<String>) -> Result<Client, Error> {
-        Client::builder().token(token).build()
+    pub fn new(token: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().token(token).build()
     }
 
     /// The budget status requests draw from; give it to a poller

@@ -145,14 +145,14 @@ impl Error {
     /// The HTTP status the service answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::BadRequest { .. } => Some(400),
-            Error::Unauthorized { .. } => Some(401),
-            Error::Forbidden { .. } => Some(403),
-            Error::NotFound { .. } => Some(404),
-            Error::PayloadTooLarge { .. } => Some(413),
-            Error::UnsupportedMediaType { .. } => Some(415),
-            Error::RateLimited { .. } => Some(429),
-            Error::Server { status, .. } | Error::UnexpectedStatus { status, .. } => Some(*status),
+            Self::BadRequest { .. } => Some(400),
+            Self::Unauthorized { .. } => Some(401),
+            Self::Forbidden { .. } => Some(403),
+            Self::NotFound { .. } => Some(404),
+            Self::PayloadTooLarge { .. } => Some(413),
+            Self::UnsupportedMediaType { .. } => Some(415),
+            Self::RateLimited { .. } => Some(429),
+            Self::Server { status, .. } | Self::UnexpectedStatus { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -160,19 +160,19 @@ impl Error {
     /// What the failure means for the caller.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
-            Error::Forbidden { .. } => ErrorKind::Forbidden,
-            Error::NotFound { .. } => ErrorKind::UnknownJob,
-            Error::RateLimited { .. } => ErrorKind::RateLimited,
-            Error::Server { .. } | Error::Transport { .. } => ErrorKind::Transient,
-            Error::Decode(_) | Error::AnswerTooLarge { .. } => ErrorKind::Malformed,
-            Error::Invalid(_)
-            | Error::File { .. }
-            | Error::BadRequest { .. }
-            | Error::PayloadTooLarge { .. }
-            | Error::UnsupportedMediaType { .. }
-            | Error::Redirect { .. }
-            | Error::UnexpectedStatus { .. } => ErrorKind::Rejected,
+            Self::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::NotFound { .. } => ErrorKind::UnknownJob,
+            Self::RateLimited { .. } => ErrorKind::RateLimited,
+            Self::Server { .. } | Self::Transport { .. } => ErrorKind::Transient,
+            Self::Decode(_) | Self::AnswerTooLarge { .. } => ErrorKind::Malformed,
+            Self::Invalid(_)
+            | Self::File { .. }
+            | Self::BadRequest { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::Redirect { .. }
+            | Self::UnexpectedStatus { .. } => ErrorKind::Rejected,
         }
     }
 
@@ -196,12 +196,11 @@ impl Error {
     /// look before submitting again.
     pub fn may_have_created_job(&self) -> bool {
         match self {
-            Error::Transport { request_sent, .. } => *request_sent,
-            Error::Server { .. }
-            | Error::Decode(_)
-            | Error::Redirect { .. }
-            | Error::AnswerTooLarge { .. } => true,
-            Error::UnexpectedStatus { status, .. } => !(400..500).contains(status),
+            Self::Transport { request_sent, .. } => *request_sent,
+            Self::Server { .. } | Self::Decode(_) | Self::Redirect { .. } | Self::AnswerTooLarge { .. } => {
+                true
+            }
+            Self::UnexpectedStatus { status, .. } => !(400..500).contains(status),
             _ => false,
         }
     }
@@ -223,7 +222,7 @@ impl Error {
     pub(crate) fn transport(source: reqwest::Error) -> Self {
         // A connect failure means no byte of the request left this machine.
         let request_sent = !source.is_connect();
-        Error::Transport {
+        Self::Transport {
             request_sent,
             source: Box::new(source),
         }

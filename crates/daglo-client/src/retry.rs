@@ -34,7 +34,7 @@ pub const DEFAULT_RETRY_BACKOFF: Backoff =
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        Self {
             max_attempts: 4,
             backoff: DEFAULT_RETRY_BACKOFF,
         }
@@ -44,9 +44,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// One attempt, no retry (for callers that schedule their own retries, like a poller).
     pub fn none() -> Self {
-        RetryPolicy {
+        Self {
             max_attempts: 1,
-            ..RetryPolicy::default()
+            ..Self::default()
         }
     }
 

@@ -35,7 +35,7 @@ pub struct Backoff {
 impl Backoff {
     /// Caps from `initial`, growing by `factor`, up to `max`.
     pub const fn new(initial: Duration, factor: f64, max: Duration) -> Self {
-        Backoff { initial, factor, max }
+        Self { initial, factor, max }
     }
 
     /// The cap of the wait after failed attempt number `attempt` (counting from 1).

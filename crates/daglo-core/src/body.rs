@@ -49,7 +49,7 @@ pub struct StatusBody {
 impl StatusBody {
     /// A body with only `status` set.
     pub fn new(status: Status) -> Self {
-        StatusBody {
+        Self {
             rid: None,
             status,
             progress: None,
@@ -164,7 +164,7 @@ pub struct SttResult {
 impl SttResult {
     /// A result holding only `transcript`.
     pub fn new(transcript: impl Into<String>) -> Self {
-        SttResult {
+        Self {
             transcript: transcript.into(),
             words: Vec::new(),
             keywords: None,
@@ -227,10 +227,10 @@ impl Sentiment {
     /// The wire spelling.
     pub fn as_str(&self) -> &str {
         match self {
-            Sentiment::Positive => "Positive",
-            Sentiment::Negative => "Negative",
-            Sentiment::Neutral => "Neutral",
-            Sentiment::Other(other) => other,
+            Self::Positive => "Positive",
+            Self::Negative => "Negative",
+            Self::Neutral => "Neutral",
+            Self::Other(other) => other,
         }
     }
 }
@@ -238,10 +238,10 @@ impl Sentiment {
 impl From<String> for Sentiment {
     fn from(text: String) -> Self {
         match text.as_str() {
-            "Positive" => Sentiment::Positive,
-            "Negative" => Sentiment::Negative,
-            "Neutral" => Sentiment::Neutral,
-            _ => Sentiment::Other(text),
+            "Positive" => Self::Positive,
+            "Negative" => Self::Negative,
+            "Neutral" => Self::Neutral,
+            _ => Self::Other(text),
         }
     }
 }
@@ -289,7 +289,7 @@ pub struct SentimentScore {
 impl SentimentScore {
     /// A score of these three percentages.
     pub fn new(neutral: f64, negative: f64, positive: f64) -> Self {
-        SentimentScore {
+        Self {
             neutral: Some(neutral),
             negative: Some(negative),
             positive: Some(positive),
@@ -347,7 +347,7 @@ pub struct Word {
 impl Word {
     /// A word spoken between `start_time` and `end_time`, with no labels.
     pub fn new(word: impl Into<String>, start_time: TimeOffset, end_time: TimeOffset) -> Self {
-        Word {
+        Self {
             word: word.into(),
             start_time: Some(start_time),
             end_time: Some(end_time),
@@ -371,6 +371,6 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error body saying `error`.
     pub fn new(error: impl Into<String>) -> Self {
-        ErrorBody { error: error.into() }
+        Self { error: error.into() }
     }
 }

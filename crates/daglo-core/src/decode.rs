@@ -11,10 +11,10 @@ use crate::request::SubmitResponse;
 pub fn decode_json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T, DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| DecodeError::new(what, e.path().to_string(), e.inner().to_string(), body))?;
+        .map_err(|e| DecodeError::new(what, &e.path().to_string(), &e.inner().to_string(), body))?;
     deserializer
         .end()
-        .map_err(|e| DecodeError::new(what, String::new(), e.to_string(), body))?;
+        .map_err(|e| DecodeError::new(what, "", &e.to_string(), body))?;
     Ok(value)
 }
 

@@ -161,18 +161,18 @@ pub enum GaveUpReason {
 
 impl Outcome {
     /// The outcome a terminal body stands for, or `None` while the job is still running.
-    pub fn from_terminal_body(rid: Rid, body: StatusBody) -> Option<Outcome> {
+    pub fn from_terminal_body(rid: Rid, body: StatusBody) -> Option<Self> {
         if body.status.is_success() {
             if body.has_no_text() {
-                return Some(Outcome::Empty { rid });
+                return Some(Self::Empty { rid });
             }
-            return Some(Outcome::Transcript {
+            return Some(Self::Transcript {
                 rid,
                 body: Box::new(body),
             });
         }
         if body.status.is_failure() {
-            return Some(Outcome::Failed {
+            return Some(Self::Failed {
                 rid,
                 status: body.status,
                 message: body.message,
@@ -184,17 +184,17 @@ impl Outcome {
     /// The job this outcome is about.
     pub fn rid(&self) -> &Rid {
         match self {
-            Outcome::Transcript { rid, .. }
-            | Outcome::Empty { rid }
-            | Outcome::Failed { rid, .. }
-            | Outcome::GaveUp { rid, .. } => rid,
+            Self::Transcript { rid, .. }
+            | Self::Empty { rid }
+            | Self::Failed { rid, .. }
+            | Self::GaveUp { rid, .. } => rid,
         }
     }
 
     /// The transcript text, when the job finished with one.
     pub fn transcript(&self) -> Option<String> {
         match self {
-            Outcome::Transcript { body, .. } => Some(body.full_transcript()),
+            Self::Transcript { body, .. } => Some(body.full_transcript()),
             _ => None,
         }
     }
@@ -225,13 +225,13 @@ pub enum ProgressEvent {
 impl fmt::Display for ProgressEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProgressEvent::Progress {
+            Self::Progress {
                 rid,
                 status,
                 percent: Some(p),
             } => write!(f, "{rid}: {status} {p}%"),
-            ProgressEvent::Progress { rid, status, .. } => write!(f, "{rid}: {status}"),
-            ProgressEvent::Stalled { rid, unchanged_for } => {
+            Self::Progress { rid, status, .. } => write!(f, "{rid}: {status}"),
+            Self::Stalled { rid, unchanged_for } => {
                 write!(f, "{rid}: no progress for {}s", unchanged_for.as_secs())
             }
         }
@@ -311,14 +311,14 @@ pub enum DeliveryError {
 impl DeliveryError {
     /// Whether the API token or the account is the problem (`401`, `403`).
     pub fn is_auth(&self) -> bool {
-        matches!(self, DeliveryError::Unauthorized | DeliveryError::Forbidden)
+        matches!(self, Self::Unauthorized | Self::Forbidden)
     }
 
     /// The job the error is about, when known.
     pub fn rid(&self) -> Option<&Rid> {
         match self {
-            DeliveryError::UnknownJob { rid } | DeliveryError::NotPrepared { rid, .. } => Some(rid),
-            DeliveryError::Other { rid, .. } => rid.as_ref(),
+            Self::UnknownJob { rid } | Self::NotPrepared { rid, .. } => Some(rid),
+            Self::Other { rid, .. } => rid.as_ref(),
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ pub struct ValidationError {
 impl ValidationError {
     /// A validation error for `field`, explained by `reason`.
     pub fn new(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
-        ValidationError {
+        Self {
             field: field.into(),
             reason: reason.into(),
         }
@@ -63,15 +63,15 @@ impl std::fmt::Debug for DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(what: &'static str, path: String, message: String, body: &[u8]) -> Self {
-        DecodeError {
+    pub(crate) fn new(what: &'static str, path: &str, message: &str, body: &[u8]) -> Self {
+        Self {
             what,
             path: if path.is_empty() {
                 ".".to_owned()
             } else {
-                excerpt(&path, 200)
+                excerpt(path, 200)
             },
-            message: without_values(&message),
+            message: without_values(message),
             excerpt: excerpt(&String::from_utf8_lossy(body), EXCERPT_CHARS),
         }
     }
@@ -158,8 +158,8 @@ mod tests {
         assert_eq!(without_values("missing field `status`"), "missing field `status`");
         let error = DecodeError::new(
             "status body",
-            String::new(),
-            "invalid type: string \"words\"".into(),
+            "",
+            "invalid type: string \"words\"",
             b"{\"x\": \"words\"}",
         );
         assert!(!error.to_string().contains("words"), "{error}");

@@ -45,7 +45,7 @@ impl Intent {
         options_digest: impl Into<String>,
         strategy: impl Into<String>,
     ) -> Self {
-        Intent {
+        Self {
             input: input.into(),
             options_digest: options_digest.into(),
             strategy: strategy.into(),
@@ -98,7 +98,7 @@ pub struct Entry {
 impl Entry {
     /// A fresh entry for `intent`, not yet submitted.
     pub fn new(id: EntryId, intent: Intent) -> Self {
-        Entry {
+        Self {
             id,
             intent,
             state: EntryState::Intended,
@@ -147,9 +147,9 @@ impl OutcomeKind {
     /// on).
     pub fn of(outcome: &Outcome) -> Option<Self> {
         match outcome {
-            Outcome::Transcript { .. } => Some(OutcomeKind::Transcript),
-            Outcome::Empty { .. } => Some(OutcomeKind::Empty),
-            Outcome::Failed { status, .. } => Some(OutcomeKind::Failed(status.clone())),
+            Outcome::Transcript { .. } => Some(Self::Transcript),
+            Outcome::Empty { .. } => Some(Self::Empty),
+            Outcome::Failed { status, .. } => Some(Self::Failed(status.clone())),
             Outcome::GaveUp { .. } => None,
         }
     }
@@ -157,24 +157,24 @@ impl OutcomeKind {
     /// The stored spelling.
     pub fn as_str(&self) -> &str {
         match self {
-            OutcomeKind::Transcript => "transcript",
-            OutcomeKind::Empty => "empty",
-            OutcomeKind::Failed(status) => status.as_str(),
+            Self::Transcript => "transcript",
+            Self::Empty => "empty",
+            Self::Failed(status) => status.as_str(),
         }
     }
 
     /// Reads the stored spelling back; anything else is a failure with that status.
     pub fn parse(value: &str) -> Self {
         match value {
-            "transcript" => OutcomeKind::Transcript,
-            "empty" => OutcomeKind::Empty,
-            other => OutcomeKind::Failed(Status::parse(other)),
+            "transcript" => Self::Transcript,
+            "empty" => Self::Empty,
+            other => Self::Failed(Status::parse(other)),
         }
     }
 
     /// Whether the job produced its result (a transcript, or an empty one).
     pub fn is_success(&self) -> bool {
-        matches!(self, OutcomeKind::Transcript | OutcomeKind::Empty)
+        matches!(self, Self::Transcript | Self::Empty)
     }
 }
 
@@ -196,7 +196,7 @@ pub struct JournalError {
 impl JournalError {
     /// An error saying `what` went wrong, with its cause.
     pub fn new(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        JournalError {
+        Self {
             what: what.into(),
             source: Some(source.into()),
         }
@@ -204,7 +204,7 @@ impl JournalError {
 
     /// An error saying `what` went wrong.
     pub fn message(what: impl Into<String>) -> Self {
-        JournalError {
+        Self {
             what: what.into(),
             source: None,
         }

@@ -25,7 +25,7 @@ impl TimeOffset {
 
 impl From<Duration> for TimeOffset {
     fn from(duration: Duration) -> Self {
-        TimeOffset(duration)
+        Self(duration)
     }
 }
 
@@ -84,7 +84,7 @@ impl<'de> Deserialize<'de> for TimeOffset {
             .ok()
             .filter(|n| *n < 1_000_000_000)
             .ok_or_else(|| de::Error::custom(format!("nanos must be in 0..1000000000, got {nanos}")))?;
-        Ok(TimeOffset(Duration::new(seconds, nanos)))
+        Ok(Self(Duration::new(seconds, nanos)))
     }
 }
 

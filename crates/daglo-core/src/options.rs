@@ -160,13 +160,14 @@ pub struct Callback {
 impl Callback {
     /// A callback to `url` with no extra headers (not validated until [`JobOptions::validate`]).
     pub fn new(url: impl Into<String>) -> Self {
-        Callback {
+        Self {
             url: url.into(),
             headers: BTreeMap::new(),
         }
     }
 
     /// Adds a header the service will send with every callback.
+    #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
@@ -191,7 +192,8 @@ impl fmt::Debug for Callback {
 }
 
 impl JobOptions {
-    /// A builder that validates every value as it is set.
+    /// A builder. Values are checked against the contract in [`build`](JobOptionsBuilder::build),
+    /// which names the first offending field.
     pub fn builder() -> JobOptionsBuilder {
         JobOptionsBuilder::default()
     }
@@ -322,18 +324,21 @@ impl JobOptionsBuilder {
     }
 
     /// Sets `sttConfig.model`.
+    #[must_use]
     pub fn model(mut self, model: Model) -> Self {
         self.stt().model = Some(model);
         self
     }
 
     /// Sets `sttConfig.language`.
+    #[must_use]
     pub fn language(mut self, language: Language) -> Self {
         self.stt().language = Some(language);
         self
     }
 
     /// Sets `sttConfig.language` from its wire code; an undocumented code fails [`build`](Self::build).
+    #[must_use]
     pub fn language_code(mut self, code: &str) -> Self {
         match code.parse() {
             Ok(language) => self.stt().language = Some(language),
@@ -345,6 +350,7 @@ impl JobOptionsBuilder {
     }
 
     /// Turns on `sttConfig.keywordBoost` for `keywords` with strength `boost` (`1..=15`).
+    #[must_use]
     pub fn keyword_boost<I, S>(mut self, keywords: I, boost: u32) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -359,12 +365,14 @@ impl JobOptionsBuilder {
     }
 
     /// Sets `sttConfig.multiChannel.channelCount` (`1..=2`).
+    #[must_use]
     pub fn channel_count(mut self, channel_count: u32) -> Self {
         self.stt().multi_channel = Some(MultiChannel { channel_count });
         self
     }
 
     /// Turns on speaker diarization, optionally hinting how many speakers (at least 2).
+    #[must_use]
     pub fn speaker_diarization(mut self, speaker_count_hint: Option<u32>) -> Self {
         self.stt().speaker_diarization = Some(SpeakerDiarization {
             enable: true,
@@ -374,6 +382,7 @@ impl JobOptionsBuilder {
     }
 
     /// Turns on keyword extraction of at most `max_count` keywords (at least 1).
+    #[must_use]
     pub fn keyword_extraction(mut self, max_count: u32) -> Self {
         self.nlp().keyword_extraction = Some(KeywordExtraction {
             enable: true,
@@ -383,18 +392,21 @@ impl JobOptionsBuilder {
     }
 
     /// Turns sentiment analysis on or off explicitly.
+    #[must_use]
     pub fn sentiment_analysis(mut self, enable: bool) -> Self {
         self.nlp().sentiment_analysis = Some(SentimentAnalysis { enable });
         self
     }
 
     /// Sets the callback; it replaces any callback set before.
+    #[must_use]
     pub fn callback(mut self, callback: Callback) -> Self {
         self.options.callback = Some(callback);
         self
     }
 
     /// Adds one key to `custom`.
+    #[must_use]
     pub fn custom(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.options
             .custom

@@ -8,7 +8,7 @@ pub struct SplitMix64(u64);
 impl SplitMix64 {
     /// A generator starting from `seed`.
     pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+        Self(seed)
     }
 
     /// The next 64 random bits.

@@ -16,7 +16,7 @@ pub struct Rid(String);
 impl Rid {
     /// Wraps an id, e.g. one saved before a restart.
     pub fn new(rid: impl Into<String>) -> Self {
-        Rid(rid.into())
+        Self(rid.into())
     }
 
     /// The id as text.
@@ -39,13 +39,13 @@ impl fmt::Debug for Rid {
 
 impl From<&str> for Rid {
     fn from(rid: &str) -> Self {
-        Rid::new(rid)
+        Self::new(rid)
     }
 }
 
 impl From<String> for Rid {
     fn from(rid: String) -> Self {
-        Rid(rid)
+        Self(rid)
     }
 }
 
@@ -95,7 +95,7 @@ pub struct AudioSource {
 impl SubmitRequest {
     /// A request for the audio at `url`, with `options`; both are validated.
     pub fn new(url: impl Into<String>, options: JobOptions) -> Result<Self, ValidationError> {
-        let request = SubmitRequest {
+        let request = Self {
             audio: Audio {
                 source: AudioSource { url: url.into() },
             },
@@ -130,7 +130,7 @@ pub struct SubmitResponse {
 impl SubmitResponse {
     /// An answer for `rid` with no file name and no `custom`.
     pub fn new(rid: Rid) -> Self {
-        SubmitResponse {
+        Self {
             rid,
             file_name: None,
             custom: None,

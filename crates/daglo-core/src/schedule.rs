@@ -57,7 +57,7 @@ pub enum PollPolicy {
 
 impl Default for PollPolicy {
     fn default() -> Self {
-        PollPolicy::Adaptive(AdaptivePolicy::default())
+        Self::Adaptive(AdaptivePolicy::default())
     }
 }
 
@@ -81,7 +81,7 @@ pub struct AdaptivePolicy {
 
 impl Default for AdaptivePolicy {
     fn default() -> Self {
-        AdaptivePolicy {
+        Self {
             min_interval: Duration::from_millis(500),
             max_interval: Duration::from_secs(30),
             initial_interval: Duration::from_secs(2),
@@ -161,9 +161,7 @@ impl TryFrom<PolicyRepr> for PollPolicy {
             }
         };
         Ok(match repr {
-            PolicyRepr::Fixed { interval_secs } => {
-                PollPolicy::Fixed(positive("interval_secs", interval_secs)?)
-            }
+            PolicyRepr::Fixed { interval_secs } => Self::Fixed(positive("interval_secs", interval_secs)?),
             PolicyRepr::Exponential {
                 initial_secs,
                 factor,
@@ -174,7 +172,7 @@ impl TryFrom<PolicyRepr> for PollPolicy {
                         "an exponential policy's `factor` must be at least 1, not {factor}"
                     ));
                 }
-                PollPolicy::Exponential {
+                Self::Exponential {
                     initial: positive("initial_secs", initial_secs)?,
                     factor,
                     max: positive("max_secs", max_secs)?,
@@ -199,7 +197,7 @@ impl TryFrom<PolicyRepr> for PollPolicy {
                 if max_interval_secs < min_interval_secs {
                     return Err("`max_interval_secs` must not be below `min_interval_secs`".to_owned());
                 }
-                PollPolicy::Adaptive(AdaptivePolicy {
+                Self::Adaptive(AdaptivePolicy {
                     min_interval: positive("min_interval_secs", min_interval_secs)?,
                     max_interval: max_interval_secs,
                     initial_interval: positive("initial_interval_secs", initial_interval_secs)?,
@@ -215,13 +213,13 @@ impl TryFrom<PolicyRepr> for PollPolicy {
 impl From<PollPolicy> for PolicyRepr {
     fn from(policy: PollPolicy) -> Self {
         match policy {
-            PollPolicy::Fixed(interval_secs) => PolicyRepr::Fixed { interval_secs },
-            PollPolicy::Exponential { initial, factor, max } => PolicyRepr::Exponential {
+            PollPolicy::Fixed(interval_secs) => Self::Fixed { interval_secs },
+            PollPolicy::Exponential { initial, factor, max } => Self::Exponential {
                 initial_secs: initial,
                 factor,
                 max_secs: max,
             },
-            PollPolicy::Adaptive(adaptive) => PolicyRepr::Adaptive {
+            PollPolicy::Adaptive(adaptive) => Self::Adaptive {
                 min_interval_secs: adaptive.min_interval,
                 max_interval_secs: adaptive.max_interval,
                 initial_interval_secs: adaptive.initial_interval,
@@ -298,11 +296,9 @@ impl PollPolicy {
     /// jobs submitted together; `audio` is the audio's duration when the caller knows it.
     pub fn first_delay(&self, audio: Option<Duration>, unit: f64) -> Duration {
         match self {
-            PollPolicy::Fixed(interval) => interval.mul_f64(unit.clamp(0.0, 1.0)),
-            PollPolicy::Exponential { initial, .. } => {
-                initial.mul_f64(0.5f64.mul_add(unit.clamp(0.0, 1.0), 0.5))
-            }
-            PollPolicy::Adaptive(adaptive) => {
+            Self::Fixed(interval) => interval.mul_f64(unit.clamp(0.0, 1.0)),
+            Self::Exponential { initial, .. } => initial.mul_f64(0.5f64.mul_add(unit.clamp(0.0, 1.0), 0.5)),
+            Self::Adaptive(adaptive) => {
                 let base = audio
                     .map(|a| a.mul_f64(adaptive.processing_per_audio_second.max(0.0) / 2.0))
                     .unwrap_or(adaptive.initial_interval);
@@ -322,13 +318,13 @@ impl PollPolicy {
     ) -> Duration {
         let jitter = 0.2f64.mul_add(unit.clamp(0.0, 1.0), 0.9);
         match self {
-            PollPolicy::Fixed(interval) => interval.mul_f64(jitter),
-            PollPolicy::Exponential { initial, factor, max } => {
+            Self::Fixed(interval) => interval.mul_f64(jitter),
+            Self::Exponential { initial, factor, max } => {
                 let exponent = tracker.polls().saturating_sub(1).min(60) as i32;
                 let grown = initial.as_secs_f64() * factor.max(1.0).powi(exponent);
                 Duration::from_secs_f64(grown.min(max.as_secs_f64())).mul_f64(jitter)
             }
-            PollPolicy::Adaptive(adaptive) => adaptive.next_interval(tracker, at, audio, jitter),
+            Self::Adaptive(adaptive) => adaptive.next_interval(tracker, at, audio, jitter),
         }
     }
 }

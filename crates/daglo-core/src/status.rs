@@ -38,41 +38,41 @@ pub enum Status {
 
 impl Status {
     /// Every known status, in life order, failures last.
-    pub const KNOWN: [Status; 9] = [
-        Status::AiRequested,
-        Status::Uploaded,
-        Status::FileProcessing,
-        Status::Transcribing,
-        Status::PostProcessing,
-        Status::Transcribed,
-        Status::InputError,
-        Status::TranscriptError,
-        Status::FileError,
+    pub const KNOWN: [Self; 9] = [
+        Self::AiRequested,
+        Self::Uploaded,
+        Self::FileProcessing,
+        Self::Transcribing,
+        Self::PostProcessing,
+        Self::Transcribed,
+        Self::InputError,
+        Self::TranscriptError,
+        Self::FileError,
     ];
 
     /// The wire spelling, e.g. `"file_processing"`.
     pub fn as_str(&self) -> &str {
         match self {
-            Status::AiRequested => "ai_requested",
-            Status::Uploaded => "uploaded",
-            Status::FileProcessing => "file_processing",
-            Status::Transcribing => "transcribing",
-            Status::PostProcessing => "post_processing",
-            Status::Transcribed => "transcribed",
-            Status::InputError => "input_error",
-            Status::TranscriptError => "transcript_error",
-            Status::FileError => "file_error",
-            Status::Unknown(other) => other,
+            Self::AiRequested => "ai_requested",
+            Self::Uploaded => "uploaded",
+            Self::FileProcessing => "file_processing",
+            Self::Transcribing => "transcribing",
+            Self::PostProcessing => "post_processing",
+            Self::Transcribed => "transcribed",
+            Self::InputError => "input_error",
+            Self::TranscriptError => "transcript_error",
+            Self::FileError => "file_error",
+            Self::Unknown(other) => other,
         }
     }
 
     /// Parses the wire spelling; anything unrecognised becomes [`Status::Unknown`].
-    pub fn parse(value: &str) -> Status {
-        Status::KNOWN
+    pub fn parse(value: &str) -> Self {
+        Self::KNOWN
             .iter()
             .find(|s| s.as_str() == value)
             .cloned()
-            .unwrap_or_else(|| Status::Unknown(value.to_owned()))
+            .unwrap_or_else(|| Self::Unknown(value.to_owned()))
     }
 
     /// The job has ended, successfully or not; its status will not change again.
@@ -82,15 +82,12 @@ impl Status {
 
     /// The job ended with a transcript (which may be empty).
     pub fn is_success(&self) -> bool {
-        matches!(self, Status::Transcribed)
+        matches!(self, Self::Transcribed)
     }
 
     /// The job ended in one of the three failure statuses.
     pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Status::InputError | Status::TranscriptError | Status::FileError
-        )
+        matches!(self, Self::InputError | Self::TranscriptError | Self::FileError)
     }
 
     /// The position in a job's life: `0` for `ai_requested` up to `5` for every terminal status;
@@ -99,13 +96,13 @@ impl Status {
     /// A receiver uses it to let statuses only move forward.
     pub fn stage(&self) -> Option<u8> {
         match self {
-            Status::AiRequested => Some(0),
-            Status::Uploaded => Some(1),
-            Status::FileProcessing => Some(2),
-            Status::Transcribing => Some(3),
-            Status::PostProcessing => Some(4),
-            Status::Transcribed | Status::InputError | Status::TranscriptError | Status::FileError => Some(5),
-            Status::Unknown(_) => None,
+            Self::AiRequested => Some(0),
+            Self::Uploaded => Some(1),
+            Self::FileProcessing => Some(2),
+            Self::Transcribing => Some(3),
+            Self::PostProcessing => Some(4),
+            Self::Transcribed | Self::InputError | Self::TranscriptError | Self::FileError => Some(5),
+            Self::Unknown(_) => None,
         }
     }
 
@@ -113,7 +110,7 @@ impl Status {
     ///
     /// Nothing follows a terminal status; an unknown status may follow or precede any
     /// non-terminal one (its place is unknown), but never a terminal one.
-    pub fn may_advance_to(&self, next: &Status) -> bool {
+    pub fn may_advance_to(&self, next: &Self) -> bool {
         if self.is_terminal() {
             return false;
         }
@@ -139,7 +136,7 @@ impl Serialize for Status {
 impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = String::deserialize(deserializer)?;
-        Ok(Status::parse(&value))
+        Ok(Self::parse(&value))
     }
 }
 

@@ -17,7 +17,7 @@ pub struct TimeScale {
 impl TimeScale {
     /// Virtual time starting now, `factor` (> 0) times faster than real time.
     pub fn new(factor: f64) -> Self {
-        TimeScale {
+        Self {
             origin: Instant::now(),
             factor: if factor.is_finite() && factor > 0.0 {
                 factor

@@ -62,7 +62,7 @@ impl SqliteJournal {
         connection
             .execute_batch(SCHEMA)
             .map_err(failed("cannot create the journal's table"))?;
-        Ok(SqliteJournal {
+        Ok(Self {
             path,
             connection: Arc::new(Mutex::new(connection)),
         })

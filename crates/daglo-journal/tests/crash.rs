@@ -14,7 +14,7 @@ impl Place {
         let dir = std::env::temp_dir().join(format!("daglo-journal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Place(dir)
+        Self(dir)
     }
 
     fn file(&self) -> PathBuf {

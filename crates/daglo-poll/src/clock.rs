@@ -21,16 +21,16 @@ impl PollClock {
     /// The current instant.
     pub fn now(&self) -> Instant {
         match self {
-            PollClock::Tokio => tokio::time::Instant::now().into_std(),
-            PollClock::Scaled(scale) => scale.now(),
+            Self::Tokio => tokio::time::Instant::now().into_std(),
+            Self::Scaled(scale) => scale.now(),
         }
     }
 
     /// Sleeps until the clock reads `deadline`.
     pub async fn sleep_until(&self, deadline: Instant) {
         let real = match self {
-            PollClock::Tokio => deadline,
-            PollClock::Scaled(scale) => scale.to_real(deadline),
+            Self::Tokio => deadline,
+            Self::Scaled(scale) => scale.to_real(deadline),
         };
         tokio::time::sleep_until(tokio::time::Instant::from_std(real)).await;
     }

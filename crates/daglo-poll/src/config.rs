@@ -40,7 +40,7 @@ pub struct PollingConfig {
 
 impl Default for PollingConfig {
     fn default() -> Self {
-        PollingConfig {
+        Self {
             policy: PollPolicy::default(),
             budget: None,
             deadline: None,
@@ -56,6 +56,7 @@ impl Default for PollingConfig {
 
 impl PollingConfig {
     /// How polls are spaced (default: [`PollPolicy::Adaptive`]).
+    #[must_use]
     pub fn policy(mut self, policy: PollPolicy) -> Self {
         self.policy = policy;
         self
@@ -68,6 +69,7 @@ impl PollingConfig {
     /// request of the process share one budget and every `429` slows them all. Give one only to
     /// pace this poller apart (a scripted [`StatusSource`](crate::StatusSource) without a budget
     /// gets a [`TokenBucket::default`](daglo_client::TokenBucket::default)).
+    #[must_use]
     pub fn budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
         self.budget = Some(budget);
         self
@@ -75,6 +77,7 @@ impl PollingConfig {
 
     /// Give up waiting after this long (default: never). Giving up returns
     /// [`Outcome::GaveUp`](daglo_core::Outcome::GaveUp) with the rid; the job goes on.
+    #[must_use]
     pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
         self.deadline = deadline;
         self
@@ -82,12 +85,14 @@ impl PollingConfig {
 
     /// Report [`ProgressEvent::Stalled`](daglo_core::ProgressEvent::Stalled) when neither status
     /// nor percent has moved for this long (default 5 minutes).
+    #[must_use]
     pub fn stall_after(mut self, stall_after: Duration) -> Self {
         self.stall_after = stall_after;
         self
     }
 
     /// At most this many status requests at once (default 32).
+    #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.max(1);
         self
@@ -100,6 +105,7 @@ impl PollingConfig {
 
     /// When the budget is short, a due job may be passed over for jobs predicted to finish
     /// sooner, but never for longer than this (default 30 s): the fairness bound.
+    #[must_use]
     pub fn max_queueing(mut self, max: Duration) -> Self {
         self.max_queueing = max;
         self
@@ -108,6 +114,7 @@ impl PollingConfig {
     /// The waits after failed status requests (`5xx`, transport, an undecodable answer), per
     /// consecutive failure of one job (default [`DEFAULT_RETRY_BACKOFF`]: 500 ms doubling to
     /// 30 s, full jitter).
+    #[must_use]
     pub fn retry_backoff(mut self, backoff: Backoff) -> Self {
         self.retry_backoff = backoff;
         self
@@ -115,6 +122,7 @@ impl PollingConfig {
 
     /// The clock (default: tokio's). A test hook (feature `test-util`): a scaled clock runs
     /// virtual time faster, in step with the emulator's.
+    #[must_use]
     #[cfg(feature = "test-util")]
     pub fn clock(mut self, clock: PollClock) -> Self {
         self.clock = clock;
@@ -122,6 +130,7 @@ impl PollingConfig {
     }
 
     /// Seeds the jitter, for reproducible schedules (default: random).
+    #[must_use]
     #[cfg(feature = "test-util")]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);

@@ -55,7 +55,7 @@ impl fmt::Debug for PollingDelivery {
 ///     .deadline(Duration::from_secs(600));
 /// # let _ = options;
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WatchOptions {
     audio_duration: Option<Duration>,
     deadline: DeadlineChoice,
@@ -76,6 +76,7 @@ enum DeadlineChoice {
 impl WatchOptions {
     /// Sets the audio's duration, when known: the adaptive policy's first estimate of the job's
     /// length.
+    #[must_use]
     pub fn audio_duration(mut self, duration: Duration) -> Self {
         self.audio_duration = Some(duration);
         self
@@ -83,12 +84,14 @@ impl WatchOptions {
 
     /// Gives up on this wait after `deadline` ([`Outcome::GaveUp`] with the rid), whatever the
     /// configured deadline.
+    #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = DeadlineChoice::After(deadline);
         self
     }
 
     /// Waits for ever on this wait, whatever the configured deadline.
+    #[must_use]
     pub fn no_deadline(mut self) -> Self {
         self.deadline = DeadlineChoice::Never;
         self
@@ -101,7 +104,7 @@ impl PollingDelivery {
     /// # Panics
     /// Outside a Tokio runtime, since it starts the scheduler task.
     pub fn new(client: Client, config: PollingConfig) -> Self {
-        PollingDelivery::with_source(Arc::new(client), config)
+        Self::with_source(Arc::new(client), config)
     }
 
     /// Polls through any [`StatusSource`] (a scripted one in tests).
@@ -117,7 +120,7 @@ impl PollingDelivery {
             clock: config.clock,
         };
         tokio::spawn(Scheduler::new(config, source).run(receiver));
-        PollingDelivery {
+        Self {
             inner: Arc::new(inner),
         }
     }

@@ -111,7 +111,7 @@ impl Scheduler {
             .clone()
             .or_else(|| source.budget())
             .unwrap_or_else(|| Arc::new(TokenBucket::default()));
-        Scheduler {
+        Self {
             config,
             budget,
             source,
@@ -393,7 +393,12 @@ impl Scheduler {
     fn finish(&mut self, id: u64, result: WaitResult) {
         let Some(job) = self.remove(id) else { return };
         debug!(rid = %job.rid, ok = result.is_ok(), polls = job.tracker.polls(), "job settled");
-        for waiter in job.waiters {
+        let mut waiters = job.waiters.into_iter().peekable();
+        while let Some(waiter) = waiters.next() {
+            if waiters.peek().is_none() {
+                waiter.mailbox.settle(result);
+                break;
+            }
             waiter.mailbox.settle(result.clone());
         }
     }

@@ -113,7 +113,6 @@ async fn progress_events_arrive_in_order_then_the_outcome() {
         .iter()
         .filter_map(|e| match e {
             ProgressEvent::Progress { percent, .. } => *percent,
-            ProgressEvent::Stalled { .. } => None,
             _ => None,
         })
         .collect();

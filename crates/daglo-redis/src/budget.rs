@@ -40,7 +40,7 @@ pub struct BudgetOptions {
 
 impl Default for BudgetOptions {
     fn default() -> Self {
-        BudgetOptions {
+        Self {
             per_second: 16.0,
             burst: 2,
             fallback_per_second: 2.0,
@@ -118,7 +118,7 @@ impl RedisBudget {
     ///
     /// # Panics
     /// Outside a Tokio runtime (it starts the reservation task).
-    pub fn new(store: &RedisStore, account: &str, endpoint: &str, options: BudgetOptions) -> RedisBudget {
+    pub fn new(store: &RedisStore, account: &str, endpoint: &str, options: BudgetOptions) -> Self {
         let shared = Arc::new(Shared {
             endpoint: store.key(&["budget", account, endpoint]),
             local: Mutex::new(Local {
@@ -133,7 +133,7 @@ impl RedisBudget {
             options,
         });
         let task = tokio::spawn(reserve(store.clone(), Arc::downgrade(&shared))).abort_handle();
-        RedisBudget { shared, task }
+        Self { shared, task }
     }
 
     /// Whether Redis is unreachable and the local fallback is in use.

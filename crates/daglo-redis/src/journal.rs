@@ -25,8 +25,8 @@ pub struct RedisJournal {
 
 impl RedisJournal {
     /// The journal called `name` (for example the batch or service it belongs to) on `store`.
-    pub fn new(store: RedisStore, name: &str) -> RedisJournal {
-        RedisJournal {
+    pub fn new(store: RedisStore, name: &str) -> Self {
+        Self {
             store,
             name: name.to_owned(),
         }

@@ -76,17 +76,17 @@ impl SharedBudgets {
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn new(store: &RedisStore, account: &str) -> SharedBudgets {
-        SharedBudgets::with_options(store, account, &BudgetOptions::default())
+    pub fn new(store: &RedisStore, account: &str) -> Self {
+        Self::with_options(store, account, &BudgetOptions::default())
     }
 
     /// The budgets of `account` with `options` for each endpoint.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
-    pub fn with_options(store: &RedisStore, account: &str, options: &BudgetOptions) -> SharedBudgets {
+    pub fn with_options(store: &RedisStore, account: &str, options: &BudgetOptions) -> Self {
         let budget = |endpoint| Arc::new(RedisBudget::new(store, account, endpoint, options.clone()));
-        SharedBudgets {
+        Self {
             submit: budget("submit"),
             status: budget("status"),
             srt: budget("srt"),

@@ -133,7 +133,7 @@ impl RedisRegistry {
     ///
     /// # Panics
     /// Outside a Tokio runtime (it starts the subscription task).
-    pub async fn new(store: RedisStore) -> RedisRegistry {
+    pub async fn new(store: RedisStore) -> Self {
         let channel = store.key(&["cb", "changes"]);
         let (ready_tx, ready) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -148,7 +148,7 @@ impl RedisRegistry {
             tokio::spawn(listen(store.clone(), channel, Arc::downgrade(&shared), ready_tx)).abort_handle();
         let mut ready = shared.ready.clone();
         let _ = tokio::time::timeout(store.options.connect_timeout, ready.wait_for(|ready| *ready)).await;
-        RedisRegistry { shared, listener }
+        Self { shared, listener }
     }
 
     /// Whether the wake-up subscription is up now.

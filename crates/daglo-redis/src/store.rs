@@ -59,7 +59,7 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        RedisOptions {
+        Self {
             namespace: "daglo".to_owned(),
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
@@ -69,12 +69,14 @@ impl Default for RedisOptions {
 
 impl RedisOptions {
     /// These options with `namespace` as the key prefix.
+    #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
     }
 
     /// These options with both timeouts set to `timeout`.
+    #[must_use]
     pub fn timeouts(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self.response_timeout = timeout;
@@ -106,12 +108,12 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) with the default
     /// options.
-    pub async fn connect(url: &str) -> Result<RedisStore, RedisError> {
-        RedisStore::connect_with(url, RedisOptions::default()).await
+    pub async fn connect(url: &str) -> Result<Self, RedisError> {
+        Self::connect_with(url, RedisOptions::default()).await
     }
 
     /// Connects to the Redis at `url` with `options`.
-    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<RedisStore, RedisError> {
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, RedisError> {
         let client = redis::Client::open(url).map_err(|e| RedisError::InvalidUrl {
             // The parser's words, which do not repeat the URL.
             reason: e.to_string(),
@@ -128,7 +130,7 @@ impl RedisStore {
                 address: address.clone(),
                 source,
             })?;
-        Ok(RedisStore {
+        Ok(Self {
             client,
             connection,
             options,

@@ -27,26 +27,26 @@ pub enum Clock {
 
 impl Clock {
     /// A fresh manual clock, and a handle to move it.
-    pub fn manual() -> (Clock, ManualClock) {
+    pub fn manual() -> (Self, ManualClock) {
         let manual = ManualClock::new();
-        (Clock::Manual(manual.clone()), manual)
+        (Self::Manual(manual.clone()), manual)
     }
 
     /// The current instant.
     pub fn now(&self) -> Instant {
         match self {
-            Clock::Real => Instant::now(),
-            Clock::Manual(manual) => manual.now(),
-            Clock::Scaled(scale) => Instant::from_std(scale.now()),
+            Self::Real => Instant::now(),
+            Self::Manual(manual) => manual.now(),
+            Self::Scaled(scale) => Instant::from_std(scale.now()),
         }
     }
 
     /// Waits until the clock reads at least `deadline`.
     pub(crate) async fn sleep_until(&self, deadline: Instant) {
         match self {
-            Clock::Real => tokio::time::sleep_until(deadline).await,
-            Clock::Manual(manual) => manual.sleep_until(deadline).await,
-            Clock::Scaled(scale) => {
+            Self::Real => tokio::time::sleep_until(deadline).await,
+            Self::Manual(manual) => manual.sleep_until(deadline).await,
+            Self::Scaled(scale) => {
                 tokio::time::sleep_until(Instant::from_std(scale.to_real(deadline.into_std()))).await
             }
         }
@@ -63,7 +63,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     fn new() -> Self {
-        ManualClock {
+        Self {
             origin: Instant::now(),
             elapsed: Arc::new(watch::Sender::new(Duration::ZERO)),
         }

@@ -39,7 +39,7 @@ pub const DEFAULT_TOKEN: &str = "sim-token";
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
+        Self {
             token: DEFAULT_TOKEN.to_owned(),
             seed: 0x0DA6_1000,
             processing_time: Duration::from_secs(3),
@@ -58,18 +58,21 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// The bearer token every request must carry (default [`DEFAULT_TOKEN`]).
+    #[must_use]
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = token.into();
         self
     }
 
     /// The seed behind rids and transcripts: the same seed and inputs give the same output.
+    #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
     }
 
     /// How long each job takes from submit to its terminal status (default 3 s).
+    #[must_use]
     pub fn processing_time(mut self, processing_time: Duration) -> Self {
         self.processing_time = processing_time;
         self
@@ -77,6 +80,7 @@ impl SimConfig {
 
     /// Requests per second per endpoint before `429` (default `Some(20)`, as the service);
     /// `None` turns the limit off.
+    #[must_use]
     pub fn rate_limit(mut self, per_second: Option<u32>) -> Self {
         self.rate_limit = per_second;
         self
@@ -88,24 +92,28 @@ impl SimConfig {
     }
 
     /// The largest accepted upload (default 2 GB); larger answers `413`.
+    #[must_use]
     pub fn max_upload_bytes(mut self, bytes: u64) -> Self {
         self.max_upload_bytes = bytes;
         self
     }
 
     /// How many jobs the account may submit before `403` (credits exhausted); default unlimited.
+    #[must_use]
     pub fn credits(mut self, jobs: u64) -> Self {
         self.credits = Some(jobs);
         self
     }
 
     /// Faults applied to every job (a planner may change them per job).
+    #[must_use]
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
     }
 
     /// The clock jobs and the rate limiter follow (default: the real one).
+    #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -113,12 +121,14 @@ impl SimConfig {
 
     /// A function that adjusts each job's plan (ending, timing, faults) after the default
     /// planner has filled it in.
+    #[must_use]
     pub fn planner(mut self, planner: Planner) -> Self {
         self.planner = Some(planner);
         self
     }
 
     /// How long the emulator waits for a callback receiver to answer (default 10 s).
+    #[must_use]
     pub fn callback_timeout(mut self, timeout: Duration) -> Self {
         self.callback_timeout = timeout;
         self
@@ -126,6 +136,7 @@ impl SimConfig {
 
     /// How long a client may take to send a request head before the connection is cut
     /// (default 30 s; real time, whatever the clock).
+    #[must_use]
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self

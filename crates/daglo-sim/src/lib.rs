@@ -120,19 +120,19 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 impl Simulator {
     /// Starts an emulator on `127.0.0.1` at a port the system picks, with an accept queue of
     /// [`ACCEPT_BACKLOG`] connections.
-    pub async fn start(config: SimConfig) -> io::Result<Simulator> {
+    pub async fn start(config: SimConfig) -> io::Result<Self> {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        Simulator::serve(listener, config)
+        Self::serve(listener, config)
     }
 
     /// Serves on a listener the caller bound.
-    pub fn serve(listener: TcpListener, config: SimConfig) -> io::Result<Simulator> {
+    pub fn serve(listener: TcpListener, config: SimConfig) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
         info!(%addr, "daglo emulator listening");
-        Ok(Simulator {
+        Ok(Self {
             shared,
             addr,
             stop,

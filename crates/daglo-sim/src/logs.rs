@@ -38,7 +38,7 @@ impl LogCapture {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        LogCapture {
+        Self {
             buffer,
             _guard: tracing::subscriber::set_default(subscriber),
         }

@@ -43,7 +43,7 @@ pub struct ErrorBurst {
 impl ErrorBurst {
     /// `count` answers of `status`.
     pub fn new(status: u16, count: u32) -> Self {
-        ErrorBurst { status, count }
+        Self { status, count }
     }
 }
 
@@ -101,7 +101,7 @@ type PlanFn = dyn Fn(&Submission, &mut JobPlan) + Send + Sync;
 impl Planner {
     /// Wraps a planning function.
     pub fn new(plan: impl Fn(&Submission, &mut JobPlan) + Send + Sync + 'static) -> Self {
-        Planner(Arc::new(plan))
+        Self(Arc::new(plan))
     }
 }
 

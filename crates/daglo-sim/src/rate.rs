@@ -17,7 +17,7 @@ pub(crate) struct SlidingWindow {
 
 impl SlidingWindow {
     pub(crate) fn new(limit: u32) -> Self {
-        SlidingWindow {
+        Self {
             limit,
             accepted: VecDeque::new(),
         }

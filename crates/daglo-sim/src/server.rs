@@ -303,7 +303,6 @@ async fn srt(shared: &Shared, rid: &Rid) -> Answer {
         Seen::Injected(status) => error(status, "injected failure"),
         Seen::Running(..) => empty(202),
         Seen::Done(job) => match &job.ending {
-            Ending::Silent => empty(204),
             Ending::Transcript => {
                 let mut answer = Response::new(Full::new(Bytes::from(crate::transcript::srt(&job.results))));
                 answer.headers_mut().insert(
@@ -312,10 +311,11 @@ async fn srt(shared: &Shared, rid: &Rid) -> Answer {
                 );
                 answer
             }
-            // Unstated by the provider. A failed job has no subtitles, and the endpoint documents
-            // only 200/202/204 and the errors of a GET (401/403/404/429/500): 204, "nothing to
-            // give", is the one that fits; the failure itself is what the status endpoint reports.
-            Ending::Failed { .. } => empty(204),
+            // Silence has no subtitles: 204. A failed job neither — unstated by the provider: the
+            // endpoint documents only 200/202/204 and the errors of a GET (401/403/404/429/500), and
+            // 204, "nothing to give", is the one that fits; the failure itself is what the status
+            // endpoint reports.
+            Ending::Silent | Ending::Failed { .. } => empty(204),
         },
     }
 }

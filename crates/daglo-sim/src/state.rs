@@ -246,7 +246,7 @@ impl Shared {
             .timeout(config.callback_timeout)
             .build()
             .unwrap_or_default();
-        Shared {
+        Self {
             rng: Mutex::new(SplitMix64::new(config.seed)),
             config,
             jobs: Mutex::new(HashMap::new()),

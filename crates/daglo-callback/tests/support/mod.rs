@@ -37,12 +37,12 @@ pub fn faults(set: impl FnOnce(&mut Faults)) -> Faults {
 impl Rig {
     /// An emulator (rate limit off, 100 ms jobs unless `sim` says otherwise) and a callback
     /// receiver on `127.0.0.1:0`, configured by `config`.
-    pub async fn start(sim: SimConfig, config: impl FnOnce(CallbackConfig) -> CallbackConfig) -> Rig {
+    pub async fn start(sim: SimConfig, config: impl FnOnce(CallbackConfig) -> CallbackConfig) -> Self {
         let sim = Simulator::start(sim).await.unwrap();
         let client = daglo::sim::client(&sim).unwrap();
         let (callbacks, server) = CallbackDelivery::loopback(client.clone(), config).await.unwrap();
         let public_url = format!("http://{}/daglo", server.local_addr());
-        Rig {
+        Self {
             sim,
             client,
             callbacks,

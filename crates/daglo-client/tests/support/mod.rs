@@ -55,7 +55,7 @@ impl TempDir {
         let dir = std::env::temp_dir().join(format!("daglo-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        Self(dir)
     }
 
     /// Writes `bytes` to a file in the directory and returns its path.

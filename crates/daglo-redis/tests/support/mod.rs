@@ -70,7 +70,7 @@ pub struct OwnRedis {
 impl OwnRedis {
     /// Starts one on a free loopback port; `None` (with a message) if `redis-server` is not
     /// installed and this is not CI.
-    pub async fn start(test: &str) -> Option<OwnRedis> {
+    pub async fn start(test: &str) -> Option<Self> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -92,7 +92,7 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = Self { port, child: None };
         redis.resume().await;
         Some(redis)
     }
@@ -157,7 +157,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub async fn start(targets: Vec<SocketAddr>) -> Forwarder {
+    pub async fn start(targets: Vec<SocketAddr>) -> Self {
         let listener = daglo::callback::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -205,7 +205,7 @@ impl Forwarder {
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Forwarder { addr, forwarded }
+        Self { addr, forwarded }
     }
 }
 

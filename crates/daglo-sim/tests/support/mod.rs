@@ -26,8 +26,8 @@ pub struct Raw {
 }
 
 impl Raw {
-    pub async fn start(config: SimConfig) -> Raw {
-        Raw {
+    pub async fn start(config: SimConfig) -> Self {
+        Self {
             sim: Simulator::start(config).await.unwrap(),
             http: reqwest::Client::new(),
         }
@@ -100,7 +100,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub async fn start() -> Receiver {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks/daglo", listener.local_addr().unwrap());
         let (tx, received) = mpsc::unbounded_channel();
@@ -134,7 +134,7 @@ impl Receiver {
                 });
             }
         });
-        Receiver { url, received }
+        Self { url, received }
     }
 
     /// Every callback received so far (call after `Simulator::callbacks_done`).

@@ -62,10 +62,10 @@ impl JobView {
     /// open a way back) — a terminal status is absorbing, and the first terminal body wins. A
     /// body whose `rid` contradicts the submit answer's changes nothing.
     pub fn apply(&mut self, body: StatusBody) -> Applied {
-        if let (Some(claimed), Some(known)) = (&body.rid, &self.rid) {
-            if claimed != known {
-                return Applied::RidMismatch;
-            }
+        if let (Some(claimed), Some(known)) = (&body.rid, &self.rid)
+            && claimed != known
+        {
+            return Applied::RidMismatch;
         }
         if self.final_body.is_some() {
             return if body.status.is_terminal() {

@@ -318,16 +318,14 @@ async fn all_submitted(out: &std::path::Path, count: usize) {
     use daglo::journal::Journal;
     let path = out.join("daglo-journal.sqlite");
     loop {
-        if let Ok(journal) = daglo::journal::SqliteJournal::open(&path) {
-            if let Ok(entries) = journal.entries().await {
-                if entries.len() == count
-                    && entries
-                        .iter()
-                        .all(|e| matches!(e.state, daglo::journal::EntryState::Submitted { .. }))
-                {
-                    return;
-                }
-            }
+        if let Ok(journal) = daglo::journal::SqliteJournal::open(&path)
+            && let Ok(entries) = journal.entries().await
+            && entries.len() == count
+            && entries
+                .iter()
+                .all(|e| matches!(e.state, daglo::journal::EntryState::Submitted { .. }))
+        {
+            return;
         }
         // Polling the journal file another process writes: there is no event to wait on.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

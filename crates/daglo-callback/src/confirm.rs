@@ -17,7 +17,7 @@ pub(crate) const CONFIRM_BACKOFF: Backoff =
 const MAX_FAILURES: u32 = 8;
 
 /// A random number in `[0, 1)` for the backoff's jitter.
-fn unit() -> f64 {
+pub(crate) fn unit() -> f64 {
     let mut bytes = [0_u8; 8];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         return 0.5;

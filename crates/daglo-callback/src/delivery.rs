@@ -325,8 +325,10 @@ impl CallbackDelivery {
             rid: Some(rid.clone()),
             source: Box::new(e),
         };
-        match registry
-            .set_rid(&registration.key, rid.clone())
+        let deadline = tokio::time::Instant::from_std(registration.expires_at);
+        // A shared registry (Redis) may fail for a moment: ask again with backoff rather than
+        // drop the wait, whose job runs on.
+        match retrying(deadline, || registry.set_rid(&registration.key, rid.clone()))
             .await
             .map_err(unavailable)?
         {
@@ -336,10 +338,12 @@ impl CallbackDelivery {
             None => return Ok(gave_up(None)),
             Some(Ok(())) => {}
         }
-        let Some(mut state) = registry.subscribe(&registration.key).await.map_err(unavailable)? else {
+        let Some(mut state) = retrying(deadline, || registry.subscribe(&registration.key))
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(gave_up(None));
         };
-        let deadline = tokio::time::Instant::from_std(registration.expires_at);
         let confirming = self.inner.config.finals == FinalCallbacks::Confirm;
         let mut shown: (Option<Status>, Option<u32>) = (None, None);
         let show = |observer: &dyn ProgressObserver, status: Status, percent: Option<u32>| {
@@ -395,6 +399,35 @@ impl CallbackDelivery {
                     info!(%rid, "no final callback within the job's time to live");
                     return Ok(gave_up(shown.0));
                 }
+            }
+        }
+    }
+}
+
+/// Attempts at a registry operation before a wait gives up on it (about half a minute of
+/// backoff), or until `deadline`.
+const REGISTRY_ATTEMPTS: u32 = 8;
+
+/// Runs `operation` until it succeeds, retrying a [`RegistryError`] with
+/// [`CONFIRM_BACKOFF`](crate::confirm::CONFIRM_BACKOFF)'s waits, at most
+/// [`REGISTRY_ATTEMPTS`] times and not past `deadline`.
+async fn retrying<T, F, Fut>(deadline: tokio::time::Instant, mut operation: F) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RegistryError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match operation().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                attempt += 1;
+                let wait = crate::confirm::CONFIRM_BACKOFF.delay(attempt, crate::confirm::unit());
+                if attempt >= REGISTRY_ATTEMPTS || tokio::time::Instant::now() + wait >= deadline {
+                    return Err(error);
+                }
+                warn!(%error, attempt, "the callback registry failed; asking again");
+                tokio::time::sleep(wait).await;
             }
         }
     }

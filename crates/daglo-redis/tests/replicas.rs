@@ -50,6 +50,9 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
     let sim = Simulator::start(
         SimConfig::default()
             .rate_limit(None)
+            // A sender that retries a refused callback (a 503 while Redis is slow under load);
+            // the real service documents no retry — the hybrid strategy covers that case.
+            .callback_retries(3)
             .planner(Planner::new(faults_for)),
     )
     .await
@@ -59,7 +62,7 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
     let client = daglo::Client::builder()
         .token(sim.token())
         .base_url(sim.base_url())
-        .submit_budget(Arc::new(TokenBucket::new(1e6, 1000)))
+        .submit_budget(Arc::new(TokenBucket::new(500.0, 50)))
         .build()
         .unwrap();
 
@@ -77,10 +80,15 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
     let mut replicas = Vec::new();
     for listener in listeners {
         // Each replica: its own connection to Redis, the same namespace and key secret.
-        let store =
-            RedisStore::connect_with(&url, daglo::redis::RedisOptions::default().namespace(&namespace))
-                .await
-                .unwrap();
+        let store = RedisStore::connect_with(
+            &url,
+            // Patient: the suite runs this burst beside other tests on two cores.
+            daglo::redis::RedisOptions::default()
+                .namespace(&namespace)
+                .timeouts(std::time::Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
         let registry = Arc::new(RedisRegistry::new(store).await);
         let config = CallbackConfig::new(&public_url)
             .unwrap()
@@ -124,9 +132,30 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
         }
         ended
     };
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(180), all)
-        .await
-        .expect("every job of the burst ends within three minutes: none lost");
+    let Ok(ended) = tokio::time::timeout(std::time::Duration::from_secs(180), all).await else {
+        let log = sim.callback_log();
+        let failed: Vec<_> = log.iter().filter(|c| c.answer != Ok(200)).collect();
+        let mut finals_ok = HashSet::new();
+        for c in log.iter().filter(|c| c.is_final && c.answer == Ok(200)) {
+            finals_ok.insert(c.rid.clone());
+        }
+        let without_final: Vec<_> = sim
+            .jobs()
+            .into_iter()
+            .filter(|j| !finals_ok.contains(&j.rid))
+            .map(|j| j.rid)
+            .collect();
+        panic!(
+            "not every job of the burst ended within three minutes; {} callbacks not answered 200: {:?}; \
+             jobs with no final answered 200: {without_final:?}",
+            failed.len(),
+            failed
+                .iter()
+                .take(20)
+                .map(|c| (&c.rid, &c.status, c.is_final, &c.answer))
+                .collect::<Vec<_>>()
+        );
+    };
     for (rid, outcome, latency) in ended {
         match outcome {
             Outcome::Transcript { rid: got, .. } => assert_eq!(got, rid),

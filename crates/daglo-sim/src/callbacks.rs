@@ -2,6 +2,7 @@
 //! each milestone and then the final body, with the job's faults applied.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use daglo_core::{Callback, Rid, Status, StatusBody};
 use tokio::sync::{oneshot, watch};
@@ -100,13 +101,36 @@ fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
 }
 
 async fn send(shared: &Shared, rid: &Rid, callback: &Callback, planned: Planned) {
-    let mut request = shared.callback_client.post(&callback.url).json(&planned.body);
-    for (name, value) in &callback.headers {
-        request = request.header(name, value);
-    }
-    let answer = match request.send().await {
-        Ok(response) => Ok(response.status().as_u16()),
-        Err(e) => Err(e.without_url().to_string()),
+    let mut attempt = 0;
+    let answer = loop {
+        let mut request = shared.callback_client.post(&callback.url).json(&planned.body);
+        for (name, value) in &callback.headers {
+            request = request.header(name, value);
+        }
+        let (answer, retry_after) = match request.send().await {
+            Ok(response) => {
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                (Ok(response.status().as_u16()), retry_after)
+            }
+            Err(e) => (Err(e.without_url().to_string()), None),
+        };
+        let refused = match &answer {
+            Ok(status) => *status == 429 || *status >= 500,
+            Err(_) => true,
+        };
+        if !refused || attempt >= shared.config.callback_retries {
+            break answer;
+        }
+        attempt += 1;
+        let backoff = Duration::from_millis(100) * 2_u32.saturating_pow(attempt - 1);
+        let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(5));
+        debug!(%rid, attempt, wait_ms = wait.as_millis() as u64, "callback refused; sending it again");
+        tokio::time::sleep(wait).await;
     };
     match &answer {
         Ok(status) => debug!(%rid, callback_status = %planned.body.status, answer = status, "callback sent"),

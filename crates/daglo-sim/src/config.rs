@@ -31,6 +31,7 @@ pub struct SimConfig {
     pub(crate) clock: Clock,
     pub(crate) planner: Option<Planner>,
     pub(crate) callback_timeout: Duration,
+    pub(crate) callback_retries: u32,
     pub(crate) header_timeout: Duration,
 }
 
@@ -51,6 +52,7 @@ impl Default for SimConfig {
             clock: Clock::Real,
             planner: None,
             callback_timeout: Duration::from_secs(10),
+            callback_retries: 0,
             header_timeout: Duration::from_secs(30),
         }
     }
@@ -124,6 +126,19 @@ impl SimConfig {
     #[must_use]
     pub fn planner(mut self, planner: Planner) -> Self {
         self.planner = Some(planner);
+        self
+    }
+
+    /// Sends a callback again — up to `retries` more times, 100 ms doubling between tries (or
+    /// the answer's `Retry-After`, at most 5 s) — when the receiver could not be reached or
+    /// answered `429` or `5xx` (default 0: each callback is sent once, as the service documents
+    /// no retry). A sender that retries like this is what a receiver answering `503` when its
+    /// store is down counts on; the real service may not be one, which is why the hybrid
+    /// strategy polls for a final that never came. The log keeps one record per callback, with
+    /// its last answer.
+    #[must_use]
+    pub fn callback_retries(mut self, retries: u32) -> Self {
+        self.callback_retries = retries;
         self
     }
 

@@ -148,9 +148,12 @@ impl OwnRedis {
 }
 
 /// An HTTP forwarder that sends each request to the next of `targets` in turn: the load
-/// balancer in front of receiver replicas. Like nginx's `proxy_next_upstream error`, a request
-/// whose connection to a target failed before anything was sent goes to the next target (at
-/// most once round all of them); an answer, whatever it is, is passed back as is.
+/// balancer in front of receiver replicas. Like nginx's `proxy_next_upstream error
+/// non_idempotent`, a request whose exchange with a target failed at the transport level (the
+/// connection refused, or closed before an answer — a pooled keep-alive connection the replica
+/// had just closed, say) goes to the next target, twice round them at most: a callback is safe to
+/// deliver again, the receiver keeps the first final. An answer, whatever it is, is passed back
+/// as is. (The emulator sends each callback once and retries nothing, as the real service may.)
 pub struct Forwarder {
     pub addr: SocketAddr,
     pub forwarded: Arc<AtomicUsize>,
@@ -176,7 +179,7 @@ impl Forwarder {
                 let mut headers = parts.headers.clone();
                 headers.remove(http::header::HOST);
                 let mut answer = None;
-                for attempt in 0..targets.len() {
+                for attempt in 0..2 * targets.len() {
                     let target = targets[(first + attempt) % targets.len()];
                     let sent = http
                         .request(
@@ -187,9 +190,9 @@ impl Forwarder {
                         .body(body.clone())
                         .send()
                         .await;
-                    let refused = matches!(&sent, Err(e) if e.is_connect());
+                    let failed = sent.is_err();
                     answer = Some(sent);
-                    if !refused {
+                    if !failed {
                         break;
                     }
                 }

@@ -94,7 +94,7 @@ pub use hybrid::HybridDelivery;
 pub use settings::{StrategyConfig, StrategyError};
 pub use transcriber::{Pending, TranscribeError, Transcriber};
 
-/// The REST client and what it answers: [`Client`](client::Client), its builder, its typed
+/// The REST client and what it answers: [`Client`], its builder, its typed
 /// [`Error`](client::Error) (with [`ErrorKind`](client::ErrorKind)), the retry policy and the
 /// per-endpoint rate budgets every request of a process draws from.
 pub mod client {

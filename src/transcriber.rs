@@ -27,8 +27,10 @@ pub enum TranscribeError {
     /// The strategy could not prepare the job; nothing was submitted.
     #[error("could not prepare the job")]
     Prepare(#[source] DeliveryError),
-    /// The submit failed.
-    #[error("the submit failed")]
+    /// The submit failed. Its message says what is known of the job: none was created (a
+    /// refusal: `429`, another `4xx`, a request that never left), or one may exist (a `5xx`, a
+    /// connection lost after sending) — check before submitting again.
+    #[error("the submit failed; {}", submit_known(.0))]
     Submit(#[source] daglo_client::Error),
     /// The job was submitted (its rid is here, to resume) but waiting for it failed.
     #[error("waiting for job `{rid}` failed")]
@@ -49,6 +51,15 @@ pub enum TranscribeError {
         #[source]
         source: JournalError,
     },
+}
+
+/// What a failed submit leaves known of its job, for the message.
+fn submit_known(error: &daglo_client::Error) -> &'static str {
+    if error.may_have_created_job() {
+        "a job may exist (and be billed) — check before submitting again"
+    } else {
+        "no job was created"
+    }
 }
 
 impl TranscribeError {

@@ -65,7 +65,7 @@ async fn a_failed_submit_releases_the_callback_registration_and_says_why() {
     );
     assert_eq!(callbacks.registered().await.unwrap(), 0);
     // The message says what failed, the source why; the predicates say what to do about it.
-    assert_eq!(err.to_string(), "the submit failed");
+    assert_eq!(err.to_string(), "the submit failed; no job was created");
     let cause = std::error::Error::source(&err).expect("the cause").to_string();
     assert!(cause.contains("403"), "{cause}");
     assert!(

@@ -74,9 +74,8 @@ pub struct CallbackConfig {
     pub(crate) max_body_bytes: usize,
     pub(crate) job_ttl: Duration,
     pub(crate) body_timeout: Duration,
-    pub(crate) header_timeout: Duration,
-    pub(crate) max_connections: usize,
-    pub(crate) max_connection_time: Duration,
+    /// What the standalone server enforces per connection.
+    pub(crate) limits: crate::ConnectionLimits,
     pub(crate) max_body_memory: Option<usize>,
     pub(crate) receiver_path: Option<String>,
     pub(crate) finals: FinalCallbacks,
@@ -119,9 +118,7 @@ impl CallbackConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             job_ttl: DEFAULT_JOB_TTL,
             body_timeout: DEFAULT_BODY_TIMEOUT,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connection_time: DEFAULT_MAX_CONNECTION_TIME,
+            limits: crate::ConnectionLimits::default(),
             max_body_memory: None,
             receiver_path: None,
             finals: FinalCallbacks::Confirm,
@@ -170,7 +167,7 @@ impl CallbackConfig {
     /// leaves it to the server it is mounted in (see `docs/configuration.md`).
     #[must_use]
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
-        self.header_timeout = timeout;
+        self.limits = self.limits.header_timeout(timeout);
         self
     }
 
@@ -179,7 +176,7 @@ impl CallbackConfig {
     /// Enforced by the standalone server.
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.max(1);
+        self.limits = self.limits.max_connections(max);
         self
     }
 
@@ -189,7 +186,7 @@ impl CallbackConfig {
     /// and gives their slot back.
     #[must_use]
     pub fn max_connection_time(mut self, time: Duration) -> Self {
-        self.max_connection_time = time;
+        self.limits = self.limits.max_connection_time(time);
         self
     }
 
@@ -220,10 +217,7 @@ impl CallbackConfig {
     /// timeout and connection lifetime — to serve a mounted receiver's app with
     /// [`CallbackServer::serve`](crate::CallbackServer::serve).
     pub fn connection_limits(&self) -> crate::ConnectionLimits {
-        crate::ConnectionLimits::default()
-            .max_connections(self.max_connections)
-            .header_timeout(self.header_timeout)
-            .max_connection_time(self.max_connection_time)
+        self.limits
     }
 
     /// The path before the job key, without a trailing `/`.
@@ -281,8 +275,7 @@ impl fmt::Debug for CallbackConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("job_ttl", &self.job_ttl)
             .field("body_timeout", &self.body_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("max_connection_time", &self.max_connection_time)
+            .field("limits", &self.limits)
             .field("finals", &self.finals)
             .finish_non_exhaustive()
     }

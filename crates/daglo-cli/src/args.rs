@@ -82,18 +82,21 @@ pub(crate) struct Transcribe {
     /// Recognition language, e.g. ko-KR, en-US, mixed.
     #[arg(long)]
     pub(crate) language: Option<String>,
-    /// Label speakers; the number is a hint of how many (at least 2).
-    #[arg(long, value_name = "COUNT")]
-    pub(crate) speakers: Option<u32>,
+    /// Label speakers; a COUNT (at least 2) hints how many there are, and without one the
+    /// service decides.
+    // Clap's shape for a flag with an optional value: absent, `--speakers`, `--speakers 3`.
+    #[allow(clippy::option_option)]
+    #[arg(long, value_name = "COUNT", num_args = 0..=1)]
+    pub(crate) speakers: Option<Option<u32>>,
     /// Extract up to this many keywords.
     #[arg(long, value_name = "MAX")]
     pub(crate) keywords: Option<u32>,
     /// A word to favour in recognition (repeatable).
     #[arg(long = "boost", value_name = "WORD")]
     pub(crate) boost: Vec<String>,
-    /// How strongly to favour the --boost words, 1 to 15.
-    #[arg(long, default_value_t = 10)]
-    pub(crate) boost_strength: u32,
+    /// How strongly to favour the --boost words, 1 to 15 (left out: the service's default, 5).
+    #[arg(long, value_name = "1-15")]
+    pub(crate) boost_strength: Option<u32>,
     /// Recognise each of this many channels separately (1 or 2).
     #[arg(long)]
     pub(crate) channels: Option<u32>,

@@ -91,7 +91,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         client,
         emulator,
         redis,
-    } = setup::connect(&args.service).await?;
+    } = setup::connect(&args.service, deadline).await?;
     let journal = open_journal(&journal_path, redis)?;
     let transcriber = setup::transcriber(client, &config)
         .await?

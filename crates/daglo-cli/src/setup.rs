@@ -23,7 +23,10 @@ pub(crate) struct Connection {
 
 /// The client — drawing from budgets shared through Redis with `--redis` — and the emulator it
 /// talks to when `--emulate` is on.
-pub(crate) async fn connect(service: &Service) -> Result<Connection, Failure> {
+///
+/// With a `deadline`, a submit refused with `429` stops retrying at it and says that no job was
+/// created (the client's submit deadline), rather than being cut off mid-way.
+pub(crate) async fn connect(service: &Service, deadline: Option<Duration>) -> Result<Connection, Failure> {
     let redis = match &service.redis {
         Some(url) => Some(redis_store(url).await?),
         None => None,
@@ -44,6 +47,10 @@ pub(crate) async fn connect(service: &Service) -> Result<Connection, Failure> {
     };
     let builder = match &redis {
         Some(store) => SharedBudgets::new(store, REDIS_ACCOUNT).apply(builder),
+        None => builder,
+    };
+    let builder = match deadline {
+        Some(deadline) => builder.submit_deadline(deadline),
         None => builder,
     };
     let client = builder.build().map_err(|e| Failure::usage(chain(&e)))?;
@@ -122,14 +129,16 @@ pub(crate) fn options(args: &Transcribe) -> Result<JobOptions, Failure> {
     if let Some(language) = &args.language {
         builder = builder.language_code(language);
     }
-    if let Some(speakers) = args.speakers {
-        builder = builder.speaker_diarization(Some(speakers));
+    if let Some(hint) = args.speakers {
+        builder = builder.speaker_diarization(hint);
     }
     if let Some(max) = args.keywords {
         builder = builder.keyword_extraction(max);
     }
     if !args.boost.is_empty() {
         builder = builder.keyword_boost(args.boost.iter().cloned(), args.boost_strength);
+    } else if args.boost_strength.is_some() {
+        return Err(Failure::usage("--boost-strength needs at least one --boost WORD"));
     }
     if let Some(channels) = args.channels {
         builder = builder.channel_count(channels);
@@ -223,5 +232,49 @@ pub(crate) fn resume_hint(rid: &Rid, service: &Service) -> String {
         format!("Resume with: daglo resume {rid}")
     } else {
         format!("Resume with: daglo resume {rid} --base-url {}", service.base_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn options_of(args: &[&str]) -> serde_json::Value {
+        let cli = Cli::try_parse_from([&["daglo", "transcribe", "a.wav"], args].concat()).unwrap();
+        let Command::Transcribe(transcribe) = cli.command else {
+            panic!("a transcribe command")
+        };
+        serde_json::to_value(options(&transcribe).unwrap_or_else(|f| panic!("{}", f.message))).unwrap()
+    }
+
+    #[test]
+    fn left_out_flags_leave_the_service_its_defaults() {
+        let json = options_of(&["--boost", "다글로"]);
+        let boost = &json["sttConfig"]["keywordBoost"];
+        assert_eq!(boost["enable"], true);
+        assert!(boost.get("boost").is_none(), "no strength sent: {json}");
+        assert_eq!(
+            options_of(&["--boost", "a", "--boost-strength", "12"])["sttConfig"]["keywordBoost"]["boost"],
+            12
+        );
+
+        let speakers = &options_of(&["--speakers"])["sttConfig"]["speakerDiarization"];
+        assert_eq!(speakers["enable"], true);
+        assert!(
+            speakers.get("speakerCountHint").is_none(),
+            "no hint sent: {speakers}"
+        );
+        assert_eq!(
+            options_of(&["--speakers", "3"])["sttConfig"]["speakerDiarization"]["speakerCountHint"],
+            3
+        );
+        assert_eq!(
+            options_of(&[]),
+            serde_json::json!({}),
+            "nothing asked, nothing sent"
+        );
     }
 }

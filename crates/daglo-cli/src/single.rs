@@ -10,6 +10,9 @@ use crate::setup::{
 };
 use crate::terminal::safe;
 
+/// How long past `--deadline` a submit may still answer before the command stops waiting for it.
+const SUBMIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `daglo transcribe` with one input.
 pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     if matches!(args.output.srt, Some(None)) {
@@ -26,7 +29,7 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
         client,
         emulator: _emulator,
         ..
-    } = connect(&args.service).await?;
+    } = connect(&args.service, deadline).await?;
     let transcriber = transcriber(client.clone(), &config).await?;
 
     // The deadline covers the whole command, the submit included.
@@ -34,21 +37,24 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     let submit = input.submit(&transcriber, &options);
     let submitted = match deadline {
         None => submit.await,
-        Some(limit) => tokio::time::timeout(limit, submit).await.map_err(|_| Failure {
-            code: exit::SERVICE,
-            message: format!(
-                "the submit did not finish within --deadline ({}s); it may have created a job — \
+        // The client stops retrying refusals at the deadline itself (and says no job was
+        // created); this bound, a little later, is for a submit that hangs after sending.
+        Some(limit) => tokio::time::timeout(limit + SUBMIT_GRACE, submit)
+            .await
+            .map_err(|_| Failure {
+                code: exit::SERVICE,
+                message: format!(
+                    "the submit did not finish within --deadline ({}s); it may have created a job — \
                  check before submitting again",
-                limit.as_secs_f64()
-            ),
-        })?,
+                    limit.as_secs_f64()
+                ),
+            })?,
     };
     let pending = submitted.map_err(|e| match &e {
         // Nothing reached the service: say what was wrong with the input itself.
         TranscribeError::Submit(
             inner @ (daglo::client::Error::Invalid(_) | daglo::client::Error::File { .. }),
         ) => Failure::usage(chain(inner)),
-        TranscribeError::Submit(_) => submit_failure(&e),
         _ => Failure::service(&e),
     })?;
     let rid = pending.rid().clone();
@@ -80,21 +86,6 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
     code
 }
 
-/// A failed submit, saying what is known of the job: none was created (a refusal), or one may
-/// exist (the request may have reached the service) and must be checked for before another
-/// submit bills a second one.
-fn submit_failure(error: &TranscribeError) -> Failure {
-    let known = if error.may_have_created_job() {
-        "a job may exist (and be billed) — check with the service before submitting again"
-    } else {
-        "no job was created"
-    };
-    Failure {
-        code: exit::SERVICE,
-        message: format!("{}; {known}", safe(&chain(error))),
-    }
-}
-
 /// `daglo resume RID`.
 pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
     if args.rid.trim().is_empty() {
@@ -112,7 +103,7 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
         client,
         emulator: _emulator,
         ..
-    } = connect(&args.service).await?;
+    } = connect(&args.service, None).await?;
     let rid = Rid::new(args.rid.trim());
     let mut config = StrategyConfig::polling();
     if let Some(deadline) = deadline {

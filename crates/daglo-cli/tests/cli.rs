@@ -635,3 +635,50 @@ fn an_unreachable_or_malformed_redis_is_a_clear_error() {
     assert!(text(&out.stderr).contains("unreachable"), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("hunter2"), "{}", text(&out.stderr));
 }
+
+/// A submit's failure says what is known of the job: refused every time (`429` until the
+/// deadline) created none; a `500` may have created one.
+#[test]
+fn a_failed_submit_says_whether_a_job_may_exist() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime
+        .block_on(daglo::sim::Simulator::start(daglo::sim::SimConfig::default()))
+        .unwrap();
+    let run = |extra: &[&str]| {
+        let base_url = sim.base_url();
+        let mut args = vec!["transcribe", SAMPLE, "--base-url", &base_url];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_daglo"))
+            .args(&args)
+            .env("DAGLO_API_TOKEN", sim.token())
+            .output()
+            .unwrap()
+    };
+    sim.inject_errors(
+        daglo::sim::Endpoint::Submit,
+        daglo::sim::ErrorBurst::new(429, 10_000),
+    );
+    let refused = run(&["--deadline", "1.5"]);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("no job was created"), "{stderr}");
+    assert!(
+        !stderr.contains("may exist") && !stderr.contains("may have created"),
+        "{stderr}"
+    );
+
+    sim.inject_errors(daglo::sim::Endpoint::Submit, daglo::sim::ErrorBurst::new(500, 1));
+    let failed = run(&[]);
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("a job may exist") && stderr.contains("check before submitting again"),
+        "{stderr}"
+    );
+    assert_eq!(
+        sim.stats().endpoint(daglo::sim::Endpoint::Submit).answered(500),
+        1,
+        "a 500 is never resubmitted"
+    );
+    runtime.block_on(sim.shutdown());
+}

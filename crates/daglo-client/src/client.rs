@@ -532,7 +532,9 @@ impl Client {
             };
             match outcome {
                 Err(e) if repeat => {
-                    let wait = retry.delay(attempt.min(8));
+                    // Never past the submit deadline: a refusal there is reported as such.
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let wait = retry.delay(attempt.min(8)).min(left);
                     debug!(attempt, error = %e, wait_ms = wait.as_millis() as u64, "retrying a submit that created no job");
                     tokio::time::sleep(wait).await;
                     attempt += 1;

@@ -76,9 +76,17 @@ pub struct KeywordBoost {
     /// The words to favour.
     #[serde(default)]
     pub keywords: Vec<String>,
-    /// How strongly, `1..=15` (omitted: 5, the service's default).
-    #[serde(default = "default_boost")]
-    pub boost: u32,
+    /// How strongly, `1..=15`; `None` leaves it out of the request, and the service uses its
+    /// default, 5 ([`strength`](KeywordBoost::strength)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boost: Option<u32>,
+}
+
+impl KeywordBoost {
+    /// The boost the service applies: the one set, or its default (5) when left out.
+    pub fn strength(&self) -> u32 {
+        self.boost.unwrap_or_else(default_boost)
+    }
 }
 
 /// The service's boost when a request leaves it out.
@@ -202,7 +210,9 @@ impl JobOptions {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(stt) = &self.stt_config {
             if let Some(boost) = &stt.keyword_boost {
-                check_range("sttConfig.keywordBoost.boost", boost.boost, 1, 15)?;
+                if let Some(strength) = boost.boost {
+                    check_range("sttConfig.keywordBoost.boost", strength, 1, 15)?;
+                }
                 if boost.keywords.iter().any(|k| k.trim().is_empty()) {
                     return Err(ValidationError::new(
                         "sttConfig.keywordBoost.keywords",
@@ -349,9 +359,21 @@ impl JobOptionsBuilder {
         self
     }
 
-    /// Turns on `sttConfig.keywordBoost` for `keywords` with strength `boost` (`1..=15`).
+    /// Turns on `sttConfig.keywordBoost` for `keywords` with strength `boost` (`1..=15`), or —
+    /// with `None` — without a strength, so the service applies its default (5).
+    ///
+    /// ```
+    /// use daglo::JobOptions;
+    ///
+    /// let strong = JobOptions::builder().keyword_boost(["다글로"], 12).build()?;
+    /// let default = JobOptions::builder().keyword_boost(["다글로"], None).build()?;
+    /// let json = serde_json::to_value(&default)?;
+    /// assert!(json["sttConfig"]["keywordBoost"].get("boost").is_none());
+    /// # let _ = strong;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
-    pub fn keyword_boost<I, S>(mut self, keywords: I, boost: u32) -> Self
+    pub fn keyword_boost<I, S>(mut self, keywords: I, boost: impl Into<Option<u32>>) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -359,7 +381,7 @@ impl JobOptionsBuilder {
         self.stt().keyword_boost = Some(KeywordBoost {
             enable: true,
             keywords: keywords.into_iter().map(Into::into).collect(),
-            boost,
+            boost: boost.into(),
         });
         self
     }

@@ -63,7 +63,7 @@ fn contract_submit_example_parses_validates_and_reserializes() {
     request.validate().unwrap();
     let stt = request.options.stt_config.as_ref().unwrap();
     assert_eq!(stt.language, Some(Language::KoKr));
-    assert_eq!(stt.keyword_boost.as_ref().unwrap().boost, 10);
+    assert_eq!(stt.keyword_boost.as_ref().unwrap().boost, Some(10));
     assert_eq!(serde_json::to_value(&request).unwrap(), raw);
 }
 

@@ -99,8 +99,8 @@ pub use transcriber::{Pending, TranscribeError, Transcriber};
 /// per-endpoint rate budgets every request of a process draws from.
 pub mod client {
     pub use daglo_client::{
-        Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_RETRY_BACKOFF, Error, ErrorKind, RateBudget,
-        RetryPolicy, SrtAnswer, StatusAnswer, TokenBucket,
+        Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_RETRY_BACKOFF, Error,
+        ErrorKind, RateBudget, RetryPolicy, SRT_BACKOFF, SrtAnswer, StatusAnswer, TokenBucket,
     };
 }
 

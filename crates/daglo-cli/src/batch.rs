@@ -106,6 +106,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         options: &options,
         out_dir: &out_dir,
         srt: args.output.srt.is_some(),
+        srt_within: deadline.unwrap_or(setup::SRT_WAIT),
         json: args.output.json,
         progress: &progress,
     };
@@ -168,6 +169,8 @@ struct Batch<'a> {
     options: &'a JobOptions,
     out_dir: &'a Path,
     srt: bool,
+    /// How long subtitles answered `202` are asked for again.
+    srt_within: std::time::Duration,
     json: bool,
     progress: &'a indicatif::MultiProgress,
 }
@@ -271,7 +274,9 @@ impl Batch<'_> {
             && (!self.json || self.path(input, "json").exists())
     }
 
-    /// The transcript text, and the subtitles and JSON when asked, written to their files.
+    /// The transcript text, and the subtitles and JSON when asked, written to their files —
+    /// each whole (a temporary file renamed into place), the subtitles asked for until ready.
+    /// The transcript comes last: its file is what says the input is done.
     async fn write(
         &self,
         input: &Item,
@@ -281,9 +286,9 @@ impl Batch<'_> {
     ) -> Result<(), String> {
         let write = |extension: &str, contents: &str| {
             let path = self.path(input, extension);
-            std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            setup::write_whole(&path, contents.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
         };
-        write("txt", text)?;
         if self.json {
             let json = match body {
                 Some(body) => serde_json::to_string_pretty(body).map_err(|e| e.to_string())?,
@@ -292,14 +297,22 @@ impl Batch<'_> {
             write("json", &json)?;
         }
         if self.srt {
-            let srt = match self.transcriber.client().srt(rid).await {
+            let srt = match self.transcriber.client().srt_ready(rid, self.srt_within).await {
                 Ok(SrtAnswer::Ready(srt)) => srt,
-                Ok(_) => String::new(),
-                Err(e) => return Err(format!("subtitles for {rid}: {}", chain(&e))),
+                // An empty result has empty subtitles.
+                Ok(SrtAnswer::Empty) => String::new(),
+                Ok(_) => {
+                    return Err(format!(
+                        "the subtitles of {} were not ready within {}s; rerun to fetch them",
+                        safe(rid.as_str()),
+                        self.srt_within.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("subtitles for {}: {}", safe(rid.as_str()), chain(&e))),
             };
             write("srt", &srt)?;
         }
-        Ok(())
+        write("txt", text)
     }
 }
 

@@ -207,16 +207,58 @@ impl Input {
     }
 }
 
-/// Checks before anything is submitted (and billed) that the outputs can be written.
+/// How long subtitles answered `202` (not ready yet) are asked for again when no `--deadline`
+/// is given.
+pub(crate) const SRT_WAIT: Duration = Duration::from_secs(600);
+
+/// Checks before anything is submitted (and billed) that the outputs can be written — without
+/// creating them: a file is made only when there is something to write.
 pub(crate) fn check_outputs(output: &Output) -> Result<(), Failure> {
     if let Some(Some(path)) = &output.srt {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        writable(path)
             .map_err(|e| Failure::usage(format!("--srt {}: cannot write there: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// Whether `path` can be written: an existing file opened for writing (not truncated), or else
+/// a probe file created and removed beside it.
+fn writable(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        return std::fs::OpenOptions::new().append(true).open(path).map(drop);
+    }
+    let probe = probe_path(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// A file name beside `path` that no one else uses.
+fn probe_path(path: &std::path::Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.daglo-{}.tmp", std::process::id()))
+}
+
+/// Writes `contents` to `path` whole: to a temporary file beside it, synced, then renamed into
+/// place — so a reader never sees half a file, and a failed write leaves no partial one.
+pub(crate) fn write_whole(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = probe_path(path);
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// The `daglo resume` command that picks this job up again, with the service it ran on.

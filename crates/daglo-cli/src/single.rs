@@ -81,7 +81,10 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
         }
     };
     bar.finish();
-    let code = report(&client, &rid, outcome, &args.output, &args.service).await;
+    let srt_within = deadline.map_or(crate::setup::SRT_WAIT, |limit| {
+        limit.saturating_sub(started.elapsed())
+    });
+    let code = report(&client, &rid, outcome, &args.output, &args.service, srt_within).await;
     transcriber.shutdown().await;
     code
 }
@@ -97,6 +100,7 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
              started them; run `daglo-sim` on its own and use --base-url",
         ));
     }
+    let started = tokio::time::Instant::now();
     let deadline = deadline(&args.output)?;
     check_outputs(&args.output)?;
     let Connection {
@@ -113,7 +117,10 @@ pub(crate) async fn resume(args: Resume) -> Result<u8, Failure> {
     let bar = Bar::new();
     let outcome = transcriber.wait_with(transcriber.resume(rid.clone()), &bar).await;
     bar.finish();
-    report(&client, &rid, outcome, &args.output, &args.service).await
+    let srt_within = deadline.map_or(crate::setup::SRT_WAIT, |limit| {
+        limit.saturating_sub(started.elapsed())
+    });
+    report(&client, &rid, outcome, &args.output, &args.service, srt_within).await
 }
 
 /// Prints the outcome: the transcript (or JSON) on stdout, everything else on stderr.
@@ -123,6 +130,7 @@ async fn report(
     outcome: Result<Outcome, TranscribeError>,
     output: &Output,
     service: &Service,
+    srt_within: std::time::Duration,
 ) -> Result<u8, Failure> {
     match outcome.map_err(|e| Failure::service(&e))? {
         Outcome::Transcript { body, .. } => {
@@ -136,7 +144,7 @@ async fn report(
                 }
             }
             if let Some(Some(path)) = &output.srt {
-                write_srt(client, rid, path).await?;
+                return write_srt(client, rid, path, srt_within).await;
             }
             Ok(exit::OK)
         }
@@ -173,17 +181,45 @@ async fn report(
     }
 }
 
-async fn write_srt(client: &Client, rid: &Rid, path: &std::path::Path) -> Result<(), Failure> {
-    match client.srt(rid).await.map_err(|e| Failure::service(&e))? {
+/// Asks for the subtitles until they are ready (`202` is "ask again"), within `within`; the file
+/// is created only when there is something to write, and written whole (a temporary file
+/// renamed into place).
+async fn write_srt(
+    client: &Client,
+    rid: &Rid,
+    path: &std::path::Path,
+    within: std::time::Duration,
+) -> Result<u8, Failure> {
+    match client
+        .srt_ready(rid, within)
+        .await
+        .map_err(|e| Failure::service(&e))?
+    {
         SrtAnswer::Ready(srt) => {
-            std::fs::write(path, srt)
+            crate::setup::write_whole(path, srt.as_bytes())
                 .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
             eprintln!("daglo: subtitles written to {}", path.display());
-            Ok(())
+            Ok(exit::OK)
+        }
+        SrtAnswer::Empty => {
+            eprintln!(
+                "daglo: no subtitles for job {}: its result is empty; {} not written",
+                safe(rid.as_str()),
+                path.display()
+            );
+            Ok(exit::OK)
         }
         _ => {
-            eprintln!("daglo: no subtitles for job {}", safe(rid.as_str()));
-            Ok(())
+            eprintln!(
+                "daglo: the subtitles of job {} were not ready within {}s; {} not written. Ask again \
+                 later with `daglo resume {} --srt {}`",
+                safe(rid.as_str()),
+                within.as_secs(),
+                path.display(),
+                safe(rid.as_str()),
+                path.display()
+            );
+            Ok(exit::GAVE_UP)
         }
     }
 }

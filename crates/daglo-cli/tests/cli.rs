@@ -682,3 +682,103 @@ fn a_failed_submit_says_whether_a_job_may_exist() {
     );
     runtime.block_on(sim.shutdown());
 }
+
+/// `/srt` answering `202` (subtitles lagging the status) is asked again until the subtitles
+/// come; no file exists before there is something to write — one input and a batch alike.
+#[test]
+fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let planner = daglo::sim::Planner::new(|_, plan| {
+        plan.faults.srt_lag = Some(std::time::Duration::from_millis(1500));
+    });
+    let sim = runtime
+        .block_on(daglo::sim::Simulator::start(
+            daglo::sim::SimConfig::default()
+                .processing_time(std::time::Duration::from_millis(300))
+                .planner(planner),
+        ))
+        .unwrap();
+    let srt = temp("lagging.srt");
+    let _ = std::fs::remove_file(&srt);
+    let base_url = sim.base_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            SAMPLE,
+            "--base-url",
+            &base_url,
+            "--srt",
+            srt.to_str().unwrap(),
+        ])
+        .env("DAGLO_API_TOKEN", sim.token())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&srt).expect("the subtitles were written");
+    assert!(written.contains("-->"), "{written}");
+    let srt_requests: u64 = sim.jobs().iter().map(|j| j.srt_requests).sum();
+    assert!(
+        srt_requests >= 2,
+        "asked again after 202: {srt_requests} requests"
+    );
+    let _ = std::fs::remove_file(&srt);
+
+    // A deadline that ends before the subtitles: the file is never created, the command says so.
+    let never = daglo::sim::Planner::new(|_, plan| {
+        plan.faults.srt_lag = Some(std::time::Duration::from_secs(3600));
+    });
+    let slow = runtime
+        .block_on(daglo::sim::Simulator::start(
+            daglo::sim::SimConfig::default()
+                .processing_time(std::time::Duration::from_millis(300))
+                .planner(never),
+        ))
+        .unwrap();
+    let late = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            SAMPLE,
+            "--base-url",
+            &slow.base_url(),
+            "--srt",
+            srt.to_str().unwrap(),
+        ])
+        .args(["--deadline", "5"])
+        .env("DAGLO_API_TOKEN", slow.token())
+        .output()
+        .unwrap();
+    runtime.block_on(slow.shutdown());
+    let stderr = text(&late.stderr);
+    assert_eq!(late.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not ready"), "{stderr}");
+    assert!(!srt.exists(), "no empty file left behind");
+
+    // A batch writes each input's subtitles once they come.
+    let (inputs, out_dir) = (audio_dir("lag-batch", 2), temp("lag-batch-out"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let batch = Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            inputs.to_str().unwrap(),
+            "--base-url",
+            &base_url,
+            "--srt",
+        ])
+        .args(["--out-dir", out_dir.to_str().unwrap()])
+        .env("DAGLO_API_TOKEN", sim.token())
+        .output()
+        .unwrap();
+    assert_eq!(batch.status.code(), Some(0), "{}", text(&batch.stderr));
+    for entry in std::fs::read_dir(&inputs).unwrap() {
+        let stem = entry.unwrap().path().file_stem().unwrap().to_owned();
+        let srt = out_dir.join(stem).with_extension("srt");
+        assert!(
+            std::fs::metadata(&srt).is_ok_and(|m| m.len() > 0),
+            "{} written",
+            srt.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out_dir);
+    runtime.block_on(sim.shutdown());
+}

@@ -36,6 +36,11 @@ const SMALL_ANSWER_BYTES: usize = 64 << 10;
 /// MB; this leaves ample room and still stops an endless answer.
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 
+/// The waits between `/srt` requests answered `202` ([`Client::srt_ready`]): 500 ms doubling to
+/// 5 s, full jitter (at least 250 ms).
+pub const SRT_BACKOFF: daglo_core::Backoff =
+    daglo_core::Backoff::new(Duration::from_millis(500), 2.0, Duration::from_secs(5));
+
 /// A client for the Daglo async STT API. Cheap to clone: clones share one connection pool.
 ///
 /// ```no_run
@@ -433,6 +438,45 @@ impl Client {
             StatusCode::ACCEPTED => Ok(SrtAnswer::NotReady),
             StatusCode::NO_CONTENT => Ok(SrtAnswer::Empty),
             other => Err(unexpected(other, &body)),
+        }
+    }
+
+    /// The job's subtitles, asking again while the service answers `202` (not finished yet —
+    /// subtitles may lag the status) with [`SRT_BACKOFF`]'s waits, every request under the srt
+    /// budget, for at most `within`. Returns [`SrtAnswer::Ready`] or [`SrtAnswer::Empty`], or
+    /// [`SrtAnswer::NotReady`] when `within` ran out first.
+    ///
+    /// ```no_run
+    /// # async fn run(client: daglo::Client, rid: daglo::Rid) -> Result<(), daglo::client::Error> {
+    /// use std::time::Duration;
+    /// use daglo::client::SrtAnswer;
+    ///
+    /// match client.srt_ready(&rid, Duration::from_secs(60)).await? {
+    ///     SrtAnswer::Ready(srt) => std::fs::write("meeting.srt", srt).expect("written"),
+    ///     SrtAnswer::Empty => println!("no speech, no subtitles"),
+    ///     _ => println!("subtitles not ready yet; ask again later"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn srt_ready(&self, rid: &Rid, within: Duration) -> Result<SrtAnswer, Error> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut attempt = 0;
+        loop {
+            let answer = self.srt(rid).await?;
+            if !matches!(answer, SrtAnswer::NotReady) {
+                return Ok(answer);
+            }
+            attempt += 1;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(SrtAnswer::NotReady);
+            }
+            let wait = SRT_BACKOFF
+                .delay(attempt, rand::random::<f64>())
+                .max(SRT_BACKOFF.initial / 2);
+            debug!(rid = %rid, attempt, wait_ms = wait.as_millis() as u64, "subtitles not ready (202); asking again");
+            tokio::time::sleep(wait.min(left)).await;
         }
     }
 

@@ -41,6 +41,6 @@ mod upload;
 
 pub use answers::{SrtAnswer, StatusAnswer};
 pub use budget::{RateBudget, TokenBucket};
-pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES};
+pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, SRT_BACKOFF};
 pub use error::{Error, ErrorKind};
 pub use retry::{DEFAULT_RETRY_BACKOFF, RetryPolicy};

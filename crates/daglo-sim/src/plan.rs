@@ -29,6 +29,10 @@ pub struct Faults {
     pub status_error_burst: Option<ErrorBurst>,
     /// Wait this long before answering each request about this job.
     pub slow_answers: Option<Duration>,
+    /// Keep answering `/srt` with `202` (not finished yet) for this long after the job has
+    /// completed: subtitles that lag the status, which the contract allows (`202` means "ask
+    /// again").
+    pub srt_lag: Option<Duration>,
 }
 
 /// A run of error answers.

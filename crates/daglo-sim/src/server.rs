@@ -275,7 +275,16 @@ fn observe(shared: &Shared, rid: &Rid, endpoint: Endpoint) -> (Seen, Option<Dura
             if endpoint == Endpoint::Status {
                 job.first_terminal_answer_at.get_or_insert(now);
             }
-            Seen::Done(job.output.clone())
+            let lagging = job
+                .plan
+                .faults
+                .srt_lag
+                .is_some_and(|lag| now < job.completes_at() + lag);
+            if endpoint == Endpoint::Srt && lagging {
+                Seen::Running(job.output.clone(), Status::PostProcessing, 99)
+            } else {
+                Seen::Done(job.output.clone())
+            }
         }
     };
     (seen, slow)

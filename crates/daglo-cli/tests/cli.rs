@@ -689,7 +689,7 @@ fn a_failed_submit_says_whether_a_job_may_exist() {
 fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let planner = daglo::sim::Planner::new(|_, plan| {
-        plan.faults.srt_lag = Some(std::time::Duration::from_millis(1500));
+        plan.faults.srt_not_ready_answers = 2;
     });
     let sim = runtime
         .block_on(daglo::sim::Simulator::start(

@@ -63,6 +63,9 @@ async fn three_replicas_deliver_a_thousand_jobs_with_faults_exactly_once() {
         .token(sim.token())
         .base_url(sim.base_url())
         .submit_budget(Arc::new(TokenBucket::new(500.0, 50)))
+        // Patient, like the Redis connections below: on two busy cores a debug-build burst
+        // can keep an answer waiting longer than the default 30 s.
+        .request_timeout(std::time::Duration::from_secs(120))
         .build()
         .unwrap();
 

@@ -32,6 +32,7 @@ pub struct SimConfig {
     pub(crate) planner: Option<Planner>,
     pub(crate) callback_timeout: Duration,
     pub(crate) callback_retries: u32,
+    pub(crate) lenient: bool,
     pub(crate) header_timeout: Duration,
 }
 
@@ -53,6 +54,7 @@ impl Default for SimConfig {
             planner: None,
             callback_timeout: Duration::from_secs(10),
             callback_retries: 0,
+            lenient: false,
             header_timeout: Duration::from_secs(30),
         }
     }
@@ -139,6 +141,17 @@ impl SimConfig {
     #[must_use]
     pub fn callback_retries(mut self, retries: u32) -> Self {
         self.callback_retries = retries;
+        self
+    }
+
+    /// Accepts submit bodies the published schema forbids — unknown fields, `null` where an
+    /// object belongs — ignoring them, as older versions of the emulator did. By default the
+    /// emulator is as strict as the schema (`additionalProperties: false` throughout) and
+    /// answers `400` naming the field, for JSON and multipart bodies alike, so a typo such as
+    /// `speakerDiarisation` fails offline, not in production.
+    #[must_use]
+    pub fn lenient(mut self) -> Self {
+        self.lenient = true;
         self
     }
 

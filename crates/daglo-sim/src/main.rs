@@ -12,14 +12,16 @@ use daglo_sim::{DEFAULT_TOKEN, SimConfig, Simulator};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: daglo-sim [--host ADDR] [--port PORT] [--token TOKEN] [--seed N] \
-                     [--processing-ms MS] [--rate-limit N|off]
+                     [--processing-ms MS] [--rate-limit N|off] [--lenient]
 
   --host ADDR          address to listen on (default 127.0.0.1)
   --port PORT          port to listen on (default 8080; 0 picks a free one)
   --token TOKEN        the bearer token clients must send (default sim-token)
   --seed N             seed of rids, transcripts and timings (default 229249024)
   --processing-ms MS   how long each job takes, in milliseconds (default 3000)
-  --rate-limit N|off   requests per second per endpoint before 429 (default 20)";
+  --rate-limit N|off   requests per second per endpoint before 429 (default 20)
+  --lenient            accept submit bodies the schema forbids (unknown fields, null objects)
+                       instead of answering 400";
 
 #[derive(Debug)]
 struct Args {
@@ -40,6 +42,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.to_owned());
+        }
+        if flag == "--lenient" {
+            parsed.config = parsed.config.lenient();
+            continue;
         }
         let value = args
             .next()

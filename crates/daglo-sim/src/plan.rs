@@ -33,6 +33,10 @@ pub struct Faults {
     /// completed: subtitles that lag the status, which the contract allows (`202` means "ask
     /// again").
     pub srt_lag: Option<Duration>,
+    /// Answer this job's first `n` `/srt` requests made after it completed with `202`: the
+    /// same lag, counted in requests rather than time (for tests that must not depend on
+    /// timing).
+    pub srt_not_ready_answers: u32,
 }
 
 /// A run of error answers.

@@ -129,8 +129,16 @@ async fn submit(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
         .to_ascii_lowercase();
     let body = request.into_body();
     let read = match mime.as_str() {
-        "application/json" => read_json(body, shared.config.max_json_bytes).await,
-        "multipart/form-data" => read_multipart(body, &content_type, shared.config.max_upload_bytes).await,
+        "application/json" => read_json(body, shared.config.max_json_bytes, !shared.config.lenient).await,
+        "multipart/form-data" => {
+            read_multipart(
+                body,
+                &content_type,
+                shared.config.max_upload_bytes,
+                !shared.config.lenient,
+            )
+            .await
+        }
         _ => Err(Refusal {
             status: 415,
             message: "send application/json or multipart/form-data".to_owned(),
@@ -227,6 +235,7 @@ fn new_job(shared: &Shared, read: ReadSubmit) -> (Job, Option<daglo_core::Callba
             custom: options.custom,
         }),
         status_errors_left: plan.faults.status_error_burst.map_or(0, |b| b.count),
+        srt_not_ready_left: plan.faults.srt_not_ready_answers,
         plan,
         submitted_at: shared.now(),
         status_requests: 0,
@@ -280,7 +289,12 @@ fn observe(shared: &Shared, rid: &Rid, endpoint: Endpoint) -> (Seen, Option<Dura
                 .faults
                 .srt_lag
                 .is_some_and(|lag| now < job.completes_at() + lag);
-            if endpoint == Endpoint::Srt && lagging {
+            let mut counted_lag = false;
+            if endpoint == Endpoint::Srt && job.srt_not_ready_left > 0 {
+                job.srt_not_ready_left -= 1;
+                counted_lag = true;
+            }
+            if endpoint == Endpoint::Srt && (lagging || counted_lag) {
                 Seen::Running(job.output.clone(), Status::PostProcessing, 99)
             } else {
                 Seen::Done(job.output.clone())

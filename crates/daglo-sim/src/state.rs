@@ -173,6 +173,7 @@ pub(crate) struct Job {
     pub(crate) first_terminal_answer_at: Option<Instant>,
     pub(crate) callbacks_sent: u32,
     pub(crate) status_errors_left: u32,
+    pub(crate) srt_not_ready_left: u32,
     pub(crate) callbacks_done: watch::Receiver<bool>,
 }
 

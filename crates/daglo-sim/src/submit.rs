@@ -35,7 +35,96 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     }
 }
 
-pub(crate) async fn read_json(body: Incoming, max_bytes: usize) -> Result<ReadSubmit, Refusal> {
+/// What a submit body may hold, as the published schema says: the objects whose
+/// `additionalProperties` is `false` list their keys; `custom` and `callback.headers` are
+/// objects of any keys. Every one of them must be an object — never `null`.
+#[derive(Debug)]
+enum Shape {
+    /// An object with exactly these keys (each optional).
+    Closed(&'static [(&'static str, Self)]),
+    /// An object with any keys.
+    Open,
+    /// A value the option decoder checks (strings, numbers, lists).
+    Value,
+}
+
+const KEYWORD_BOOST: Shape = Shape::Closed(&[
+    ("enable", Shape::Value),
+    ("keywords", Shape::Value),
+    ("boost", Shape::Value),
+]);
+const STT_CONFIG: Shape = Shape::Closed(&[
+    ("model", Shape::Value),
+    ("language", Shape::Value),
+    ("keywordBoost", KEYWORD_BOOST),
+    ("multiChannel", Shape::Closed(&[("channelCount", Shape::Value)])),
+    (
+        "speakerDiarization",
+        Shape::Closed(&[("enable", Shape::Value), ("speakerCountHint", Shape::Value)]),
+    ),
+]);
+const NLP_CONFIG: Shape = Shape::Closed(&[
+    (
+        "keywordExtraction",
+        Shape::Closed(&[("enable", Shape::Value), ("maxCount", Shape::Value)]),
+    ),
+    ("sentimentAnalysis", Shape::Closed(&[("enable", Shape::Value)])),
+]);
+const CALLBACK: Shape = Shape::Closed(&[("url", Shape::Value), ("headers", Shape::Open)]);
+/// The submit body's options, JSON and multipart alike (the deprecated `callbackUrl` string is
+/// accepted, as the contract asks of the emulator).
+const OPTIONS: Shape = Shape::Closed(&[
+    ("audio", Shape::Value),
+    ("sttConfig", STT_CONFIG),
+    ("nlpConfig", NLP_CONFIG),
+    ("callback", CALLBACK),
+    ("custom", Shape::Open),
+    ("callbackUrl", Shape::Value),
+]);
+
+/// Checks `fields` against the schema: an unknown key, or `null` (or anything but an object)
+/// where the schema has an object, is refused with `400` naming the field.
+fn check_shape(fields: &Map<String, Value>) -> Result<(), Refusal> {
+    check_object("", fields, &OPTIONS)
+}
+
+fn check_object(path: &str, fields: &Map<String, Value>, shape: &Shape) -> Result<(), Refusal> {
+    let Shape::Closed(known) = shape else {
+        return Ok(());
+    };
+    for (key, value) in fields {
+        let field = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let Some((_, inner)) = known.iter().find(|(name, _)| name == key) else {
+            return Err(refuse(
+                400,
+                format!(
+                    "unknown field `{}`: the schema allows no such field",
+                    daglo_core::excerpt(&field, 80)
+                ),
+            ));
+        };
+        match (inner, value) {
+            (Shape::Value, _) => {}
+            (Shape::Closed(_) | Shape::Open, Value::Object(object)) => check_object(&field, object, inner)?,
+            (Shape::Closed(_) | Shape::Open, Value::Null) => {
+                return Err(refuse(
+                    400,
+                    format!("`{field}` is null; the schema wants an object (leave it out instead)"),
+                ));
+            }
+            (Shape::Closed(_) | Shape::Open, _) => {
+                return Err(refuse(400, format!("`{field}` must be an object")));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_json(body: Incoming, max_bytes: usize, strict: bool) -> Result<ReadSubmit, Refusal> {
     let bytes = Limited::new(body, max_bytes)
         .collect()
         .await
@@ -46,6 +135,9 @@ pub(crate) async fn read_json(body: Incoming, max_bytes: usize) -> Result<ReadSu
     let Value::Object(mut fields) = value else {
         return Err(refuse(400, "the body must be a JSON object"));
     };
+    if strict {
+        check_shape(&fields)?;
+    }
     let url = fields
         .remove("audio")
         .and_then(|audio| audio.get("source")?.get("url")?.as_str().map(str::to_owned))
@@ -77,6 +169,7 @@ pub(crate) async fn read_multipart(
     body: Incoming,
     content_type: &str,
     max_upload: u64,
+    strict: bool,
 ) -> Result<ReadSubmit, Refusal> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|e| refuse(400, format!("bad multipart content type: {e}")))?;
@@ -125,6 +218,9 @@ pub(crate) async fn read_multipart(
         // Unknown parts are skipped (multer drains them), as an HTTP API ignores unknown fields.
     }
     let (file_name, size, all_zero) = file.ok_or_else(|| refuse(400, "the `file` part is required"))?;
+    if strict {
+        check_shape(&fields)?;
+    }
     Ok(ReadSubmit {
         audio_name: file_name.clone(),
         file_name: Some(file_name),

@@ -312,3 +312,129 @@ async fn routing_methods_and_audio_urls_match_the_service() {
         check_error_body(&answer.json().await.unwrap()).unwrap();
     }
 }
+
+/// Strict as the schema (`additionalProperties: false` throughout): an unknown field, or `null`
+/// where an object belongs, is a `400` naming the field — in a JSON body and in a multipart part
+/// alike — and nothing is created. `SimConfig::lenient` keeps the old tolerance.
+#[tokio::test]
+async fn what_the_schema_forbids_is_refused_naming_the_field() {
+    let raw = Raw::start(quick()).await;
+    let audio = json!({"source": {"url": "https://a.example/a.wav"}});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"speakerDiarisation": {"enable": true}}),
+            "speakerDiarisation",
+        ),
+        (json!({"sttConfig": {"languge": "ko-KR"}}), "sttConfig.languge"),
+        (
+            json!({"sttConfig": {"keywordBoost": {"enable": true, "strength": 3}}}),
+            "sttConfig.keywordBoost.strength",
+        ),
+        (
+            json!({"sttConfig": {"multiChannel": {"channels": 2}}}),
+            "sttConfig.multiChannel.channels",
+        ),
+        (
+            json!({"sttConfig": {"speakerDiarization": {"enable": true, "count": 2}}}),
+            "sttConfig.speakerDiarization.count",
+        ),
+        (
+            json!({"nlpConfig": {"summary": {"enable": true}}}),
+            "nlpConfig.summary",
+        ),
+        (
+            json!({"nlpConfig": {"keywordExtraction": {"enable": true, "max": 3}}}),
+            "nlpConfig.keywordExtraction.max",
+        ),
+        (
+            json!({"nlpConfig": {"sentimentAnalysis": {"enable": true, "model": "x"}}}),
+            "nlpConfig.sentimentAnalysis.model",
+        ),
+        (
+            json!({"callback": {"url": "https://h.example/cb", "secret": "s"}}),
+            "callback.secret",
+        ),
+        (json!({"callback": null}), "callback"),
+        (json!({"sttConfig": null}), "sttConfig"),
+        (json!({"nlpConfig": null}), "nlpConfig"),
+        (json!({"custom": null}), "custom"),
+        (
+            json!({"sttConfig": {"keywordBoost": null}}),
+            "sttConfig.keywordBoost",
+        ),
+    ];
+    for (extra, field) in &cases {
+        let mut body = json!({"audio": audio});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let answer = raw.submit_json(body.clone()).await;
+        assert_eq!(answer.status(), 400, "JSON {body}");
+        let error = answer.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(error.contains(&format!("`{field}`")), "JSON {body}: {error}");
+
+        // The same mistake in a multipart part (object fields travel as JSON text parts).
+        let mut form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![1_u8; 16_000]).file_name("a.wav"),
+        );
+        let mut top_level_only = false;
+        for (name, value) in extra.as_object().unwrap() {
+            if ["sttConfig", "nlpConfig", "callback", "custom"].contains(&name.as_str()) {
+                form = form.text(name.clone(), value.to_string());
+            } else {
+                top_level_only = true;
+            }
+        }
+        if top_level_only {
+            continue; // a multipart body has no top-level JSON object to misspell a key in
+        }
+        let answer = raw
+            .http
+            .post(raw.url(""))
+            .bearer_auth(raw.sim.token())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "multipart {extra}");
+        let error = answer.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            error.contains(&format!("`{field}`")),
+            "multipart {extra}: {error}"
+        );
+    }
+    assert!(raw.sim.jobs().is_empty(), "nothing was created");
+    // Everything the schema allows still goes through.
+    raw.submit(
+        "https://a.example/a.wav",
+        json!({"sttConfig": {"model": "general", "language": "en-US",
+                             "keywordBoost": {"enable": true, "keywords": ["a"], "boost": 5},
+                             "multiChannel": {"channelCount": 1},
+                             "speakerDiarization": {"enable": true, "speakerCountHint": 2}},
+               "nlpConfig": {"keywordExtraction": {"enable": true, "maxCount": 3},
+                             "sentimentAnalysis": {"enable": true}},
+               "callback": {"url": "https://h.example/cb", "headers": {"X-Any-Name": "v"}},
+               "custom": {"anything": {"nested": [1, null]}}}),
+    )
+    .await;
+
+    let lenient = Raw::start(quick().lenient()).await;
+    for (extra, _) in &cases {
+        let mut body = json!({"audio": audio});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        assert_eq!(
+            lenient.submit_json(body.clone()).await.status(),
+            200,
+            "lenient: {body}"
+        );
+    }
+}

@@ -447,9 +447,9 @@ impl Client {
     /// [`SrtAnswer::NotReady`] when `within` ran out first.
     ///
     /// ```no_run
-    /// # async fn run(client: daglo::Client, rid: daglo::Rid) -> Result<(), daglo::client::Error> {
+    /// # async fn run(client: daglo_client::Client, rid: daglo_core::Rid) -> Result<(), daglo_client::Error> {
     /// use std::time::Duration;
-    /// use daglo::client::SrtAnswer;
+    /// use daglo_client::SrtAnswer;
     ///
     /// match client.srt_ready(&rid, Duration::from_secs(60)).await? {
     ///     SrtAnswer::Ready(srt) => std::fs::write("meeting.srt", srt).expect("written"),

@@ -95,8 +95,10 @@ async fn memory_stays_bounded_under_half_sent_heads_and_maximum_bodies() {
 async fn eight_maximum_bodies(finals: FinalCallbacks) {
     let (callbacks, server) = CallbackDelivery::loopback(support::unused_client(), |c: CallbackConfig| {
         // Decodes wait for their share of the budget one after another: on a busy machine in a
-        // debug build that takes longer than the default body timeout.
-        c.finals(finals).body_timeout(Duration::from_secs(300))
+        // debug build that takes longer than the default body timeout and connection lifetime.
+        c.finals(finals)
+            .body_timeout(Duration::from_secs(300))
+            .max_connection_time(Duration::from_secs(300))
     })
     .await
     .unwrap();

@@ -200,7 +200,7 @@ impl CallbackDelivery {
 
     /// Runs the receiver on a listener the caller bound (its address need not be the public URL).
     pub fn serve(&self, listener: TcpListener) -> Result<CallbackServer, CallbackError> {
-        CallbackServer::start(listener, self.receiver(), self.inner.config.connection_limits())
+        CallbackServer::serve(listener, self.receiver(), self.inner.config.connection_limits())
             .map_err(CallbackError::Serve)
     }
 

@@ -16,7 +16,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::config::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS};
-use crate::receiver::CallbackReceiver;
 
 /// How long a graceful shutdown lets in-flight requests finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,14 +68,6 @@ pub struct CallbackServer {
 }
 
 impl CallbackServer {
-    pub(crate) fn start(
-        listener: TcpListener,
-        receiver: CallbackReceiver,
-        limits: ConnectionLimits,
-    ) -> std::io::Result<Self> {
-        Self::serve(listener, receiver, limits)
-    }
-
     /// Serves any tower service — an axum `Router` with the receiver mounted among your routes,
     /// say — on `listener` with the standalone receiver's protections: at most
     /// `max_connections` at once (never more than the open-file limit allows), a header-read

@@ -743,7 +743,7 @@ fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
             "--srt",
             srt.to_str().unwrap(),
         ])
-        .args(["--deadline", "5"])
+        .args(["--deadline", "3"])
         .env("DAGLO_API_TOKEN", slow.token())
         .output()
         .unwrap();

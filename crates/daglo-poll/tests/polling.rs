@@ -146,7 +146,10 @@ async fn storms_of_429_and_5xx_bursts_fail_no_job() {
         .planner(planner))
     .await;
     let client = client(&sim);
-    let polling = PollingDelivery::new(client.clone(), quick_polling());
+    // The emulator's own limit is off: a budget of 200/s lets each halving on a 429 show without
+    // the minutes a 16/s budget takes to climb back; what is tested is that no job fails.
+    let budget: Arc<dyn RateBudget> = Arc::new(TokenBucket::new(200.0, 10));
+    let polling = PollingDelivery::new(client.clone(), quick_polling().budget(budget));
     let mut waits = Vec::new();
     for i in 0..20 {
         let audio = if i % 2 == 0 {
@@ -228,8 +231,8 @@ async fn dropping_the_waiter_stops_its_polls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_jobs_under_the_real_rate_limit_all_finish_and_429s_are_absorbed() {
-    const JOBS: usize = 2_000;
+async fn a_thousand_jobs_under_the_real_rate_limit_all_finish_and_429s_are_absorbed() {
+    const JOBS: usize = 1_000;
     // Virtual time 10x faster, shared by the emulator and the poller: the limit is 20 requests
     // per virtual second on both sides.
     let scale = TimeScale::new(10.0);

@@ -1,5 +1,5 @@
 //! Three pollers, each with its own client and `RedisBudget`s (three processes in all but
-//! name), on 300 jobs against one emulator that enforces 20 requests/s per endpoint: not one
+//! name), on 150 jobs against one emulator that enforces 20 requests/s per endpoint: not one
 //! `429`, and together they use at least 80 % of the shared budget.
 
 mod support;
@@ -12,7 +12,7 @@ use daglo::sim::{Endpoint, SimConfig, Simulator};
 use daglo::{IgnoreProgress, JobOptions, Outcome, ResultDelivery};
 
 const PROCESSES: usize = 3;
-const JOBS: usize = 300;
+const JOBS: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pollers_share_one_budget_without_a_429_and_without_starving() {

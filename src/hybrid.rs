@@ -76,6 +76,24 @@ impl ResultDelivery for HybridDelivery {
             window: self.window,
         }))
     }
+
+    /// A resumed job whose callback key was kept is registered again: its callbacks are
+    /// accepted, and polling starts after the window as for a new job. A key that cannot be
+    /// registered again falls back to polling straight away.
+    async fn resume_registered(&self, rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let callback = match self.callbacks.resume_registered(rid, job_key).await {
+            Ok(ticket) => Some(ticket),
+            Err(e) => {
+                info!(%rid, error = %e, "the job's callback cannot be registered again; polling it");
+                None
+            }
+        };
+        Ok(Box::new(HybridTicket {
+            callback,
+            polling: self.polling.clone(),
+            window: self.window,
+        }))
+    }
 }
 
 /// Hybrid's phase two: the callback ticket, and the poller to fall back on.

@@ -73,6 +73,7 @@
 //! `resume`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod jobs;
 #[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
 mod transcriber;
@@ -82,17 +83,19 @@ mod hybrid;
 
 pub use daglo_client::{Client, ClientBuilder};
 pub use daglo_core::{
-    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobOptions, JobOptionsBuilder,
-    Language, Outcome, ProgressEvent, ProgressObserver, ResultDelivery, Rid, Status, StatusBody, SttResult,
-    SubmitResponse, Ticket, TimeOffset, ValidationError, Word,
+    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId,
+    JobOptions, JobOptionsBuilder, JobSnapshot, JobState, Language, Outcome, ProgressEvent, ProgressObserver,
+    ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
+    Word, error_chain,
 };
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
+pub use jobs::{DirResults, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
 pub use settings::{StrategyConfig, StrategyError};
-pub use transcriber::{Pending, TranscribeError, Transcriber};
+pub use transcriber::{Pending, SRT_WAIT, TranscribeError, Transcriber};
 
 /// The REST client and what it answers: [`Client`], its builder, its typed
 /// [`Error`](client::Error) (with [`ErrorKind`](client::ErrorKind)), the retry policy and the
@@ -201,7 +204,10 @@ pub mod sim {
 /// implementation, [`SqliteJournal`](journal::SqliteJournal). The Redis one is
 /// [`redis::RedisJournal`](crate::redis) (feature `redis`).
 pub mod journal {
-    pub use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
+    pub use daglo_core::conformance::check_journal;
+    pub use daglo_core::{
+        Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery,
+    };
     #[cfg(feature = "journal")]
     #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
     pub use daglo_journal::SqliteJournal;

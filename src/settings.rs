@@ -320,8 +320,13 @@ impl CallbackSettings {
             .max_connection_time(self.max_connection_time)
     }
 
-    /// The one mapping from these settings to the delivery's configuration.
-    fn callback_config(&self, public_url: &str) -> Result<CallbackConfig, StrategyError> {
+    /// The one mapping from these settings to the delivery's configuration. `kept` is the key
+    /// secret a journal keeps, used when `key_secret_env` names none.
+    fn callback_config(
+        &self,
+        public_url: &str,
+        kept: Option<&Secret>,
+    ) -> Result<CallbackConfig, StrategyError> {
         let mut config = CallbackConfig::new(public_url)?
             .job_ttl(self.job_ttl)
             .finals(self.finals)
@@ -337,6 +342,8 @@ impl CallbackSettings {
                 ))
             })?;
             config = config.key_secret(Secret::new(secret));
+        } else if let Some(kept) = kept {
+            config = config.key_secret(kept.clone());
         }
         Ok(config)
     }
@@ -345,6 +352,7 @@ impl CallbackSettings {
     pub(crate) async fn start(
         &self,
         client: &crate::Client,
+        kept: Option<&Secret>,
     ) -> Result<(CallbackDelivery, CallbackServer), StrategyError> {
         let Some(listen) = self.listen else {
             return Err(StrategyError::Invalid(
@@ -366,13 +374,17 @@ impl CallbackSettings {
                 format!("http://{bound}/{}", self.path.trim_start_matches('/'))
             }
         };
-        let delivery = CallbackDelivery::new(client.clone(), self.callback_config(&public_url)?)?;
+        let delivery = CallbackDelivery::new(client.clone(), self.callback_config(&public_url, kept)?)?;
         let server = delivery.serve(listener)?;
         Ok((delivery, server))
     }
 
     /// Builds the delivery for a receiver the caller mounts; binds nothing.
-    pub(crate) fn mount(&self, client: &crate::Client) -> Result<CallbackDelivery, StrategyError> {
+    pub(crate) fn mount(
+        &self,
+        client: &crate::Client,
+        kept: Option<&Secret>,
+    ) -> Result<CallbackDelivery, StrategyError> {
         let Some(public_url) = &self.public_url else {
             return Err(StrategyError::Invalid(
                 "callback.public_url is required for a mounted receiver: it is where the service \
@@ -382,7 +394,7 @@ impl CallbackSettings {
         };
         Ok(CallbackDelivery::new(
             client.clone(),
-            self.callback_config(public_url)?,
+            self.callback_config(public_url, kept)?,
         )?)
     }
 }
@@ -445,6 +457,9 @@ pub enum StrategyError {
         #[source]
         source: std::io::Error,
     },
+    /// The journal could not give the callback key secret it keeps.
+    #[error("the journal's callback key secret is unavailable")]
+    Journal(#[source] daglo_core::JournalError),
     /// The callback settings were refused.
     #[cfg(feature = "callback")]
     #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]

@@ -4,11 +4,15 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use daglo_client::Client;
+use daglo_client::{Client, SrtAnswer};
 use daglo_core::{
-    DeliveryError, Entry, EntryId, EntryState, IgnoreProgress, Intent, JobOptions, Journal, JournalError,
-    Outcome, OutcomeKind, ProgressObserver, ResultDelivery, Rid, SubmitResponse, Ticket,
+    Claim, DeliveryError, Entry, EntryId, EntryState, IgnoreProgress, Intent, JobFilter, JobId, JobOptions,
+    JobSnapshot, JobState, Journal, JournalError, Outcome, OutcomeKind, ProgressEvent, ProgressObserver,
+    ResultDelivery, Rid, Status, SubmitResponse, Ticket, ValidationError,
 };
+use tracing::warn;
+
+use crate::jobs::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source, Table};
 
 #[cfg(any(feature = "poll", feature = "callback"))]
 use crate::settings::{StrategyConfig, StrategyError};
@@ -41,6 +45,60 @@ pub enum TranscribeError {
         #[source]
         source: DeliveryError,
     },
+    /// The job was not started: its key or a label is malformed. Nothing was sent.
+    #[error("the job was not started")]
+    Invalid(#[source] ValidationError),
+    /// No job has this id, in this process or in the journal.
+    #[error("no job `{id}` is known")]
+    UnknownJob {
+        /// The id asked for.
+        id: JobId,
+    },
+    /// The job ended before this process started, and no result store keeps its result
+    /// ([`Transcriber::with_results`]).
+    #[error("job `{id}` ended, and its result was not kept (no result store)")]
+    ResultNotKept {
+        /// The job.
+        id: JobId,
+    },
+    /// The job's submit may have created a job whose rid was never recorded: a job may exist
+    /// (and be billed). It is never submitted again by itself; check at the service.
+    #[error("job `{id}` may have been submitted, but no rid was recorded")]
+    Uncertain {
+        /// The job.
+        id: JobId,
+    },
+    /// The job's submit was refused and created no job.
+    #[error("job `{id}` was not submitted: {reason}")]
+    NotSubmitted {
+        /// The job.
+        id: JobId,
+        /// Why, as recorded.
+        reason: String,
+    },
+    /// Following the job stopped without an outcome (the wait failed, or the transcriber shut
+    /// down); the job may still run at the service: [`recover`](Transcriber::recover) resumes it.
+    #[error("following job `{id}` stopped: {reason}")]
+    Stopped {
+        /// The job.
+        id: JobId,
+        /// The service's job id, when it was submitted.
+        rid: Option<Rid>,
+        /// Why.
+        reason: String,
+    },
+    /// The subtitles could not be fetched.
+    #[error("the subtitles of job `{rid}` could not be fetched")]
+    Srt {
+        /// The job.
+        rid: Rid,
+        /// Why.
+        #[source]
+        source: daglo_client::Error,
+    },
+    /// The result store could not be read or written.
+    #[error("the result store failed")]
+    Results(#[source] ResultError),
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
     #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
@@ -67,9 +125,9 @@ impl TranscribeError {
     /// than submitting again.
     pub fn rid(&self) -> Option<&Rid> {
         match self {
-            Self::Wait { rid, .. } => Some(rid),
-            Self::Journal { rid, .. } => rid.as_ref(),
-            Self::Prepare(_) | Self::Submit(_) => None,
+            Self::Wait { rid, .. } | Self::Srt { rid, .. } => Some(rid),
+            Self::Journal { rid, .. } | Self::Stopped { rid, .. } => rid.as_ref(),
+            _ => None,
         }
     }
 
@@ -78,10 +136,16 @@ impl TranscribeError {
     /// `false` only when nothing can have been created.
     pub fn may_have_created_job(&self) -> bool {
         match self {
-            Self::Prepare(_) => false,
+            Self::Prepare(_)
+            | Self::Invalid(_)
+            | Self::UnknownJob { .. }
+            | Self::NotSubmitted { .. }
+            | Self::Results(_) => false,
             Self::Submit(error) => error.may_have_created_job(),
-            Self::Wait { .. } => true,
-            Self::Journal { rid, .. } => rid.is_some(),
+            Self::Wait { .. } | Self::ResultNotKept { .. } | Self::Uncertain { .. } | Self::Srt { .. } => {
+                true
+            }
+            Self::Journal { rid, .. } | Self::Stopped { rid, .. } => rid.is_some(),
         }
     }
 
@@ -89,9 +153,9 @@ impl TranscribeError {
     /// succeed until it is fixed.
     pub fn is_auth(&self) -> bool {
         match self {
-            Self::Prepare(_) | Self::Journal { .. } => false,
-            Self::Submit(error) => error.is_auth(),
+            Self::Submit(error) | Self::Srt { source: error, .. } => error.is_auth(),
             Self::Wait { source, .. } => source.is_auth(),
+            _ => false,
         }
     }
 }
@@ -165,6 +229,8 @@ pub struct Transcriber {
     delivery: Arc<dyn ResultDelivery>,
     receiver: Option<Arc<Receiver>>,
     journal: Option<Arc<dyn Journal>>,
+    results: Option<Arc<dyn ResultStore>>,
+    table: Arc<Table>,
 }
 
 /// The callback receiver a transcriber built from configuration runs.
@@ -194,6 +260,8 @@ impl Transcriber {
             delivery: Arc::new(strategy),
             receiver: None,
             journal: None,
+            results: None,
+            table: Arc::default(),
         }
     }
 
@@ -225,6 +293,35 @@ impl Transcriber {
     #[cfg(any(feature = "poll", feature = "callback"))]
     #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
     pub async fn from_config(client: Client, config: &StrategyConfig) -> Result<Self, StrategyError> {
+        Self::configured(client, config, None).await
+    }
+
+    /// Like [`from_config`](Transcriber::from_config), keeping `journal`
+    /// ([`with_journal`](Transcriber::with_journal)) — and, when the configuration names no key
+    /// secret (`callback.key_secret_env`), signing callback keys with the one the journal keeps
+    /// ([`Journal::key_secret`]: the SQLite journal generates it once, in a file beside itself
+    /// that only its owner can read). So a restarted process accepts the callbacks of the jobs
+    /// [`recover`](Transcriber::recover) resumes.
+    #[cfg(any(feature = "poll", feature = "callback"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
+    pub async fn from_config_with_journal(
+        client: Client,
+        config: &StrategyConfig,
+        journal: Arc<dyn Journal>,
+    ) -> Result<Self, StrategyError> {
+        let kept = kept_secret(config, journal.as_ref()).await?;
+        Ok(Self::configured(client, config, kept)
+            .await?
+            .with_journal(journal))
+    }
+
+    #[cfg(any(feature = "poll", feature = "callback"))]
+    async fn configured(
+        client: Client,
+        config: &StrategyConfig,
+        kept: Option<KeptSecret>,
+    ) -> Result<Self, StrategyError> {
+        let _ = &kept;
         match config {
             #[cfg(feature = "poll")]
             StrategyConfig::Polling(settings) => {
@@ -233,13 +330,13 @@ impl Transcriber {
             }
             #[cfg(feature = "callback")]
             StrategyConfig::Callback(settings) => {
-                let (callbacks, server) = settings.start(&client).await?;
+                let (callbacks, server) = settings.start(&client, kept.as_ref()).await?;
                 Ok(Self::new(client, callbacks).owning_receiver(server))
             }
             #[cfg(all(feature = "poll", feature = "callback"))]
             StrategyConfig::Hybrid(settings) => {
                 let polling = settings.polling.build(&client)?;
-                let (callbacks, server) = settings.callback.start(&client).await?;
+                let (callbacks, server) = settings.callback.start(&client, kept.as_ref()).await?;
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
                 Ok(Self::new(client, hybrid).owning_receiver(server))
             }
@@ -276,6 +373,29 @@ impl Transcriber {
         client: Client,
         config: &StrategyConfig,
     ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
+        Self::configured_mounted(client, config, None).await
+    }
+
+    /// [`from_config_mounted`](Transcriber::from_config_mounted) keeping `journal` and its key
+    /// secret, as [`from_config_with_journal`](Transcriber::from_config_with_journal) does.
+    #[cfg(feature = "callback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    pub async fn from_config_mounted_with_journal(
+        client: Client,
+        config: &StrategyConfig,
+        journal: Arc<dyn Journal>,
+    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
+        let kept = kept_secret(config, journal.as_ref()).await?;
+        let (transcriber, receiver) = Self::configured_mounted(client, config, kept).await?;
+        Ok((transcriber.with_journal(journal), receiver))
+    }
+
+    #[cfg(feature = "callback")]
+    async fn configured_mounted(
+        client: Client,
+        config: &StrategyConfig,
+        kept: Option<KeptSecret>,
+    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
         match config {
             #[cfg(feature = "poll")]
             StrategyConfig::Polling(settings) => {
@@ -283,14 +403,14 @@ impl Transcriber {
                 Ok((Self::new(client, polling), None))
             }
             StrategyConfig::Callback(settings) => {
-                let callbacks = settings.mount(&client)?;
+                let callbacks = settings.mount(&client, kept.as_ref())?;
                 let receiver = callbacks.receiver();
                 Ok((Self::new(client, callbacks), Some(receiver)))
             }
             #[cfg(feature = "poll")]
             StrategyConfig::Hybrid(settings) => {
                 let polling = settings.polling.build(&client)?;
-                let callbacks = settings.callback.mount(&client)?;
+                let callbacks = settings.callback.mount(&client, kept.as_ref())?;
                 let receiver = callbacks.receiver();
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
                 Ok((Self::new(client, hybrid), Some(receiver)))
@@ -373,9 +493,13 @@ impl Transcriber {
         self.receiver.as_ref().map(|receiver| receiver.addr)
     }
 
-    /// Stops the callback receiver it owns, if any, letting in-flight callbacks finish. Waits
-    /// still running on any clone then end when their registrations expire; call it after them.
+    /// Stops the jobs it follows in the background ([`start`](Transcriber::start)ed or
+    /// [`recover`](Transcriber::recover)ed: they go on at the service, and the journal still
+    /// lists them for the next `recover`), then the callback receiver it owns, if any, letting
+    /// in-flight callbacks finish. Waits still running on any clone then end when their
+    /// registrations expire; call it after them.
     pub async fn shutdown(&self) {
+        self.table.stop();
         let Some(receiver) = &self.receiver else { return };
         let server = receiver.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         #[cfg(feature = "callback")]
@@ -565,4 +689,551 @@ fn options_digest(options: &JobOptions) -> String {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("fnv1a64:{hash:016x}")
+}
+
+/// The key secret a journal keeps, in the form the callback settings take.
+#[cfg(feature = "callback")]
+type KeptSecret = daglo_callback::Secret;
+#[cfg(not(feature = "callback"))]
+type KeptSecret = ();
+
+/// The journal's key secret, when `config` uses callbacks and names none of its own.
+#[cfg(any(feature = "poll", feature = "callback"))]
+async fn kept_secret(
+    config: &StrategyConfig,
+    journal: &dyn Journal,
+) -> Result<Option<KeptSecret>, StrategyError> {
+    #[cfg(feature = "callback")]
+    {
+        let settings = match config {
+            StrategyConfig::Callback(settings) => Some(settings),
+            #[cfg(feature = "poll")]
+            StrategyConfig::Hybrid(settings) => Some(&settings.callback),
+            #[cfg(feature = "poll")]
+            StrategyConfig::Polling(_) => None,
+        };
+        if let Some(settings) = settings
+            && settings.key_secret_env.is_none()
+            && let Some(bytes) = journal.key_secret().await.map_err(StrategyError::Journal)?
+        {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            return Ok(Some(daglo_callback::Secret::new(hex)));
+        }
+        Ok(None)
+    }
+    #[cfg(not(feature = "callback"))]
+    {
+        let _ = (config, journal);
+        Ok(None)
+    }
+}
+
+/// How long [`Transcriber::srt`] asks again while the service answers `202`.
+pub const SRT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Jobs as durable, queryable objects: start, look up, follow, recover.
+impl Transcriber {
+    /// Keeps each finished job's result in `store` (say [`DirResults`](crate::DirResults)), so
+    /// [`result`](Transcriber::result) and [`outcome`](Transcriber::outcome) answer after a
+    /// restart. Without a store, results live only in memory, for the jobs this process ran.
+    #[must_use]
+    pub fn with_results(mut self, store: Arc<dyn ResultStore>) -> Self {
+        self.results = Some(store);
+        self
+    }
+
+    /// Starts a job: prepares it with the strategy, records it in the journal (when there is
+    /// one) **before** the submit, submits it, and returns once the submit is answered — the
+    /// wait then runs in the background ([`outcome`](Transcriber::outcome),
+    /// [`events`](Transcriber::events), [`job`](Transcriber::job) follow it).
+    ///
+    /// With a key ([`Input::key`]), a job the key names already — running, ended or uncertain;
+    /// in this process or, with a journal, in any process sharing it — is returned as it is and
+    /// nothing is submitted ([`Job::is_new`] is `false`).
+    ///
+    /// A failed submit is an error; the job stays listed as `not_submitted` (no job was
+    /// created) or `uncertain` (one may exist: never submitted again by itself).
+    pub async fn start(&self, input: Input, options: &JobOptions) -> Result<Job, TranscribeError> {
+        input.validate().map_err(TranscribeError::Invalid)?;
+        let described = input.describe();
+        let Input { source, key, labels } = input;
+        let id = JobId::random();
+        // One start per key in this process: the cell is listed under the key before any await.
+        let cell = {
+            let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = key
+                .as_ref()
+                .and_then(|k| keys.get(k))
+                .and_then(|id| self.table.get(id))
+            {
+                return Ok(Job {
+                    snapshot: existing.snapshot(),
+                    created: false,
+                });
+            }
+            let mut snapshot = JobSnapshot::new(id.clone(), described.clone(), self.strategy());
+            snapshot.key.clone_from(&key);
+            snapshot.labels.clone_from(&labels);
+            let cell = Cell::new(snapshot, None);
+            if let Some(key) = &key {
+                keys.insert(key.clone(), id.clone());
+            }
+            self.table.insert(cell.clone());
+            cell
+        };
+        let forget = || {
+            self.table
+                .cells
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(key) = &key {
+                self.table
+                    .keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(key);
+            }
+        };
+        let mut amended = options.clone();
+        let ticket = match self.delivery.prepare(&mut amended).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                cell.update(|view| {
+                    view.snapshot.state = JobState::NotSubmitted;
+                    view.snapshot.reason = Some(format!("not prepared: {e}"));
+                });
+                return Err(TranscribeError::Prepare(e));
+            }
+        };
+        // The intent, with the caller's options and the callback key, before the submit.
+        let entry = match &self.journal {
+            None => None,
+            Some(journal) => {
+                let intent = Intent::new(described, options_digest(options), self.strategy())
+                    .with_job(id.clone())
+                    .with_key(key.clone())
+                    .with_labels(labels)
+                    .with_callback_key(ticket.job_key().map(str::to_owned));
+                match journal.claim(intent).await {
+                    Ok(Claim::Created(entry)) => Some(entry),
+                    Ok(Claim::Existing(entry)) => {
+                        // Another start (another process) holds the key: that is the job.
+                        forget();
+                        drop(ticket);
+                        let snapshot = self
+                            .adopt(&entry)
+                            .map_or_else(|| entry.snapshot(), |cell| cell.snapshot());
+                        return Ok(Job {
+                            snapshot,
+                            created: false,
+                        });
+                    }
+                    Ok(_) => {
+                        forget();
+                        return Err(TranscribeError::Journal {
+                            rid: None,
+                            source: JournalError::message(
+                                "the journal answered the claim in a way this version does not know",
+                            ),
+                        });
+                    }
+                    Err(source) => {
+                        forget();
+                        return Err(TranscribeError::Journal { rid: None, source });
+                    }
+                }
+            }
+        };
+        if let Some(entry) = entry {
+            let _ = cell.entry.set(entry);
+        }
+        let answer = match self.send(source, &amended).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let created = e.may_have_created_job();
+                if !created && let (Some(journal), Some(entry)) = (&self.journal, entry) {
+                    // Best effort: the entry stays uncertain if this write fails too.
+                    let _ = journal.not_submitted(entry, &e.to_string()).await;
+                }
+                cell.update(|view| {
+                    view.snapshot.state = if created {
+                        JobState::Uncertain
+                    } else {
+                        JobState::NotSubmitted
+                    };
+                    view.snapshot.reason = Some(e.to_string());
+                });
+                return Err(TranscribeError::Submit(e));
+            }
+        };
+        let rid = answer.rid;
+        cell.update(|view| {
+            view.snapshot.state = JobState::Running;
+            view.snapshot.rid = Some(rid.clone());
+        });
+        let recorded = match (&self.journal, entry) {
+            (Some(journal), Some(entry)) => journal.submitted(entry, &rid).await,
+            _ => Ok(()),
+        };
+        // The job runs (and is billed) whatever the journal said: follow it.
+        self.follow(cell.clone(), rid.clone(), Some(ticket), None);
+        recorded.map_err(|source| TranscribeError::Journal {
+            rid: Some(rid),
+            source,
+        })?;
+        Ok(Job {
+            snapshot: cell.snapshot(),
+            created: true,
+        })
+    }
+
+    /// Sends the submit for `source` with the prepared options.
+    async fn send(
+        &self,
+        source: Source,
+        options: &JobOptions,
+    ) -> Result<SubmitResponse, daglo_client::Error> {
+        match source {
+            Source::File(path) => self.client.submit_file(&path, options).await,
+            Source::Url(url) => self.client.submit_url(&url, options).await,
+            Source::Bytes { name, bytes } => self.client.submit_bytes(&name, bytes, options).await,
+            Source::Stream { name, length, reader } => {
+                self.client.submit_reader(&name, length, reader, options).await
+            }
+        }
+    }
+
+    /// Follows a journal entry that is running and not followed here yet; `None` for any
+    /// other entry (ended, uncertain, or followed already — then its cell is returned).
+    fn adopt(&self, entry: &Entry) -> Option<Arc<Cell>> {
+        if let Some(cell) = self.table.get(&entry.intent.job) {
+            return Some(cell);
+        }
+        let EntryState::Submitted { rid } = &entry.state else {
+            return None;
+        };
+        let cell = Cell::new(entry.snapshot(), Some(entry.id));
+        if let Some(key) = &entry.intent.key {
+            self.table
+                .keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone(), entry.intent.job.clone());
+        }
+        self.table.insert(cell.clone());
+        self.follow(cell.clone(), rid.clone(), None, entry.intent.callback_key.clone());
+        Some(cell)
+    }
+
+    /// Waits for `rid` in the background — with `ticket` from the submit, or resumed (by its
+    /// callback key, registered again, when there is one) — keeping `cell`, the journal and
+    /// the result store up to date.
+    fn follow(
+        &self,
+        cell: Arc<Cell>,
+        rid: Rid,
+        ticket: Option<Box<dyn Ticket>>,
+        callback_key: Option<String>,
+    ) {
+        let this = self.clone();
+        self.table.spawn(async move {
+            let ticket = match ticket {
+                Some(ticket) => Ok(ticket),
+                None => match &callback_key {
+                    Some(key) => this.delivery.resume_registered(&rid, key).await,
+                    None => this.delivery.resume(&rid),
+                },
+            };
+            let waited = match ticket {
+                Ok(ticket) => this.wait_recording(&cell, ticket, rid.clone()).await,
+                Err(e) => Err(e),
+            };
+            this.settle(&cell, waited).await;
+        });
+    }
+
+    /// The wait, with progress written to the cell at once and to the journal as it can.
+    async fn wait_recording(
+        &self,
+        cell: &Arc<Cell>,
+        ticket: Box<dyn Ticket>,
+        rid: Rid,
+    ) -> Result<Outcome, DeliveryError> {
+        let (progress, mut latest) = tokio::sync::watch::channel::<Option<(Status, Option<u32>)>>(None);
+        let observer = |event: &ProgressEvent| {
+            cell.observe(event);
+            if let ProgressEvent::Progress { status, percent, .. } = event {
+                progress.send_replace(Some((status.clone(), *percent)));
+            }
+        };
+        let wait = ticket.wait(rid, &observer);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut wait => return outcome,
+                Ok(()) = latest.changed() => {
+                    let seen = latest.borrow_and_update().clone();
+                    if let (Some(journal), Some(entry), Some((status, percent))) = (&self.journal, cell.entry.get().copied(), seen) {
+                        // Best effort: progress is for display; the outcome is what must last.
+                        if let Err(e) = journal.progressed(entry, &status, percent).await {
+                            warn!(error = %e, "could not record a job's progress");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records how the wait ended: the result kept, the journal finished, the cell updated —
+    /// in that order, so a result is never reported kept before it is.
+    async fn settle(&self, cell: &Arc<Cell>, waited: Result<Outcome, DeliveryError>) {
+        let id = cell.view.borrow().snapshot.id.clone();
+        let outcome = match waited {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let reason = daglo_core::error_chain(&e);
+                warn!(job = %id, error = %reason, "following a job stopped without its outcome");
+                cell.update(|view| {
+                    view.snapshot.state = JobState::GaveUp;
+                    view.snapshot.reason = Some(reason.clone());
+                    view.stopped = Some(reason);
+                });
+                return;
+            }
+        };
+        let (state, kind) = crate::jobs::state_of(&outcome);
+        let mut reference = None;
+        if let (Some(store), Some(_)) = (&self.results, &kind) {
+            match store.put(&id, &outcome).await {
+                Ok(kept) => reference = Some(kept),
+                Err(e) => {
+                    warn!(job = %id, error = %daglo_core::error_chain(&e), "could not keep a job's result")
+                }
+            }
+        }
+        if let (Some(journal), Some(entry), Some(kind)) = (&self.journal, cell.entry.get().copied(), &kind) {
+            // Not finished in the journal: a restart resumes the job and fetches it again.
+            if let Err(e) = journal.finished(entry, kind, reference.as_deref()).await {
+                warn!(job = %id, error = %daglo_core::error_chain(&e), "could not record a job's end; a restart resumes it");
+            }
+        }
+        cell.update(|view| {
+            let job = &mut view.snapshot;
+            job.state = state;
+            job.outcome = kind.clone();
+            job.eta = None;
+            if kind.as_ref().is_some_and(OutcomeKind::is_success) {
+                job.progress = Some(100);
+            }
+            if let Outcome::GaveUp { reason, .. } = &outcome {
+                job.reason = Some(format!("{reason:?}"));
+            }
+            view.outcome = Some(outcome);
+        });
+    }
+
+    /// The job as it is now: from this process's table, or from the journal. `None` for an id
+    /// neither knows.
+    pub async fn job(&self, id: &JobId) -> Result<Option<JobSnapshot>, TranscribeError> {
+        if let Some(cell) = self.table.get(id) {
+            return Ok(Some(cell.snapshot()));
+        }
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        Ok(journal
+            .by_job(id)
+            .await
+            .map_err(|source| TranscribeError::Journal { rid: None, source })?
+            .map(|entry| entry.snapshot()))
+    }
+
+    /// The jobs `filter` selects, newest first: those this process follows and those the
+    /// journal holds.
+    pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSnapshot>, TranscribeError> {
+        let mut found: std::collections::HashMap<JobId, JobSnapshot> = std::collections::HashMap::new();
+        if let Some(journal) = &self.journal {
+            for entry in journal
+                .entries()
+                .await
+                .map_err(|source| TranscribeError::Journal { rid: None, source })?
+            {
+                let snapshot = entry.snapshot();
+                found.insert(snapshot.id.clone(), snapshot);
+            }
+        }
+        for cell in self.table.all() {
+            let snapshot = cell.snapshot();
+            found.insert(snapshot.id.clone(), snapshot);
+        }
+        let mut jobs: Vec<JobSnapshot> = found.into_values().filter(|job| filter.matches(job)).collect();
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        if let Some(limit) = filter.limit {
+            jobs.truncate(limit);
+        }
+        Ok(jobs)
+    }
+
+    /// The job's events, in order, ending after its outcome (a `futures` [`Stream`](futures_util::Stream)).
+    /// A job only the journal knows (another process follows it) is read from the journal
+    /// every second.
+    pub fn events(&self, id: &JobId) -> JobEvents {
+        crate::jobs::events(self.table.clone(), self.journal.clone(), id.clone())
+    }
+
+    /// Waits for the job's outcome — the same [`Outcome`] [`wait`](Transcriber::wait) gives.
+    /// A job the journal lists as running and nobody here follows is followed from now on
+    /// (resumed by its rid); a job that ended before this process started answers from the
+    /// result store.
+    pub async fn outcome(&self, id: &JobId) -> Result<Outcome, TranscribeError> {
+        let cell = match self.table.get(id) {
+            Some(cell) => cell,
+            None => {
+                let Some(journal) = &self.journal else {
+                    return Err(TranscribeError::UnknownJob { id: id.clone() });
+                };
+                let entry = journal
+                    .by_job(id)
+                    .await
+                    .map_err(|source| TranscribeError::Journal { rid: None, source })?
+                    .ok_or_else(|| TranscribeError::UnknownJob { id: id.clone() })?;
+                match &entry.state {
+                    EntryState::Submitted { .. } => self
+                        .adopt(&entry)
+                        .ok_or_else(|| TranscribeError::UnknownJob { id: id.clone() })?,
+                    EntryState::Finished { .. } => {
+                        return self
+                            .kept(id)
+                            .await?
+                            .ok_or_else(|| TranscribeError::ResultNotKept { id: id.clone() });
+                    }
+                    EntryState::NotSubmitted { reason } => {
+                        return Err(TranscribeError::NotSubmitted {
+                            id: id.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    _ => return Err(TranscribeError::Uncertain { id: id.clone() }),
+                }
+            }
+        };
+        let mut view = cell.view.subscribe();
+        loop {
+            {
+                let now = view.borrow_and_update();
+                if let Some(outcome) = &now.outcome {
+                    return Ok(outcome.clone());
+                }
+                let job = &now.snapshot;
+                match job.state {
+                    JobState::NotSubmitted => {
+                        return Err(TranscribeError::NotSubmitted {
+                            id: id.clone(),
+                            reason: job.reason.clone().unwrap_or_default(),
+                        });
+                    }
+                    JobState::Uncertain => return Err(TranscribeError::Uncertain { id: id.clone() }),
+                    JobState::GaveUp => {
+                        return Err(TranscribeError::Stopped {
+                            id: id.clone(),
+                            rid: job.rid.clone(),
+                            reason: now.stopped.clone().unwrap_or_default(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if view.changed().await.is_err() {
+                let rid = cell.view.borrow().snapshot.rid.clone();
+                return Err(TranscribeError::Stopped {
+                    id: id.clone(),
+                    rid,
+                    reason: "the transcriber shut down".to_owned(),
+                });
+            }
+        }
+    }
+
+    /// The job's result if it ended with one: from memory for the jobs this process ran, from
+    /// the result store otherwise. `None` while it runs, or when nothing kept it.
+    pub async fn result(&self, id: &JobId) -> Result<Option<Outcome>, TranscribeError> {
+        if let Some(cell) = self.table.get(id)
+            && let Some(outcome) = cell.view.borrow().outcome.clone()
+        {
+            return Ok(Some(outcome));
+        }
+        self.kept(id).await
+    }
+
+    async fn kept(&self, id: &JobId) -> Result<Option<Outcome>, TranscribeError> {
+        match &self.results {
+            Some(store) => store.get(id).await.map_err(TranscribeError::Results),
+            None => Ok(None),
+        }
+    }
+
+    /// The job's subtitles (`/srt`): from the result store when kept, else from the service —
+    /// asking again while it answers `202` (subtitles may lag the status) for up to
+    /// [`SRT_WAIT`] — and then kept. [`SrtAnswer::Empty`] for a job with no speech;
+    /// [`SrtAnswer::NotReady`] when they did not come in time.
+    pub async fn srt(&self, id: &JobId) -> Result<SrtAnswer, TranscribeError> {
+        if let Some(store) = &self.results
+            && let Some(srt) = store.get_srt(id).await.map_err(TranscribeError::Results)?
+        {
+            return Ok(SrtAnswer::Ready(srt));
+        }
+        let job = self
+            .job(id)
+            .await?
+            .ok_or_else(|| TranscribeError::UnknownJob { id: id.clone() })?;
+        let Some(rid) = job.rid else {
+            return Err(match job.state {
+                JobState::NotSubmitted => TranscribeError::NotSubmitted {
+                    id: id.clone(),
+                    reason: job.reason.unwrap_or_default(),
+                },
+                _ => TranscribeError::Uncertain { id: id.clone() },
+            });
+        };
+        let answer = self
+            .client
+            .srt_ready(&rid, SRT_WAIT)
+            .await
+            .map_err(|source| TranscribeError::Srt { rid, source })?;
+        if let (Some(store), SrtAnswer::Ready(srt)) = (&self.results, &answer) {
+            store.put_srt(id, srt).await.map_err(TranscribeError::Results)?;
+        }
+        Ok(answer)
+    }
+
+    /// After a restart: follows again every job the journal lists as running (re-registering
+    /// each one's callback, so its later callbacks are accepted) and reports the uncertain
+    /// ones. Without a journal there is nothing to recover.
+    pub async fn recover(&self) -> Result<RecoveryReport, TranscribeError> {
+        let mut report = RecoveryReport::default();
+        let Some(journal) = &self.journal else {
+            return Ok(report);
+        };
+        let recovery = journal
+            .recover()
+            .await
+            .map_err(|source| TranscribeError::Journal { rid: None, source })?;
+        for entry in &recovery.pending {
+            let id = entry.intent.job.clone();
+            if self.table.get(&id).is_some() {
+                report.already_followed.push(id);
+            } else if self.adopt(entry).is_some() {
+                report.resumed.push(id);
+            }
+        }
+        report.uncertain = recovery
+            .uncertain
+            .iter()
+            .filter(|entry| self.table.get(&entry.intent.job).is_none())
+            .map(Entry::snapshot)
+            .collect();
+        Ok(report)
+    }
 }

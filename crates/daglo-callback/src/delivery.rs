@@ -253,6 +253,23 @@ impl CallbackDelivery {
         }))
     }
 
+    /// Registers `job_key` again unless the registry holds it: a per-job token is then checked
+    /// by the binding the key carries (no digest needed), a shared credential as always.
+    async fn reregister(&self, job_key: &str) -> Result<(), String> {
+        let Some(key) = self.inner.mint.recognise(job_key) else {
+            return Err("the job key was not minted with this delivery's key secret".to_owned());
+        };
+        let registry = &self.inner.registry;
+        if registry.lookup(&key).await.map_err(|e| e.to_string())?.is_some() {
+            return Ok(());
+        }
+        let expires_at = tokio::time::Instant::now().into_std() + self.inner.config.job_ttl;
+        registry
+            .register(key, Registered::new(None), expires_at)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     fn callback_url(&self, key: &JobKey) -> String {
         let mut url = self.inner.config.public_url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
@@ -302,6 +319,16 @@ impl ResultDelivery for CallbackDelivery {
             rid: rid.clone(),
             strategy: "callback",
         })
+    }
+
+    /// Registers the job's key again (a restarted process: the key must be one minted with
+    /// this delivery's key secret) so its later callbacks are accepted, and follows it. A job
+    /// still registered (a shared registry) keeps what its registration holds.
+    async fn resume_registered(&self, _rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        self.reregister(job_key)
+            .await
+            .map_err(|reason| DeliveryError::Prepare { reason })?;
+        self.resume_job(job_key)
     }
 }
 

@@ -44,15 +44,5 @@ impl Failure {
     }
 }
 
-/// An error and its causes, one line: each error's `Display` says what failed and `source()`
-/// gives the cause, so the chain is printed whole, `what: why: why`.
-pub(crate) fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+/// An error and its causes, one line (the library's one helper for it).
+pub(crate) use daglo::error_chain as chain;

@@ -365,10 +365,66 @@ impl Client {
                 ValidationError::new("file", format!("`{}` is not a regular file", path.display())).into(),
             );
         }
-        if metadata.len() > MAX_UPLOAD_BYTES {
+        self.submit_upload(
+            &file_name,
+            metadata.len(),
+            upload::UploadSource::File(path.to_owned()),
+            options,
+        )
+        .await
+    }
+
+    /// Uploads `bytes` as a file called `file_name` (multipart, sent in chunks; the extension
+    /// is checked as [`submit_file`](Client::submit_file) checks it). Retried only as
+    /// [`submit`](Client::submit) is.
+    pub async fn submit_bytes(
+        &self,
+        file_name: &str,
+        bytes: Bytes,
+        options: &JobOptions,
+    ) -> Result<SubmitResponse, Error> {
+        options.validate()?;
+        check_media_file_name(file_name)?;
+        let length = bytes.len() as u64;
+        self.submit_upload(file_name, length, upload::UploadSource::Bytes(bytes), options)
+            .await
+    }
+
+    /// Uploads `length` bytes read from `reader` as a file called `file_name`, **streamed**:
+    /// never held whole. A stream can be read once, so a submit refused before its upload
+    /// finished (a `429`, a connection that failed) is reported — no job was created — rather
+    /// than retried. `length` must be exact: the multipart body declares it.
+    pub async fn submit_reader(
+        &self,
+        file_name: &str,
+        length: u64,
+        reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+        options: &JobOptions,
+    ) -> Result<SubmitResponse, Error> {
+        options.validate()?;
+        check_media_file_name(file_name)?;
+        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(reader);
+        self.submit_upload(
+            file_name,
+            length,
+            upload::UploadSource::Reader(std::sync::Mutex::new(Some(reader))),
+            options,
+        )
+        .await
+    }
+
+    /// The multipart submit every upload shares: the size checked against 2 GB first.
+    async fn submit_upload(
+        &self,
+        file_name: &str,
+        length: u64,
+        source: upload::UploadSource,
+        options: &JobOptions,
+    ) -> Result<SubmitResponse, Error> {
+        if length > MAX_UPLOAD_BYTES {
             return Err(ValidationError::new(
                 "file",
-                format!("{} bytes is over the service's 2 GB limit", metadata.len()),
+                format!("{length} bytes is over the service's 2 GB limit"),
             )
             .into());
         }
@@ -376,7 +432,7 @@ impl Client {
         let response = self
             .send_submit(|| async {
                 let progress = Arc::new(UploadProgress::default());
-                let form = upload::form(path, &file_name, metadata.len(), &fields, progress.clone()).await?;
+                let form = upload::form(&source, file_name, length, &fields, progress.clone()).await?;
                 let mut request = self
                     .request(Method::POST, self.inner.transcripts.clone())
                     .multipart(form);

@@ -1,6 +1,5 @@
 //! The multipart body of a file submit, with the file streamed from disk.
 
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -81,24 +80,63 @@ where
     }
 }
 
-/// A form whose `file` part reads `path` in chunks as the request is sent, counting them into
-/// `progress`. The option fields go first, so the file's last byte is nearly the body's last.
+/// Where an upload's bytes come from.
+pub(crate) enum UploadSource {
+    /// A file on disk, opened for each attempt.
+    File(std::path::PathBuf),
+    /// Bytes in memory, cheap to send again.
+    Bytes(bytes::Bytes),
+    /// A reader, which can be read once: a second attempt finds it taken.
+    Reader(std::sync::Mutex<Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>),
+}
+
+/// A form whose `file` part streams `source` in chunks as the request is sent, counting them
+/// into `progress`. The option fields go first, so the file's last byte is nearly the body's
+/// last.
 pub(crate) async fn form(
-    path: &Path,
+    source: &UploadSource,
     file_name: &str,
     length: u64,
     fields: &[(&'static str, String)],
     progress: Arc<UploadProgress>,
 ) -> Result<Form, Error> {
-    let file = tokio::fs::File::open(path).await.map_err(|source| Error::File {
-        path: path.to_owned(),
-        source,
-    })?;
-    let chunks = Tracked {
-        inner: ReaderStream::with_capacity(file, 64 * 1024),
-        progress,
-    };
-    let part = Part::stream_with_length(Body::wrap_stream(chunks), length)
+    let body =
+        match source {
+            UploadSource::File(path) => {
+                let file = tokio::fs::File::open(path).await.map_err(|source| Error::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                Body::wrap_stream(Tracked {
+                    inner: ReaderStream::with_capacity(file, 64 * 1024),
+                    progress,
+                })
+            }
+            UploadSource::Bytes(bytes) => {
+                let chunks = bytes
+                    .chunks(64 * 1024)
+                    .map(|chunk| Ok::<_, std::io::Error>(bytes.slice_ref(chunk)))
+                    .collect::<Vec<_>>();
+                Body::wrap_stream(Tracked {
+                    inner: futures_util::stream::iter(chunks),
+                    progress,
+                })
+            }
+            UploadSource::Reader(reader) => {
+                let reader = reader.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
+                ValidationError::new(
+                    "file",
+                    "the stream was refused before its upload finished (no job was created) and a stream \
+                     cannot be read twice: start again with a new one",
+                )
+            })?;
+                Body::wrap_stream(Tracked {
+                    inner: ReaderStream::with_capacity(reader, 64 * 1024),
+                    progress,
+                })
+            }
+        };
+    let part = Part::stream_with_length(body, length)
         .file_name(file_name.to_owned())
         .mime_str("application/octet-stream")
         .map_err(Error::transport)?;

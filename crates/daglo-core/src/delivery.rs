@@ -66,6 +66,15 @@ pub trait ResultDelivery: Send + Sync + fmt::Debug {
     /// without phase one's registration (callbacks alone) answer
     /// [`DeliveryError::NotPrepared`].
     fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError>;
+
+    /// A ticket for a job submitted earlier — by this process before a restart, or by another
+    /// — whose registration key ([`Ticket::job_key`]) was kept: a strategy that registers jobs
+    /// registers it again, so the job's later callbacks are accepted. The default (and every
+    /// strategy without registrations) is [`resume`](ResultDelivery::resume).
+    async fn resume_registered(&self, rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let _ = job_key;
+        self.resume(rid)
+    }
 }
 
 /// A strategy behind a `Box` or an `Arc` is a strategy too.
@@ -83,6 +92,10 @@ macro_rules! forward_delivery {
 
             fn resume(&self, rid: &Rid) -> Result<Box<dyn Ticket>, DeliveryError> {
                 (**self).resume(rid)
+            }
+
+            async fn resume_registered(&self, rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+                (**self).resume_registered(rid, job_key).await
             }
         }
     };

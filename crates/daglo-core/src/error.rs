@@ -139,6 +139,24 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// An error and its causes on one line, `what failed: why: why` — each error's `Display` says
+/// what failed and its `source()` the cause, so the whole chain is what to show a person.
+///
+/// ```
+/// let error = std::io::Error::other("disk full");
+/// assert_eq!(daglo::error_chain(&error), "disk full");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,14 @@
 //! written down as it happens, so a process that dies between the submit (billed) and the
 //! result loses neither.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use crate::delivery::{BoxError, Outcome};
+use crate::job::{JobId, JobSnapshot, JobState};
 use crate::request::Rid;
 use crate::status::Status;
 
@@ -23,10 +25,21 @@ impl fmt::Display for EntryId {
 
 /// What is about to be submitted: recorded **before** the submit, so a crash during it leaves a
 /// trace. It holds no secret: the options are kept as a digest, taken before a strategy adds
-/// its callback credential.
+/// its callback credential; the callback key is the part of the callback URL that names the job
+/// (not a credential).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Intent {
+    /// The job's id, kept across restarts.
+    pub job: JobId,
+    /// The caller's key: a second start with the same key is the same job, never a second
+    /// submit ([`Journal::claim`]).
+    pub key: Option<String>,
+    /// The caller's labels, to filter jobs by.
+    pub labels: BTreeMap<String, String>,
+    /// The key of the job's callback registration, when its strategy registers one: what lets a
+    /// restarted process accept the job's later callbacks.
+    pub callback_key: Option<String>,
     /// The input: a file path or a URL, as the caller named it.
     pub input: String,
     /// A digest of the options the caller chose (the transcriber's is a 64-bit FNV-1a of their
@@ -46,11 +59,43 @@ impl Intent {
         strategy: impl Into<String>,
     ) -> Self {
         Self {
+            job: JobId::random(),
+            key: None,
+            labels: BTreeMap::new(),
+            callback_key: None,
             input: input.into(),
             options_digest: options_digest.into(),
             strategy: strategy.into(),
             at: SystemTime::now(),
         }
+    }
+
+    /// The same intent for job `job` (a fresh random id by default).
+    #[must_use]
+    pub fn with_job(mut self, job: JobId) -> Self {
+        self.job = job;
+        self
+    }
+
+    /// The same intent under the caller's `key`.
+    #[must_use]
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The same intent with `labels`.
+    #[must_use]
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// The same intent with the job's callback key.
+    #[must_use]
+    pub fn with_callback_key(mut self, callback_key: Option<String>) -> Self {
+        self.callback_key = callback_key;
+        self
     }
 }
 
@@ -83,7 +128,7 @@ pub enum EntryState {
     },
 }
 
-/// One entry: the intent and where it stands.
+/// One entry: the intent, where it stands, and the last progress the service reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Entry {
@@ -93,6 +138,12 @@ pub struct Entry {
     pub intent: Intent,
     /// Where it stands.
     pub state: EntryState,
+    /// The last status recorded by [`Journal::progressed`].
+    pub status: Option<Status>,
+    /// The last progress recorded, in percent.
+    pub progress: Option<u32>,
+    /// When the entry last changed.
+    pub updated_at: SystemTime,
 }
 
 impl Entry {
@@ -100,10 +151,70 @@ impl Entry {
     pub fn new(id: EntryId, intent: Intent) -> Self {
         Self {
             id,
+            updated_at: intent.at,
             intent,
             state: EntryState::Intended,
+            status: None,
+            progress: None,
         }
     }
+
+    /// Whether the entry has ended: finished, or provably not submitted — what
+    /// [`Journal::prune`] may remove.
+    pub fn is_ended(&self) -> bool {
+        matches!(
+            self.state,
+            EntryState::Finished { .. } | EntryState::NotSubmitted { .. }
+        )
+    }
+
+    /// The job as the journal knows it. An entry with no rid is [`JobState::Uncertain`] here:
+    /// only the process submitting it right now knows it is merely submitting.
+    pub fn snapshot(&self) -> JobSnapshot {
+        let intent = &self.intent;
+        let mut job = JobSnapshot::new(intent.job.clone(), intent.input.clone(), intent.strategy.clone());
+        job.key.clone_from(&intent.key);
+        job.labels.clone_from(&intent.labels);
+        job.created_at = intent.at;
+        job.updated_at = self.updated_at;
+        job.status.clone_from(&self.status);
+        job.progress = self.progress;
+        match &self.state {
+            EntryState::Intended => job.state = JobState::Uncertain,
+            EntryState::NotSubmitted { reason } => {
+                job.state = JobState::NotSubmitted;
+                job.reason = Some(reason.clone());
+            }
+            EntryState::Submitted { rid } => {
+                job.state = JobState::Running;
+                job.rid = Some(rid.clone());
+            }
+            EntryState::Finished { rid, outcome, .. } => {
+                job.state = if outcome.is_success() {
+                    JobState::Finished
+                } else {
+                    JobState::Failed
+                };
+                job.rid = Some(rid.clone());
+                job.outcome = Some(outcome.clone());
+                if outcome.is_success() {
+                    job.progress = Some(100);
+                }
+            }
+        }
+        job
+    }
+}
+
+/// What [`Journal::claim`] found: a new entry, or the one that already holds the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The intent was recorded as this new entry: go on and submit.
+    Created(EntryId),
+    /// An entry already holds the key: that job — running, ended or uncertain — is the one
+    /// asked for. Submit nothing.
+    Existing(Box<Entry>),
 }
 
 /// What a journal holds after a restart, sorted for action.
@@ -178,6 +289,19 @@ impl OutcomeKind {
     }
 }
 
+impl serde::Serialize for OutcomeKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OutcomeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
 impl fmt::Display for OutcomeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -244,6 +368,68 @@ pub trait Journal: Send + Sync + fmt::Debug {
             .into_iter()
             .rev()
             .find(|entry| entry.intent.input == input))
+    }
+
+    /// Records `intent` unless an entry already holds its key — **one atomic step**, across
+    /// every process sharing the journal, so two starts of one key make one submit. An intent
+    /// without a key is always recorded.
+    ///
+    /// The default looks the key up, then records: correct for one process, not across several.
+    /// A journal shared by processes must override it (both journals of this project do).
+    async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
+        if let Some(key) = &intent.key {
+            if let Some(entry) = self.by_key(key).await? {
+                return Ok(Claim::Existing(Box::new(entry)));
+            }
+        }
+        self.intend(intent).await.map(Claim::Created)
+    }
+
+    /// The entry holding `key`, if any. The default scans [`entries`](Journal::entries).
+    async fn by_key(&self, key: &str) -> Result<Option<Entry>, JournalError> {
+        Ok(self
+            .entries()
+            .await?
+            .into_iter()
+            .find(|entry| entry.intent.key.as_deref() == Some(key)))
+    }
+
+    /// The entry of job `job`, if any. The default scans [`entries`](Journal::entries).
+    async fn by_job(&self, job: &JobId) -> Result<Option<Entry>, JournalError> {
+        Ok(self
+            .entries()
+            .await?
+            .into_iter()
+            .find(|entry| &entry.intent.job == job))
+    }
+
+    /// Records the last status and progress the service reported, so another process (or this
+    /// one after a restart) can show them. Best effort for the caller; the default keeps
+    /// nothing.
+    async fn progressed(
+        &self,
+        id: EntryId,
+        status: &Status,
+        progress: Option<u32>,
+    ) -> Result<(), JournalError> {
+        let _ = (id, status, progress);
+        Ok(())
+    }
+
+    /// Removes every ended entry ([`Entry::is_ended`]) last changed before `before`, and returns
+    /// their jobs' ids (so their stored results can go too). Running and uncertain entries are
+    /// never removed. The default cannot remove and says so.
+    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
+        let _ = before;
+        Err(JournalError::message("this journal cannot prune its entries"))
+    }
+
+    /// The secret that signs callback keys, kept by the journal so a restarted process accepts
+    /// the callbacks of the jobs it resumes — never in the journal's rows (the SQLite journal
+    /// keeps it in a file beside its own that only its owner can read). `None`: this journal
+    /// keeps none (configure one, shared by every replica).
+    async fn key_secret(&self) -> Result<Option<Vec<u8>>, JournalError> {
+        Ok(None)
     }
 
     /// What needs attention after a restart.

@@ -39,9 +39,12 @@
 
 mod backoff;
 mod body;
+#[doc(hidden)]
+pub mod conformance;
 mod decode;
 mod delivery;
 mod error;
+mod job;
 mod journal;
 mod language;
 mod lenient;
@@ -50,7 +53,6 @@ mod options;
 mod random;
 mod request;
 mod schedule;
-#[doc(hidden)]
 pub mod secs;
 mod status;
 mod timescale;
@@ -64,10 +66,11 @@ pub use delivery::{
     BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, ProgressEvent, ProgressObserver,
     ResultDelivery, Ticket,
 };
-pub use error::{DecodeError, ValidationError};
+pub use error::{DecodeError, ValidationError, error_chain};
 #[doc(hidden)]
 pub use error::{EXCERPT_CHARS, excerpt};
-pub use journal::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
+pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
+pub use journal::{Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
 pub use language::Language;
 pub use offset::TimeOffset;
 pub use options::{

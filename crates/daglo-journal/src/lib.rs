@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod secret;
 mod sqlite;
 
 pub use sqlite::SqliteJournal;

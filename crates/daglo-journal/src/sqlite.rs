@@ -1,13 +1,16 @@
 //! The journal's table and the statements that move an entry through its states.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Rid};
-use rusqlite::{Connection, OptionalExtension, params};
+use daglo_core::{
+    Claim, Entry, EntryId, EntryState, Intent, JobId, Journal, JournalError, OutcomeKind, Rid, Status,
+};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 /// One table, one row per input; the state is the set of columns filled.
 const SCHEMA: &str = "
@@ -25,8 +28,28 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_input ON jobs (input);
 ";
 
+/// Columns added since the first version, each added to an older journal when it is opened.
+const ADDED: [(&str, &str); 7] = [
+    ("job_id", "TEXT"),
+    ("key", "TEXT"),
+    ("labels", "TEXT"),
+    ("callback_key", "TEXT"),
+    ("status", "TEXT"),
+    ("progress", "INTEGER"),
+    ("updated_at_ms", "INTEGER"),
+];
+
+/// Indexes over the added columns; a key is held by one entry at most.
+const INDEXES: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_key ON jobs (key) WHERE key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_job ON jobs (job_id) WHERE job_id IS NOT NULL;
+";
+
 /// A [`Journal`] in one SQLite file. Cheap to clone; clones share the connection. Writes run
 /// on tokio's blocking pool, each committed before its future completes.
+///
+/// Several processes may share one file: a key is claimed in one statement under a unique
+/// index, so two starts of one key make one entry.
 #[derive(Clone)]
 pub struct SqliteJournal {
     path: PathBuf,
@@ -43,8 +66,20 @@ fn failed(what: &str) -> impl FnOnce(rusqlite::Error) -> JournalError + '_ {
     move |e| JournalError::new(what, e)
 }
 
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        .min(i64::MAX as u128) as i64
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 impl SqliteJournal {
-    /// Opens the journal at `path`, creating it (and its table) when missing.
+    /// Opens the journal at `path`, creating it (and its table) when missing, and adding the
+    /// columns a journal written by an older version lacks.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref().to_owned();
         let connection = Connection::open(&path)
@@ -62,6 +97,7 @@ impl SqliteJournal {
         connection
             .execute_batch(SCHEMA)
             .map_err(failed("cannot create the journal's table"))?;
+        migrate(&connection)?;
         Ok(Self {
             path,
             connection: Arc::new(Mutex::new(connection)),
@@ -71,6 +107,13 @@ impl SqliteJournal {
     /// Where the journal is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the callback key secret is kept: beside the journal, `<journal file>.key`.
+    pub fn key_secret_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_owned();
+        name.push(".key");
+        self.path.with_file_name(name)
     }
 
     /// Runs `work` on the connection, off the async workers.
@@ -88,18 +131,19 @@ impl SqliteJournal {
         .map_err(|e| JournalError::new("the journal's worker stopped", e))?
     }
 
-    /// Sets one column of one entry, which must exist.
+    /// Sets columns of one entry, which must exist; `updated_at_ms` is set too.
     async fn set(
         &self,
         id: EntryId,
         sql: &'static str,
         values: Vec<Option<String>>,
     ) -> Result<(), JournalError> {
+        let now = millis(SystemTime::now()).to_string();
         self.run(move |connection| {
             let changed = connection
                 .execute(
                     sql,
-                    rusqlite::params_from_iter(values.iter().chain([&Some(id.0.to_string())])),
+                    rusqlite::params_from_iter(values.iter().chain([&Some(now), &Some(id.0.to_string())])),
                 )
                 .map_err(failed("cannot write the journal"))?;
             if changed == 0 {
@@ -109,19 +153,65 @@ impl SqliteJournal {
         })
         .await
     }
+
+    async fn one(&self, condition: &'static str, value: String) -> Result<Option<Entry>, JournalError> {
+        self.run(move |connection| {
+            connection
+                .query_row(
+                    &format!("{SELECT} WHERE {condition} ORDER BY id DESC LIMIT 1"),
+                    params![value],
+                    entry,
+                )
+                .optional()
+                .map_err(failed("cannot read the journal"))
+        })
+        .await
+    }
 }
 
-const SELECT: &str = "SELECT id, input, options_digest, strategy, intended_at_ms, not_submitted, rid, outcome, result FROM jobs";
+/// Adds the columns and indexes an older journal lacks.
+fn migrate(connection: &Connection) -> Result<(), JournalError> {
+    let mut statement = connection
+        .prepare("SELECT name FROM pragma_table_info('jobs')")
+        .map_err(failed("cannot read the journal's table"))?;
+    let present = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(failed("cannot read the journal's table"))?;
+    for (column, kind) in ADDED {
+        if !present.iter().any(|name| name == column) {
+            connection
+                .execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {kind}"))
+                .map_err(failed("cannot add a column to the journal's table"))?;
+        }
+    }
+    connection
+        .execute_batch(INDEXES)
+        .map_err(failed("cannot index the journal's table"))
+}
+
+const SELECT: &str = "SELECT id, input, options_digest, strategy, intended_at_ms, not_submitted, rid, outcome, result, \
+                      job_id, key, labels, callback_key, status, progress, updated_at_ms FROM jobs";
 
 /// An entry from a row of [`SELECT`].
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    let at_ms: i64 = row.get(4)?;
+    let id: i64 = row.get(0)?;
     let mut intent = Intent::new(
         row.get::<_, String>(1)?,
         row.get::<_, String>(2)?,
         row.get::<_, String>(3)?,
     );
-    intent.at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    intent.at = time(row.get(4)?);
+    intent.job = row
+        .get::<_, Option<String>>(9)?
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| JobId::legacy(id));
+    intent.key = row.get(10)?;
+    intent.labels = row
+        .get::<_, Option<String>>(11)?
+        .and_then(|json| serde_json::from_str::<BTreeMap<String, String>>(&json).ok())
+        .unwrap_or_default();
+    intent.callback_key = row.get(12)?;
     let not_submitted: Option<String> = row.get(5)?;
     let rid: Option<String> = row.get(6)?;
     let outcome: Option<String> = row.get(7)?;
@@ -136,43 +226,94 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         (None, Some(rid), None) => EntryState::Submitted { rid: Rid::new(rid) },
         (None, None, _) => EntryState::Intended,
     };
-    let mut entry = Entry::new(EntryId(row.get(0)?), intent);
+    let updated_at = row.get::<_, Option<i64>>(15)?.map_or(intent.at, time);
+    let mut entry = Entry::new(EntryId(id), intent);
     entry.state = state;
+    entry.status = row.get::<_, Option<String>>(13)?.map(|s| Status::parse(&s));
+    entry.progress = row.get::<_, Option<i64>>(14)?.and_then(|p| u32::try_from(p).ok());
+    entry.updated_at = updated_at;
     Ok(entry)
+}
+
+/// Inserts `intent`; `None` when its key is held already (the unique index said so).
+fn insert(connection: &Connection, intent: &Intent) -> Result<Option<EntryId>, JournalError> {
+    let labels = if intent.labels.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&intent.labels)
+                .map_err(|e| JournalError::new("cannot write the labels", e))?,
+        )
+    };
+    let at = millis(intent.at);
+    let inserted = connection.execute(
+        "INSERT INTO jobs (input, options_digest, strategy, intended_at_ms, job_id, key, labels, callback_key, updated_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?4)",
+        params![
+            intent.input,
+            intent.options_digest,
+            intent.strategy,
+            at,
+            intent.job.as_str(),
+            intent.key,
+            labels,
+            intent.callback_key
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(Some(EntryId(connection.last_insert_rowid()))),
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if error.code == ErrorCode::ConstraintViolation && intent.key.is_some() =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(JournalError::new("cannot write the journal", e)),
+    }
 }
 
 #[async_trait]
 impl Journal for SqliteJournal {
     async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
-        let input = input.to_owned();
+        self.one("input = ?1", input.to_owned()).await
+    }
+
+    async fn by_key(&self, key: &str) -> Result<Option<Entry>, JournalError> {
+        self.one("key = ?1", key.to_owned()).await
+    }
+
+    async fn by_job(&self, job: &JobId) -> Result<Option<Entry>, JournalError> {
+        let text = job.as_str().to_owned();
+        match text.strip_prefix("entry-").and_then(|n| n.parse::<i64>().ok()) {
+            Some(id) => {
+                let found = self.one("id = ?1", id.to_string()).await?;
+                Ok(found.filter(|entry| &entry.intent.job == job))
+            }
+            None => self.one("job_id = ?1", text).await,
+        }
+    }
+
+    async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
         self.run(move |connection| {
-            connection
-                .query_row(
-                    &format!("{SELECT} WHERE input = ?1 ORDER BY id DESC LIMIT 1"),
-                    params![input],
-                    entry,
-                )
-                .optional()
-                .map_err(failed("cannot read the journal"))
+            insert(connection, &intent)?.ok_or_else(|| {
+                JournalError::message(format!(
+                    "the key `{}` is held by another entry",
+                    intent.key.as_deref().unwrap_or_default().escape_debug()
+                ))
+            })
         })
         .await
     }
 
-    async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
-        let at_ms = intent
-            .at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis()
-            .min(i64::MAX as u128) as i64;
+    async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
         self.run(move |connection| {
+            if let Some(id) = insert(connection, &intent)? {
+                return Ok(Claim::Created(id));
+            }
+            // The unique index refused the key: the entry holding it is the job.
             connection
-                .execute(
-                    "INSERT INTO jobs (input, options_digest, strategy, intended_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![intent.input, intent.options_digest, intent.strategy, at_ms],
-                )
-                .map_err(failed("cannot write the journal"))?;
-            Ok(EntryId(connection.last_insert_rowid()))
+                .query_row(&format!("{SELECT} WHERE key = ?1"), params![intent.key], entry)
+                .map(|entry| Claim::Existing(Box::new(entry)))
+                .map_err(failed("cannot read the journal"))
         })
         .await
     }
@@ -180,7 +321,7 @@ impl Journal for SqliteJournal {
     async fn not_submitted(&self, id: EntryId, reason: &str) -> Result<(), JournalError> {
         self.set(
             id,
-            "UPDATE jobs SET not_submitted = ?1 WHERE id = ?2",
+            "UPDATE jobs SET not_submitted = ?1, updated_at_ms = ?2 WHERE id = ?3",
             vec![Some(reason.to_owned())],
         )
         .await
@@ -189,8 +330,22 @@ impl Journal for SqliteJournal {
     async fn submitted(&self, id: EntryId, rid: &Rid) -> Result<(), JournalError> {
         self.set(
             id,
-            "UPDATE jobs SET rid = ?1 WHERE id = ?2",
+            "UPDATE jobs SET rid = ?1, updated_at_ms = ?2 WHERE id = ?3",
             vec![Some(rid.as_str().to_owned())],
+        )
+        .await
+    }
+
+    async fn progressed(
+        &self,
+        id: EntryId,
+        status: &Status,
+        progress: Option<u32>,
+    ) -> Result<(), JournalError> {
+        self.set(
+            id,
+            "UPDATE jobs SET status = ?1, progress = ?2, updated_at_ms = ?3 WHERE id = ?4",
+            vec![Some(status.as_str().to_owned()), progress.map(|p| p.to_string())],
         )
         .await
     }
@@ -203,7 +358,7 @@ impl Journal for SqliteJournal {
     ) -> Result<(), JournalError> {
         self.set(
             id,
-            "UPDATE jobs SET outcome = ?1, result = ?2 WHERE id = ?3",
+            "UPDATE jobs SET outcome = ?1, result = ?2, updated_at_ms = ?3 WHERE id = ?4",
             vec![Some(outcome.as_str().to_owned()), result.map(str::to_owned)],
         )
         .await
@@ -221,5 +376,42 @@ impl Journal for SqliteJournal {
                 .map_err(failed("cannot read the journal"))
         })
         .await
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
+        let before = millis(before);
+        self.run(move |connection| {
+            let ended = "(not_submitted IS NOT NULL OR outcome IS NOT NULL) \
+                         AND COALESCE(updated_at_ms, intended_at_ms) < ?1";
+            // One transaction: what is reported is exactly what is removed.
+            let transaction = connection
+                .unchecked_transaction()
+                .map_err(failed("cannot prune the journal"))?;
+            let mut statement = transaction
+                .prepare(&format!("{SELECT} WHERE {ended}"))
+                .map_err(failed("cannot read the journal"))?;
+            let jobs = statement
+                .query_map(params![before], entry)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(failed("cannot read the journal"))?
+                .into_iter()
+                .map(|entry| entry.intent.job)
+                .collect();
+            drop(statement);
+            transaction
+                .execute(&format!("DELETE FROM jobs WHERE {ended}"), params![before])
+                .map_err(failed("cannot prune the journal"))?;
+            transaction.commit().map_err(failed("cannot prune the journal"))?;
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn key_secret(&self) -> Result<Option<Vec<u8>>, JournalError> {
+        let path = self.key_secret_path();
+        tokio::task::spawn_blocking(move || crate::secret::load_or_create(&path))
+            .await
+            .map_err(|e| JournalError::new("the journal's worker stopped", e))?
+            .map(Some)
     }
 }

@@ -1,10 +1,13 @@
 //! [`RedisJournal`]: the job journal on Redis, so any replica can recover any replica's jobs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use daglo_core::{Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Rid};
+use daglo_core::{
+    Claim, Entry, EntryId, EntryState, Intent, JobId, Journal, JournalError, OutcomeKind, Rid, Status,
+};
 use redis::AsyncCommands;
 
 use crate::store::{RedisError, RedisStore, command};
@@ -13,7 +16,8 @@ use crate::store::{RedisError, RedisStore, command};
 /// namespace and a journal name. Every replica that opens the same name sees every entry, so
 /// any of them can resume the jobs another one submitted.
 ///
-/// Each write has completed on Redis when its future returns; how durable that is across a
+/// A key is claimed in one script (look up, record, index), so two replicas starting one key
+/// make one entry. Each write has completed on Redis when its future returns; how durable that is across a
 /// Redis restart is Redis's persistence setting (`appendonly yes` with `appendfsync always`
 /// for the same guarantee as the SQLite journal). Like every journal it keeps no secret and no
 /// transcript.
@@ -42,22 +46,113 @@ impl RedisJournal {
         self.key(&["entry", &id.0.to_string()])
     }
 
-    /// Sets fields of an existing entry; an entry the journal does not hold is an error.
+    /// The indexes every entry is listed in: entries, latest per input, by key, by job.
+    fn indexes(&self) -> [String; 4] {
+        [
+            self.key(&["entries"]),
+            self.key(&["latest"]),
+            self.key(&["keys"]),
+            self.key(&["jobs"]),
+        ]
+    }
+
+    /// Sets fields of an existing entry (and its `updated_ms`); an entry the journal does not
+    /// hold is an error.
     async fn update(&self, id: EntryId, fields: &[(&str, &str)]) -> Result<(), JournalError> {
         let key = self.entry_key(id);
-        let updated: i64 = redis::Script::new(
-            "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-             redis.call('HSET', KEYS[1], unpack(ARGV)) return 1",
-        )
-        .key(&key)
-        .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
-        .invoke_async(&mut self.store.conn())
-        .await
-        .map_err(failed("update entry"))?;
+        let now = millis(SystemTime::now());
+        let updated: i64 = UPDATE
+            .key(&key)
+            .arg(
+                fields
+                    .iter()
+                    .flat_map(|(k, v)| [*k, *v])
+                    .chain(["updated_ms", now.as_str()])
+                    .collect::<Vec<_>>(),
+            )
+            .invoke_async(&mut self.store.conn())
+            .await
+            .map_err(failed("update entry"))?;
         if updated == 0 {
             return Err(JournalError::message(format!("the journal has no entry {id}")));
         }
         Ok(())
+    }
+}
+
+/// Sets fields of an entry that exists.
+static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+         redis.call('HSET', KEYS[1], unpack(ARGV)) return 1",
+    )
+});
+
+/// Records an entry unless its key is held: `{1, id}` for a new entry, `{0, id}` for the
+/// holder. KEYS: sequence, entries, latest, keys, jobs. ARGV: entry key prefix, input, caller
+/// key (`''` for none), job id, then the entry's field/value pairs.
+static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if ARGV[3] ~= '' then \
+           local held = redis.call('HGET', KEYS[4], ARGV[3]) \
+           if held then return {0, tonumber(held)} end \
+         end \
+         local id = redis.call('INCR', KEYS[1]) \
+         redis.call('HSET', ARGV[1] .. id, unpack(ARGV, 5)) \
+         redis.call('ZADD', KEYS[2], id, id) \
+         redis.call('HSET', KEYS[3], ARGV[2], id) \
+         if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], id) end \
+         redis.call('HSET', KEYS[5], ARGV[4], id) \
+         return {1, id}",
+    )
+});
+
+/// Removes one ended entry last changed before ARGV[2], and its index entries: 1 if removed.
+/// KEYS: entry, entries, latest, keys, jobs. ARGV: entry id, cut-off in ms.
+static PRUNE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local f = redis.call('HMGET', KEYS[1], 'state', 'updated_ms', 'at_ms', 'input', 'key', 'job') \
+         if not f[1] or (f[1] ~= 'finished' and f[1] ~= 'not_submitted') then return 0 end \
+         local at = tonumber(f[2] or f[3]) \
+         if not at or at >= tonumber(ARGV[2]) then return 0 end \
+         redis.call('DEL', KEYS[1]) \
+         redis.call('ZREM', KEYS[2], ARGV[1]) \
+         if redis.call('HGET', KEYS[3], f[4]) == ARGV[1] then redis.call('HDEL', KEYS[3], f[4]) end \
+         if f[5] and redis.call('HGET', KEYS[4], f[5]) == ARGV[1] then redis.call('HDEL', KEYS[4], f[5]) end \
+         if f[6] then redis.call('HDEL', KEYS[5], f[6]) end \
+         return 1",
+    )
+});
+
+impl RedisJournal {
+    /// The entry `id`, if the journal holds it.
+    async fn read(&self, id: EntryId) -> Result<Option<Entry>, JournalError> {
+        let fields: HashMap<String, String> = self
+            .store
+            .conn()
+            .hgetall(self.entry_key(id))
+            .await
+            .map_err(failed("read entry"))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        read_entry(id, &fields)
+            .map(Some)
+            .ok_or_else(|| corrupt(self.entry_key(id)))
+    }
+
+    /// The entry an index (`latest`, `keys`, `jobs`) names for `field`, if any.
+    async fn indexed(&self, index: &str, field: &str) -> Result<Option<Entry>, JournalError> {
+        let id: Option<i64> = self
+            .store
+            .conn()
+            .hget(self.key(&[index]), field)
+            .await
+            .map_err(failed("HGET index"))?;
+        match id {
+            Some(id) => self.read(EntryId(id)).await,
+            None => Ok(None),
+        }
     }
 }
 
@@ -85,33 +180,64 @@ fn millis(at: SystemTime) -> String {
 #[async_trait]
 impl Journal for RedisJournal {
     async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
-        let mut conn = self.store.conn();
-        let id: i64 = conn
-            .incr(self.key(&["seq"]), 1)
-            .await
-            .map_err(failed("INCR sequence"))?;
-        let key = self.entry_key(EntryId(id));
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("input", intent.input.as_str()),
-                    ("options_digest", intent.options_digest.as_str()),
-                    ("strategy", intent.strategy.as_str()),
-                    ("at_ms", millis(intent.at).as_str()),
-                    ("state", "intended"),
-                ],
-            )
-            .ignore()
-            .zadd(self.key(&["entries"]), id, id)
-            .ignore()
-            .hset(self.key(&["latest"]), intent.input.as_str(), id)
-            .ignore()
-            .exec_async(&mut conn)
+        let key = intent.key.clone();
+        match self.claim(intent).await? {
+            Claim::Created(id) => Ok(id),
+            _ => Err(JournalError::message(format!(
+                "the key `{}` is held by another entry",
+                key.as_deref().unwrap_or_default().escape_debug()
+            ))),
+        }
+    }
+
+    async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
+        let labels = if intent.labels.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&intent.labels)
+                .map_err(|e| JournalError::new("cannot write the labels", e))?
+        };
+        let at = millis(intent.at);
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("input", intent.input.as_str()),
+            ("options_digest", intent.options_digest.as_str()),
+            ("strategy", intent.strategy.as_str()),
+            ("at_ms", at.as_str()),
+            ("updated_ms", at.as_str()),
+            ("state", "intended"),
+            ("job", intent.job.as_str()),
+        ];
+        if let Some(key) = &intent.key {
+            fields.push(("key", key));
+        }
+        if !labels.is_empty() {
+            fields.push(("labels", &labels));
+        }
+        if let Some(callback_key) = &intent.callback_key {
+            fields.push(("callback_key", callback_key));
+        }
+        let [entries, latest, keys, jobs] = self.indexes();
+        let (created, id): (i64, i64) = CLAIM
+            .key(self.key(&["seq"]))
+            .key(entries)
+            .key(latest)
+            .key(keys)
+            .key(jobs)
+            .arg(self.key(&["entry", ""]))
+            .arg(&intent.input)
+            .arg(intent.key.as_deref().unwrap_or(""))
+            .arg(intent.job.as_str())
+            .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
+            .invoke_async(&mut self.store.conn())
             .await
             .map_err(failed("record intent"))?;
-        Ok(EntryId(id))
+        if created == 1 {
+            return Ok(Claim::Created(EntryId(id)));
+        }
+        match self.read(EntryId(id)).await? {
+            Some(entry) => Ok(Claim::Existing(Box::new(entry))),
+            None => Err(corrupt(self.entry_key(EntryId(id)))),
+        }
     }
 
     async fn not_submitted(&self, id: EntryId, reason: &str) -> Result<(), JournalError> {
@@ -141,23 +267,63 @@ impl Journal for RedisJournal {
         .await
     }
 
+    async fn progressed(
+        &self,
+        id: EntryId,
+        status: &Status,
+        progress: Option<u32>,
+    ) -> Result<(), JournalError> {
+        let progress = progress.map(|p| p.to_string()).unwrap_or_default();
+        self.update(id, &[("status", status.as_str()), ("progress", &progress)])
+            .await
+    }
+
     async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
-        let mut conn = self.store.conn();
-        let id: Option<i64> = conn
-            .hget(self.key(&["latest"]), input)
-            .await
-            .map_err(failed("HGET latest entry"))?;
-        let Some(id) = id else { return Ok(None) };
-        let fields: HashMap<String, String> = conn
-            .hgetall(self.entry_key(EntryId(id)))
-            .await
-            .map_err(failed("read entry"))?;
-        if fields.is_empty() {
-            return Ok(None);
+        self.indexed("latest", input).await
+    }
+
+    async fn by_key(&self, key: &str) -> Result<Option<Entry>, JournalError> {
+        self.indexed("keys", key).await
+    }
+
+    async fn by_job(&self, job: &JobId) -> Result<Option<Entry>, JournalError> {
+        if let Some(entry) = self.indexed("jobs", job.as_str()).await? {
+            return Ok(Some(entry));
         }
-        read_entry(EntryId(id), &fields)
-            .map(Some)
-            .ok_or_else(|| corrupt(self.entry_key(EntryId(id))))
+        // An entry from before jobs had ids answers to `entry-<n>`.
+        match job.as_str().strip_prefix("entry-").and_then(|n| n.parse().ok()) {
+            Some(id) => Ok(self
+                .read(EntryId(id))
+                .await?
+                .filter(|entry| &entry.intent.job == job)),
+            None => Ok(None),
+        }
+    }
+
+    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
+        let before = millis(before);
+        let mut pruned = Vec::new();
+        for entry in self.entries().await? {
+            if !entry.is_ended() {
+                continue;
+            }
+            let [entries, latest, keys, jobs] = self.indexes();
+            let removed: i64 = PRUNE
+                .key(self.entry_key(entry.id))
+                .key(entries)
+                .key(latest)
+                .key(keys)
+                .key(jobs)
+                .arg(entry.id.0)
+                .arg(&before)
+                .invoke_async(&mut self.store.conn())
+                .await
+                .map_err(failed("prune entry"))?;
+            if removed == 1 {
+                pruned.push(entry.intent.job);
+            }
+        }
+        Ok(pruned)
     }
 
     async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
@@ -192,6 +358,16 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
     let at = UNIX_EPOCH + Duration::from_millis(field("at_ms")?.parse().ok()?);
     let mut intent = Intent::new(field("input")?, field("options_digest")?, field("strategy")?);
     intent.at = at;
+    intent.job = match field("job") {
+        Some(job) => job.parse().ok()?,
+        None => JobId::legacy(id.0),
+    };
+    intent.key = field("key");
+    intent.labels = match field("labels") {
+        Some(json) => serde_json::from_str::<BTreeMap<String, String>>(&json).ok()?,
+        None => BTreeMap::new(),
+    };
+    intent.callback_key = field("callback_key");
     let state = match field("state")?.as_str() {
         "intended" => EntryState::Intended,
         "not_submitted" => EntryState::NotSubmitted {
@@ -207,7 +383,16 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
         },
         _ => return None,
     };
+    let updated_at = match field("updated_ms") {
+        Some(ms) => UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?),
+        None => at,
+    };
     let mut entry = Entry::new(id, intent);
     entry.state = state;
+    entry.status = field("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| Status::parse(&s));
+    entry.progress = field("progress").and_then(|p| p.parse().ok());
+    entry.updated_at = updated_at;
     Some(entry)
 }

@@ -260,3 +260,49 @@ async fn acquire_slot(budget: &RedisBudget) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_journal_passes_the_journal_conformance_checks_and_claims_a_key_once() {
+    let Some(redis) =
+        support::redis("the_redis_journal_passes_the_journal_conformance_checks_and_claims_a_key_once").await
+    else {
+        return;
+    };
+    let url = redis.url.clone();
+    let namespace = support::namespace("journal-conformance");
+    let store = support::store(&url, &namespace).await;
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        daglo::journal::check_journal(&RedisJournal::new(store, "checks"), "redis").await;
+        // Replicas racing for one key: one entry.
+        let mut replicas = Vec::new();
+        for _ in 0..4 {
+            replicas.push(Arc::new(RedisJournal::new(
+                support::store(&url, &namespace).await,
+                "race",
+            )));
+        }
+        for round in 0..10 {
+            let key = format!("key-{round}");
+            let claims = replicas.iter().map(|journal| {
+                let (journal, key) = (journal.clone(), key.clone());
+                tokio::spawn(async move {
+                    daglo::journal::Journal::claim(
+                        journal.as_ref(),
+                        daglo::journal::Intent::new("a.wav", "d", "polling").with_key(Some(key)),
+                    )
+                    .await
+                    .unwrap()
+                })
+            });
+            let mut created = 0;
+            for claim in claims {
+                if matches!(claim.await.unwrap(), daglo::journal::Claim::Created(_)) {
+                    created += 1;
+                }
+            }
+            assert_eq!(created, 1, "round {round}: one entry per key");
+        }
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -1,0 +1,129 @@
+//! The behaviour every [`Journal`] must show, as one check the SQLite and the Redis journals
+//! both run in their tests: the same rules, proven the same way.
+
+use std::time::{Duration, SystemTime};
+
+use crate::job::JobState;
+use crate::journal::{Claim, EntryState, Intent, Journal, OutcomeKind};
+use crate::request::Rid;
+use crate::status::Status;
+
+/// Runs every check on `journal`, which must be empty, panicking with what failed. Keys and
+/// inputs start with `prefix`.
+pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
+    let name = |what: &str| format!("{prefix}-{what}");
+    let intent = |what: &str| {
+        Intent::new(name(what), "fnv1a64:0", "polling")
+            .with_key(Some(name(&format!("key-{what}"))))
+            .with_labels([("team".to_owned(), "sales".to_owned())].into())
+            .with_callback_key(Some(format!("cb-{what}")))
+    };
+
+    // A claim records the intent with everything it carries.
+    let first = intent("a");
+    let job = first.job.clone();
+    let Claim::Created(a) = journal.claim(first.clone()).await.expect("claim") else {
+        panic!("a new key is recorded");
+    };
+    let entry = journal.by_job(&job).await.expect("by_job").expect("found by job");
+    assert_eq!(entry.id, a);
+    assert_eq!(entry.intent.key, first.key);
+    assert_eq!(entry.intent.labels, first.labels);
+    assert_eq!(entry.intent.callback_key.as_deref(), Some("cb-a"));
+    assert_eq!(entry.state, EntryState::Intended);
+    assert_eq!(entry.snapshot().state, JobState::Uncertain);
+
+    // The same key again: the existing entry, and nothing recorded.
+    let again = intent("a");
+    match journal.claim(again).await.expect("claim again") {
+        Claim::Existing(existing) => assert_eq!(existing.id, a),
+        other => panic!("a held key is not recorded twice: {other:?}"),
+    }
+    assert_eq!(journal.entries().await.expect("entries").len(), 1);
+    assert!(
+        journal.intend(intent("a")).await.is_err(),
+        "intend refuses a held key"
+    );
+    let found = journal
+        .by_key(&name("key-a"))
+        .await
+        .expect("by_key")
+        .expect("found by key");
+    assert_eq!(found.id, a);
+    assert!(journal.by_key(&name("key-none")).await.expect("by_key").is_none());
+
+    // Without a key, every intent is a new entry.
+    let keyless = Intent::new(name("b"), "fnv1a64:0", "polling");
+    let b = journal.intend(keyless.clone()).await.expect("intend");
+    let c = journal
+        .intend(Intent::new(name("b"), "fnv1a64:0", "polling"))
+        .await
+        .expect("intend");
+    assert_ne!(b, c);
+    assert_eq!(
+        journal
+            .latest_for(&name("b"))
+            .await
+            .expect("latest")
+            .map(|e| e.id),
+        Some(c)
+    );
+
+    // The states, and the progress between them.
+    let rid = Rid::new(format!("{prefix}-rid-a"));
+    journal.submitted(a, &rid).await.expect("submitted");
+    journal
+        .progressed(a, &Status::Transcribing, Some(40))
+        .await
+        .expect("progressed");
+    let running = journal.by_job(&job).await.expect("by_job").expect("found");
+    assert_eq!(running.state, EntryState::Submitted { rid: rid.clone() });
+    assert_eq!(running.status, Some(Status::Transcribing));
+    assert_eq!(running.progress, Some(40));
+    assert!(running.updated_at >= running.intent.at);
+    journal
+        .not_submitted(b, "refused: 400")
+        .await
+        .expect("not_submitted");
+    let recovery = journal.recover().await.expect("recover");
+    assert_eq!(recovery.pending.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(
+        recovery.uncertain.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![c]
+    );
+    journal
+        .finished(a, &OutcomeKind::Transcript, Some("results/a.json"))
+        .await
+        .expect("finished");
+    let finished = journal.by_job(&job).await.expect("by_job").expect("found");
+    assert_eq!(finished.snapshot().state, JobState::Finished);
+    assert!(
+        matches!(finished.state, EntryState::Finished { result: Some(ref r), .. } if r == "results/a.json")
+    );
+
+    // Writes to an entry the journal does not hold fail.
+    assert!(journal.submitted(crate::EntryId(i64::MAX), &rid).await.is_err());
+
+    // Retention: only ended entries changed before the cut-off go, and the key is free again.
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    assert!(
+        journal.prune(past).await.expect("prune").is_empty(),
+        "nothing that recent"
+    );
+    let mut pruned = journal
+        .prune(SystemTime::now() + Duration::from_secs(1))
+        .await
+        .expect("prune");
+    pruned.sort();
+    let mut expected = vec![job, keyless.job];
+    expected.sort();
+    // `b` went (not submitted), `a` went (finished), `c` stays (uncertain).
+    assert_eq!(pruned, expected);
+    let left = journal.entries().await.expect("entries");
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c]);
+    assert!(journal.by_key(&name("key-a")).await.expect("by_key").is_none());
+    assert!(matches!(
+        journal.claim(intent("a")).await.expect("claim"),
+        Claim::Created(_)
+    ));
+}

@@ -1208,6 +1208,46 @@ impl Transcriber {
         Ok(answer)
     }
 
+    /// Retention: forgets every job that ended (finished, failed, not submitted) and last
+    /// changed more than `older_than` ago — its journal entry ([`Journal::prune`]), its kept
+    /// result, and this process's record of it. Running and uncertain jobs are kept. Returns
+    /// the ids forgotten.
+    pub async fn prune(&self, older_than: std::time::Duration) -> Result<Vec<JobId>, TranscribeError> {
+        let before = std::time::SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut pruned = match &self.journal {
+            Some(journal) => journal
+                .prune(before)
+                .await
+                .map_err(|source| TranscribeError::Journal { rid: None, source })?,
+            None => Vec::new(),
+        };
+        for cell in self.table.all() {
+            let job = cell.snapshot();
+            if job.state.is_ended() && job.updated_at < before && !pruned.contains(&job.id) {
+                pruned.push(job.id);
+            }
+        }
+        {
+            let mut cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+            let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &pruned {
+                if let Some(cell) = cells.remove(id)
+                    && let Some(key) = &cell.view.borrow().snapshot.key
+                {
+                    keys.remove(key);
+                }
+            }
+        }
+        if let Some(store) = &self.results {
+            for id in &pruned {
+                store.remove(id).await.map_err(TranscribeError::Results)?;
+            }
+        }
+        Ok(pruned)
+    }
+
     /// After a restart: follows again every job the journal lists as running (re-registering
     /// each one's callback, so its later callbacks are accepted) and reports the uncertain
     /// ones. Without a journal there is nothing to recover.

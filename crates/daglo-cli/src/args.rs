@@ -49,6 +49,11 @@ pub(crate) struct Jobs {
     /// Read the batch's journal from this Redis (as `transcribe --redis` wrote it).
     #[arg(long, value_name = "URL", env = "DAGLO_REDIS_URL", hide_env_values = true)]
     pub(crate) redis: Option<String>,
+    /// Remove the entries that ended (finished, or not submitted) more than DAYS days ago,
+    /// then print what is left. Running and uncertain entries are kept. A rerun of the batch
+    /// no longer knows a pruned input: it submits it again.
+    #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
+    pub(crate) prune: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -514,6 +514,17 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
         None => None,
     };
     let journal = open_journal(&path, redis)?;
+    if let Some(days) = args.prune {
+        if !days.is_finite() || days < 0.0 {
+            return Err(Failure::usage("--prune takes a number of days, 0 or more"));
+        }
+        let before = std::time::Duration::try_from_secs_f64(days * 86_400.0)
+            .ok()
+            .and_then(|age| std::time::SystemTime::now().checked_sub(age))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let pruned = journal.prune(before).await.map_err(|e| Failure::service(&e))?;
+        eprintln!("pruned {} ended entries older than {days} days", pruned.len());
+    }
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
     println!(
         "{:>5}  {:<13}  {:<36}  {:<16}  input",

@@ -782,3 +782,34 @@ fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
     let _ = std::fs::remove_dir_all(out_dir);
     runtime.block_on(sim.shutdown());
 }
+
+#[test]
+fn jobs_prune_removes_ended_entries_older_than_the_days_given() {
+    let inputs = audio_dir("prune", 2);
+    let out = temp("prune-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let batch = daglo(&[
+        "transcribe",
+        inputs.to_str().unwrap(),
+        "--emulate",
+        "--emulate-processing-ms",
+        "100",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(batch.status.code(), Some(0), "{}", text(&batch.stderr));
+    let out_dir = out.to_str().unwrap();
+    let kept = daglo(&["jobs", "--out-dir", out_dir, "--prune", "1"]);
+    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept.stderr));
+    assert!(text(&kept.stderr).contains("pruned 0 ended entries"), "{}", text(&kept.stderr));
+    assert_eq!(text(&kept.stdout).lines().filter(|l| l.contains("finished")).count(), 2);
+    let pruned = daglo(&["jobs", "--out-dir", out_dir, "--prune", "0"]);
+    assert_eq!(pruned.status.code(), Some(0), "{}", text(&pruned.stderr));
+    assert!(text(&pruned.stderr).contains("pruned 2 ended entries"), "{}", text(&pruned.stderr));
+    assert_eq!(text(&pruned.stdout).lines().filter(|l| l.contains("finished")).count(), 0);
+    let refused = daglo(&["jobs", "--out-dir", out_dir, "--prune", "-1"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("--prune"), "{}", text(&refused.stderr));
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -92,7 +92,7 @@ impl Input {
     }
 
     /// The caller's key: a second start with the same key returns the same job and submits
-    /// nothing (across processes sharing the journal). At most 128 bytes, no control characters.
+    /// nothing (across processes sharing the journal). At most 4096 bytes, no control characters.
     #[must_use]
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());

@@ -728,6 +728,9 @@ async fn kept_secret(
     }
 }
 
+/// How often a start waits on another process's submit of the same key, in the journal.
+const PEER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How long [`Transcriber::srt`] asks again while the service answers `202`.
 pub const SRT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -749,7 +752,8 @@ impl Transcriber {
     ///
     /// With a key ([`Input::key`]), a job the key names already — running, ended or uncertain;
     /// in this process or, with a journal, in any process sharing it — is returned as it is and
-    /// nothing is submitted ([`Job::is_new`] is `false`).
+    /// nothing is submitted ([`Job::is_new`] is `false`). Only a job that was provably not
+    /// submitted (refused: no job created) gives its key up to a new start.
     ///
     /// A failed submit is an error; the job stays listed as `not_submitted` (no job was
     /// created) or `uncertain` (one may exist: never submitted again by itself).
@@ -761,10 +765,12 @@ impl Transcriber {
         // One start per key in this process: the cell is listed under the key before any await.
         let cell = {
             let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
+            // A job that was provably not submitted gives its key up: starting it again is safe.
             if let Some(existing) = key
                 .as_ref()
                 .and_then(|k| keys.get(k))
                 .and_then(|id| self.table.get(id))
+                && existing.snapshot().state != JobState::NotSubmitted
             {
                 return Ok(Job {
                     snapshot: existing.snapshot(),
@@ -815,7 +821,7 @@ impl Transcriber {
                     .with_key(key.clone())
                     .with_labels(labels)
                     .with_callback_key(ticket.job_key().map(str::to_owned));
-                match journal.claim(intent).await {
+                match self.claim(journal.as_ref(), intent).await {
                     Ok(Claim::Created(entry)) => Some(entry),
                     Ok(Claim::Existing(entry)) => {
                         // Another start (another process) holds the key: that is the job.
@@ -886,6 +892,41 @@ impl Transcriber {
             snapshot: cell.snapshot(),
             created: true,
         })
+    }
+
+    /// Claims the intent's key. A holder whose submit may still be under way in another
+    /// process (its intent younger than [`SUBMIT_SETTLE`](daglo_core::SUBMIT_SETTLE)) is waited
+    /// for: it gets its rid (the same job), or is refused (the key is free again), or grows old
+    /// enough to count as uncertain.
+    async fn claim(&self, journal: &dyn Journal, intent: Intent) -> Result<Claim, JournalError> {
+        loop {
+            let claim = journal.claim(intent.clone()).await?;
+            let Claim::Existing(entry) = &claim else {
+                return Ok(claim);
+            };
+            let young = |entry: &Entry| {
+                matches!(entry.state, EntryState::Intended)
+                    && std::time::SystemTime::now()
+                        .duration_since(entry.intent.at)
+                        .unwrap_or_default()
+                        < daglo_core::SUBMIT_SETTLE
+            };
+            if !young(entry) {
+                return Ok(claim);
+            }
+            let job = entry.intent.job.clone();
+            loop {
+                tokio::time::sleep(PEER_POLL).await;
+                match journal.by_job(&job).await? {
+                    Some(entry) if young(&entry) => {}
+                    Some(entry) if !matches!(entry.state, EntryState::NotSubmitted { .. }) => {
+                        return Ok(Claim::Existing(Box::new(entry)));
+                    }
+                    // Refused (the key is free again) or gone: claim again.
+                    _ => break,
+                }
+            }
+        }
     }
 
     /// Sends the submit for `source` with the prepared options.

@@ -286,7 +286,10 @@ async fn a_restarted_transcriber_recovers_running_jobs_and_answers_from_the_resu
         assert_eq!(sim.jobs().len(), 2, "nothing submitted again");
 
         // Retention: ended entries and their results go; nothing running is touched.
-        assert!(second.prune(Duration::from_secs(3600)).await.unwrap().is_empty(), "nothing that old");
+        assert!(
+            second.prune(Duration::from_secs(3600)).await.unwrap().is_empty(),
+            "nothing that old"
+        );
         let mut pruned = second.prune(Duration::ZERO).await.unwrap();
         pruned.sort();
         let mut both = vec![done.id(), running.id()];
@@ -294,7 +297,10 @@ async fn a_restarted_transcriber_recovers_running_jobs_and_answers_from_the_resu
         assert_eq!(pruned, both);
         let journal = SqliteJournal::open(&path).unwrap();
         assert!(journal.entries().await.unwrap().is_empty());
-        assert!(!results.dir().join(format!("{}.txt", done.id())).exists(), "its result went too");
+        assert!(
+            !results.dir().join(format!("{}.txt", done.id())).exists(),
+            "its result went too"
+        );
         assert!(second.job(&done.id()).await.unwrap().is_none());
         second.shutdown().await;
         let _ = std::fs::remove_dir_all(dir);

@@ -9,7 +9,9 @@ use daglo::client::SrtAnswer;
 use daglo::journal::SqliteJournal;
 use daglo::journal::{Entry, EntryState, Journal, OutcomeKind};
 use daglo::models::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
-use daglo::{JobOptions, Outcome, Rid, Status, Transcriber};
+use daglo::{
+    JobEvent, JobOptions, JobState, Outcome, ProgressEvent, ProgressObserver, Rid, Status, Transcriber,
+};
 use futures_util::stream::{self, StreamExt};
 
 use crate::args::{Jobs, Transcribe};
@@ -176,8 +178,10 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// Decides from the journal what the input needs, then does it: skip it (done), resume it
-    /// (submitted), report it (uncertain: never submitted twice), or submit it.
+    /// Starts the input as a job keyed by what the journal knows it by — one atomic claim, so
+    /// concurrent batches on one journal submit it once — then does what the job needs: skip
+    /// it (done, outputs present), fetch it again (ended, outputs missing), report it
+    /// (uncertain: never submitted twice), or follow it to its end.
     async fn one(&self, input: &Item) -> Ended {
         let latest = match self.journal.latest_for(&input.key).await {
             Ok(latest) => latest,
@@ -188,19 +192,67 @@ impl Batch<'_> {
                 };
             }
         };
-        let pending = match latest.as_ref().map(|e| &e.state) {
-            Some(EntryState::Finished { .. }) if self.outputs_exist(input) => return Ended::AlreadyDone,
-            Some(EntryState::Intended) => return Ended::Uncertain,
-            Some(EntryState::Submitted { .. } | EntryState::Finished { .. }) => {
-                let Some(entry) = latest.as_ref() else {
-                    return Ended::Uncertain;
+        // An entry an older version wrote has no key: it is handled as that version did.
+        if let Some(entry) =
+            latest.filter(|e| e.intent.key.is_none() && !matches!(e.state, EntryState::NotSubmitted { .. }))
+        {
+            return self.legacy(input, &entry).await;
+        }
+        let job = match self
+            .transcriber
+            .start(input.input.job(&input.key), self.options)
+            .await
+        {
+            Ok(job) => job,
+            Err(e) if e.may_have_created_job() && e.rid().is_none() => return Ended::Uncertain,
+            Err(e) => {
+                return Ended::Error {
+                    rid: e.rid().cloned(),
+                    message: chain(&e),
                 };
-                match self.resume(entry) {
-                    Some(pending) => pending,
-                    None => return self.submit(input).await,
+            }
+        };
+        let snapshot = job.snapshot();
+        match (snapshot.state, snapshot.rid.clone()) {
+            (JobState::Uncertain, _) | (_, None) => Ended::Uncertain,
+            (JobState::Finished, Some(_)) if !job.is_new() && self.outputs_exist(input) => Ended::AlreadyDone,
+            // Ended in an earlier run and its outputs are missing: ask the service again.
+            (JobState::Finished | JobState::Failed, Some(rid)) if !job.is_new() => {
+                self.wait(input, self.transcriber.resume(rid)).await
+            }
+            (_, Some(rid)) => self.follow(input, &job.id(), rid).await,
+        }
+    }
+
+    /// Follows a started (or adopted) job to its outcome, its events on the input's bar.
+    async fn follow(&self, input: &Item, id: &daglo::JobId, rid: Rid) -> Ended {
+        let bar = Bar::in_batch(self.progress, &input.stem);
+        let mut events = self.transcriber.events(id);
+        let shown = async {
+            while let Some(event) = events.next().await {
+                if let JobEvent::Progress { status, progress, .. } = event {
+                    bar.on_event(&ProgressEvent::Progress {
+                        rid: rid.clone(),
+                        status,
+                        percent: progress,
+                    });
                 }
             }
-            _ => return self.submit(input).await,
+        };
+        let (outcome, ()) = tokio::join!(self.transcriber.outcome(id), shown);
+        bar.finish();
+        self.ended(input, rid, outcome).await
+    }
+
+    /// What an entry written by an older version (no key) needs, decided as that version did.
+    async fn legacy(&self, input: &Item, entry: &Entry) -> Ended {
+        let pending = match &entry.state {
+            EntryState::Finished { .. } if self.outputs_exist(input) => return Ended::AlreadyDone,
+            EntryState::Intended => return Ended::Uncertain,
+            _ => match self.resume(entry) {
+                Some(pending) => pending,
+                None => return Ended::Uncertain,
+            },
         };
         self.wait(input, pending).await
     }
@@ -212,23 +264,16 @@ impl Batch<'_> {
         }
     }
 
-    async fn submit(&self, input: &Item) -> Ended {
-        let submitted = input.input.submit(self.transcriber, self.options).await;
-        match submitted {
-            Ok(pending) => self.wait(input, pending).await,
-            Err(e) if e.may_have_created_job() && e.rid().is_none() => Ended::Uncertain,
-            Err(e) => Ended::Error {
-                rid: e.rid().cloned(),
-                message: chain(&e),
-            },
-        }
-    }
-
     async fn wait(&self, input: &Item, pending: daglo::Pending) -> Ended {
         let rid = pending.rid().clone();
         let bar = Bar::in_batch(self.progress, &input.stem);
         let outcome = self.transcriber.wait_with(pending, &bar).await;
         bar.finish();
+        self.ended(input, rid, outcome).await
+    }
+
+    /// How the input ended, its outputs written when it has a result.
+    async fn ended(&self, input: &Item, rid: Rid, outcome: Result<Outcome, daglo::TranscribeError>) -> Ended {
         match outcome {
             Ok(Outcome::Transcript { body, .. }) => {
                 let text = body.full_transcript();

@@ -801,15 +801,80 @@ fn jobs_prune_removes_ended_entries_older_than_the_days_given() {
     let out_dir = out.to_str().unwrap();
     let kept = daglo(&["jobs", "--out-dir", out_dir, "--prune", "1"]);
     assert_eq!(kept.status.code(), Some(0), "{}", text(&kept.stderr));
-    assert!(text(&kept.stderr).contains("pruned 0 ended entries"), "{}", text(&kept.stderr));
-    assert_eq!(text(&kept.stdout).lines().filter(|l| l.contains("finished")).count(), 2);
+    assert!(
+        text(&kept.stderr).contains("pruned 0 ended entries"),
+        "{}",
+        text(&kept.stderr)
+    );
+    assert_eq!(
+        text(&kept.stdout)
+            .lines()
+            .filter(|l| l.contains("finished"))
+            .count(),
+        2
+    );
     let pruned = daglo(&["jobs", "--out-dir", out_dir, "--prune", "0"]);
     assert_eq!(pruned.status.code(), Some(0), "{}", text(&pruned.stderr));
-    assert!(text(&pruned.stderr).contains("pruned 2 ended entries"), "{}", text(&pruned.stderr));
-    assert_eq!(text(&pruned.stdout).lines().filter(|l| l.contains("finished")).count(), 0);
+    assert!(
+        text(&pruned.stderr).contains("pruned 2 ended entries"),
+        "{}",
+        text(&pruned.stderr)
+    );
+    assert_eq!(
+        text(&pruned.stdout)
+            .lines()
+            .filter(|l| l.contains("finished"))
+            .count(),
+        0
+    );
     let refused = daglo(&["jobs", "--out-dir", out_dir, "--prune", "-1"]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
-    assert!(text(&refused.stderr).contains("--prune"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("--prune"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_at_once_on_one_out_dir_submit_each_file_once() {
+    let (sim, inputs, out) = outliving_service("batch-twice", 10, 1).await;
+    let base_url = sim.base_url();
+    let args = [
+        "transcribe",
+        inputs.to_str().unwrap(),
+        "--base-url",
+        &base_url,
+        "--concurrency",
+        "10",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    let run = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+            .args(args)
+            .env("DAGLO_API_TOKEN", sim.token())
+            .output()
+    };
+    let (first, second) = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        tokio::join!(run(), run())
+    })
+    .await
+    .expect("both batches end");
+    for run in [first.unwrap(), second.unwrap()] {
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    }
+    assert_eq!(
+        sim.jobs().len(),
+        10,
+        "one submit per file, whichever batch made it"
+    );
+    for entry in std::fs::read_dir(&inputs).unwrap() {
+        let stem = entry.unwrap().path().file_stem().unwrap().to_owned();
+        assert!(out.join(stem).with_extension("txt").exists());
+    }
     let _ = std::fs::remove_dir_all(inputs);
     let _ = std::fs::remove_dir_all(out);
 }

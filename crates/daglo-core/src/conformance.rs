@@ -31,7 +31,11 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     assert_eq!(entry.intent.labels, first.labels);
     assert_eq!(entry.intent.callback_key.as_deref(), Some("cb-a"));
     assert_eq!(entry.state, EntryState::Intended);
-    assert_eq!(entry.snapshot().state, JobState::Uncertain);
+    assert_eq!(
+        entry.snapshot().state,
+        JobState::Submitting,
+        "a fresh intent may be a submit under way"
+    );
 
     // The same key again: the existing entry, and nothing recorded.
     let again = intent("a");
@@ -101,6 +105,33 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
         matches!(finished.state, EntryState::Finished { result: Some(ref r), .. } if r == "results/a.json")
     );
 
+    // A key whose entry was provably not submitted is free again; the old entry stays listed.
+    let (first_r, second_r) = (intent("r"), intent("r"));
+    let (refused_job, retried_job) = (first_r.job.clone(), second_r.job.clone());
+    let Claim::Created(refused) = journal.claim(first_r).await.expect("claim") else {
+        panic!("a new key is recorded");
+    };
+    journal
+        .not_submitted(refused, "429")
+        .await
+        .expect("not_submitted");
+    let Claim::Created(retried) = journal.claim(second_r).await.expect("claim") else {
+        panic!("a not-submitted entry gives its key up");
+    };
+    assert_ne!(refused, retried);
+    assert_eq!(
+        journal
+            .by_key(&name("key-r"))
+            .await
+            .expect("by_key")
+            .map(|e| e.id),
+        Some(retried)
+    );
+    journal
+        .not_submitted(retried, "429")
+        .await
+        .expect("not_submitted");
+
     // Writes to an entry the journal does not hold fail.
     assert!(journal.submitted(crate::EntryId(i64::MAX), &rid).await.is_err());
 
@@ -115,9 +146,9 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
         .await
         .expect("prune");
     pruned.sort();
-    let mut expected = vec![job, keyless.job];
+    let mut expected = vec![job, keyless.job, refused_job, retried_job];
     expected.sort();
-    // `b` went (not submitted), `a` went (finished), `c` stays (uncertain).
+    // `a` went (finished), `b` and both `r`s went (not submitted), `c` stays (uncertain).
     assert_eq!(pruned, expected);
     let left = journal.entries().await.expect("entries");
     assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c]);

@@ -14,7 +14,7 @@ use crate::request::Rid;
 use crate::status::Status;
 
 /// The longest [`JobId`], key or label accepted, in bytes.
-pub const MAX_JOB_TEXT: usize = 128;
+pub const MAX_JOB_TEXT: usize = 4096;
 
 /// Identifies one job of a transcriber, stable across restarts (it is kept in the journal) and
 /// serialised as its text (`job_` and 26 base32 characters for the ids this crate makes).
@@ -95,7 +95,7 @@ pub fn check_job_text(what: &'static str, text: &str) -> Result<(), ValidationEr
 impl FromStr for JobId {
     type Err = ValidationError;
 
-    /// A job id: 1 to 128 of `A-Z a-z 0-9 _ -`.
+    /// A job id: 1 to 4096 of `A-Z a-z 0-9 _ -`.
     fn from_str(text: &str) -> Result<Self, ValidationError> {
         check_job_text("job id", text)?;
         if !text
@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(a.as_str().parse::<JobId>().unwrap(), a);
         assert!("".parse::<JobId>().is_err());
         assert!("a/b".parse::<JobId>().is_err());
-        assert!("x".repeat(129).parse::<JobId>().is_err());
+        assert!("x".repeat(4097).parse::<JobId>().is_err());
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), a);
         assert!(serde_json::from_str::<JobId>("\"bad id\"").is_err());

@@ -168,8 +168,8 @@ impl Entry {
         )
     }
 
-    /// The job as the journal knows it. An entry with no rid is [`JobState::Uncertain`] here:
-    /// only the process submitting it right now knows it is merely submitting.
+    /// The job as the journal knows it. An entry with no rid is [`JobState::Submitting`] for
+    /// [`SUBMIT_SETTLE`] after its intent was recorded, [`JobState::Uncertain`] after that.
     pub fn snapshot(&self) -> JobSnapshot {
         let intent = &self.intent;
         let mut job = JobSnapshot::new(intent.job.clone(), intent.input.clone(), intent.strategy.clone());
@@ -180,7 +180,14 @@ impl Entry {
         job.status.clone_from(&self.status);
         job.progress = self.progress;
         match &self.state {
-            EntryState::Intended => job.state = JobState::Uncertain,
+            EntryState::Intended => {
+                let age = SystemTime::now().duration_since(intent.at).unwrap_or_default();
+                job.state = if age < SUBMIT_SETTLE {
+                    JobState::Submitting
+                } else {
+                    JobState::Uncertain
+                };
+            }
             EntryState::NotSubmitted { reason } => {
                 job.state = JobState::NotSubmitted;
                 job.reason = Some(reason.clone());
@@ -205,6 +212,10 @@ impl Entry {
         job
     }
 }
+
+/// How long a recorded intent with no answer yet may still be a submit under way in its
+/// process (an upload takes time); older, it is uncertain: a job may exist and be billed.
+pub const SUBMIT_SETTLE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What [`Journal::claim`] found: a new entry, or the one that already holds the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,15 +382,18 @@ pub trait Journal: Send + Sync + fmt::Debug {
     }
 
     /// Records `intent` unless an entry already holds its key — **one atomic step**, across
-    /// every process sharing the journal, so two starts of one key make one submit. An intent
-    /// without a key is always recorded.
+    /// every process sharing the journal, so two starts of one key make one submit. An entry
+    /// that was provably not submitted gives its key up (a new submit of it bills nothing
+    /// twice); an intent without a key is always recorded.
     ///
     /// The default looks the key up, then records: correct for one process, not across several.
     /// A journal shared by processes must override it (both journals of this project do).
     async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
         if let Some(key) = &intent.key {
             if let Some(entry) = self.by_key(key).await? {
-                return Ok(Claim::Existing(Box::new(entry)));
+                if !matches!(entry.state, EntryState::NotSubmitted { .. }) {
+                    return Ok(Claim::Existing(Box::new(entry)));
+                }
             }
         }
         self.intend(intent).await.map(Claim::Created)

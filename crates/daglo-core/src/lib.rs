@@ -70,7 +70,9 @@ pub use error::{DecodeError, ValidationError, error_chain};
 #[doc(hidden)]
 pub use error::{EXCERPT_CHARS, excerpt};
 pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
-pub use journal::{Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery};
+pub use journal::{
+    Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery, SUBMIT_SETTLE,
+};
 pub use language::Language;
 pub use offset::TimeOffset;
 pub use options::{

@@ -306,14 +306,26 @@ impl Journal for SqliteJournal {
 
     async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
         self.run(move |connection| {
-            if let Some(id) = insert(connection, &intent)? {
-                return Ok(Claim::Created(id));
-            }
-            // The unique index refused the key: the entry holding it is the job.
-            connection
-                .query_row(&format!("{SELECT} WHERE key = ?1"), params![intent.key], entry)
-                .map(|entry| Claim::Existing(Box::new(entry)))
-                .map_err(failed("cannot read the journal"))
+            // One write transaction: the holder read, released and replaced atomically.
+            let transaction = connection
+                .unchecked_transaction()
+                .map_err(failed("cannot write the journal"))?;
+            transaction
+                .execute(
+                    "UPDATE jobs SET key = NULL WHERE key = ?1 AND not_submitted IS NOT NULL",
+                    params![intent.key],
+                )
+                .map_err(failed("cannot write the journal"))?;
+            let claim = match insert(&transaction, &intent)? {
+                Some(id) => Claim::Created(id),
+                // The unique index refused the key: the entry holding it is the job.
+                None => transaction
+                    .query_row(&format!("{SELECT} WHERE key = ?1"), params![intent.key], entry)
+                    .map(|entry| Claim::Existing(Box::new(entry)))
+                    .map_err(failed("cannot read the journal"))?,
+            };
+            transaction.commit().map_err(failed("cannot write the journal"))?;
+            Ok(claim)
         })
         .await
     }

@@ -88,14 +88,18 @@ static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Records an entry unless its key is held: `{1, id}` for a new entry, `{0, id}` for the
-/// holder. KEYS: sequence, entries, latest, keys, jobs. ARGV: entry key prefix, input, caller
+/// Records an entry unless its key is held (by an entry that was submitted or may have been;
+/// a provably not-submitted holder gives the key up): `{1, id}` for a new entry, `{0, id}` for
+/// the holder. KEYS: sequence, entries, latest, keys, jobs. ARGV: entry key prefix, input, caller
 /// key (`''` for none), job id, then the entry's field/value pairs.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "if ARGV[3] ~= '' then \
            local held = redis.call('HGET', KEYS[4], ARGV[3]) \
-           if held then return {0, tonumber(held)} end \
+           if held and redis.call('HGET', ARGV[1] .. held, 'state') ~= 'not_submitted' then \
+             return {0, tonumber(held)} \
+           end \
+           if held then redis.call('HDEL', ARGV[1] .. held, 'key') end \
          end \
          local id = redis.call('INCR', KEYS[1]) \
          redis.call('HSET', ARGV[1] .. id, unpack(ARGV, 5)) \

@@ -94,6 +94,16 @@ impl ResultDelivery for HybridDelivery {
             window: self.window,
         }))
     }
+
+    /// The callback side registered again; polling joins once the rid is known.
+    async fn reattach(&self, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let callback = self.callbacks.reattach(job_key).await?;
+        Ok(Box::new(HybridTicket {
+            callback: Some(callback),
+            polling: self.polling.clone(),
+            window: self.window,
+        }))
+    }
 }
 
 /// Hybrid's phase two: the callback ticket, and the poller to fall back on.
@@ -108,6 +118,13 @@ struct HybridTicket {
 impl Ticket for HybridTicket {
     fn job_key(&self) -> Option<&str> {
         self.callback.as_ref().and_then(|ticket| ticket.job_key())
+    }
+
+    async fn claimed_rid(&mut self) -> Option<Rid> {
+        match &mut self.callback {
+            Some(callback) => callback.claimed_rid().await,
+            None => None,
+        }
     }
 
     async fn wait(

@@ -179,6 +179,9 @@ pub struct RecoveryReport {
     /// Jobs whose submit may have created a job whose rid was never recorded: a job may exist
     /// and be billed. Never submitted again; check them at the service.
     pub uncertain: Vec<JobSnapshot>,
+    /// Those of the uncertain jobs whose callback registration was made again: a callback that
+    /// names the rid turns one into a running job, followed to its end.
+    pub listening: Vec<JobId>,
 }
 
 /// Why a result could not be stored or read.

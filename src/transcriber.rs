@@ -870,6 +870,10 @@ impl Transcriber {
                     };
                     view.snapshot.reason = Some(e.to_string());
                 });
+                if created && ticket.job_key().is_some() {
+                    // The job may run: its callbacks, which carry its rid, can still settle it.
+                    self.listen_for_rid(cell, ticket);
+                }
                 return Err(TranscribeError::Submit(e));
             }
         };
@@ -965,6 +969,29 @@ impl Transcriber {
         self.table.insert(cell.clone());
         self.follow(cell.clone(), rid.clone(), None, entry.intent.callback_key.clone());
         Some(cell)
+    }
+
+    /// An uncertain job whose registration lives on (`ticket`): when a callback names its rid,
+    /// the job is recorded as submitted and followed to its end like any other.
+    fn listen_for_rid(&self, cell: Arc<Cell>, mut ticket: Box<dyn Ticket>) {
+        let this = self.clone();
+        self.table.spawn(async move {
+            let Some(rid) = ticket.claimed_rid().await else {
+                return; // The registration ended first: the job stays uncertain.
+            };
+            if let (Some(journal), Some(entry)) = (&this.journal, cell.entry.get().copied())
+                && let Err(e) = journal.submitted(entry, &rid).await
+            {
+                warn!(error = %daglo_core::error_chain(&e), "could not record the rid a callback named");
+            }
+            cell.update(|view| {
+                view.snapshot.state = JobState::Running;
+                view.snapshot.rid = Some(rid.clone());
+                view.snapshot.reason = None;
+            });
+            let waited = this.wait_recording(&cell, ticket, rid).await;
+            this.settle(&cell, waited).await;
+        });
     }
 
     /// Waits for `rid` in the background — with `ticket` from the submit, or resumed (by its
@@ -1309,12 +1336,30 @@ impl Transcriber {
                 report.resumed.push(id);
             }
         }
-        report.uncertain = recovery
-            .uncertain
-            .iter()
-            .filter(|entry| self.table.get(&entry.intent.job).is_none())
-            .map(Entry::snapshot)
-            .collect();
+        for entry in &recovery.uncertain {
+            if self.table.get(&entry.intent.job).is_some() {
+                continue;
+            }
+            let mut snapshot = entry.snapshot();
+            snapshot.state = JobState::Uncertain;
+            // With its registration key kept, a callback naming the rid can still settle it.
+            if let Some(key) = &entry.intent.callback_key
+                && let Ok(ticket) = self.delivery.reattach(key).await
+            {
+                let cell = Cell::new(snapshot.clone(), Some(entry.id));
+                if let Some(key) = &entry.intent.key {
+                    self.table
+                        .keys
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key.clone(), entry.intent.job.clone());
+                }
+                self.table.insert(cell.clone());
+                self.listen_for_rid(cell, ticket);
+                report.listening.push(entry.intent.job.clone());
+            }
+            report.uncertain.push(snapshot);
+        }
         Ok(report)
     }
 }

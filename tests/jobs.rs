@@ -432,3 +432,72 @@ async fn a_process_killed_mid_job_restarts_and_its_final_callback_ends_the_job()
     .await
     .expect("within the deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertain_submit_settles_when_a_callback_names_its_rid() {
+    use daglo::callback::{CallbackDelivery, FinalCallbacks};
+
+    tokio::time::timeout(DEADLINE, async {
+        // The service creates the job but answers the submit too late for the client: the
+        // submit is uncertain. Its callbacks, which carry the rid, then settle it.
+        let planner = daglo::sim::Planner::new(|_, plan| {
+            plan.faults.slow_answers = Some(Duration::from_secs(3));
+        });
+        let sim = Simulator::start(
+            SimConfig::default()
+                .rate_limit(None)
+                .processing_time(Duration::from_millis(800))
+                .planner(planner),
+        )
+        .await
+        .unwrap();
+        let client = Client::builder()
+            .token(sim.token())
+            .base_url(sim.base_url())
+            .request_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let (callbacks, server) =
+            CallbackDelivery::loopback(client.clone(), |c| c.finals(FinalCallbacks::TrustBody))
+                .await
+                .unwrap();
+        let dir = dir("settle");
+        let journal = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
+        let transcriber = Transcriber::new(client, callbacks).with_journal(journal.clone());
+        let failed = transcriber
+            .start(
+                Input::url("https://example.com/a.wav").key("late-answer"),
+                &JobOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(failed.may_have_created_job(), "{failed:?}");
+        let job = transcriber
+            .jobs(JobFilter::default().key("late-answer"))
+            .await
+            .unwrap()
+            .pop()
+            .expect("the job is listed under its key");
+        assert_eq!(job.state, JobState::Uncertain);
+        // Wait for the settled job (the journal is read; nothing here sleeps to synchronise).
+        let settled = loop {
+            let now = transcriber.job(&job.id).await.unwrap().unwrap();
+            if now.state == JobState::Finished {
+                break now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(settled.rid.as_ref(), sim.jobs().first().map(|j| &j.rid));
+        let entry = journal.by_job(&job.id).await.unwrap().unwrap();
+        assert!(
+            matches!(entry.state, daglo::journal::EntryState::Finished { .. }),
+            "{entry:?}"
+        );
+        assert_eq!(sim.jobs().len(), 1, "settled, never submitted again");
+        transcriber.shutdown().await;
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -116,6 +116,24 @@ impl Ticket for CallbackTicket {
         Some(self.registration.key.as_str())
     }
 
+    async fn claimed_rid(&mut self) -> Option<Rid> {
+        let registry = &self.delivery.inner.registry;
+        let mut view = registry.subscribe(&self.registration.key).await.ok()??;
+        let deadline = tokio::time::Instant::from_std(self.registration.expires_at);
+        loop {
+            {
+                let now = view.borrow_and_update();
+                if let Some(rid) = now.rid.clone().or_else(|| now.claimed_rid.clone()) {
+                    return Some(rid);
+                }
+            }
+            match tokio::time::timeout_at(deadline, view.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+
     async fn wait(
         self: Box<Self>,
         rid: Rid,
@@ -325,6 +343,10 @@ impl ResultDelivery for CallbackDelivery {
     /// this delivery's key secret) so its later callbacks are accepted, and follows it. A job
     /// still registered (a shared registry) keeps what its registration holds.
     async fn resume_registered(&self, _rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        self.reattach(job_key).await
+    }
+
+    async fn reattach(&self, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
         self.reregister(job_key)
             .await
             .map_err(|reason| DeliveryError::Prepare { reason })?;

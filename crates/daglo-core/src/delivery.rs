@@ -75,6 +75,16 @@ pub trait ResultDelivery: Send + Sync + fmt::Debug {
         let _ = job_key;
         self.resume(rid)
     }
+
+    /// A ticket for a job whose submit answer never came (no rid), by its kept registration
+    /// key, registered again: its [`claimed_rid`](Ticket::claimed_rid) settles the job when a
+    /// callback names it. Strategies without registrations answer [`DeliveryError::Prepare`].
+    async fn reattach(&self, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+        let _ = job_key;
+        Err(DeliveryError::Prepare {
+            reason: format!("the {} strategy registers no jobs to reattach", self.name()),
+        })
+    }
 }
 
 /// A strategy behind a `Box` or an `Arc` is a strategy too.
@@ -96,6 +106,10 @@ macro_rules! forward_delivery {
 
             async fn resume_registered(&self, rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
                 (**self).resume_registered(rid, job_key).await
+            }
+
+            async fn reattach(&self, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
+                (**self).reattach(job_key).await
             }
         }
     };
@@ -122,6 +136,14 @@ pub trait Ticket: Send + fmt::Debug {
         rid: Rid,
         observer: &dyn ProgressObserver,
     ) -> Result<Outcome, DeliveryError>;
+
+    /// For a submit whose answer never came: waits until the job itself names its rid (a
+    /// callback to its registration carries it), for as long as the registration lives. `None`
+    /// at once for strategies that hear nothing before they know the rid (polling), or when the
+    /// registration ends first.
+    async fn claimed_rid(&mut self) -> Option<Rid> {
+        None
+    }
 }
 
 /// How a job ended, as far as the waiter knows.

@@ -70,7 +70,7 @@
 //! | [`models`] | — | — | every request and answer field of the API |
 //!
 //! Examples (`cargo run --example NAME`): `quickstart`, `switch_strategy`, `axum_receiver`,
-//! `resume`.
+//! `resume`, `jobs_service`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod jobs;

@@ -694,7 +694,7 @@ fn options_digest(options: &JobOptions) -> String {
 /// The key secret a journal keeps, in the form the callback settings take.
 #[cfg(feature = "callback")]
 type KeptSecret = daglo_callback::Secret;
-#[cfg(not(feature = "callback"))]
+#[cfg(all(feature = "poll", not(feature = "callback")))]
 type KeptSecret = ();
 
 /// The journal's key secret, when `config` uses callbacks and names none of its own.

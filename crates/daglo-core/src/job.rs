@@ -478,12 +478,12 @@ pub mod rfc3339 {
         era * 146_097 + doe - 719_468
     }
 
-    /// Serialises as [`format`].
+    /// Serialises as [`format()`].
     pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&format(*time))
     }
 
-    /// Deserialises with [`parse`].
+    /// Deserialises with [`parse()`].
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(deserializer)?;
         parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))

@@ -23,12 +23,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     not_submitted   TEXT,
     rid             TEXT,
     outcome         TEXT,
-    result          TEXT
+    result          TEXT,
+    job_id          TEXT,
+    key             TEXT,
+    labels          TEXT,
+    callback_key    TEXT,
+    status          TEXT,
+    progress        INTEGER,
+    updated_at_ms   INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_input ON jobs (input);
 ";
 
-/// Columns added since the first version, each added to an older journal when it is opened.
+/// Columns added since the first version (a fresh journal has them from the start), each added
+/// to an older journal when it is opened.
 const ADDED: [(&str, &str); 7] = [
     ("job_id", "TEXT"),
     ("key", "TEXT"),
@@ -169,8 +177,21 @@ impl SqliteJournal {
     }
 }
 
-/// Adds the columns and indexes an older journal lacks.
+/// Adds the columns and indexes an older journal lacks — in one write transaction, so that
+/// processes opening one journal at once add each column once.
 fn migrate(connection: &Connection) -> Result<(), JournalError> {
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed("cannot lock the journal to upgrade it"))?;
+    let upgraded = add_columns(connection);
+    let end = if upgraded.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = connection
+        .execute_batch(end)
+        .map_err(failed("cannot upgrade the journal"));
+    upgraded.and(ended)
+}
+
+fn add_columns(connection: &Connection) -> Result<(), JournalError> {
     let mut statement = connection
         .prepare("SELECT name FROM pragma_table_info('jobs')")
         .map_err(failed("cannot read the journal's table"))?;

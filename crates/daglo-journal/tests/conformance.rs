@@ -78,3 +78,25 @@ async fn a_journal_from_before_jobs_had_ids_opens_and_reads() {
     );
     assert_eq!(journal.recover().await.unwrap().pending.len(), 1);
 }
+
+#[test]
+fn processes_opening_one_old_journal_at_once_upgrade_it_once() {
+    let path = path("upgrade-race");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, input TEXT NOT NULL, \
+             options_digest TEXT NOT NULL, strategy TEXT NOT NULL, intended_at_ms INTEGER NOT NULL, \
+             not_submitted TEXT, rid TEXT, outcome TEXT, result TEXT);",
+        )
+        .unwrap();
+    let openers: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || SqliteJournal::open(&path).map(|_| ()))
+        })
+        .collect();
+    for opener in openers {
+        opener.join().unwrap().expect("every opener succeeds");
+    }
+}

@@ -306,3 +306,60 @@ async fn the_redis_journal_passes_the_journal_conformance_checks_and_claims_a_ke
     .await
     .expect("within the deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_transcribers_on_one_redis_journal_start_each_key_once() {
+    let Some(redis) = support::redis("two_transcribers_on_one_redis_journal_start_each_key_once").await
+    else {
+        return;
+    };
+    let url = redis.url.clone();
+    let namespace = support::namespace("jobs");
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        let sim = daglo::sim::Simulator::start(
+            daglo::sim::SimConfig::default()
+                .rate_limit(None)
+                .processing_time(std::time::Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+        let client = daglo::sim::client(&sim).unwrap();
+        let replica = |store| {
+            daglo::Transcriber::polling(client.clone())
+                .with_journal(Arc::new(RedisJournal::new(store, "jobs")))
+        };
+        let a = replica(support::store(&url, &namespace).await);
+        let b = replica(support::store(&url, &namespace).await);
+        let options = JobOptions::default();
+        let mut ids = Vec::new();
+        for round in 0..6 {
+            let input = || {
+                daglo::Input::url(format!("https://example.com/{round}.wav"))
+                    .key(format!("meeting-{round}"))
+                    .label("team", "sales")
+            };
+            let (x, y) = tokio::join!(a.start(input(), &options), b.start(input(), &options));
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert_eq!(x.id(), y.id(), "one key, one job");
+            assert!(x.is_new() != y.is_new(), "exactly one replica submitted");
+            ids.push(x.id());
+        }
+        assert_eq!(sim.jobs().len(), 6);
+        for id in &ids {
+            assert!(matches!(
+                a.outcome(id).await,
+                Ok(Outcome::Transcript { .. }) | Err(daglo::TranscribeError::ResultNotKept { .. })
+            ));
+        }
+        // Both replicas list every job from the shared journal, filtered by label.
+        let listed = b
+            .jobs(daglo::JobFilter::default().label("team", "sales"))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 6);
+        a.shutdown().await;
+        b.shutdown().await;
+    })
+    .await
+    .expect("within the deadline");
+}

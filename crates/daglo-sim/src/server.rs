@@ -86,6 +86,24 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     Ok(answer)
 }
 
+/// The most of a refused request's body read before its early answer (a refusal is not worth
+/// reading gigabytes for).
+const EARLY_DRAIN_BYTES: u64 = 64 << 20;
+
+/// Reads and drops a request body, at most `limit` bytes of it.
+async fn drain(mut body: Incoming, limit: u64) {
+    use http_body_util::BodyExt;
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > limit {
+                return;
+            }
+        }
+    }
+}
+
 /// Auth, then the rate limit, then injected error bursts, then the endpoint itself.
 async fn guarded(
     shared: &Arc<Shared>,
@@ -98,14 +116,24 @@ async fn guarded(
         .headers()
         .get(AUTHORIZATION)
         .is_some_and(|value| value.as_bytes() == expected.as_bytes());
-    if !authorized {
-        return error(401, "missing or invalid API token");
-    }
-    if !shared.within_rate_limit(endpoint) {
-        return error(429, "too many requests");
-    }
-    if let Some(status) = shared.take_injected(endpoint) {
-        return error(status, "injected failure");
+    let early = if !authorized {
+        Some(error(401, "missing or invalid API token"))
+    } else if !shared.within_rate_limit(endpoint) {
+        Some(error(429, "too many requests"))
+    } else {
+        shared
+            .take_injected(endpoint)
+            .map(|status| error(status, "injected failure"))
+    };
+    if let Some(answer) = early {
+        // Read what the client is still sending, as a server that reads its requests does:
+        // the answer then reaches it, rather than a connection reset mid-upload.
+        drain(
+            request.into_body(),
+            shared.config.max_upload_bytes.min(EARLY_DRAIN_BYTES),
+        )
+        .await;
+        return answer;
     }
     match route {
         Route::Submit => submit(shared, request).await,

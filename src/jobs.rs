@@ -359,6 +359,10 @@ impl ResultStore for DirResults {
     }
 }
 
+/// How many jobs a transcriber keeps in memory before it lets go of ended ones (with their
+/// outcomes): a long-running service does not grow without bound.
+pub(crate) const MEMORY_JOBS: usize = 4096;
+
 /// Events a stream may fall behind by before it catches up from the snapshot.
 const EVENT_BUFFER: usize = 256;
 
@@ -474,7 +478,7 @@ impl Cell {
 }
 
 /// The jobs a transcriber follows, by id, and the keys it has started (for idempotency when
-/// there is no journal).
+/// there is no journal). Lock order: `keys` before `cells`.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub(crate) cells: Mutex<HashMap<JobId, Arc<Cell>>>,
@@ -491,12 +495,30 @@ impl Table {
             .cloned()
     }
 
+    /// Lists `cell`; past [`MEMORY_JOBS`] jobs in memory, the ended ones that changed longest
+    /// ago are let go (the journal and the result store still answer for them).
     pub(crate) fn insert(&self, cell: Arc<Cell>) {
         let id = cell.view.borrow().snapshot.id.clone();
-        self.cells
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, cell);
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        cells.insert(id, cell);
+        if cells.len() <= MEMORY_JOBS {
+            return;
+        }
+        let mut ended: Vec<(SystemTime, JobId)> = cells
+            .iter()
+            .filter_map(|(id, cell)| {
+                let view = cell.view.borrow();
+                let job = &view.snapshot;
+                is_final(job.state).then(|| (job.updated_at, id.clone()))
+            })
+            .collect();
+        ended.sort();
+        let excess = cells.len() - MEMORY_JOBS / 2;
+        // The key map is not touched here (its lock comes first, and a start holds it while
+        // listing its cell); a start drops the keys of jobs let go.
+        for (_, id) in ended.into_iter().take(excess) {
+            cells.remove(&id);
+        }
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Cell>> {
@@ -685,5 +707,34 @@ pub(crate) fn state_of(outcome: &Outcome) -> (JobState, Option<OutcomeKind>) {
         Some(kind) if kind.is_success() => (JobState::Finished, Some(kind)),
         Some(kind) => (JobState::Failed, Some(kind)),
         None => (JobState::GaveUp, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(state: JobState) -> Arc<Cell> {
+        let mut snapshot = JobSnapshot::new(JobId::random(), "a.wav", "polling");
+        snapshot.state = state;
+        Cell::new(snapshot, None)
+    }
+
+    #[test]
+    fn memory_lets_ended_jobs_go_and_keeps_running_ones() {
+        let table = Table::default();
+        let running: Vec<Arc<Cell>> = (0..10).map(|_| cell(JobState::Running)).collect();
+        for cell in &running {
+            table.insert(cell.clone());
+        }
+        for _ in 0..MEMORY_JOBS {
+            table.insert(cell(JobState::Finished));
+        }
+        let held = table.all().len();
+        assert!(held <= MEMORY_JOBS, "{held} jobs in memory");
+        for cell in &running {
+            let id = cell.view.borrow().snapshot.id.clone();
+            assert!(table.get(&id).is_some(), "a running job is never let go");
+        }
     }
 }

@@ -765,6 +765,11 @@ impl Transcriber {
         // One start per key in this process: the cell is listed under the key before any await.
         let cell = {
             let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if keys.len() > crate::jobs::MEMORY_JOBS {
+                // Drop the keys of jobs let go from memory (the journal still holds them).
+                let cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+                keys.retain(|_, id| cells.contains_key(id));
+            }
             // A job that was provably not submitted gives its key up: starting it again is safe.
             if let Some(existing) = key
                 .as_ref()
@@ -1298,8 +1303,8 @@ impl Transcriber {
             }
         }
         {
-            let mut cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
             let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
             for id in &pruned {
                 if let Some(cell) = cells.remove(id)
                     && let Some(key) = &cell.view.borrow().snapshot.key

@@ -453,9 +453,9 @@ impl Cell {
                 let eta = {
                     let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
                     let at = self.started.elapsed();
-                    let before = tracker.0.clone();
                     tracker.0.observe(at, *percent, 0.5);
-                    if before.predicted_remaining(at).is_none() || percent.is_some() {
+                    // Without a percent there is no prediction, and so no stall to measure.
+                    if percent.is_some() {
                         tracker.1 = Instant::now();
                     }
                     tracker.0.predicted_remaining(at)
@@ -493,6 +493,22 @@ impl Table {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// Lists `cell` under its id and, when it has one, its key: a job taken up from the
+    /// journal.
+    pub(crate) fn track(&self, cell: Arc<Cell>) {
+        let (id, key) = {
+            let view = cell.view.borrow();
+            (view.snapshot.id.clone(), view.snapshot.key.clone())
+        };
+        if let Some(key) = key {
+            self.keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, id);
+        }
+        self.insert(cell);
     }
 
     /// Lists `cell`; past [`MEMORY_JOBS`] jobs in memory, the ended ones that changed longest

@@ -771,14 +771,15 @@ impl Transcriber {
                 keys.retain(|_, id| cells.contains_key(id));
             }
             // A job that was provably not submitted gives its key up: starting it again is safe.
-            if let Some(existing) = key
+            if let Some(snapshot) = key
                 .as_ref()
                 .and_then(|k| keys.get(k))
                 .and_then(|id| self.table.get(id))
-                && existing.snapshot().state != JobState::NotSubmitted
+                .map(|existing| existing.snapshot())
+                .filter(|snapshot| snapshot.state != JobState::NotSubmitted)
             {
                 return Ok(Job {
-                    snapshot: existing.snapshot(),
+                    snapshot,
                     created: false,
                 });
             }
@@ -828,30 +829,25 @@ impl Transcriber {
                     .with_callback_key(ticket.job_key().map(str::to_owned));
                 match self.claim(journal.as_ref(), intent).await {
                     Ok(Claim::Created(entry)) => Some(entry),
-                    Ok(Claim::Existing(entry)) => {
-                        // Another start (another process) holds the key: that is the job.
+                    other => {
+                        // Not ours to submit: the key's holder is the job, or the claim failed.
                         forget();
                         drop(ticket);
-                        let snapshot = self
-                            .adopt(&entry)
-                            .map_or_else(|| entry.snapshot(), |cell| cell.snapshot());
-                        return Ok(Job {
-                            snapshot,
-                            created: false,
-                        });
-                    }
-                    Ok(_) => {
-                        forget();
-                        return Err(TranscribeError::Journal {
-                            rid: None,
-                            source: JournalError::message(
-                                "the journal answered the claim in a way this version does not know",
-                            ),
-                        });
-                    }
-                    Err(source) => {
-                        forget();
-                        return Err(TranscribeError::Journal { rid: None, source });
+                        return match other {
+                            Ok(Claim::Existing(entry)) => Ok(Job {
+                                snapshot: self
+                                    .adopt(&entry)
+                                    .map_or_else(|| entry.snapshot(), |cell| cell.snapshot()),
+                                created: false,
+                            }),
+                            Err(source) => Err(TranscribeError::Journal { rid: None, source }),
+                            Ok(_) => Err(TranscribeError::Journal {
+                                rid: None,
+                                source: JournalError::message(
+                                    "the journal answered the claim in a way this version does not know",
+                                ),
+                            }),
+                        };
                     }
                 }
             }
@@ -964,14 +960,7 @@ impl Transcriber {
             return None;
         };
         let cell = Cell::new(entry.snapshot(), Some(entry.id));
-        if let Some(key) = &entry.intent.key {
-            self.table
-                .keys
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone(), entry.intent.job.clone());
-        }
-        self.table.insert(cell.clone());
+        self.table.track(cell.clone());
         self.follow(cell.clone(), rid.clone(), None, entry.intent.callback_key.clone());
         Some(cell)
     }
@@ -1128,11 +1117,18 @@ impl Transcriber {
     pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSnapshot>, TranscribeError> {
         let mut found: std::collections::HashMap<JobId, JobSnapshot> = std::collections::HashMap::new();
         if let Some(journal) = &self.journal {
-            for entry in journal
-                .entries()
-                .await
-                .map_err(|source| TranscribeError::Journal { rid: None, source })?
-            {
+            let journal_error = |source| TranscribeError::Journal { rid: None, source };
+            // A key names one entry at most: look it up rather than read every entry.
+            let entries = match &filter.key {
+                Some(key) => journal
+                    .by_key(key)
+                    .await
+                    .map_err(journal_error)?
+                    .into_iter()
+                    .collect(),
+                None => journal.entries().await.map_err(journal_error)?,
+            };
+            for entry in entries {
                 let snapshot = entry.snapshot();
                 found.insert(snapshot.id.clone(), snapshot);
             }
@@ -1352,14 +1348,7 @@ impl Transcriber {
                 && let Ok(ticket) = self.delivery.reattach(key).await
             {
                 let cell = Cell::new(snapshot.clone(), Some(entry.id));
-                if let Some(key) = &entry.intent.key {
-                    self.table
-                        .keys
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key.clone(), entry.intent.job.clone());
-                }
-                self.table.insert(cell.clone());
+                self.table.track(cell.clone());
                 self.listen_for_rid(cell, ticket);
                 report.listening.push(entry.intent.job.clone());
             }

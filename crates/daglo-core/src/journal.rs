@@ -344,6 +344,14 @@ impl JournalError {
             source: None,
         }
     }
+
+    /// [`Journal::intend`] refused `key`: another entry holds it ([`Journal::claim`] says which).
+    pub fn key_held(key: Option<&str>) -> Self {
+        Self::message(format!(
+            "the key `{}` is held by another entry",
+            key.unwrap_or_default().escape_debug()
+        ))
+    }
 }
 
 /// A durable record of jobs, written at each step of a submit so a crash loses nothing: the

@@ -315,12 +315,7 @@ impl Journal for SqliteJournal {
 
     async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
         self.run(move |connection| {
-            insert(connection, &intent)?.ok_or_else(|| {
-                JournalError::message(format!(
-                    "the key `{}` is held by another entry",
-                    intent.key.as_deref().unwrap_or_default().escape_debug()
-                ))
-            })
+            insert(connection, &intent)?.ok_or_else(|| JournalError::key_held(intent.key.as_deref()))
         })
         .await
     }

@@ -187,10 +187,7 @@ impl Journal for RedisJournal {
         let key = intent.key.clone();
         match self.claim(intent).await? {
             Claim::Created(id) => Ok(id),
-            _ => Err(JournalError::message(format!(
-                "the key `{}` is held by another entry",
-                key.as_deref().unwrap_or_default().escape_debug()
-            ))),
+            _ => Err(JournalError::key_held(key.as_deref())),
         }
     }
 

@@ -210,6 +210,13 @@ pub trait ResultStore: Send + Sync + fmt::Debug {
     /// Keeps `outcome` (a transcript, an empty result or a failure) for `job`; durable when the
     /// future completes. Returns a reference to record in the journal (a path, never the text).
     async fn put(&self, job: &JobId, outcome: &Outcome) -> Result<String, ResultError>;
+    /// Keeps `outcome` for the job `job` describes — what the transcriber calls, before it
+    /// records the job finished. A store that names its files after the job's key or labels
+    /// (the CLI's output directory does) reads them here; the default keeps by id
+    /// ([`put`](ResultStore::put)).
+    async fn put_job(&self, job: &JobSnapshot, outcome: &Outcome) -> Result<String, ResultError> {
+        self.put(&job.id, outcome).await
+    }
     /// The outcome kept for `job`, if any.
     async fn get(&self, job: &JobId) -> Result<Option<Outcome>, ResultError>;
     /// Keeps the job's subtitles.
@@ -377,8 +384,18 @@ const STALL_FLOOR: Duration = Duration::from_secs(60);
 pub(crate) struct View {
     pub(crate) snapshot: JobSnapshot,
     pub(crate) outcome: Option<Outcome>,
+    /// Why the outcome, fetched, is not kept or not recorded finished.
+    pub(crate) unkept: Option<Unkept>,
     /// Why the wait stopped without an outcome.
     pub(crate) stopped: Option<String>,
+}
+
+/// Why a fetched outcome is not kept (the result store failed) or not recorded finished (the
+/// journal failed): [`outcome`](crate::Transcriber::outcome) says so, with the outcome.
+#[derive(Debug, Clone)]
+pub(crate) enum Unkept {
+    Results(Arc<ResultError>),
+    Journal(Arc<daglo_core::JournalError>),
 }
 
 /// The live record of one job this process follows.
@@ -404,6 +421,7 @@ impl Cell {
             view: watch::Sender::new(View {
                 snapshot,
                 outcome: None,
+                unkept: None,
                 stopped: None,
             }),
             entry: recorded,

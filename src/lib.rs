@@ -86,7 +86,7 @@ pub use daglo_core::{
     Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId,
     JobOptions, JobOptionsBuilder, JobSnapshot, JobState, Language, Outcome, ProgressEvent, ProgressObserver,
     ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
-    Word, error_chain,
+    Word, error_chain, fnv1a64, rfc3339,
 };
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]

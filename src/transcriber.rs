@@ -99,6 +99,34 @@ pub enum TranscribeError {
     /// The result store could not be read or written.
     #[error("the result store failed")]
     Results(#[source] ResultError),
+    /// The job ended and its result was fetched, but the result store could not keep it, even
+    /// after retries (a full disk, say). The result is here ([`TranscribeError::fetched`]);
+    /// the journal does not call the job finished, so a restart fetches it again (not billed
+    /// again) instead of finding nothing.
+    #[error("job `{id}` ended, but its result could not be kept")]
+    Unsaved {
+        /// The job.
+        id: JobId,
+        /// What was fetched.
+        outcome: Box<Outcome>,
+        /// Why the store failed.
+        #[source]
+        source: Arc<ResultError>,
+    },
+    /// The job ended and its result was fetched (and kept, when there is a result store), but
+    /// the journal could not record its end. The result is here
+    /// ([`TranscribeError::fetched`]); the journal still lists the job as running, so a
+    /// restart fetches it again.
+    #[error("job `{id}` ended, but the journal could not record it")]
+    Unrecorded {
+        /// The job.
+        id: JobId,
+        /// What was fetched.
+        outcome: Box<Outcome>,
+        /// Why the journal failed.
+        #[source]
+        source: Arc<JournalError>,
+    },
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
     #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
@@ -127,7 +155,28 @@ impl TranscribeError {
         match self {
             Self::Wait { rid, .. } | Self::Srt { rid, .. } => Some(rid),
             Self::Journal { rid, .. } | Self::Stopped { rid, .. } => rid.as_ref(),
+            Self::Unsaved { outcome, .. } | Self::Unrecorded { outcome, .. } => Some(outcome.rid()),
             _ => None,
+        }
+    }
+
+    /// The outcome that was fetched although keeping or recording it failed
+    /// ([`Unsaved`](TranscribeError::Unsaved), [`Unrecorded`](TranscribeError::Unrecorded)):
+    /// never dropped — write it somewhere.
+    pub fn fetched(&self) -> Option<&Outcome> {
+        match self {
+            Self::Unsaved { outcome, .. } | Self::Unrecorded { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// Whether the journal is gone (its file deleted, its Redis keys flushed): no start can be
+    /// trusted not to submit twice until it is back. See [`JournalError::is_gone`].
+    pub fn is_journal_gone(&self) -> bool {
+        match self {
+            Self::Journal { source, .. } => source.is_gone(),
+            Self::Unrecorded { source, .. } => source.is_gone(),
+            _ => false,
         }
     }
 
@@ -142,9 +191,12 @@ impl TranscribeError {
             | Self::NotSubmitted { .. }
             | Self::Results(_) => false,
             Self::Submit(error) => error.may_have_created_job(),
-            Self::Wait { .. } | Self::ResultNotKept { .. } | Self::Uncertain { .. } | Self::Srt { .. } => {
-                true
-            }
+            Self::Wait { .. }
+            | Self::ResultNotKept { .. }
+            | Self::Uncertain { .. }
+            | Self::Srt { .. }
+            | Self::Unsaved { .. }
+            | Self::Unrecorded { .. } => true,
             Self::Journal { rid, .. } | Self::Stopped { rid, .. } => rid.is_some(),
         }
     }
@@ -549,7 +601,7 @@ impl Transcriber {
         let entry = match &self.journal {
             Some(journal) => Some(
                 journal
-                    .intend(Intent::new(input, options_digest(options), self.strategy()))
+                    .intend(Intent::new(input, options.digest(), self.strategy()))
                     .await
                     .map_err(journal_error(None))?,
             ),
@@ -681,14 +733,32 @@ impl Transcriber {
     }
 }
 
-/// A digest of the caller's options, so a journal can tell two submits of one input apart
-/// without keeping the options (FNV-1a, 64 bits: a change detector, not a secret).
-fn options_digest(options: &JobOptions) -> String {
-    let json = serde_json::to_vec(options).unwrap_or_default();
-    let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("fnv1a64:{hash:016x}")
+
+/// How often keeping a result is tried before the job is reported unsaved.
+const KEEP_TRIES: u32 = 3;
+
+/// The waits between those tries.
+const KEEP_BACKOFF: daglo_core::Backoff =
+    daglo_core::Backoff::new(std::time::Duration::from_millis(200), 2.0, std::time::Duration::from_secs(2));
+
+/// Keeps `outcome` in `store`, trying again (the project's one backoff) when it fails.
+async fn keep(store: &dyn ResultStore, job: &JobSnapshot, outcome: &Outcome) -> Result<String, ResultError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let mut random = daglo_core::SplitMix64::new(u64::from(std::process::id()) << 32 | u64::from(nanos));
+    let mut tried = 1;
+    loop {
+        match store.put_job(job, outcome).await {
+            Ok(kept) => return Ok(kept),
+            Err(e) if tried >= KEEP_TRIES => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(KEEP_BACKOFF.delay(tried, random.unit())).await;
+                tried += 1;
+            }
+        }
+    }
 }
 
 /// The key secret a journal keeps, in the form the callback settings take.
@@ -730,6 +800,43 @@ async fn kept_secret(
 
 /// How often a start waits on another process's submit of the same key, in the journal.
 const PEER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Who holds a claim: this host and process, for a peer's report (no secret).
+fn owner() -> String {
+    static OWNER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("{host}:{}", std::process::id())
+    });
+    OWNER.clone()
+}
+
+/// Renews entry `entry`'s lease every third of [`SUBMIT_LEASE`](daglo_core::SUBMIT_LEASE) on
+/// a task of its own (the upload is never held up by it) until the guard is dropped.
+fn renew_lease(journal: Arc<dyn Journal>, entry: EntryId) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let every = daglo_core::SUBMIT_LEASE / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = journal.renew(entry).await {
+                warn!(error = %daglo_core::error_chain(&e), "could not renew a submit's claim");
+            }
+        }
+    }))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// How long [`Transcriber::srt`] asks again while the service answers `202`.
 pub const SRT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -822,7 +929,8 @@ impl Transcriber {
         let entry = match &self.journal {
             None => None,
             Some(journal) => {
-                let intent = Intent::new(described, options_digest(options), self.strategy())
+                let intent = Intent::new(described, options.digest(), self.strategy())
+                    .with_owner(Some(owner()))
                     .with_job(id.clone())
                     .with_key(key.clone())
                     .with_labels(labels)
@@ -855,7 +963,15 @@ impl Transcriber {
         if let Some(entry) = entry {
             let _ = cell.entry.set(entry);
         }
-        let answer = match self.send(source, &amended).await {
+        // The claim's lease is renewed while the submit lasts (a long upload), so a peer that
+        // finds it waits instead of calling the job uncertain.
+        let renewing = match (&self.journal, entry) {
+            (Some(journal), Some(entry)) => Some(renew_lease(journal.clone(), entry)),
+            _ => None,
+        };
+        let sent = self.send(source, &amended).await;
+        drop(renewing);
+        let answer = match sent {
             Ok(answer) => answer,
             Err(e) => {
                 let created = e.may_have_created_job();
@@ -899,23 +1015,17 @@ impl Transcriber {
         })
     }
 
-    /// Claims the intent's key. A holder whose submit may still be under way in another
-    /// process (its intent younger than [`SUBMIT_SETTLE`](daglo_core::SUBMIT_SETTLE)) is waited
-    /// for: it gets its rid (the same job), or is refused (the key is free again), or grows old
-    /// enough to count as uncertain.
+    /// Claims the intent's key. A holder whose submit is still under way in another process
+    /// (its lease alive: [`Entry::is_leased`]) is waited for: it gets its rid (the same job),
+    /// or is refused (the key is free again), or its owner stops renewing the lease (gone
+    /// mid-submit: uncertain).
     async fn claim(&self, journal: &dyn Journal, intent: Intent) -> Result<Claim, JournalError> {
         loop {
             let claim = journal.claim(intent.clone()).await?;
             let Claim::Existing(entry) = &claim else {
                 return Ok(claim);
             };
-            let young = |entry: &Entry| {
-                matches!(entry.state, EntryState::Intended)
-                    && std::time::SystemTime::now()
-                        .duration_since(entry.intent.at)
-                        .unwrap_or_default()
-                        < daglo_core::SUBMIT_SETTLE
-            };
+            let young = Entry::is_leased;
             if !young(entry) {
                 return Ok(claim);
             }
@@ -1067,19 +1177,25 @@ impl Transcriber {
         };
         let (state, kind) = crate::jobs::state_of(&outcome);
         let mut reference = None;
+        let mut unkept = None;
         if let (Some(store), Some(_)) = (&self.results, &kind) {
-            match store.put(&id, &outcome).await {
+            let job = cell.snapshot();
+            match keep(store.as_ref(), &job, &outcome).await {
                 Ok(kept) => reference = Some(kept),
                 Err(e) => {
-                    warn!(job = %id, error = %daglo_core::error_chain(&e), "could not keep a job's result")
+                    warn!(job = %id, error = %daglo_core::error_chain(&e), "could not keep a job's result; it is not recorded as finished");
+                    unkept = Some(crate::jobs::Unkept::Results(Arc::new(e)));
                 }
             }
         }
-        if let (Some(journal), Some(entry), Some(kind)) = (&self.journal, cell.entry.get().copied(), &kind) {
-            // Not finished in the journal: a restart resumes the job and fetches it again.
-            if let Err(e) = journal.finished(entry, kind, reference.as_deref()).await {
-                warn!(job = %id, error = %daglo_core::error_chain(&e), "could not record a job's end; a restart resumes it");
-            }
+        // Finished in the journal only once the result is kept: otherwise a restart resumes
+        // the job and fetches it again.
+        if unkept.is_none()
+            && let (Some(journal), Some(entry), Some(kind)) = (&self.journal, cell.entry.get().copied(), &kind)
+            && let Err(e) = journal.finished(entry, kind, reference.as_deref()).await
+        {
+            warn!(job = %id, error = %daglo_core::error_chain(&e), "could not record a job's end; a restart resumes it");
+            unkept = Some(crate::jobs::Unkept::Journal(Arc::new(e)));
         }
         cell.update(|view| {
             let job = &mut view.snapshot;
@@ -1093,6 +1209,7 @@ impl Transcriber {
                 job.reason = Some(format!("{reason:?}"));
             }
             view.outcome = Some(outcome);
+            view.unkept = unkept;
         });
     }
 
@@ -1193,7 +1310,19 @@ impl Transcriber {
             {
                 let now = view.borrow_and_update();
                 if let Some(outcome) = &now.outcome {
-                    return Ok(outcome.clone());
+                    return match &now.unkept {
+                        None => Ok(outcome.clone()),
+                        Some(crate::jobs::Unkept::Results(source)) => Err(TranscribeError::Unsaved {
+                            id: id.clone(),
+                            outcome: Box::new(outcome.clone()),
+                            source: source.clone(),
+                        }),
+                        Some(crate::jobs::Unkept::Journal(source)) => Err(TranscribeError::Unrecorded {
+                            id: id.clone(),
+                            outcome: Box::new(outcome.clone()),
+                            source: source.clone(),
+                        }),
+                    };
                 }
                 let job = &now.snapshot;
                 match job.state {

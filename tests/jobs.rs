@@ -441,12 +441,13 @@ async fn an_uncertain_submit_settles_when_a_callback_names_its_rid() {
         // The service creates the job but answers the submit too late for the client: the
         // submit is uncertain. Its callbacks, which carry the rid, then settle it.
         let planner = daglo::sim::Planner::new(|_, plan| {
-            plan.faults.slow_answers = Some(Duration::from_secs(3));
+            plan.faults.slow_answers = Some(Duration::from_secs(4));
         });
+        // Long enough that the job is still uncertain when it is listed, on a busy machine too.
         let sim = Simulator::start(
             SimConfig::default()
                 .rate_limit(None)
-                .processing_time(Duration::from_millis(800))
+                .processing_time(Duration::from_millis(2500))
                 .planner(planner),
         )
         .await

@@ -24,7 +24,8 @@ const EXIT_STATUSES: &str = "Exit statuses:
   2  bad input: arguments, options, file, missing token
   3  stopped waiting (--deadline); the job goes on: resume it by its rid
   4  the service or the network failed
-A batch exits with the worst of its inputs' statuses (an uncertain input counts as 4).";
+A batch exits with the worst of its inputs' statuses (an uncertain or not-submitted input
+counts as 4, an output without a journal entry as 2).";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -75,6 +76,15 @@ pub(crate) struct Transcribe {
     /// Batch: the job journal (default: daglo-journal.sqlite in --out-dir).
     #[arg(long, value_name = "FILE")]
     pub(crate) journal: Option<PathBuf>,
+    /// Batch: submit inputs whose output exists although the journal has no entry for them
+    /// (by default they are reported and not submitted: they may be billed already).
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Batch: stop submitting after this many submits in a row failed on the service's side
+    /// (5xx, or no answer) — each may have created a billed job. A refused token or account
+    /// (401, 403) stops submitting at once.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub(crate) max_server_errors: u32,
     /// How to learn the result.
     #[arg(long, value_enum, default_value_t = Strategy::Polling)]
     pub(crate) strategy: Strategy,

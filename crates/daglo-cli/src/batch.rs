@@ -1,21 +1,23 @@
 //! Many inputs at once: expand them, decide from the journal what each needs, run them with
 //! bounded concurrency, write each one's outputs, and sum up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
-use daglo::client::SrtAnswer;
 use daglo::journal::SqliteJournal;
-use daglo::journal::{Entry, EntryState, Journal, OutcomeKind};
+use daglo::journal::{Entry, EntryState, Journal, JournalError, OutcomeKind};
 use daglo::models::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
 use daglo::{
-    JobEvent, JobOptions, JobState, Outcome, ProgressEvent, ProgressObserver, Rid, Status, Transcriber,
+    JobEvent, JobOptions, JobState, Outcome, ProgressEvent, ProgressObserver, Rid, Status, TranscribeError,
+    Transcriber,
 };
 use futures_util::stream::{self, StreamExt};
 
 use crate::args::{Jobs, Transcribe};
 use crate::failure::{Failure, chain, exit};
+use crate::outputs::{OUTPUT_LABEL, OutputFiles};
 use crate::progress::{Bar, multi, overall};
 use crate::setup::{self, Connection, Input};
 use crate::terminal::safe;
@@ -36,10 +38,26 @@ pub(crate) fn is_batch(args: &Transcribe) -> bool {
 struct Item {
     /// What to submit.
     input: Input,
-    /// What the journal knows it by: an absolute path, or the URL.
+    /// The input as the journal names it: the canonical path (symlinks and `..` resolved), or
+    /// the URL exactly as given.
+    name: String,
+    /// The job's key: the name and the options' digest — the same input with other options is
+    /// another job.
     key: String,
-    /// The output files' name, unique in the batch.
+    /// The output files' name: recorded in the journal, so the same whatever the order or set
+    /// of inputs of a later run.
     stem: String,
+}
+
+impl Item {
+    /// The input as a job under its key, its output name a label.
+    fn job(&self) -> daglo::Input {
+        let job = match &self.input {
+            Input::Url(url) => daglo::Input::url(url.clone()),
+            Input::File(path) => daglo::Input::file(path.clone()),
+        };
+        job.key(self.key.clone()).label(OUTPUT_LABEL, self.stem.clone())
+    }
 }
 
 /// How one input ended in this run.
@@ -49,7 +67,12 @@ enum Ended {
     AlreadyDone,
     Failed { rid: Rid, status: Status },
     Pending { rid: Rid },
-    Uncertain,
+    /// A job may exist: submitted at `at` (when known) with no answer recorded.
+    Uncertain { at: Option<std::time::SystemTime> },
+    /// Not submitted in this run: the batch stopped submitting, for `reason`.
+    NotSubmitted { reason: String },
+    /// Its output exists but the journal has no entry for it (`--force` submits it).
+    Orphan,
     Error { message: String, rid: Option<Rid> },
 }
 
@@ -59,9 +82,70 @@ impl Ended {
         match self {
             Self::Done { .. } | Self::AlreadyDone => exit::OK,
             Self::Failed { .. } => exit::JOB_FAILED,
+            Self::Orphan => exit::USAGE,
             Self::Pending { .. } => exit::GAVE_UP,
-            Self::Uncertain | Self::Error { .. } => exit::SERVICE,
+            Self::Uncertain { .. } | Self::NotSubmitted { .. } | Self::Error { .. } => exit::SERVICE,
         }
+    }
+}
+
+/// Stops a batch from feeding a failing service: a refused token or account (`401`, `403`)
+/// stops every further submit at once, as does a journal that is gone; `limit` submits in a row
+/// that failed on the service's side (`5xx`, no answer: each may have created a job) stop it
+/// too. Submits already under way finish; the rest are reported not submitted.
+#[derive(Debug)]
+struct Gate {
+    stopped: Mutex<Option<String>>,
+    server_errors: AtomicU32,
+    limit: u32,
+}
+
+impl Gate {
+    fn new(limit: u32) -> Self {
+        Self {
+            stopped: Mutex::new(None),
+            server_errors: AtomicU32::new(0),
+            limit: limit.max(1),
+        }
+    }
+
+    /// Why submitting stopped, if it did.
+    fn stopped(&self) -> Option<String> {
+        self.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn stop(&self, reason: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        if stopped.is_none() {
+            eprintln!("daglo: {reason}: no further submits");
+            *stopped = Some(reason);
+        }
+    }
+
+    /// Learns from a start's result.
+    fn observe(&self, started: &Result<daglo::Job, TranscribeError>) {
+        match started {
+            Ok(job) if job.is_new() => self.server_errors.store(0, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) if e.is_auth() => self.stop(format!(
+                "the service refused the API token or the account ({})",
+                safe(&chain(e))
+            )),
+            Err(e) if e.is_journal_gone() => self.journal_gone(e),
+            Err(TranscribeError::Submit(e)) if e.may_have_created_job() => {
+                let row = self.server_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                if row >= self.limit {
+                    self.stop(format!(
+                        "{row} submits in a row failed on the service's side (5xx or no answer)"
+                    ));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn journal_gone(&self, error: &dyn std::error::Error) {
+        self.stop(format!("the journal is gone ({})", safe(&chain(error))));
     }
 }
 
@@ -80,7 +164,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     let options = setup::options(&args)?;
     let deadline = setup::deadline(&args.output)?;
     let config = setup::strategy(&args, deadline)?;
-    let inputs = expand(&args)?;
+    let mut inputs = expand(&args, &options.digest())?;
     if inputs.is_empty() {
         return Err(Failure::usage(
             "no inputs: the directories and lists held no audio or video files",
@@ -95,9 +179,20 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         redis,
     } = setup::connect(&args.service, deadline).await?;
     let journal = open_journal(&journal_path, redis)?;
+    let known = journal.entries().await.map_err(|e| Failure::service(&e))?;
+    name_outputs(&mut inputs, &known);
+    let srt_within = deadline.unwrap_or(setup::SRT_WAIT);
+    let outputs = Arc::new(OutputFiles::new(
+        &out_dir,
+        args.output.srt.is_some(),
+        args.output.json,
+        srt_within,
+        client.clone(),
+    ));
     let transcriber = setup::transcriber(client, &config)
         .await?
-        .with_journal(journal.clone());
+        .with_journal(journal.clone())
+        .with_results(outputs.clone());
 
     let progress = multi();
     let total = overall(&progress, inputs.len());
@@ -106,10 +201,12 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         transcriber: &transcriber,
         journal: &journal,
         options: &options,
+        digest: options.digest(),
+        outputs: &outputs,
         out_dir: &out_dir,
-        srt: args.output.srt.is_some(),
-        srt_within: deadline.unwrap_or(setup::SRT_WAIT),
-        json: args.output.json,
+        force: args.force,
+        gate: Gate::new(args.max_server_errors),
+        notes: Mutex::default(),
         progress: &progress,
     };
     let jobs = stream::iter(inputs.iter())
@@ -145,7 +242,8 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
             interrupted(&journal, &inputs).await?
         }
     };
-    let code = summarise(&results, &out_dir);
+    let notes = std::mem::take(&mut *batch.notes.lock().unwrap_or_else(|p| p.into_inner()));
+    let code = summarise(&results, &out_dir, &notes);
     if let Some(sim) = emulator {
         let submits = sim.stats().endpoint(daglo::sim::Endpoint::Submit);
         eprintln!(
@@ -169,42 +267,60 @@ struct Batch<'a> {
     transcriber: &'a Transcriber,
     journal: &'a Arc<dyn Journal>,
     options: &'a JobOptions,
+    /// The options' digest, part of each input's key.
+    digest: String,
+    outputs: &'a OutputFiles,
     out_dir: &'a Path,
-    srt: bool,
-    /// How long subtitles answered `202` are asked for again.
-    srt_within: std::time::Duration,
-    json: bool,
+    /// Submit an input whose output exists without a journal entry.
+    force: bool,
+    gate: Gate,
+    /// Lines for the summary (an input submitted again with other options).
+    notes: Mutex<Vec<String>>,
     progress: &'a indicatif::MultiProgress,
 }
 
 impl Batch<'_> {
-    /// Starts the input as a job keyed by what the journal knows it by — one atomic claim, so
-    /// concurrent batches on one journal submit it once — then does what the job needs: skip
-    /// it (done, outputs present), fetch it again (ended, outputs missing), report it
-    /// (uncertain: never submitted twice), or follow it to its end.
+    /// Starts the input as a job under its key — one atomic claim, so concurrent batches on one
+    /// journal submit it once, and a peer's submit under way is waited for — then does what the
+    /// job needs: skip it (done, its own outputs present), fetch it again (ended, outputs
+    /// missing or another job's), report it (uncertain: never submitted twice), or follow it to
+    /// its end. An input the journal does not know whose output exists is reported, not
+    /// submitted (unless `--force`).
     async fn one(&self, input: &Item) -> Ended {
-        let latest = match self.journal.latest_for(&input.key).await {
-            Ok(latest) => latest,
-            Err(e) => {
-                return Ended::Error {
-                    message: chain(&e),
-                    rid: None,
-                };
-            }
-        };
-        // An entry an older version wrote has no key: it is handled as that version did.
-        if let Some(entry) =
-            latest.filter(|e| e.intent.key.is_none() && !matches!(e.state, EntryState::NotSubmitted { .. }))
-        {
-            return self.legacy(input, &entry).await;
+        if let Some(reason) = self.gate.stopped() {
+            return Ended::NotSubmitted { reason };
         }
-        let job = match self
-            .transcriber
-            .start(input.input.job(&input.key), self.options)
-            .await
-        {
+        let earlier = match self.journal.latest_for(&input.name).await {
+            Ok(earlier) => earlier,
+            Err(e) => return self.journal_failed(&e),
+        };
+        let mut other_options = None;
+        match &earlier {
+            // An entry an older version wrote — no key, or a key spelled before it held the
+            // options — is handled as that version did.
+            Some(entry)
+                if !matches!(entry.state, EntryState::NotSubmitted { .. })
+                    && entry.intent.key.as_deref() != Some(input.key.as_str())
+                    && (entry.intent.key.is_none() || entry.intent.options_digest == self.digest) =>
+            {
+                return self.legacy(input, entry).await;
+            }
+            Some(entry) if entry.intent.options_digest != self.digest => other_options = Some(entry.clone()),
+            Some(_) => {}
+            None if !self.force && self.outputs.path(&input.stem, "txt").exists() => return Ended::Orphan,
+            None => {}
+        }
+        let started = self.transcriber.start(input.job(), self.options).await;
+        self.gate.observe(&started);
+        let job = match started {
             Ok(job) => job,
-            Err(e) if e.may_have_created_job() && e.rid().is_none() => return Ended::Uncertain,
+            Err(e) if e.may_have_created_job() && e.rid().is_none() => {
+                let at = match self.journal.by_key(&input.key).await {
+                    Ok(entry) => entry.map(|e| e.intent.at),
+                    Err(_) => None,
+                };
+                return Ended::Uncertain { at };
+            }
             Err(e) => {
                 return Ended::Error {
                     rid: e.rid().cloned(),
@@ -213,14 +329,54 @@ impl Batch<'_> {
             }
         };
         let snapshot = job.snapshot();
+        if let (true, Some(entry)) = (job.is_new(), other_options) {
+            self.note(format!(
+                "  new job    {}  its options differ from its earlier job's ({}): submitted as another job",
+                safe(&input.name),
+                entry
+                    .snapshot()
+                    .rid
+                    .map_or_else(|| "no rid".to_owned(), |rid| safe(rid.as_str()))
+            ));
+        }
         match (snapshot.state, snapshot.rid.clone()) {
-            (JobState::Uncertain, _) | (_, None) => Ended::Uncertain,
-            (JobState::Finished, Some(_)) if !job.is_new() && self.outputs_exist(input) => Ended::AlreadyDone,
-            // Ended in an earlier run and its outputs are missing: ask the service again.
-            (JobState::Finished | JobState::Failed, Some(rid)) if !job.is_new() => {
-                self.wait(input, self.transcriber.resume(rid)).await
+            (JobState::Uncertain, _) | (_, None) => Ended::Uncertain {
+                at: Some(snapshot.created_at),
+            },
+            (JobState::Finished, Some(rid)) if !job.is_new() => {
+                let reference = match self.journal.by_job(&job.id()).await {
+                    Ok(Some(Entry {
+                        state: EntryState::Finished { result, .. },
+                        ..
+                    })) => result,
+                    Ok(_) => None,
+                    Err(e) => return self.journal_failed(&e),
+                };
+                if self.outputs.are_done(&input.stem, reference.as_deref()) {
+                    Ended::AlreadyDone
+                } else {
+                    // Ended in an earlier run; its outputs are missing, partial or another
+                    // job's: ask the service again (a status request, not a submit).
+                    self.wait(input, self.transcriber.resume(rid)).await
+                }
             }
+            (JobState::Failed, Some(rid)) if !job.is_new() => self.wait(input, self.transcriber.resume(rid)).await,
             (_, Some(rid)) => self.follow(input, &job.id(), rid).await,
+        }
+    }
+
+    fn note(&self, line: String) {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    /// A journal read failed: this input's error, and the batch's stop when the journal is gone.
+    fn journal_failed(&self, error: &JournalError) -> Ended {
+        if error.is_gone() {
+            self.gate.journal_gone(error);
+        }
+        Ended::Error {
+            message: chain(error),
+            rid: None,
         }
     }
 
@@ -241,17 +397,22 @@ impl Batch<'_> {
         };
         let (outcome, ()) = tokio::join!(self.transcriber.outcome(id), shown);
         bar.finish();
-        self.ended(input, rid, outcome).await
+        self.ended(input, rid, outcome, false).await
     }
 
     /// What an entry written by an older version (no key) needs, decided as that version did.
     async fn legacy(&self, input: &Item, entry: &Entry) -> Ended {
+        let uncertain = Ended::Uncertain {
+            at: Some(entry.intent.at),
+        };
         let pending = match &entry.state {
-            EntryState::Finished { .. } if self.outputs_exist(input) => return Ended::AlreadyDone,
-            EntryState::Intended => return Ended::Uncertain,
+            EntryState::Finished { result, .. } if self.outputs.are_done(&input.stem, result.as_deref()) => {
+                return Ended::AlreadyDone;
+            }
+            EntryState::Intended => return uncertain,
             _ => match self.resume(entry) {
                 Some(pending) => pending,
-                None => return Ended::Uncertain,
+                None => return uncertain,
             },
         };
         self.wait(input, pending).await
@@ -269,101 +430,92 @@ impl Batch<'_> {
         let bar = Bar::in_batch(self.progress, &input.stem);
         let outcome = self.transcriber.wait_with(pending, &bar).await;
         bar.finish();
-        self.ended(input, rid, outcome).await
+        self.ended(input, rid, outcome, true).await
     }
 
-    /// How the input ended, its outputs written when it has a result.
-    async fn ended(&self, input: &Item, rid: Rid, outcome: Result<Outcome, daglo::TranscribeError>) -> Ended {
-        match outcome {
-            Ok(Outcome::Transcript { body, .. }) => {
-                let text = body.full_transcript();
-                if let Err(message) = self.write(input, &rid, &text, Some(&body)).await {
-                    return Ended::Error {
-                        message,
-                        rid: Some(rid),
-                    };
-                }
-                Ended::Done {
-                    rid,
-                    outcome: OutcomeKind::Transcript,
-                }
-            }
-            Ok(Outcome::Empty { .. }) => {
-                if let Err(message) = self.write(input, &rid, "", None).await {
-                    return Ended::Error {
-                        message,
-                        rid: Some(rid),
-                    };
-                }
-                Ended::Done {
-                    rid,
-                    outcome: OutcomeKind::Empty,
-                }
-            }
-            Ok(Outcome::Failed { status, .. }) => Ended::Failed { rid, status },
-            Ok(_) => Ended::Pending { rid },
-            Err(e) => Ended::Error {
-                message: chain(&e),
-                rid: Some(rid),
-            },
-        }
-    }
-
-    fn path(&self, input: &Item, extension: &str) -> PathBuf {
-        self.out_dir.join(format!("{}.{extension}", input.stem))
-    }
-
-    fn outputs_exist(&self, input: &Item) -> bool {
-        self.path(input, "txt").exists()
-            && (!self.srt || self.path(input, "srt").exists())
-            && (!self.json || self.path(input, "json").exists())
-    }
-
-    /// The transcript text, and the subtitles and JSON when asked, written to their files —
-    /// each whole (a temporary file renamed into place), the subtitles asked for until ready.
-    /// The transcript comes last: its file is what says the input is done.
-    async fn write(
+    /// How the input ended. A followed job's outputs were written by the result store before
+    /// the journal recorded it finished; `write` says whether this wait's must be written here
+    /// (a job resumed by its rid). A result that could not be written is saved elsewhere and
+    /// said so — never dropped.
+    async fn ended(
         &self,
         input: &Item,
-        rid: &Rid,
-        text: &str,
-        body: Option<&daglo::StatusBody>,
-    ) -> Result<(), String> {
-        let write = |extension: &str, contents: &str| {
-            let path = self.path(input, extension);
-            setup::write_whole(&path, contents.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        };
-        if self.json {
-            let json = match body {
-                Some(body) => serde_json::to_string_pretty(body).map_err(|e| e.to_string())?,
-                None => "{\"status\": \"transcribed\", \"sttResults\": []}".to_owned(),
-            };
-            write("json", &json)?;
-        }
-        if self.srt {
-            let srt = match self.transcriber.client().srt_ready(rid, self.srt_within).await {
-                Ok(SrtAnswer::Ready(srt)) => srt,
-                // An empty result has empty subtitles.
-                Ok(SrtAnswer::Empty) => String::new(),
-                Ok(_) => {
-                    return Err(format!(
-                        "the subtitles of {} were not ready within {}s; rerun to fetch them",
-                        safe(rid.as_str()),
-                        self.srt_within.as_secs()
-                    ));
+        rid: Rid,
+        outcome: Result<Outcome, TranscribeError>,
+        write: bool,
+    ) -> Ended {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if e.is_journal_gone() {
+                    self.gate.journal_gone(&e);
                 }
-                Err(e) => return Err(format!("subtitles for {}: {}", safe(rid.as_str()), chain(&e))),
+                let message = match e.fetched() {
+                    Some(fetched) => match &e {
+                        TranscribeError::Unsaved { .. } => format!("{}; {}", chain(&e), self.rescue(input, fetched)),
+                        _ => format!(
+                            "{}; its outputs were written, and a rerun fetches the result again (not billed again)",
+                            chain(&e)
+                        ),
+                    },
+                    None => chain(&e),
+                };
+                return Ended::Error {
+                    message,
+                    rid: Some(rid),
+                };
+            }
+        };
+        if write
+            && matches!(outcome, Outcome::Transcript { .. } | Outcome::Empty { .. })
+            && let Err(e) = self.outputs.write(&input.stem, &outcome).await
+        {
+            return Ended::Error {
+                message: format!("{}; {}", chain(&e), self.rescue(input, &outcome)),
+                rid: Some(rid),
             };
-            write("srt", &srt)?;
         }
-        write("txt", text)
+        match outcome {
+            Outcome::Transcript { .. } => Ended::Done {
+                rid,
+                outcome: OutcomeKind::Transcript,
+            },
+            Outcome::Empty { .. } => Ended::Done {
+                rid,
+                outcome: OutcomeKind::Empty,
+            },
+            Outcome::Failed { status, .. } => Ended::Failed { rid, status },
+            _ => Ended::Pending { rid },
+        }
+    }
+
+    /// Saves a fetched transcript whose output could not be written: beside the output
+    /// directory (`<out-dir>.rescued/`), else in the temporary directory. Says where.
+    fn rescue(&self, input: &Item, outcome: &Outcome) -> String {
+        let text = outcome.transcript().unwrap_or_default();
+        let name = self.out_dir.file_name().map_or_else(
+            || "daglo-out".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let beside = self.out_dir.with_file_name(format!("{name}.rescued"));
+        let places = [beside, std::env::temp_dir().join("daglo-rescued")];
+        for dir in &places {
+            let path = dir.join(format!("{}.txt", input.stem));
+            if std::fs::create_dir_all(dir).is_ok() && setup::write_whole(&path, text.as_bytes()).is_ok() {
+                return format!(
+                    "the transcript was saved to {}; the job is not recorded finished, so a rerun writes its outputs (fetched again, not billed again)",
+                    path.display()
+                );
+            }
+        }
+        "the transcript could not be saved anywhere either; the job is not recorded finished, so a rerun fetches it again (not billed again)".to_owned()
     }
 }
 
-/// The inputs named, the files of the directories named, and the lines of --from-list; URLs
-/// checked, files made absolute, each given a unique output name.
-fn expand(args: &Transcribe) -> Result<Vec<Item>, Failure> {
+/// The inputs named, the files of the directories named, and the lines of --from-list: URLs
+/// checked, files by their canonical path (one file named three ways is one input), each keyed
+/// by its name and the options' `digest`. Output names come after ([`name_outputs`]).
+fn expand(args: &Transcribe, digest: &str) -> Result<Vec<Item>, Failure> {
     let mut named = args.inputs.clone();
     if let Some(list) = &args.from_list {
         let text = std::fs::read_to_string(list)
@@ -377,29 +529,17 @@ fn expand(args: &Transcribe) -> Result<Vec<Item>, Failure> {
     }
     let mut inputs = Vec::new();
     let mut seen = HashSet::new();
-    let mut stems = HashSet::new();
-    for name in named {
-        let mut add = |key: String, is_url: bool, stem: &str| {
-            if !seen.insert(key.clone()) {
-                return;
-            }
-            let mut unique = stem.to_owned();
-            let mut n = 1;
-            while !stems.insert(unique.clone()) {
-                n += 1;
-                unique = format!("{stem}-{n}");
-            }
-            let input = if is_url {
-                Input::Url(key.clone())
-            } else {
-                Input::File(PathBuf::from(&key))
-            };
+    let mut add = |input: Input, name: String, stem: String| {
+        if seen.insert(name.clone()) {
             inputs.push(Item {
                 input,
-                key,
-                stem: unique,
+                key: format!("{name} #{digest}"),
+                name,
+                stem,
             });
-        };
+        }
+    };
+    for name in named {
         if let Input::Url(_) = Input::parse(&name)? {
             let stem = name
                 .rsplit('/')
@@ -407,20 +547,66 @@ fn expand(args: &Transcribe) -> Result<Vec<Item>, Failure> {
                 .and_then(|s| s.split(['?', '#']).next())
                 .map_or("url", |s| s.rsplit_once('.').map_or(s, |(stem, _)| stem))
                 .to_owned();
-            add(name, true, &stem);
+            add(Input::Url(name.clone()), name, stem);
             continue;
         }
         let path = Path::new(&name);
-        if path.is_dir() {
-            for file in media_files(path)? {
-                let stem = stem_of(&file);
-                add(absolute(&file)?, false, &stem);
-            }
+        let files = if path.is_dir() {
+            media_files(path)?
         } else {
-            add(absolute(path)?, false, &stem_of(path));
+            vec![path.to_owned()]
+        };
+        for file in files {
+            let canonical = canonical(&file)?;
+            let stem = stem_of(Path::new(&canonical));
+            add(Input::File(PathBuf::from(&canonical)), canonical, stem);
         }
     }
     Ok(inputs)
+}
+
+/// Gives each input its output name: the one the journal recorded for it, else its file stem —
+/// unless another input (of this run, or recorded in the journal) has that stem too, then the
+/// stem and a short hash of the input's name. The same input keeps its name whatever the order
+/// or the set of inputs of a run.
+fn name_outputs(inputs: &mut [Item], known: &[Entry]) {
+    let mut recorded: HashMap<&str, &str> = HashMap::new();
+    let mut taken: HashMap<&str, &str> = HashMap::new();
+    for entry in known {
+        if let Some(stem) = entry.intent.labels.get(OUTPUT_LABEL) {
+            recorded.insert(&entry.intent.input, stem);
+            taken.insert(stem, &entry.intent.input);
+        }
+    }
+    let mut stems: HashMap<String, usize> = HashMap::new();
+    for input in inputs.iter() {
+        if !recorded.contains_key(input.name.as_str()) {
+            *stems.entry(input.stem.clone()).or_default() += 1;
+        }
+    }
+    let kept: HashSet<String> = inputs
+        .iter()
+        .filter_map(|i| recorded.get(i.name.as_str()).map(|s| (*s).to_owned()))
+        .collect();
+    let named: Vec<String> = inputs
+        .iter()
+        .map(|input| {
+            if let Some(stem) = recorded.get(input.name.as_str()) {
+                return (*stem).to_owned();
+            }
+            let shared = stems.get(&input.stem).copied().unwrap_or(0) > 1
+                || kept.contains(&input.stem)
+                || taken.get(input.stem.as_str()).is_some_and(|owner| *owner != input.name);
+            if shared {
+                format!("{}-{:08x}", input.stem, daglo::fnv1a64(input.name.as_bytes()) >> 32)
+            } else {
+                input.stem.clone()
+            }
+        })
+        .collect();
+    for (input, stem) in inputs.iter_mut().zip(named) {
+        input.stem = stem;
+    }
 }
 
 /// The audio and video files directly in `dir`, in name order.
@@ -451,10 +637,13 @@ fn stem_of(path: &Path) -> String {
         .to_owned()
 }
 
-fn absolute(path: &Path) -> Result<String, Failure> {
-    std::path::absolute(path)
+/// The file's canonical path (symlinks and `..` resolved); a file that cannot be resolved (it
+/// does not exist) keeps its absolute path, and its submit says what is wrong.
+fn canonical(path: &Path) -> Result<String, Failure> {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
         .map(|p| p.display().to_string())
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+        .map_err(|e| Failure::usage(format!("{}: {e}", safe(&path.display().to_string()))))
 }
 
 /// After an interruption: each input as the journal now has it.
@@ -464,10 +653,12 @@ async fn interrupted<'a>(
 ) -> Result<Vec<(&'a Item, Ended)>, Failure> {
     let mut results = Vec::new();
     for input in inputs {
-        let latest = journal
-            .latest_for(&input.key)
-            .await
-            .map_err(|e| Failure::service(&e))?;
+        let latest = match journal.by_key(&input.key).await {
+            Ok(Some(entry)) => Some(entry),
+            Ok(None) => journal.latest_for(&input.name).await.map_err(|e| Failure::service(&e))?,
+            Err(e) => return Err(Failure::service(&e)),
+        };
+        let at = latest.as_ref().map(|e| e.intent.at);
         let ended = match latest.map(|e| e.state) {
             Some(EntryState::Finished {
                 rid,
@@ -476,10 +667,9 @@ async fn interrupted<'a>(
             }) => Ended::Failed { rid, status },
             Some(EntryState::Finished { rid, outcome, .. }) => Ended::Done { rid, outcome },
             Some(EntryState::Submitted { rid }) => Ended::Pending { rid },
-            Some(EntryState::Intended) => Ended::Uncertain,
-            _ => Ended::Error {
-                message: "not submitted".to_owned(),
-                rid: None,
+            Some(EntryState::Intended) => Ended::Uncertain { at },
+            _ => Ended::NotSubmitted {
+                reason: "stopped before it was submitted".to_owned(),
             },
         };
         results.push((input, ended));
@@ -487,42 +677,57 @@ async fn interrupted<'a>(
     Ok(results)
 }
 
-/// Prints the summary and returns the worst exit status.
-fn summarise(results: &[(&Item, Ended)], out_dir: &Path) -> u8 {
+/// Prints the summary — every input that needs a look named, with what to do — and returns
+/// the worst exit status.
+fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8 {
     let count = |f: fn(&Ended) -> bool| results.iter().filter(|(_, e)| f(e)).count();
     let done = count(|e| matches!(e, Ended::Done { .. }));
     let skipped = count(|e| matches!(e, Ended::AlreadyDone));
     let failed = count(|e| matches!(e, Ended::Failed { .. }));
     let pending = count(|e| matches!(e, Ended::Pending { .. }));
-    let uncertain = count(|e| matches!(e, Ended::Uncertain));
+    let uncertain = count(|e| matches!(e, Ended::Uncertain { .. }));
     let errors = count(|e| matches!(e, Ended::Error { .. }));
+    let not_submitted = count(|e| matches!(e, Ended::NotSubmitted { .. }));
+    let orphans = count(|e| matches!(e, Ended::Orphan));
+    let mut extra = String::new();
+    if not_submitted > 0 {
+        extra.push_str(&format!(", {not_submitted} not submitted"));
+    }
+    if orphans > 0 {
+        extra.push_str(&format!(", {orphans} with an output but no journal entry"));
+    }
     eprintln!(
-        "daglo: {done} done, {skipped} already done, {failed} failed, {pending} pending, {uncertain} uncertain, {errors} errors; outputs in {}",
+        "daglo: {done} done, {skipped} already done, {failed} failed, {pending} pending, {uncertain} uncertain, {errors} errors{extra}; outputs in {}",
         out_dir.display()
     );
+    for line in notes {
+        eprintln!("{line}");
+    }
     for (input, ended) in results {
+        let name = safe(&input.name);
         match ended {
-            Ended::Failed { rid, status } => eprintln!(
-                "  failed     {}  {}  {}",
-                safe(rid.as_str()),
-                safe(status.as_str()),
-                safe(&input.key)
+            Ended::Failed { rid, status } => {
+                eprintln!("  failed     {}  {}  {name}", safe(rid.as_str()), safe(status.as_str()));
+            }
+            Ended::Pending { rid } => eprintln!("  pending    {}  {name}", safe(rid.as_str())),
+            Ended::Uncertain { at } => eprintln!(
+                "  uncertain  (no rid)  {name}  — submitted {}with no answer: a job may exist (and be billed); \
+                 check the Daglo console for a job created then. It is never submitted again by itself",
+                at.map(|at| format!("at {} ", daglo::rfc3339::format(at))).unwrap_or_default()
             ),
-            Ended::Pending { rid } => eprintln!("  pending    {}  {}", safe(rid.as_str()), safe(&input.key)),
-            Ended::Uncertain => eprintln!(
-                "  uncertain  (no rid)  {}  — may have been submitted; not resubmitted",
-                safe(&input.key)
+            Ended::NotSubmitted { reason } => eprintln!("  not submitted  {name}  {}", safe(reason)),
+            Ended::Orphan => eprintln!(
+                "  exists     {name} -> {}.txt  — an output with no journal entry (another journal?): not submitted again; --force submits it",
+                safe(&input.stem)
             ),
             Ended::Error { message, rid } => eprintln!(
-                "  error      {}  {}  {}",
+                "  error      {}  {name}  {}",
                 safe(rid.as_ref().map_or("(no rid)", Rid::as_str)),
-                safe(&input.key),
                 safe(message)
             ),
             Ended::Done { rid, outcome } => eprintln!(
-                "  done       {}  {outcome}  {} -> {}.txt",
+                "  done       {}  {outcome}  {name} -> {}.txt",
                 safe(rid.as_str()),
-                safe(&input.key),
                 safe(&input.stem)
             ),
             Ended::AlreadyDone => {}
@@ -572,8 +777,8 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
     }
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
     println!(
-        "{:>5}  {:<13}  {:<36}  {:<16}  input",
-        "entry", "state", "rid", "outcome"
+        "{:>5}  {:<13}  {:<36}  {:<16}  {:<24}  input",
+        "entry", "state", "rid", "outcome", "output"
     );
     for entry in entries {
         let (state, rid, outcome) = match &entry.state {
@@ -583,11 +788,18 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
             EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.to_string()),
             _ => ("?", String::new(), String::new()),
         };
+        let output = entry
+            .intent
+            .labels
+            .get(OUTPUT_LABEL)
+            .map(|stem| format!("{stem}.txt"))
+            .unwrap_or_default();
         println!(
-            "{:>5}  {state:<13}  {:<36}  {:<16}  {}",
+            "{:>5}  {state:<13}  {:<36}  {:<16}  {:<24}  {}",
             entry.id,
             safe(&rid),
             safe(&outcome),
+            safe(&output),
             safe(&entry.intent.input)
         );
     }

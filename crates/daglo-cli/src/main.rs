@@ -15,6 +15,7 @@
 mod args;
 mod batch;
 mod failure;
+mod outputs;
 mod progress;
 mod setup;
 mod single;

@@ -205,15 +205,6 @@ impl Input {
             Self::File(path) => transcriber.submit_file(path, options).await,
         }
     }
-
-    /// The input as a job keyed by `key` (what the journal knows it by); a file is named by
-    /// the key, its absolute path, so the journal's input and key agree.
-    pub(crate) fn job(&self, key: &str) -> daglo::Input {
-        match self {
-            Self::Url(url) => daglo::Input::url(url.clone()).key(key),
-            Self::File(_) => daglo::Input::file(key).key(key),
-        }
-    }
 }
 
 /// How long subtitles answered `202` (not ready yet) are asked for again when no `--deadline`

@@ -17,6 +17,7 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
             .with_key(Some(name(&format!("key-{what}"))))
             .with_labels([("team".to_owned(), "sales".to_owned())].into())
             .with_callback_key(Some(format!("cb-{what}")))
+            .with_owner(Some("host-1:42".to_owned()))
     };
 
     // A claim records the intent with everything it carries.
@@ -30,12 +31,20 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     assert_eq!(entry.intent.key, first.key);
     assert_eq!(entry.intent.labels, first.labels);
     assert_eq!(entry.intent.callback_key.as_deref(), Some("cb-a"));
+    assert_eq!(entry.intent.owner.as_deref(), Some("host-1:42"));
     assert_eq!(entry.state, EntryState::Intended);
+    assert!(entry.is_leased(), "a fresh claim's lease is alive");
     assert_eq!(
         entry.snapshot().state,
         JobState::Submitting,
         "a fresh intent may be a submit under way"
     );
+    // Renewing moves the lease on and changes nothing else.
+    journal.renew(a).await.expect("renew");
+    let renewed = journal.by_job(&job).await.expect("by_job").expect("found");
+    assert!(renewed.updated_at >= entry.updated_at, "a renewal never moves the lease back");
+    assert_eq!(renewed.state, EntryState::Intended);
+    assert_eq!(renewed.intent, entry.intent);
 
     // The same key again: the existing entry, and nothing recorded.
     let again = intent("a");
@@ -85,6 +94,10 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     assert_eq!(running.status, Some(Status::Transcribing));
     assert_eq!(running.progress, Some(40));
     assert!(running.updated_at >= running.intent.at);
+    journal.renew(a).await.expect("renewing a submitted entry is no error");
+    let still = journal.by_job(&job).await.expect("by_job").expect("found");
+    assert_eq!(still.state, running.state, "a submitted entry is not renewed");
+    assert!(!still.is_leased(), "an entry with a rid holds no lease");
     journal
         .not_submitted(b, "refused: 400")
         .await

@@ -49,6 +49,9 @@ pub struct Intent {
     pub strategy: String,
     /// When it was recorded.
     pub at: SystemTime,
+    /// Who holds the claim while the submit is under way (`<host>:<pid>` for the
+    /// transcriber): shown to a peer that finds the claim, never a secret.
+    pub owner: Option<String>,
 }
 
 impl Intent {
@@ -67,7 +70,15 @@ impl Intent {
             options_digest: options_digest.into(),
             strategy: strategy.into(),
             at: SystemTime::now(),
+            owner: None,
         }
+    }
+
+    /// The same intent held by `owner` (see [`Intent::owner`]).
+    #[must_use]
+    pub fn with_owner(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
     }
 
     /// The same intent for job `job` (a fresh random id by default).
@@ -168,8 +179,19 @@ impl Entry {
         )
     }
 
-    /// The job as the journal knows it. An entry with no rid is [`JobState::Submitting`] for
-    /// [`SUBMIT_SETTLE`] after its intent was recorded, [`JobState::Uncertain`] after that.
+    /// Whether the entry has no rid and its claim's lease is alive: renewed
+    /// ([`Journal::renew`]) within [`SUBMIT_LEASE`], so its owner's submit is still under way.
+    /// Such a job is neither submitted again nor called uncertain: wait for it.
+    pub fn is_leased(&self) -> bool {
+        matches!(self.state, EntryState::Intended)
+            && SystemTime::now()
+                .duration_since(self.updated_at)
+                .unwrap_or_default()
+                < SUBMIT_LEASE
+    }
+
+    /// The job as the journal knows it. An entry with no rid is [`JobState::Submitting`] while
+    /// its lease is alive ([`Entry::is_leased`]), [`JobState::Uncertain`] after that.
     pub fn snapshot(&self) -> JobSnapshot {
         let intent = &self.intent;
         let mut job = JobSnapshot::new(intent.job.clone(), intent.input.clone(), intent.strategy.clone());
@@ -181,8 +203,7 @@ impl Entry {
         job.progress = self.progress;
         match &self.state {
             EntryState::Intended => {
-                let age = SystemTime::now().duration_since(intent.at).unwrap_or_default();
-                job.state = if age < SUBMIT_SETTLE {
+                job.state = if self.is_leased() {
                     JobState::Submitting
                 } else {
                     JobState::Uncertain
@@ -213,9 +234,11 @@ impl Entry {
     }
 }
 
-/// How long a recorded intent with no answer yet may still be a submit under way in its
-/// process (an upload takes time); older, it is uncertain: a job may exist and be billed.
-pub const SUBMIT_SETTLE: std::time::Duration = std::time::Duration::from_secs(120);
+/// A claim's lease: an intent with no answer yet whose entry was renewed within this is a
+/// submit under way in its owner's process, which renews it every third of this while the
+/// upload lasts ([`Journal::renew`]). Not renewed for this long, the owner is gone: the entry
+/// is uncertain (a job may exist and be billed).
+pub const SUBMIT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What [`Journal::claim`] found: a new entry, or the one that already holds the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,6 +349,7 @@ pub struct JournalError {
     what: String,
     #[source]
     source: Option<BoxError>,
+    gone: bool,
 }
 
 impl JournalError {
@@ -334,6 +358,7 @@ impl JournalError {
         Self {
             what: what.into(),
             source: Some(source.into()),
+            gone: false,
         }
     }
 
@@ -342,7 +367,24 @@ impl JournalError {
         Self {
             what: what.into(),
             source: None,
+            gone: false,
         }
+    }
+
+    /// The journal itself is gone — its file deleted or replaced, its Redis keys flushed —
+    /// since this process opened it: `what` says which. Nothing it held can be trusted to
+    /// stop a second submit any more; a caller stops submitting ([`JournalError::is_gone`]).
+    pub fn gone(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+            gone: true,
+        }
+    }
+
+    /// Whether the journal is gone ([`JournalError::gone`]) rather than failing once.
+    pub fn is_gone(&self) -> bool {
+        self.gone
     }
 
     /// [`Journal::intend`] refused `key`: another entry holds it ([`Journal::claim`] says which).
@@ -423,6 +465,15 @@ pub trait Journal: Send + Sync + fmt::Debug {
             .await?
             .into_iter()
             .find(|entry| &entry.intent.job == job))
+    }
+
+    /// Renews the lease of entry `id`'s claim while its submit is under way (its
+    /// [`updated_at`](Entry::updated_at) set to now; see [`SUBMIT_LEASE`]). Only an entry with
+    /// no answer yet is renewed; any other is left as it is. The default renews nothing, so
+    /// with it a submit longer than the lease reads as uncertain to a peer.
+    async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
+        let _ = id;
+        Ok(())
     }
 
     /// Records the last status and progress the service reported, so another process (or this

@@ -58,6 +58,19 @@ mod status;
 mod timescale;
 
 pub use backoff::Backoff;
+
+/// The 64-bit FNV-1a hash of `bytes`: the project's one change detector (options digests,
+/// output fingerprints) — fast and stable, not a secret and not collision-proof.
+///
+/// ```
+/// assert_eq!(daglo::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(daglo::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+/// ```
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 pub use body::{ErrorBody, Sentiment, SentimentScore, StatusBody, SttResult, Word};
 #[doc(hidden)]
 pub use decode::decode_json;
@@ -71,7 +84,7 @@ pub use error::{DecodeError, ValidationError, error_chain};
 pub use error::{EXCERPT_CHARS, excerpt};
 pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
 pub use journal::{
-    Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery, SUBMIT_SETTLE,
+    Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery, SUBMIT_LEASE,
 };
 pub use language::Language;
 pub use offset::TimeOffset;

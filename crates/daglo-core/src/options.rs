@@ -200,6 +200,24 @@ impl fmt::Debug for Callback {
 }
 
 impl JobOptions {
+    /// A digest of these options, so a journal can tell two submits of one input apart without
+    /// keeping the options: `fnv1a64:<16 hex digits>` of their JSON (a change detector, not a
+    /// secret; the same options give the same digest in every process and version).
+    ///
+    /// ```
+    /// use daglo::{JobOptions, Language};
+    /// let ko = JobOptions::default();
+    /// let en = JobOptions::builder().language(Language::EnUs).build()?;
+    /// assert_eq!(ko.digest(), JobOptions::default().digest());
+    /// assert_ne!(ko.digest(), en.digest());
+    /// assert!(ko.digest().starts_with("fnv1a64:"));
+    /// # Ok::<(), daglo::ValidationError>(())
+    /// ```
+    pub fn digest(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("fnv1a64:{:016x}", crate::fnv1a64(&json))
+    }
+
     /// A builder. Values are checked against the contract in [`build`](JobOptionsBuilder::build),
     /// which names the first offending field.
     pub fn builder() -> JobOptionsBuilder {

@@ -30,14 +30,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     callback_key    TEXT,
     status          TEXT,
     progress        INTEGER,
-    updated_at_ms   INTEGER
+    updated_at_ms   INTEGER,
+    owner           TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_input ON jobs (input);
 ";
 
 /// Columns added since the first version (a fresh journal has them from the start), each added
 /// to an older journal when it is opened.
-const ADDED: [(&str, &str); 7] = [
+const ADDED: [(&str, &str); 8] = [
     ("job_id", "TEXT"),
     ("key", "TEXT"),
     ("labels", "TEXT"),
@@ -45,6 +46,7 @@ const ADDED: [(&str, &str); 7] = [
     ("status", "TEXT"),
     ("progress", "INTEGER"),
     ("updated_at_ms", "INTEGER"),
+    ("owner", "TEXT"),
 ];
 
 /// Indexes over the added columns; a key is held by one entry at most.
@@ -62,6 +64,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_job ON jobs (job_id) WHERE job_id IS N
 pub struct SqliteJournal {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// The file opened (device and inode), to notice it deleted or replaced under us.
+    file: Option<(u64, u64)>,
 }
 
 impl fmt::Debug for SqliteJournal {
@@ -107,6 +111,7 @@ impl SqliteJournal {
             .map_err(failed("cannot create the journal's table"))?;
         migrate(&connection)?;
         Ok(Self {
+            file: file_identity(&path),
             path,
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -124,15 +129,25 @@ impl SqliteJournal {
         self.path.with_file_name(name)
     }
 
-    /// Runs `work` on the connection, off the async workers.
+    /// Runs `work` on the connection, off the async workers — unless the journal's file was
+    /// deleted or replaced since it was opened: SQLite would go on writing to the unlinked
+    /// file, and a rerun would find no entry and submit everything again.
     async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
         let connection = self.connection.clone();
+        let path = self.path.clone();
+        let opened = self.file;
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            if opened.is_some() && file_identity(&path) != opened {
+                return Err(JournalError::gone(format!(
+                    "the journal file {} was deleted or replaced while in use",
+                    path.display()
+                )));
+            }
             work(&connection)
         })
         .await
@@ -177,6 +192,20 @@ impl SqliteJournal {
     }
 }
 
+/// The device and inode of the file at `path` (`None` where there are none, or no file).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Adds the columns and indexes an older journal lacks — in one write transaction, so that
 /// processes opening one journal at once add each column once.
 fn migrate(connection: &Connection) -> Result<(), JournalError> {
@@ -212,7 +241,7 @@ fn add_columns(connection: &Connection) -> Result<(), JournalError> {
 }
 
 const SELECT: &str = "SELECT id, input, options_digest, strategy, intended_at_ms, not_submitted, rid, outcome, result, \
-                      job_id, key, labels, callback_key, status, progress, updated_at_ms FROM jobs";
+                      job_id, key, labels, callback_key, status, progress, updated_at_ms, owner FROM jobs";
 
 /// An entry from a row of [`SELECT`].
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -233,6 +262,7 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         .and_then(|json| serde_json::from_str::<BTreeMap<String, String>>(&json).ok())
         .unwrap_or_default();
     intent.callback_key = row.get(12)?;
+    intent.owner = row.get(16)?;
     let not_submitted: Option<String> = row.get(5)?;
     let rid: Option<String> = row.get(6)?;
     let outcome: Option<String> = row.get(7)?;
@@ -268,8 +298,8 @@ fn insert(connection: &Connection, intent: &Intent) -> Result<Option<EntryId>, J
     };
     let at = millis(intent.at);
     let inserted = connection.execute(
-        "INSERT INTO jobs (input, options_digest, strategy, intended_at_ms, job_id, key, labels, callback_key, updated_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?4)",
+        "INSERT INTO jobs (input, options_digest, strategy, intended_at_ms, job_id, key, labels, callback_key, updated_at_ms, owner) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?4, ?9)",
         params![
             intent.input,
             intent.options_digest,
@@ -278,7 +308,8 @@ fn insert(connection: &Connection, intent: &Intent) -> Result<Option<EntryId>, J
             intent.job.as_str(),
             intent.key,
             labels,
-            intent.callback_key
+            intent.callback_key,
+            intent.owner
         ],
     );
     match inserted {
@@ -322,10 +353,11 @@ impl Journal for SqliteJournal {
 
     async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
         self.run(move |connection| {
-            // One write transaction: the holder read, released and replaced atomically.
-            let transaction = connection
-                .unchecked_transaction()
-                .map_err(failed("cannot write the journal"))?;
+            // One write transaction, the write lock taken first (`BEGIN IMMEDIATE`): the
+            // holder read, released and replaced atomically across processes.
+            let transaction =
+                rusqlite::Transaction::new_unchecked(connection, rusqlite::TransactionBehavior::Immediate)
+                    .map_err(failed("cannot write the journal"))?;
             transaction
                 .execute(
                     "UPDATE jobs SET key = NULL WHERE key = ?1 AND not_submitted IS NOT NULL",
@@ -361,6 +393,21 @@ impl Journal for SqliteJournal {
             "UPDATE jobs SET rid = ?1, updated_at_ms = ?2 WHERE id = ?3",
             vec![Some(rid.as_str().to_owned())],
         )
+        .await
+    }
+
+    async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
+        let now = millis(SystemTime::now());
+        self.run(move |connection| {
+            connection
+                .execute(
+                    "UPDATE jobs SET updated_at_ms = ?1 \
+                     WHERE id = ?2 AND rid IS NULL AND not_submitted IS NULL",
+                    params![now, id.0],
+                )
+                .map(drop)
+                .map_err(failed("cannot renew a claim in the journal"))
+        })
         .await
     }
 

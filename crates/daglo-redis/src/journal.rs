@@ -21,10 +21,17 @@ use crate::store::{RedisError, RedisStore, command};
 /// Redis restart is Redis's persistence setting (`appendonly yes` with `appendfsync always`
 /// for the same guarantee as the SQLite journal). Like every journal it keeps no secret and no
 /// transcript.
+///
+/// Entry ids are never reused, not even after a `FLUSHALL` or a Redis restart without
+/// persistence: a fresh sequence starts at Redis's clock in microseconds. And the journal
+/// notices that it was flushed: the first use marks it with a random generation, and every
+/// write checks the mark, failing with [`JournalError::gone`] when it changed — a process never
+/// writes one input's outcome into another's entry, and its caller stops submitting.
 #[derive(Debug, Clone)]
 pub struct RedisJournal {
     store: RedisStore,
     name: String,
+    generation: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl RedisJournal {
@@ -33,7 +40,36 @@ impl RedisJournal {
         Self {
             store,
             name: name.to_owned(),
+            generation: std::sync::Arc::default(),
         }
+    }
+
+    /// The journal's generation mark, set on its first use by any process.
+    async fn generation(&self) -> Result<&str, JournalError> {
+        self.generation
+            .get_or_try_init(|| async {
+                let mark = JobId::random().to_string();
+                let (_, generation): ((), String) = redis::pipe()
+                    .cmd("SET")
+                    .arg(self.key(&["generation"]))
+                    .arg(&mark)
+                    .arg("NX")
+                    .ignore()
+                    .get(self.key(&["generation"]))
+                    .query_async(&mut self.store.conn())
+                    .await
+                    .map_err(failed("read the journal's generation"))?;
+                Ok(generation)
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    fn flushed(&self) -> JournalError {
+        JournalError::gone(format!(
+            "the journal `{}` on Redis was flushed or replaced while in use",
+            self.name.escape_debug()
+        ))
     }
 
     fn key(&self, parts: &[&str]) -> String {
@@ -61,8 +97,11 @@ impl RedisJournal {
     async fn update(&self, id: EntryId, fields: &[(&str, &str)]) -> Result<(), JournalError> {
         let key = self.entry_key(id);
         let now = millis(SystemTime::now());
+        let generation = self.generation().await?;
         let updated: i64 = UPDATE
             .key(&key)
+            .key(self.key(&["generation"]))
+            .arg(generation)
             .arg(
                 fields
                     .iter()
@@ -73,6 +112,9 @@ impl RedisJournal {
             .invoke_async(&mut self.store.conn())
             .await
             .map_err(failed("update entry"))?;
+        if updated == -1 {
+            return Err(self.flushed());
+        }
         if updated == 0 {
             return Err(JournalError::message(format!("the journal has no entry {id}")));
         }
@@ -80,21 +122,41 @@ impl RedisJournal {
     }
 }
 
-/// Sets fields of an entry that exists.
+/// Sets fields of an entry that exists, in the journal's generation: 1, or 0 for no such
+/// entry, or -1 for another generation (flushed). KEYS: entry, generation. ARGV: the
+/// generation, then field/value pairs.
 static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-         redis.call('HSET', KEYS[1], unpack(ARGV)) return 1",
+        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end \
+         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+         redis.call('HSET', KEYS[1], unpack(ARGV, 2)) return 1",
+    )
+});
+
+/// Renews the lease of an entry with no answer yet (its `updated_ms`): 1, 0 for an entry that
+/// is not waiting, -1 for another generation. KEYS: entry, generation. ARGV: generation, now.
+static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end \
+         if redis.call('HGET', KEYS[1], 'state') ~= 'intended' then return 0 end \
+         redis.call('HSET', KEYS[1], 'updated_ms', ARGV[2]) return 1",
     )
 });
 
 /// Records an entry unless its key is held (by an entry that was submitted or may have been;
 /// a provably not-submitted holder gives the key up): `{1, id}` for a new entry, `{0, id}` for
-/// the holder. KEYS: sequence, entries, latest, keys, jobs. ARGV: entry key prefix, input, caller
-/// key (`''` for none), job id, then the entry's field/value pairs.
+/// the holder, `{-1, 0}` in another generation. A fresh sequence starts at Redis's clock in
+/// microseconds, so ids are not reused after a flush. KEYS: sequence, entries, latest, keys,
+/// jobs, generation. ARGV: entry key prefix, input, caller key (`''` for none), job id,
+/// generation, then the entry's field/value pairs.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "if ARGV[3] ~= '' then \
+        "if redis.call('GET', KEYS[6]) ~= ARGV[5] then return {-1, 0} end \
+         if redis.call('EXISTS', KEYS[1]) == 0 then \
+           local t = redis.call('TIME') \
+           redis.call('SET', KEYS[1], tonumber(t[1]) * 1000000 + tonumber(t[2])) \
+         end \
+         if ARGV[3] ~= '' then \
            local held = redis.call('HGET', KEYS[4], ARGV[3]) \
            if held and redis.call('HGET', ARGV[1] .. held, 'state') ~= 'not_submitted' then \
              return {0, tonumber(held)} \
@@ -102,7 +164,7 @@ static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
            if held then redis.call('HDEL', ARGV[1] .. held, 'key') end \
          end \
          local id = redis.call('INCR', KEYS[1]) \
-         redis.call('HSET', ARGV[1] .. id, unpack(ARGV, 5)) \
+         redis.call('HSET', ARGV[1] .. id, unpack(ARGV, 6)) \
          redis.call('ZADD', KEYS[2], id, id) \
          redis.call('HSET', KEYS[3], ARGV[2], id) \
          if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], id) end \
@@ -111,11 +173,13 @@ static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Removes one ended entry last changed before ARGV[2], and its index entries: 1 if removed.
-/// KEYS: entry, entries, latest, keys, jobs. ARGV: entry id, cut-off in ms.
+/// Removes one ended entry last changed before ARGV[2], and its index entries: 1 if removed,
+/// -1 in another generation. KEYS: entry, entries, latest, keys, jobs, generation. ARGV: entry
+/// id, cut-off in ms, generation.
 static PRUNE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
-        "local f = redis.call('HMGET', KEYS[1], 'state', 'updated_ms', 'at_ms', 'input', 'key', 'job') \
+        "if redis.call('GET', KEYS[6]) ~= ARGV[3] then return -1 end \
+         local f = redis.call('HMGET', KEYS[1], 'state', 'updated_ms', 'at_ms', 'input', 'key', 'job') \
          if not f[1] or (f[1] ~= 'finished' and f[1] ~= 'not_submitted') then return 0 end \
          local at = tonumber(f[2] or f[3]) \
          if not at or at >= tonumber(ARGV[2]) then return 0 end \
@@ -153,10 +217,15 @@ impl RedisJournal {
             .hget(self.key(&[index]), field)
             .await
             .map_err(failed("HGET index"))?;
-        match id {
-            Some(id) => self.read(EntryId(id)).await,
-            None => Ok(None),
-        }
+        let Some(id) = id else { return Ok(None) };
+        // An index names an entry only if the entry says the same: after a flush, or a write
+        // by an older version, an index must never hand one input another's entry.
+        Ok(self.read(EntryId(id)).await?.filter(|entry| match index {
+            "latest" => entry.intent.input == field,
+            "keys" => entry.intent.key.as_deref() == Some(field),
+            "jobs" => entry.intent.job.as_str() == field,
+            _ => false,
+        }))
     }
 }
 
@@ -217,6 +286,10 @@ impl Journal for RedisJournal {
         if let Some(callback_key) = &intent.callback_key {
             fields.push(("callback_key", callback_key));
         }
+        if let Some(owner) = &intent.owner {
+            fields.push(("owner", owner));
+        }
+        let generation = self.generation().await?;
         let [entries, latest, keys, jobs] = self.indexes();
         let (created, id): (i64, i64) = CLAIM
             .key(self.key(&["seq"]))
@@ -224,14 +297,19 @@ impl Journal for RedisJournal {
             .key(latest)
             .key(keys)
             .key(jobs)
+            .key(self.key(&["generation"]))
             .arg(self.key(&["entry", ""]))
             .arg(&intent.input)
             .arg(intent.key.as_deref().unwrap_or(""))
             .arg(intent.job.as_str())
+            .arg(generation)
             .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
             .invoke_async(&mut self.store.conn())
             .await
             .map_err(failed("record intent"))?;
+        if created == -1 {
+            return Err(self.flushed());
+        }
         if created == 1 {
             return Ok(Claim::Created(EntryId(id)));
         }
@@ -266,6 +344,22 @@ impl Journal for RedisJournal {
             ],
         )
         .await
+    }
+
+    async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
+        let generation = self.generation().await?;
+        let renewed: i64 = RENEW
+            .key(self.entry_key(id))
+            .key(self.key(&["generation"]))
+            .arg(generation)
+            .arg(millis(SystemTime::now()))
+            .invoke_async(&mut self.store.conn())
+            .await
+            .map_err(failed("renew a claim"))?;
+        if renewed == -1 {
+            return Err(self.flushed());
+        }
+        Ok(())
     }
 
     async fn progressed(
@@ -303,6 +397,7 @@ impl Journal for RedisJournal {
 
     async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
         let before = millis(before);
+        let generation = self.generation().await?.to_owned();
         let mut pruned = Vec::new();
         for entry in self.entries().await? {
             if !entry.is_ended() {
@@ -315,11 +410,16 @@ impl Journal for RedisJournal {
                 .key(latest)
                 .key(keys)
                 .key(jobs)
+                .key(self.key(&["generation"]))
                 .arg(entry.id.0)
                 .arg(&before)
+                .arg(&generation)
                 .invoke_async(&mut self.store.conn())
                 .await
                 .map_err(failed("prune entry"))?;
+            if removed == -1 {
+                return Err(self.flushed());
+            }
             if removed == 1 {
                 pruned.push(entry.intent.job);
             }
@@ -369,6 +469,7 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
         None => BTreeMap::new(),
     };
     intent.callback_key = field("callback_key");
+    intent.owner = field("owner");
     let state = match field("state")?.as_str() {
         "intended" => EntryState::Intended,
         "not_submitted" => EntryState::NotSubmitted {

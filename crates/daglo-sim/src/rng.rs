@@ -4,9 +4,7 @@ use daglo_core::SplitMix64;
 
 /// FNV-1a, to turn an input (a file name, a URL) into a seed.
 pub(crate) fn hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+    daglo_core::fnv1a64(bytes)
 }
 
 /// A version-4-shaped UUID from the generator.

@@ -733,13 +733,15 @@ impl Transcriber {
     }
 }
 
-
 /// How often keeping a result is tried before the job is reported unsaved.
 const KEEP_TRIES: u32 = 3;
 
 /// The waits between those tries.
-const KEEP_BACKOFF: daglo_core::Backoff =
-    daglo_core::Backoff::new(std::time::Duration::from_millis(200), 2.0, std::time::Duration::from_secs(2));
+const KEEP_BACKOFF: daglo_core::Backoff = daglo_core::Backoff::new(
+    std::time::Duration::from_millis(200),
+    2.0,
+    std::time::Duration::from_secs(2),
+);
 
 /// Keeps `outcome` in `store`, trying again (the project's one backoff) when it fails.
 async fn keep(store: &dyn ResultStore, job: &JobSnapshot, outcome: &Outcome) -> Result<String, ResultError> {
@@ -807,7 +809,13 @@ fn owner() -> String {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .map(|h| {
+                h.trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned());
         format!("{host}:{}", std::process::id())
@@ -1191,7 +1199,8 @@ impl Transcriber {
         // Finished in the journal only once the result is kept: otherwise a restart resumes
         // the job and fetches it again.
         if unkept.is_none()
-            && let (Some(journal), Some(entry), Some(kind)) = (&self.journal, cell.entry.get().copied(), &kind)
+            && let (Some(journal), Some(entry), Some(kind)) =
+                (&self.journal, cell.entry.get().copied(), &kind)
             && let Err(e) = journal.finished(entry, kind, reference.as_deref()).await
         {
             warn!(job = %id, error = %daglo_core::error_chain(&e), "could not record a job's end; a restart resumes it");

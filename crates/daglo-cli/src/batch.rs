@@ -20,7 +20,7 @@ use crate::failure::{Failure, chain, exit};
 use crate::outputs::{OUTPUT_LABEL, OutputFiles};
 use crate::progress::{Bar, multi, overall};
 use crate::setup::{self, Connection, Input};
-use crate::terminal::safe;
+use crate::terminal::{escaped, safe};
 
 /// The journal's file name in an output directory.
 const JOURNAL_FILE: &str = "daglo-journal.sqlite";
@@ -63,17 +63,32 @@ impl Item {
 /// How one input ended in this run.
 #[derive(Debug)]
 enum Ended {
-    Done { rid: Rid, outcome: OutcomeKind },
+    Done {
+        rid: Rid,
+        outcome: OutcomeKind,
+    },
     AlreadyDone,
-    Failed { rid: Rid, status: Status },
-    Pending { rid: Rid },
+    Failed {
+        rid: Rid,
+        status: Status,
+    },
+    Pending {
+        rid: Rid,
+    },
     /// A job may exist: submitted at `at` (when known) with no answer recorded.
-    Uncertain { at: Option<std::time::SystemTime> },
+    Uncertain {
+        at: Option<std::time::SystemTime>,
+    },
     /// Not submitted in this run: the batch stopped submitting, for `reason`.
-    NotSubmitted { reason: String },
+    NotSubmitted {
+        reason: String,
+    },
     /// Its output exists but the journal has no entry for it (`--force` submits it).
     Orphan,
-    Error { message: String, rid: Option<Rid> },
+    Error {
+        message: String,
+        rid: Option<Rid>,
+    },
 }
 
 impl Ended {
@@ -94,14 +109,14 @@ impl Ended {
 /// that failed on the service's side (`5xx`, no answer: each may have created a job) stop it
 /// too. Submits already under way finish; the rest are reported not submitted.
 #[derive(Debug)]
-struct Gate {
+pub(crate) struct Gate {
     stopped: Mutex<Option<String>>,
     server_errors: AtomicU32,
     limit: u32,
 }
 
 impl Gate {
-    fn new(limit: u32) -> Self {
+    pub(crate) fn new(limit: u32) -> Self {
         Self {
             stopped: Mutex::new(None),
             server_errors: AtomicU32::new(0),
@@ -126,7 +141,6 @@ impl Gate {
     fn observe(&self, started: &Result<daglo::Job, TranscribeError>) {
         match started {
             Ok(job) if job.is_new() => self.server_errors.store(0, Ordering::Relaxed),
-            Ok(_) => {}
             Err(e) if e.is_auth() => self.stop(format!(
                 "the service refused the API token or the account ({})",
                 safe(&chain(e))
@@ -140,12 +154,13 @@ impl Gate {
                     ));
                 }
             }
-            Err(_) => {}
+            Ok(_) | Err(_) => {}
         }
     }
 
-    fn journal_gone(&self, error: &dyn std::error::Error) {
-        self.stop(format!("the journal is gone ({})", safe(&chain(error))));
+    /// The journal is gone (deleted, flushed): nothing stops a second submit any more.
+    pub(crate) fn journal_gone(&self, error: &dyn std::error::Error) {
+        self.stop(format!("the journal is gone: {}", escaped(&chain(error))));
     }
 }
 
@@ -182,12 +197,15 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     let known = journal.entries().await.map_err(|e| Failure::service(&e))?;
     name_outputs(&mut inputs, &known);
     let srt_within = deadline.unwrap_or(setup::SRT_WAIT);
+    let gate = Arc::new(Gate::new(args.max_server_errors));
     let outputs = Arc::new(OutputFiles::new(
         &out_dir,
         args.output.srt.is_some(),
         args.output.json,
         srt_within,
         client.clone(),
+        journal.clone(),
+        gate.clone(),
     ));
     let transcriber = setup::transcriber(client, &config)
         .await?
@@ -205,7 +223,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         outputs: &outputs,
         out_dir: &out_dir,
         force: args.force,
-        gate: Gate::new(args.max_server_errors),
+        gate,
         notes: Mutex::default(),
         progress: &progress,
     };
@@ -273,7 +291,7 @@ struct Batch<'a> {
     out_dir: &'a Path,
     /// Submit an input whose output exists without a journal entry.
     force: bool,
-    gate: Gate,
+    gate: Arc<Gate>,
     /// Lines for the summary (an input submitted again with other options).
     notes: Mutex<Vec<String>>,
     progress: &'a indicatif::MultiProgress,
@@ -306,9 +324,8 @@ impl Batch<'_> {
                 return self.legacy(input, entry).await;
             }
             Some(entry) if entry.intent.options_digest != self.digest => other_options = Some(entry.clone()),
-            Some(_) => {}
             None if !self.force && self.outputs.path(&input.stem, "txt").exists() => return Ended::Orphan,
-            None => {}
+            Some(_) | None => {}
         }
         let started = self.transcriber.start(input.job(), self.options).await;
         self.gate.observe(&started);
@@ -360,7 +377,9 @@ impl Batch<'_> {
                     self.wait(input, self.transcriber.resume(rid)).await
                 }
             }
-            (JobState::Failed, Some(rid)) if !job.is_new() => self.wait(input, self.transcriber.resume(rid)).await,
+            (JobState::Failed, Some(rid)) if !job.is_new() => {
+                self.wait(input, self.transcriber.resume(rid)).await
+            }
             (_, Some(rid)) => self.follow(input, &job.id(), rid).await,
         }
     }
@@ -452,7 +471,9 @@ impl Batch<'_> {
                 }
                 let message = match e.fetched() {
                     Some(fetched) => match &e {
-                        TranscribeError::Unsaved { .. } => format!("{}; {}", chain(&e), self.rescue(input, fetched)),
+                        TranscribeError::Unsaved { .. } => {
+                            format!("{}; {}", chain(&e), self.rescue(input, fetched))
+                        }
                         _ => format!(
                             "{}; its outputs were written, and a rerun fetches the result again (not billed again)",
                             chain(&e)
@@ -493,15 +514,20 @@ impl Batch<'_> {
     /// directory (`<out-dir>.rescued/`), else in the temporary directory. Says where.
     fn rescue(&self, input: &Item, outcome: &Outcome) -> String {
         let text = outcome.transcript().unwrap_or_default();
-        let name = self.out_dir.file_name().map_or_else(
-            || "daglo-out".into(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = self
+            .out_dir
+            .file_name()
+            .map_or_else(|| "daglo-out".into(), |n| n.to_string_lossy().into_owned());
         let beside = self.out_dir.with_file_name(format!("{name}.rescued"));
         let places = [beside, std::env::temp_dir().join("daglo-rescued")];
         for dir in &places {
             let path = dir.join(format!("{}.txt", input.stem));
             if std::fs::create_dir_all(dir).is_ok() && setup::write_whole(&path, text.as_bytes()).is_ok() {
+                self.note(format!(
+                    "  saved to   {}  — the transcript of {}, whose output could not be written",
+                    path.display(),
+                    safe(&input.name)
+                ));
                 return format!(
                     "the transcript was saved to {}; the job is not recorded finished, so a rerun writes its outputs (fetched again, not billed again)",
                     path.display()
@@ -596,9 +622,15 @@ fn name_outputs(inputs: &mut [Item], known: &[Entry]) {
             }
             let shared = stems.get(&input.stem).copied().unwrap_or(0) > 1
                 || kept.contains(&input.stem)
-                || taken.get(input.stem.as_str()).is_some_and(|owner| *owner != input.name);
+                || taken
+                    .get(input.stem.as_str())
+                    .is_some_and(|owner| *owner != input.name);
             if shared {
-                format!("{}-{:08x}", input.stem, daglo::fnv1a64(input.name.as_bytes()) >> 32)
+                format!(
+                    "{}-{:08x}",
+                    input.stem,
+                    daglo::fnv1a64(input.name.as_bytes()) >> 32
+                )
             } else {
                 input.stem.clone()
             }
@@ -655,7 +687,10 @@ async fn interrupted<'a>(
     for input in inputs {
         let latest = match journal.by_key(&input.key).await {
             Ok(Some(entry)) => Some(entry),
-            Ok(None) => journal.latest_for(&input.name).await.map_err(|e| Failure::service(&e))?,
+            Ok(None) => journal
+                .latest_for(&input.name)
+                .await
+                .map_err(|e| Failure::service(&e))?,
             Err(e) => return Err(Failure::service(&e)),
         };
         let at = latest.as_ref().map(|e| e.intent.at);
@@ -707,13 +742,18 @@ fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8
         let name = safe(&input.name);
         match ended {
             Ended::Failed { rid, status } => {
-                eprintln!("  failed     {}  {}  {name}", safe(rid.as_str()), safe(status.as_str()));
+                eprintln!(
+                    "  failed     {}  {}  {name}",
+                    safe(rid.as_str()),
+                    safe(status.as_str())
+                );
             }
             Ended::Pending { rid } => eprintln!("  pending    {}  {name}", safe(rid.as_str())),
             Ended::Uncertain { at } => eprintln!(
                 "  uncertain  (no rid)  {name}  — submitted {}with no answer: a job may exist (and be billed); \
                  check the Daglo console for a job created then. It is never submitted again by itself",
-                at.map(|at| format!("at {} ", daglo::rfc3339::format(at))).unwrap_or_default()
+                at.map(|at| format!("at {} ", daglo::rfc3339::format(at)))
+                    .unwrap_or_default()
             ),
             Ended::NotSubmitted { reason } => eprintln!("  not submitted  {name}  {}", safe(reason)),
             Ended::Orphan => eprintln!(

@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use daglo::client::SrtAnswer;
+use daglo::journal::Journal;
 use daglo::{Client, JobId, JobSnapshot, Outcome, ResultError, ResultStore, Rid};
 
+use crate::batch::Gate;
 use crate::failure::chain;
 use crate::terminal::safe;
 
@@ -27,19 +29,34 @@ pub(crate) struct OutputFiles {
     /// How long subtitles answered `202` are asked for again.
     srt_within: Duration,
     client: Client,
+    /// The batch's journal: a job it no longer holds (flushed, deleted) writes no output — its
+    /// name may belong to another input by now — and is saved elsewhere instead.
+    journal: Arc<dyn Journal>,
+    /// Stopped when the journal turns out gone.
+    gate: Arc<Gate>,
     /// Subtitles fetched (or given up on) per output name: a retried write does not fetch or
     /// wait for them again.
     subtitles: Mutex<HashMap<String, Result<String, String>>>,
 }
 
 impl OutputFiles {
-    pub(crate) fn new(dir: &Path, srt: bool, json: bool, srt_within: Duration, client: Client) -> Self {
+    pub(crate) fn new(
+        dir: &Path,
+        srt: bool,
+        json: bool,
+        srt_within: Duration,
+        client: Client,
+        journal: Arc<dyn Journal>,
+        gate: Arc<Gate>,
+    ) -> Self {
         Self {
             dir: dir.to_owned(),
             srt,
             json,
             srt_within,
             client,
+            journal,
+            gate,
             subtitles: Mutex::default(),
         }
     }
@@ -156,6 +173,30 @@ impl ResultStore for OutputFiles {
     }
 
     async fn put_job(&self, job: &JobSnapshot, outcome: &Outcome) -> Result<String, ResultError> {
+        // A journal that cannot answer (Redis down) does not stop the write: the output is
+        // what a rerun finds. One that answers without the job, or is gone, does.
+        match self.journal.by_job(&job.id).await {
+            Ok(Some(_)) => {}
+            Err(e) if !e.is_gone() => {}
+            Ok(None) => {
+                let gone = daglo::journal::JournalError::gone(format!(
+                    "it no longer holds job {} (flushed or replaced): its output name may be another input's now",
+                    job.id
+                ));
+                self.gate.journal_gone(&gone);
+                return Err(ResultError::new(
+                    format!("write the outputs of job {}", job.id),
+                    gone,
+                ));
+            }
+            Err(e) => {
+                self.gate.journal_gone(&e);
+                return Err(ResultError::new(
+                    format!("write the outputs of job {}", job.id),
+                    e,
+                ));
+            }
+        }
         match job.labels.get(OUTPUT_LABEL) {
             Some(stem) => self.write(stem, outcome).await,
             None => self.put(&job.id, outcome).await,

@@ -9,9 +9,19 @@ pub(crate) const MAX_CHARS: usize = 200;
 /// `value` with every control character escaped (`\n`, `\u{1b}`, …) and cut to [`MAX_CHARS`]
 /// characters (an ellipsis says it was cut).
 pub(crate) fn safe(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(MAX_CHARS + 8));
+    shown(value, MAX_CHARS)
+}
+
+/// `value` with every control character escaped, whole: for this program's own long lines
+/// (paths, error chains of the journal) whose end matters.
+pub(crate) fn escaped(value: &str) -> String {
+    shown(value, usize::MAX)
+}
+
+fn shown(value: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(value.len().min(max_chars.saturating_add(8)));
     for (shown, c) in value.chars().enumerate() {
-        if shown == MAX_CHARS {
+        if shown == max_chars {
             out.push('…');
             break;
         }

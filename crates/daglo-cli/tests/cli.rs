@@ -1,25 +1,9 @@
 //! The `daglo` binary as a user runs it, against its built-in emulator.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/standup.wav");
-
-fn daglo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_daglo"))
-        .args(args)
-        .env_remove("DAGLO_API_TOKEN")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("daglo-cli-{}-{name}", std::process::id()))
-}
+use common::*;
+use std::process::Command;
 
 #[test]
 fn transcribes_a_file_with_json_and_subtitles() {
@@ -313,58 +297,6 @@ fn sentiment_reaches_the_text_output_and_json() {
     assert!(result["sentimentScore"]["positive"].is_number());
 }
 
-/// Returns once the batch journal in `out` holds `count` entries, every one with its rid.
-async fn all_submitted(out: &std::path::Path, count: usize) {
-    use daglo::journal::Journal;
-    let path = out.join("daglo-journal.sqlite");
-    loop {
-        if let Ok(journal) = daglo::journal::SqliteJournal::open(&path)
-            && let Ok(entries) = journal.entries().await
-            && entries.len() == count
-            && entries
-                .iter()
-                .all(|e| matches!(e.state, daglo::journal::EntryState::Submitted { .. }))
-        {
-            return;
-        }
-        // Polling the journal file another process writes: there is no event to wait on.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// A service that outlives the CLI — the emulator, running in this test process, which the CLI
-/// reaches over HTTP — with jobs of `seconds`; `files` inputs and a fresh output directory.
-async fn outliving_service(
-    name: &str,
-    files: usize,
-    seconds: u64,
-) -> (daglo::sim::Simulator, PathBuf, PathBuf) {
-    let sim = daglo::sim::Simulator::start(
-        daglo::sim::SimConfig::default().processing_time(std::time::Duration::from_secs(seconds)),
-    )
-    .await
-    .unwrap();
-    let out = temp(&format!("{name}-out"));
-    let _ = std::fs::remove_dir_all(&out);
-    (sim, audio_dir(name, files), out)
-}
-
-/// `count` small audio files in a fresh directory.
-fn audio_dir(name: &str, count: usize) -> PathBuf {
-    let dir = temp(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..count {
-        // Three seconds at the emulator's 16,000 bytes a second: a few words each.
-        std::fs::write(
-            dir.join(format!("call-{i:03}.wav")),
-            vec![(i % 250) as u8 + 1; 48_000],
-        )
-        .unwrap();
-    }
-    dir
-}
-
 #[test]
 fn two_hundred_files_under_the_real_limit_all_done_once_and_a_rerun_submits_nothing() {
     let inputs = audio_dir("batch-200", 200);
@@ -501,66 +433,6 @@ async fn ctrl_c_stops_waiting_keeps_the_journal_and_says_how_to_resume() {
     assert!(stderr.contains("3 pending"), "{stderr}");
     let _ = std::fs::remove_dir_all(inputs);
     let _ = std::fs::remove_dir_all(out);
-}
-
-/// The Redis a test uses: `DAGLO_TEST_REDIS_URL` when set (CI starts one), or else a private
-/// `redis-server` of the test's own when one is installed (killed when the guard drops). With
-/// neither the test says so on the terminal, past the harness's capture, and passes — except
-/// under CI, which must run it.
-fn test_redis(test: &str) -> Option<(String, Option<RedisGuard>)> {
-    if let Ok(url) = std::env::var("DAGLO_TEST_REDIS_URL")
-        && !url.is_empty()
-    {
-        return Some((url, None));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let spawned = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let Ok(child) = spawned else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have redis-server installed"
-        );
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: the Redis tests did not run — no DAGLO_TEST_REDIS_URL and no redis-server installed"
-        );
-        return None;
-    };
-    let guard = RedisGuard(child);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Some((format!("redis://127.0.0.1:{port}"), Some(guard)))
-}
-
-/// Kills the private redis-server when dropped.
-struct RedisGuard(std::process::Child);
-
-impl Drop for RedisGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -42,7 +42,10 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     // Renewing moves the lease on and changes nothing else.
     journal.renew(a).await.expect("renew");
     let renewed = journal.by_job(&job).await.expect("by_job").expect("found");
-    assert!(renewed.updated_at >= entry.updated_at, "a renewal never moves the lease back");
+    assert!(
+        renewed.updated_at >= entry.updated_at,
+        "a renewal never moves the lease back"
+    );
     assert_eq!(renewed.state, EntryState::Intended);
     assert_eq!(renewed.intent, entry.intent);
 
@@ -94,7 +97,10 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     assert_eq!(running.status, Some(Status::Transcribing));
     assert_eq!(running.progress, Some(40));
     assert!(running.updated_at >= running.intent.at);
-    journal.renew(a).await.expect("renewing a submitted entry is no error");
+    journal
+        .renew(a)
+        .await
+        .expect("renewing a submitted entry is no error");
     let still = journal.by_job(&job).await.expect("by_job").expect("found");
     assert_eq!(still.state, running.state, "a submitted entry is not renewed");
     assert!(!still.is_leased(), "an entry with a rid holds no lease");

@@ -49,7 +49,7 @@ impl RedisJournal {
         self.generation
             .get_or_try_init(|| async {
                 let mark = JobId::random().to_string();
-                let (_, generation): ((), String) = redis::pipe()
+                let (generation,): (String,) = redis::pipe()
                     .cmd("SET")
                     .arg(self.key(&["generation"]))
                     .arg(&mark)
@@ -146,7 +146,8 @@ static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
 /// Records an entry unless its key is held (by an entry that was submitted or may have been;
 /// a provably not-submitted holder gives the key up): `{1, id}` for a new entry, `{0, id}` for
 /// the holder, `{-1, 0}` in another generation. A fresh sequence starts at Redis's clock in
-/// microseconds, so ids are not reused after a flush. KEYS: sequence, entries, latest, keys,
+/// microseconds, so ids are not reused after a flush (ids are written with `%d`: Lua would
+/// print a 16-digit number in exponent form). KEYS: sequence, entries, latest, keys,
 /// jobs, generation. ARGV: entry key prefix, input, caller key (`''` for none), job id,
 /// generation, then the entry's field/value pairs.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -154,7 +155,7 @@ static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
         "if redis.call('GET', KEYS[6]) ~= ARGV[5] then return {-1, 0} end \
          if redis.call('EXISTS', KEYS[1]) == 0 then \
            local t = redis.call('TIME') \
-           redis.call('SET', KEYS[1], tonumber(t[1]) * 1000000 + tonumber(t[2])) \
+           redis.call('SET', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2]))) \
          end \
          if ARGV[3] ~= '' then \
            local held = redis.call('HGET', KEYS[4], ARGV[3]) \
@@ -164,11 +165,12 @@ static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
            if held then redis.call('HDEL', ARGV[1] .. held, 'key') end \
          end \
          local id = redis.call('INCR', KEYS[1]) \
-         redis.call('HSET', ARGV[1] .. id, unpack(ARGV, 6)) \
-         redis.call('ZADD', KEYS[2], id, id) \
-         redis.call('HSET', KEYS[3], ARGV[2], id) \
-         if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], id) end \
-         redis.call('HSET', KEYS[5], ARGV[4], id) \
+         local sid = string.format('%d', id) \
+         redis.call('HSET', ARGV[1] .. sid, unpack(ARGV, 6)) \
+         redis.call('ZADD', KEYS[2], id, sid) \
+         redis.call('HSET', KEYS[3], ARGV[2], sid) \
+         if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], sid) end \
+         redis.call('HSET', KEYS[5], ARGV[4], sid) \
          return {1, id}",
     )
 });

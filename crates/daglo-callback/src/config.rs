@@ -139,7 +139,10 @@ impl CallbackConfig {
     }
 
     /// The largest accepted body (default [`DEFAULT_MAX_BODY_BYTES`]); reading stops as soon as
-    /// it is exceeded and the answer is `413`.
+    /// it is exceeded and the answer is `413`. A body is decoded within
+    /// [`DECODE_RATIO`](daglo_core::DECODE_RATIO) (4) times its size: at most 5 × this per
+    /// callback being decoded, and [`max_body_memory`](CallbackConfig::max_body_memory) bounds
+    /// how many are at once.
     #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
@@ -191,7 +194,10 @@ impl CallbackConfig {
     }
 
     /// The most memory all callback bodies being read or decoded may take together (default
-    /// four maximum bodies). A body waits for its share within the body timeout.
+    /// four maximum bodies, read and — when finals are trusted — decoded: 4 × 5 ×
+    /// [`max_body_bytes`](CallbackConfig::max_body_bytes)). A body waits for its share within
+    /// the body timeout; one job's credential reads one body at a time, so it never holds more
+    /// than one body's share, whatever it sends.
     #[must_use]
     pub fn max_body_memory(mut self, bytes: usize) -> Self {
         self.max_body_memory = Some(bytes);
@@ -228,10 +234,16 @@ impl CallbackConfig {
             .to_owned()
     }
 
-    /// The bodies' shared memory budget, in bytes.
+    /// The bodies' shared memory budget, in bytes: by default four maximum bodies, read and
+    /// decoded.
     pub(crate) fn body_memory(&self) -> usize {
+        let factor = if self.finals == FinalCallbacks::TrustBody {
+            crate::receiver::FULL_DECODE_FACTOR
+        } else {
+            1
+        };
         self.max_body_memory
-            .unwrap_or(self.max_body_bytes.saturating_mul(4))
+            .unwrap_or(self.max_body_bytes.saturating_mul(4 * factor))
             .max(self.max_body_bytes)
     }
 

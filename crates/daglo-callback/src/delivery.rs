@@ -48,6 +48,7 @@ struct Inner {
     registry: Arc<dyn JobRegistry>,
     /// Shared by every receiver of this delivery: the bodies' memory budget, in KiB.
     body_memory: Arc<Semaphore>,
+    turns: Arc<crate::receiver::Turns>,
     sweeper: AbortHandle,
 }
 
@@ -195,6 +196,7 @@ impl CallbackDelivery {
                 mint,
                 registry,
                 body_memory,
+                turns: Arc::default(),
                 sweeper,
             }),
         })
@@ -212,6 +214,7 @@ impl CallbackDelivery {
             body_timeout: config.body_timeout,
             body_memory: self.inner.body_memory.clone(),
             body_memory_kib: config.body_memory().div_ceil(1024),
+            turns: self.inner.turns.clone(),
             decode_results: config.finals == FinalCallbacks::TrustBody,
         })
     }

@@ -48,6 +48,8 @@ pub(crate) struct Checks {
     pub(crate) body_memory: Arc<Semaphore>,
     /// The budget's size, in KiB.
     pub(crate) body_memory_kib: usize,
+    /// Whose turn it is to read a body, per job key.
+    pub(crate) turns: Arc<Turns>,
     /// Decode whole final bodies (transcripts trusted from the callback), or only what moves
     /// the job (status, progress, rid) when finals are confirmed by a `GET`.
     pub(crate) decode_results: bool,
@@ -80,10 +82,58 @@ const LOG_FIELD_CHARS: usize = 64;
 /// Bodies above this size are decoded on a blocking thread, off the reactor.
 const DECODE_INLINE_BYTES: usize = 64 << 10;
 
-/// What decoding a whole result body costs in memory, as a multiple of its size (measured: a
-/// 15 MiB body of word timings peaks near 80 MiB while it becomes typed words). Reading only a
-/// body's status costs the body itself.
-const FULL_DECODE_FACTOR: usize = 6;
+/// What a whole result body costs in memory while it is decoded, as a multiple of its size:
+/// the body, and at most [`DECODE_RATIO`](daglo_core::DECODE_RATIO) times it decoded (a body
+/// that would take more is refused before it is built). Reading only a body's status costs the
+/// body itself.
+pub(crate) const FULL_DECODE_FACTOR: usize = 1 + daglo_core::DECODE_RATIO;
+
+/// One body at a time per job key: a job's credential — leaked, say, and used to trickle many
+/// maximum bodies at once — holds at most one body's share of the memory budget, and the
+/// other jobs' callbacks keep the rest.
+#[derive(Debug, Default)]
+pub(crate) struct Turns {
+    keys: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A job key's turn to read a body; the next waiter's when dropped.
+struct Turn<'a> {
+    turns: &'a Turns,
+    key: String,
+    semaphore: Arc<Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Turns {
+    async fn take(&self, key: &str) -> Turn<'_> {
+        let semaphore = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .clone();
+        let permit = semaphore.clone().acquire_owned().await.ok();
+        Turn {
+            turns: self,
+            key: key.to_owned(),
+            semaphore,
+            permit,
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut keys = self.turns.keys.lock().unwrap_or_else(|p| p.into_inner());
+        // Nobody else holds or waits for this key's turn (the map's and this one are the only
+        // references, and new ones are taken under this lock): forget the key.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            keys.remove(&self.key);
+        }
+    }
+}
 
 impl<B> tower::Service<Request<B>> for CallbackReceiver
 where
@@ -191,6 +241,8 @@ where
 
     let reserve = declared.map_or(checks.max_body_bytes, |len| len as usize);
     let read = async {
+        // This job's turn first: one body of a job at a time, whatever its credential sends.
+        let turn = checks.turns.take(key.as_str()).await;
         // Reserve the body's memory first — for reading it, and for decoding it — from the one
         // budget every body in flight shares; capped at the whole budget, so one always fits.
         let factor = if checks.decode_results {
@@ -202,7 +254,7 @@ where
         let permits = u32::try_from(kib.min(checks.body_memory_kib)).unwrap_or(u32::MAX);
         let budget = checks.body_memory.clone().acquire_many_owned(permits).await;
         let bytes = read_body(request.into_body(), checks.max_body_bytes, reserve).await;
-        (budget, bytes)
+        ((turn, budget), bytes)
     };
     let (_budget, bytes) = match tokio::time::timeout(checks.body_timeout, read).await {
         Err(_) => {

@@ -366,3 +366,57 @@ async fn the_body_memory_budget_holds_concurrent_maximum_bodies_back() {
     assert_eq!(answers, vec![200; 4], "all taken, one after another");
     drop(server);
 }
+
+#[tokio::test]
+async fn one_jobs_credential_cannot_take_the_other_jobs_share_of_body_memory() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // Four maximum bodies of budget; bodies may take 30 s to arrive.
+        let (callbacks, server) = CallbackDelivery::loopback(support::unused_client(), |c: CallbackConfig| {
+            c.max_body_bytes(1 << 20).body_timeout(Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        let mut jobs = Vec::new();
+        for _ in 0..2 {
+            let mut options = daglo_core::JobOptions::default();
+            let ticket = daglo_core::ResultDelivery::prepare(&callbacks, &mut options)
+                .await
+                .unwrap();
+            jobs.push((ticket, Rig::credential(&options)));
+        }
+        let (leaked_url, name, value) = jobs[0].1.clone();
+        let path = url::Url::parse(&leaked_url).unwrap().path().to_owned();
+        // A leaked credential trickles ten maximum bodies at once and never finishes them.
+        let mut trickling = Vec::new();
+        for _ in 0..10 {
+            let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\n{name}: {value}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{{",
+                1 << 20
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            trickling.push(stream);
+        }
+        // The other job's callback is not held back by them.
+        let (url, name, value) = &jobs[1].1;
+        let http = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            support::post(
+                &http,
+                url,
+                &[(name, value), JSON],
+                json!({"status": "transcribing", "progress": 30}).to_string(),
+            ),
+        )
+        .await
+        .expect("the other job's callback is answered while the leaked credential trickles");
+        assert_eq!(answer.0, 200);
+        println!("answered in {:?} beside ten trickled bodies of one job", started.elapsed());
+        drop(trickling);
+        drop(server);
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -206,6 +206,12 @@ impl ClientBuilder {
     /// The largest status or SRT answer read (default [`DEFAULT_MAX_ANSWER_BYTES`]); a larger
     /// one fails with [`Error::AnswerTooLarge`] without being held in memory. Submit and error
     /// answers are capped at 64 KiB.
+    ///
+    /// What it costs in memory: an answer is held while it is decoded, and decoding takes at
+    /// most [`DECODE_RATIO`](daglo_core::DECODE_RATIO) (4) times its size — a body that would
+    /// take more is refused with a decode error, never built. So each status request in flight
+    /// can take up to 5 × this (320 MiB at the default 64 MiB; a real 4-hour transcript of a
+    /// few MB takes under 2× its size).
     #[must_use]
     pub fn max_answer_bytes(mut self, bytes: usize) -> Self {
         self.max_answer_bytes = bytes.max(1);

@@ -6,6 +6,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::budget::{self, Charged};
 use crate::lenient;
 use crate::offset::TimeOffset;
 use crate::options::JsonObject;
@@ -119,11 +120,13 @@ impl<'de> Deserialize<'de> for StatusBody {
                         "rid" => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
                         "status" => status = Some(map.next_value::<Status>()?),
                         "progress" => body.progress = map.next_value::<Percent>()?.0,
-                        "sttResults" => body.stt_results = map.next_value::<Option<Vec<SttResult>>>()?,
+                        "sttResults" => {
+                            body.stt_results = map.next_value::<Option<Charges<SttResult>>>()?.map(|r| r.0)
+                        }
                         "message" => body.message = map.next_value::<OptText>()?.0,
-                        "custom" => body.custom = map.next_value::<Option<Value>>()?,
+                        "custom" => body.custom = map.next_value::<Option<Charged>>()?.map(|c| c.0),
                         _ => {
-                            let value = map.next_value::<Value>()?;
+                            let value = map.next_value::<Charged>()?.0;
                             body.extra.insert(key, value);
                         }
                     }
@@ -133,6 +136,55 @@ impl<'de> Deserialize<'de> for StatusBody {
             }
         }
         deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A list read within the decode's memory budget: each element charged (its slot, and what
+/// it holds on the heap) as it is read.
+struct Charges<T>(Vec<T>);
+
+/// What a decoded element holds on the heap besides its slot.
+trait HeapCost {
+    fn heap_cost(&self) -> usize;
+}
+
+fn text_cost(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, |t| budget::heap(t.len()))
+}
+
+impl HeapCost for Word {
+    fn heap_cost(&self) -> usize {
+        budget::heap(self.word.len()) + text_cost(&self.segment_id) + text_cost(&self.speaker)
+    }
+}
+
+impl HeapCost for SttResult {
+    fn heap_cost(&self) -> usize {
+        // The words, keywords and unknown fields were charged as they were read.
+        budget::heap(self.transcript.len())
+    }
+}
+
+impl<'de, T: Deserialize<'de> + HeapCost> Deserialize<'de> for Charges<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + HeapCost> Visitor<'de> for Items<T> {
+            type Value = Charges<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Charges<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<T>()? {
+                    let heap = item.heap_cost();
+                    budget::push::<_, A::Error>(&mut items, item, heap)?;
+                }
+                Ok(Charges(items))
+            }
+        }
+        deserializer.deserialize_seq(Items(std::marker::PhantomData))
     }
 }
 
@@ -190,14 +242,19 @@ impl<'de> Deserialize<'de> for SttResult {
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "transcript" => result.transcript = map.next_value::<Text>()?.0,
-                        "words" => result.words = map.next_value::<Option<Vec<Word>>>()?.unwrap_or_default(),
+                        "words" => {
+                            result.words = map
+                                .next_value::<Option<Charges<Word>>>()?
+                                .map(|w| w.0)
+                                .unwrap_or_default()
+                        }
                         "keywords" => result.keywords = map.next_value::<Strings>()?.0,
                         "sentiment" => result.sentiment = map.next_value::<OptText>()?.0.map(Sentiment::from),
                         "sentimentScore" => {
                             result.sentiment_score = map.next_value::<Option<SentimentScore>>()?;
                         }
                         _ => {
-                            let value = map.next_value::<Value>()?;
+                            let value = map.next_value::<Charged>()?.0;
                             result.extra.insert(key, value);
                         }
                     }

@@ -18,9 +18,12 @@ pub fn decode_json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Resu
     Ok(value)
 }
 
-/// Decodes a status/result body (polling answer or callback).
+/// Decodes a status/result body (polling answer or callback), taking at most
+/// [`DECODE_RATIO`](crate::DECODE_RATIO) times its size in memory (plus
+/// [`DECODE_FLOOR`](crate::DECODE_FLOOR)): a body that would take more — a million one-letter
+/// words, say — is refused with an error saying so, before it is built.
 pub fn decode_status_body(body: &[u8]) -> Result<StatusBody, DecodeError> {
-    decode_json("status body", body)
+    crate::budget::within(body.len(), || decode_json("status body", body))
 }
 
 /// Decodes the answer to a submit.
@@ -45,6 +48,45 @@ mod tests {
         assert_eq!(err.path(), "sttResults[0].words[1]");
         assert!(err.message().contains("invalid type"), "{err}");
         assert!(err.excerpt().starts_with("{\"status\""));
+    }
+
+    #[test]
+    fn a_body_that_would_take_more_than_four_times_its_size_is_refused() {
+        let words = vec![r#"{"word":"a"}"#; 200_000].join(",");
+        let tiny =
+            format!(r#"{{"status":"transcribed","sttResults":[{{"transcript":"a","words":[{words}]}}]}}"#);
+        let err = decode_status_body(tiny.as_bytes()).unwrap_err();
+        assert!(err.message().contains("4× its size"), "{err}");
+        assert!(err.path().starts_with("sttResults[0].words"), "{err}");
+        let real = vec![
+            r#"{"word":"안녕하세요 ","startTime":{"seconds":"1","nanos":200000000},"endTime":{"seconds":"1","nanos":700000000},"speaker":"1"}"#;
+            50_000
+        ]
+        .join(",");
+        let real =
+            format!(r#"{{"status":"transcribed","sttResults":[{{"transcript":"a","words":[{real}]}}]}}"#);
+        assert_eq!(
+            decode_status_body(real.as_bytes()).unwrap().stt_results.unwrap()[0]
+                .words
+                .len(),
+            50_000
+        );
+        let results = vec!["{}"; 100_000].join(",");
+        let empty = format!(r#"{{"status":"transcribed","sttResults":[{results}]}}"#);
+        assert!(
+            decode_status_body(empty.as_bytes()).is_err(),
+            "a million empty results are refused too"
+        );
+        let keywords = vec![r#""k""#; 200_000].join(",");
+        let keywords = format!(
+            r#"{{"status":"transcribed","sttResults":[{{"transcript":"a","keywords":[{keywords}]}}]}}"#
+        );
+        assert!(decode_status_body(keywords.as_bytes()).is_err());
+        let unknown = format!(
+            r#"{{"status":"transcribed","x":[{}]}}"#,
+            vec!["0"; 200_000].join(",")
+        );
+        assert!(decode_status_body(unknown.as_bytes()).is_err());
     }
 
     #[test]

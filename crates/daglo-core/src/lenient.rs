@@ -59,7 +59,8 @@ pub(crate) fn percent<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Opti
 pub(crate) fn opt_strings<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
+    // Charged: a list of a million one-letter keywords is refused, not built.
+    Ok(match crate::budget::Charged::deserialize(deserializer)?.0 {
         Value::Array(items) => Some(items.into_iter().filter_map(text).collect()),
         Value::Null => None,
         other => text(other).map(|one| vec![one]),

@@ -39,6 +39,7 @@
 
 mod backoff;
 mod body;
+mod budget;
 #[doc(hidden)]
 pub mod conformance;
 mod decode;
@@ -58,6 +59,7 @@ mod status;
 mod timescale;
 
 pub use backoff::Backoff;
+pub use budget::{DECODE_FLOOR, DECODE_RATIO};
 
 /// The 64-bit FNV-1a hash of `bytes`: the project's one change detector (options digests,
 /// output fingerprints) — fast and stable, not a secret and not collision-proof.

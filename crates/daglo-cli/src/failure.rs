@@ -38,8 +38,10 @@ impl Failure {
         }
     }
 
+    /// Prints the message — its control characters escaped, whatever part came from the
+    /// network — and gives the exit status.
     pub(crate) fn report(self) -> ExitCode {
-        eprintln!("daglo: {}", self.message);
+        eprintln!("daglo: {}", crate::terminal::escaped(&self.message));
         ExitCode::from(self.code)
     }
 }

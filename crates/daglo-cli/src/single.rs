@@ -34,6 +34,7 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
 
     // The deadline covers the whole command, the submit included.
     let started = tokio::time::Instant::now();
+    let sent_at = std::time::SystemTime::now();
     let submit = input.submit(&transcriber, &options);
     let submitted = match deadline {
         None => submit.await,
@@ -55,6 +56,16 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
         TranscribeError::Submit(
             inner @ (daglo::client::Error::Invalid(_) | daglo::client::Error::File { .. }),
         ) => Failure::usage(chain(inner)),
+        // Say how to check: the job, if any, was created about when the submit went out.
+        _ if e.may_have_created_job() => Failure {
+            code: exit::SERVICE,
+            message: format!(
+                "{}; the submit went out at {}: look in the Daglo console for a job created then \
+                 before running this again",
+                crate::terminal::escaped(&chain(&e)),
+                daglo::rfc3339::format(sent_at)
+            ),
+        },
         _ => Failure::service(&e),
     })?;
     let rid = pending.rid().clone();

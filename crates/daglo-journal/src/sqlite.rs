@@ -100,16 +100,19 @@ impl SqliteJournal {
         connection
             .busy_timeout(Duration::from_secs(10))
             .map_err(failed("cannot configure the journal"))?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(failed("cannot configure the journal"))?;
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(failed("cannot configure the journal"))?;
-        connection
-            .execute_batch(SCHEMA)
-            .map_err(failed("cannot create the journal's table"))?;
-        migrate(&connection)?;
+        // Switching a fresh file to WAL and creating its table can find another process doing
+        // the same: SQLite then says "locked" at once, without waiting. Try again for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match configure(&connection) {
+                Err(e) if e.locked && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                configured => break configured.map_err(|e| e.error)?,
+            }
+        }
         Ok(Self {
             file: file_identity(&path),
             path,
@@ -190,6 +193,41 @@ impl SqliteJournal {
         })
         .await
     }
+}
+
+/// A failure to configure a journal, and whether it was another process holding the lock.
+struct Configure {
+    error: JournalError,
+    locked: bool,
+}
+
+/// WAL, full sync, the table and its upgrades.
+fn configure(connection: &Connection) -> Result<(), Configure> {
+    let locked = |e: &rusqlite::Error| {
+        matches!(e, rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    };
+    let step = |result: rusqlite::Result<()>, what: &str| {
+        result.map_err(|e| Configure {
+            locked: locked(&e),
+            error: JournalError::new(what.to_owned(), e),
+        })
+    };
+    step(
+        connection.pragma_update(None, "journal_mode", "WAL"),
+        "cannot configure the journal",
+    )?;
+    step(
+        connection.pragma_update(None, "synchronous", "FULL"),
+        "cannot configure the journal",
+    )?;
+    step(connection.execute_batch(SCHEMA), "cannot create the journal's table")?;
+    migrate(connection).map_err(|error| Configure {
+        locked: std::error::Error::source(&error)
+            .and_then(|cause| cause.downcast_ref::<rusqlite::Error>())
+            .is_some_and(locked),
+        error,
+    })
 }
 
 /// The device and inode of the file at `path` (`None` where there are none, or no file).

@@ -165,7 +165,11 @@ impl Ticket for HybridTicket {
                         return outcome;
                     }
                 }
-                outcome = &mut polled => return outcome,
+                outcome = &mut polled => {
+                    // The final callback did not come in time: polling found the outcome.
+                    daglo_core::telemetry::hybrid_fallback();
+                    return outcome;
+                }
             }
         }
     }

@@ -398,6 +398,26 @@ pub(crate) enum Unkept {
     Journal(Arc<daglo_core::JournalError>),
 }
 
+/// The bounded label of a strategy's name.
+pub(crate) fn strategy_label(strategy: &str) -> &'static str {
+    match strategy {
+        "polling" => "polling",
+        "callback" => "callback",
+        "hybrid" => "hybrid",
+        _ => "other",
+    }
+}
+
+/// The in-flight gauge's state for `state`; `None` once the job no longer runs.
+fn in_flight(state: JobState) -> Option<&'static str> {
+    match state {
+        JobState::Submitting => Some("submitting"),
+        JobState::Running => Some("running"),
+        JobState::Uncertain => Some("uncertain"),
+        _ => None,
+    }
+}
+
 /// The live record of one job this process follows.
 #[derive(Debug)]
 pub(crate) struct Cell {
@@ -417,6 +437,7 @@ impl Cell {
         if let Some(entry) = entry {
             let _ = recorded.set(entry);
         }
+        daglo_core::telemetry::job_moved(strategy_label(&snapshot.strategy), None, in_flight(snapshot.state));
         Arc::new(Self {
             view: watch::Sender::new(View {
                 snapshot,
@@ -457,6 +478,21 @@ impl Cell {
             change(view);
             view.snapshot.updated_at = SystemTime::now();
             diff(Some(&before), &view.snapshot, &mut changes);
+            let after = &view.snapshot;
+            if before.state != after.state {
+                let strategy = strategy_label(&after.strategy);
+                daglo_core::telemetry::job_moved(strategy, in_flight(before.state), in_flight(after.state));
+                let ended = |state: JobState| matches!(state, JobState::Finished | JobState::Failed | JobState::GaveUp);
+                if ended(after.state) && !ended(before.state) {
+                    let outcome = match (&after.outcome, after.state) {
+                        (Some(daglo_core::OutcomeKind::Transcript), _) => "transcript",
+                        (Some(daglo_core::OutcomeKind::Empty), _) => "empty",
+                        (_, JobState::GaveUp) => "gave_up",
+                        _ => "failed",
+                    };
+                    daglo_core::telemetry::job_ended(strategy, outcome, self.started.elapsed().as_secs_f64());
+                }
+            }
         });
         for event in changes {
             // No stream listening is fine: the snapshot holds the state.

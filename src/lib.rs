@@ -91,6 +91,8 @@ pub use daglo_core::{
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
+/// What the library counts through the `metrics` facade: see `docs/metrics.md`.
+pub use daglo_core::telemetry;
 pub use jobs::{DirResults, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]

@@ -682,7 +682,16 @@ impl Transcriber {
             Some(ticket) => ticket,
             None => self.delivery.resume(&rid).map_err(wait_error)?,
         };
+        let waiting = std::time::Instant::now();
         let outcome = ticket.wait(rid.clone(), observer).await.map_err(wait_error)?;
+        let strategy = crate::jobs::strategy_label(self.strategy());
+        let ended = match &outcome {
+            Outcome::Transcript { .. } => "transcript",
+            Outcome::Empty { .. } => "empty",
+            Outcome::Failed { .. } => "failed",
+            _ => "gave_up",
+        };
+        daglo_core::telemetry::job_ended(strategy, ended, waiting.elapsed().as_secs_f64());
         // The end, when it is one (a job given up on goes on, and stays pending).
         if let (Some(journal), Some(entry), Some(kind)) = (&self.journal, entry, OutcomeKind::of(&outcome)) {
             journal

@@ -417,15 +417,27 @@ impl CallbackDelivery {
                 }
             }
             if let Some(body) = view.final_body {
+                let arrived = std::time::Instant::now();
                 // A trusted final is taken as sent — unless it carries no results to take (the
                 // receiver could not read them, or the service left them out): then it too is
                 // confirmed with the service rather than read as an empty result.
                 let readable = !(body.status.is_success() && body.stt_results.is_none());
                 if !confirming && readable {
                     let outcome = Outcome::from_terminal_body(rid.clone(), body.as_ref().clone());
+                    daglo_core::telemetry::callback_to_outcome(arrived.elapsed().as_secs_f64());
                     return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
                 }
-                return match confirm(&self.inner.client, &rid, deadline).await? {
+                let confirmed = confirm(&self.inner.client, &rid, deadline).await?;
+                daglo_core::telemetry::confirmation(match &confirmed {
+                    None => "still_running",
+                    Some(Outcome::Failed { status, .. }) if *status == body.status => "agreed",
+                    Some(Outcome::Transcript { .. } | Outcome::Empty { .. }) if body.status.is_success() => "agreed",
+                    Some(_) => "differed",
+                });
+                if confirmed.is_some() {
+                    daglo_core::telemetry::callback_to_outcome(arrived.elapsed().as_secs_f64());
+                }
+                return match confirmed {
                     Some(outcome) => {
                         let (status, percent) = match &outcome {
                             Outcome::Failed { status, .. } => (status.clone(), view.percent),

@@ -408,6 +408,12 @@ fn json_answer(status: StatusCode, body: &serde_json::Value) -> Answer {
 }
 
 fn accepted(what: &str) -> Answer {
+    daglo_core::telemetry::callback(match what {
+        "accepted" => "accepted",
+        "duplicate" => "duplicate",
+        "stale" => "stale_progress",
+        _ => "late",
+    });
     json_answer(StatusCode::OK, &json!({ "status": what }))
 }
 
@@ -426,5 +432,12 @@ fn unavailable(cause: &RegistryError) -> Answer {
 }
 
 fn error(status: StatusCode, reason: &str) -> Answer {
+    daglo_core::telemetry::callback(match status {
+        StatusCode::UNAUTHORIZED => "bad_credential",
+        StatusCode::NOT_FOUND => "unknown_key",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "malformed",
+    });
     json_answer(status, &json!({ "error": reason }))
 }

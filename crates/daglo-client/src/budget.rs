@@ -17,6 +17,11 @@ pub trait RateBudget: Send + Sync + fmt::Debug {
     fn on_success(&self, now: Instant);
     /// The rate currently allowed, in requests per second.
     fn current_rate(&self) -> f64;
+    /// Whose budget it is, for the `daglo_budget_rate` gauge: `local` (this process's; the
+    /// default) or `shared` (one every process draws from, as on Redis).
+    fn scope(&self) -> &'static str {
+        "local"
+    }
 }
 
 /// A token bucket with multiplicative decrease on `429` and additive recovery.
@@ -147,10 +152,19 @@ impl fmt::Debug for TokenBucket {
 }
 
 /// Waits until `budget` lets one request through.
-pub(crate) async fn pace(budget: &dyn RateBudget) {
+pub(crate) async fn pace(budget: &dyn RateBudget, endpoint: &'static str) {
+    let started = Instant::now();
+    let mut waited = false;
     while let Err(wait) = budget.try_acquire(Instant::now()) {
+        waited = true;
         tokio::time::sleep(wait).await;
     }
+    let seconds = if waited {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
+    daglo_core::telemetry::budget_waited(endpoint, seconds);
 }
 
 #[cfg(test)]

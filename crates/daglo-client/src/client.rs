@@ -481,7 +481,7 @@ impl Client {
         budget: Option<&dyn RateBudget>,
     ) -> Result<StatusAnswer, Error> {
         let url = self.job_url(rid, None)?;
-        let (status, body) = self.get(url, retry, budget).await?;
+        let (status, body) = self.get(url, "status", retry, budget).await?;
         match status {
             StatusCode::OK => Ok(StatusAnswer::Body(Box::new(decode_status_body(&body)?))),
             StatusCode::NO_CONTENT => Ok(StatusAnswer::Empty),
@@ -494,7 +494,7 @@ impl Client {
     pub async fn srt(&self, rid: &Rid) -> Result<SrtAnswer, Error> {
         let url = self.job_url(rid, Some("srt"))?;
         let budget = self.inner.budgets.srt.clone();
-        let (status, body) = self.get(url, self.inner.retry, Some(budget.as_ref())).await?;
+        let (status, body) = self.get(url, "srt", self.inner.retry, Some(budget.as_ref())).await?;
         match status {
             StatusCode::OK => Ok(SrtAnswer::Ready(String::from_utf8_lossy(&body).into_owned())),
             StatusCode::ACCEPTED => Ok(SrtAnswer::NotReady),
@@ -572,13 +572,14 @@ impl Client {
     async fn get(
         &self,
         url: Url,
+        endpoint: &'static str,
         retry: RetryPolicy,
         budget: Option<&dyn RateBudget>,
     ) -> Result<(StatusCode, Bytes), Error> {
         let mut attempt = 1;
         loop {
             if let Some(budget) = budget {
-                pace(budget).await;
+                pace(budget, endpoint).await;
             }
             let result = self
                 .request(Method::GET, url.clone())
@@ -589,8 +590,9 @@ impl Client {
                 Ok(response) => read(response, attempt, self.inner.max_answer_bytes).await,
                 Err(e) => Err(Error::transport(e)),
             };
+            counted(endpoint, &outcome);
             if let Some(budget) = budget {
-                feedback(budget, &outcome);
+                feedback(budget, endpoint, &outcome);
             }
             match outcome {
                 Err(e) if e.is_retryable() && attempt < retry.max_attempts => {
@@ -616,7 +618,7 @@ impl Client {
         let deadline = tokio::time::Instant::now() + self.inner.submit_deadline;
         let mut attempt = 1;
         loop {
-            pace(budget.as_ref()).await;
+            pace(budget.as_ref(), "submit").await;
             let (request, upload) = make().await?;
             let outcome = match upload {
                 None => match request.send().await {
@@ -625,7 +627,8 @@ impl Client {
                 },
                 Some(progress) => self.send_upload(request, &progress, attempt).await,
             };
-            feedback(budget.as_ref(), &outcome);
+            counted("submit", &outcome);
+            feedback(budget.as_ref(), "submit", &outcome);
             // Only what provably created no job is repeated: a 429 (refused before processing)
             // until the submit deadline, a request that never left (or an upload that stopped
             // before its last byte) up to the retry policy's attempts.
@@ -645,14 +648,23 @@ impl Client {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(Error::RateLimited { .. }) => return Err(Error::RateLimited { attempts: attempt }),
+                Err(Error::RateLimited { .. }) => {
+                    daglo_core::telemetry::submitted("refused");
+                    return Err(Error::RateLimited { attempts: attempt });
+                }
                 Err(e) => {
                     if e.may_have_created_job() {
+                        daglo_core::telemetry::submitted("may_have_created");
                         warn!(error = %e, "submit failed after it may have reached the service; not retried (no idempotency)");
+                    } else {
+                        daglo_core::telemetry::submitted("refused");
                     }
                     return Err(e);
                 }
-                Ok((_, body)) => return Ok(body),
+                Ok((_, body)) => {
+                    daglo_core::telemetry::submitted("created");
+                    return Ok(body);
+                }
             }
         }
     }
@@ -703,14 +715,26 @@ impl Client {
     }
 }
 
-/// Tells a budget how a request went: a `429` slows it, a success lets it recover.
-fn feedback<T>(budget: &dyn RateBudget, outcome: &Result<T, Error>) {
+/// Counts a request to `endpoint` by the class of its answer.
+fn counted(endpoint: &'static str, outcome: &Result<(StatusCode, Bytes), Error>) {
+    let status = match outcome {
+        Ok((status, _)) => Some(status.as_u16()),
+        Err(Error::RateLimited { .. }) => Some(429),
+        Err(e) => e.status(),
+    };
+    daglo_core::telemetry::request(endpoint, status);
+}
+
+/// Tells a budget how a request went: a `429` slows it, a success lets it recover. The rate
+/// it allows then is the budget gauge.
+fn feedback<T>(budget: &dyn RateBudget, endpoint: &'static str, outcome: &Result<T, Error>) {
     let now = std::time::Instant::now();
     match outcome {
         Err(Error::RateLimited { .. }) => budget.on_rate_limited(now),
         Ok(_) => budget.on_success(now),
         Err(_) => {}
     }
+    daglo_core::telemetry::budget_rate(endpoint, budget.scope(), budget.current_rate());
 }
 
 /// Reads an answer of at most `limit` bytes: a `2xx` with its body, or the typed error for its

@@ -56,6 +56,7 @@ mod request;
 mod schedule;
 pub mod secs;
 mod status;
+pub mod telemetry;
 mod timescale;
 
 pub use backoff::Backoff;

@@ -135,7 +135,18 @@ impl SqliteJournal {
     /// Runs `work` on the connection, off the async workers — unless the journal's file was
     /// deleted or replaced since it was opened: SQLite would go on writing to the unlinked
     /// file, and a rerun would find no entry and submit everything again.
-    async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let done = self.run_uncounted(work).await;
+        daglo_core::telemetry::journal_operation("sqlite", operation, done.is_ok(), started.elapsed().as_secs_f64());
+        done
+    }
+
+    async fn run_uncounted<T, F>(&self, work: F) -> Result<T, JournalError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
@@ -160,12 +171,13 @@ impl SqliteJournal {
     /// Sets columns of one entry, which must exist; `updated_at_ms` is set too.
     async fn set(
         &self,
+        operation: &'static str,
         id: EntryId,
         sql: &'static str,
         values: Vec<Option<String>>,
     ) -> Result<(), JournalError> {
         let now = millis(SystemTime::now()).to_string();
-        self.run(move |connection| {
+        self.run(operation, move |connection| {
             let changed = connection
                 .execute(
                     sql,
@@ -181,7 +193,7 @@ impl SqliteJournal {
     }
 
     async fn one(&self, condition: &'static str, value: String) -> Result<Option<Entry>, JournalError> {
-        self.run(move |connection| {
+        self.run("read", move |connection| {
             connection
                 .query_row(
                     &format!("{SELECT} WHERE {condition} ORDER BY id DESC LIMIT 1"),
@@ -383,14 +395,14 @@ impl Journal for SqliteJournal {
     }
 
     async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
-        self.run(move |connection| {
+        self.run("intend", move |connection| {
             insert(connection, &intent)?.ok_or_else(|| JournalError::key_held(intent.key.as_deref()))
         })
         .await
     }
 
     async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
-        self.run(move |connection| {
+        self.run("claim", move |connection| {
             // One write transaction, the write lock taken first (`BEGIN IMMEDIATE`): the
             // holder read, released and replaced atomically across processes.
             let transaction =
@@ -418,6 +430,7 @@ impl Journal for SqliteJournal {
 
     async fn not_submitted(&self, id: EntryId, reason: &str) -> Result<(), JournalError> {
         self.set(
+            "not_submitted",
             id,
             "UPDATE jobs SET not_submitted = ?1, updated_at_ms = ?2 WHERE id = ?3",
             vec![Some(reason.to_owned())],
@@ -427,6 +440,7 @@ impl Journal for SqliteJournal {
 
     async fn submitted(&self, id: EntryId, rid: &Rid) -> Result<(), JournalError> {
         self.set(
+            "submitted",
             id,
             "UPDATE jobs SET rid = ?1, updated_at_ms = ?2 WHERE id = ?3",
             vec![Some(rid.as_str().to_owned())],
@@ -436,7 +450,7 @@ impl Journal for SqliteJournal {
 
     async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
         let now = millis(SystemTime::now());
-        self.run(move |connection| {
+        self.run("renew", move |connection| {
             connection
                 .execute(
                     "UPDATE jobs SET updated_at_ms = ?1 \
@@ -456,6 +470,7 @@ impl Journal for SqliteJournal {
         progress: Option<u32>,
     ) -> Result<(), JournalError> {
         self.set(
+            "progressed",
             id,
             "UPDATE jobs SET status = ?1, progress = ?2, updated_at_ms = ?3 WHERE id = ?4",
             vec![Some(status.as_str().to_owned()), progress.map(|p| p.to_string())],
@@ -470,6 +485,7 @@ impl Journal for SqliteJournal {
         result: Option<&str>,
     ) -> Result<(), JournalError> {
         self.set(
+            "finished",
             id,
             "UPDATE jobs SET outcome = ?1, result = ?2, updated_at_ms = ?3 WHERE id = ?4",
             vec![Some(outcome.as_str().to_owned()), result.map(str::to_owned)],
@@ -478,7 +494,7 @@ impl Journal for SqliteJournal {
     }
 
     async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
-        self.run(|connection| {
+        self.run("read", |connection| {
             let mut statement = connection
                 .prepare(&format!("{SELECT} ORDER BY id"))
                 .map_err(failed("cannot read the journal"))?;
@@ -493,7 +509,7 @@ impl Journal for SqliteJournal {
 
     async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
         let before = millis(before);
-        self.run(move |connection| {
+        self.run("prune", move |connection| {
             let ended = "(not_submitted IS NOT NULL OR outcome IS NOT NULL) \
                          AND COALESCE(updated_at_ms, intended_at_ms) < ?1";
             // One transaction: what is reported is exactly what is removed.

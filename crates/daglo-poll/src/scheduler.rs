@@ -320,10 +320,12 @@ impl Scheduler {
         match result {
             Ok(StatusAnswer::Empty) => {
                 self.budget.on_success(now);
+                self.rate_now();
                 self.finish(id, Ok(Outcome::Empty { rid }));
             }
             Ok(StatusAnswer::Body(body)) => {
                 self.budget.on_success(now);
+                self.rate_now();
                 self.on_body(id, *body, now);
             }
             Ok(_) => self.retry_later(id, now),
@@ -363,6 +365,7 @@ impl Scheduler {
                 self.stats.rate_limited += 1;
                 self.budget.on_rate_limited(now);
                 warn!(rid = %job.rid, rate = self.budget.current_rate(), "429 from the service; budget cut");
+                daglo_core::telemetry::budget_rate("status", self.budget.scope(), self.budget.current_rate());
                 // Straight back in line: the slowed budget paces the retry.
                 self.schedule(id, now);
             }
@@ -390,9 +393,15 @@ impl Scheduler {
         self.schedule(id, now + wait);
     }
 
+    /// The budget's rate now, for the `daglo_budget_rate` gauge.
+    fn rate_now(&self) {
+        daglo_core::telemetry::budget_rate("status", self.budget.scope(), self.budget.current_rate());
+    }
+
     fn finish(&mut self, id: u64, result: WaitResult) {
         let Some(job) = self.remove(id) else { return };
         debug!(rid = %job.rid, ok = result.is_ok(), polls = job.tracker.polls(), "job settled");
+        daglo_core::telemetry::status_requests_per_job(u64::from(job.tracker.polls()));
         let mut waiters = job.waiters.into_iter().peekable();
         while let Some(waiter) = waiters.next() {
             if waiters.peek().is_none() {

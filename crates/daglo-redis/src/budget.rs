@@ -185,6 +185,14 @@ impl RateBudget for RedisBudget {
             local.rate
         }
     }
+
+    fn scope(&self) -> &'static str {
+        if self.shared.lock().fallen_back {
+            "local"
+        } else {
+            "shared"
+        }
+    }
 }
 
 /// The reservation task: on demand, reserves the next shared slot, and reports `429`s.
@@ -201,12 +209,14 @@ async fn reserve(store: RedisStore, shared: std::sync::Weak<Shared>) {
         let mut conn = store.conn();
         if cut_pending {
             let floor = (options.per_second / 16.0).max(0.01);
+            let started = Instant::now();
             let answer: Result<String, _> = cut
                 .key(&budget.endpoint)
                 .arg(options.per_second)
                 .arg(floor)
                 .invoke_async(&mut conn)
                 .await;
+            daglo_core::telemetry::redis_operation("budget", answer.is_ok(), started.elapsed().as_secs_f64());
             if let Ok(rate) = answer {
                 let rate = rate.parse().unwrap_or(options.per_second);
                 budget.lock().rate = rate;
@@ -228,6 +238,7 @@ async fn reserve(store: RedisStore, shared: std::sync::Weak<Shared>) {
             .arg(u64::try_from(MAX_AHEAD.as_micros()).unwrap_or(u64::MAX))
             .invoke_async(&mut conn)
             .await;
+        daglo_core::telemetry::redis_operation("budget", answer.is_ok(), asked.elapsed().as_secs_f64());
         let probe_later = {
             let mut local = budget.lock();
             let mut probe_later = false;

@@ -94,7 +94,16 @@ impl RedisJournal {
 
     /// Sets fields of an existing entry (and its `updated_ms`); an entry the journal does not
     /// hold is an error.
-    async fn update(&self, id: EntryId, fields: &[(&str, &str)]) -> Result<(), JournalError> {
+    async fn update(
+        &self,
+        operation: &'static str,
+        id: EntryId,
+        fields: &[(&str, &str)],
+    ) -> Result<(), JournalError> {
+        counted(operation, self.update_uncounted(id, fields)).await
+    }
+
+    async fn update_uncounted(&self, id: EntryId, fields: &[(&str, &str)]) -> Result<(), JournalError> {
         let key = self.entry_key(id);
         let now = millis(SystemTime::now());
         let generation = self.generation().await?;
@@ -213,22 +222,41 @@ impl RedisJournal {
 
     /// The entry an index (`latest`, `keys`, `jobs`) names for `field`, if any.
     async fn indexed(&self, index: &str, field: &str) -> Result<Option<Entry>, JournalError> {
-        let id: Option<i64> = self
-            .store
-            .conn()
-            .hget(self.key(&[index]), field)
-            .await
-            .map_err(failed("HGET index"))?;
-        let Some(id) = id else { return Ok(None) };
-        // An index names an entry only if the entry says the same: after a flush, or a write
-        // by an older version, an index must never hand one input another's entry.
-        Ok(self.read(EntryId(id)).await?.filter(|entry| match index {
-            "latest" => entry.intent.input == field,
-            "keys" => entry.intent.key.as_deref() == Some(field),
-            "jobs" => entry.intent.job.as_str() == field,
-            _ => false,
-        }))
+        counted("read", async {
+            let id: Option<i64> = self
+                .store
+                .conn()
+                .hget(self.key(&[index]), field)
+                .await
+                .map_err(failed("HGET index"))?;
+            let Some(id) = id else { return Ok(None) };
+            // An index names an entry only if the entry says the same: after a flush, or a write
+            // by an older version, an index must never hand one input another's entry.
+            Ok(self.read(EntryId(id)).await?.filter(|entry| match index {
+                "latest" => entry.intent.input == field,
+                "keys" => entry.intent.key.as_deref() == Some(field),
+                "jobs" => entry.intent.job.as_str() == field,
+                _ => false,
+            }))
+        })
+        .await
     }
+}
+
+/// Runs a journal operation, counting it and its time (`daglo_journal_operations_total`).
+async fn counted<T>(
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<T, JournalError>>,
+) -> Result<T, JournalError> {
+    let started = std::time::Instant::now();
+    let done = work.await;
+    daglo_core::telemetry::journal_operation(
+        "redis",
+        operation,
+        done.is_ok(),
+        started.elapsed().as_secs_f64(),
+    );
+    done
 }
 
 fn failed(what: &'static str) -> impl FnOnce(redis::RedisError) -> JournalError {
@@ -263,71 +291,78 @@ impl Journal for RedisJournal {
     }
 
     async fn claim(&self, intent: Intent) -> Result<Claim, JournalError> {
-        let labels = if intent.labels.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&intent.labels)
-                .map_err(|e| JournalError::new("cannot write the labels", e))?
-        };
-        let at = millis(intent.at);
-        let mut fields: Vec<(&str, &str)> = vec![
-            ("input", intent.input.as_str()),
-            ("options_digest", intent.options_digest.as_str()),
-            ("strategy", intent.strategy.as_str()),
-            ("at_ms", at.as_str()),
-            ("updated_ms", at.as_str()),
-            ("state", "intended"),
-            ("job", intent.job.as_str()),
-        ];
-        if let Some(key) = &intent.key {
-            fields.push(("key", key));
-        }
-        if !labels.is_empty() {
-            fields.push(("labels", &labels));
-        }
-        if let Some(callback_key) = &intent.callback_key {
-            fields.push(("callback_key", callback_key));
-        }
-        if let Some(owner) = &intent.owner {
-            fields.push(("owner", owner));
-        }
-        let generation = self.generation().await?;
-        let [entries, latest, keys, jobs] = self.indexes();
-        let (created, id): (i64, i64) = CLAIM
-            .key(self.key(&["seq"]))
-            .key(entries)
-            .key(latest)
-            .key(keys)
-            .key(jobs)
-            .key(self.key(&["generation"]))
-            .arg(self.key(&["entry", ""]))
-            .arg(&intent.input)
-            .arg(intent.key.as_deref().unwrap_or(""))
-            .arg(intent.job.as_str())
-            .arg(generation)
-            .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
-            .invoke_async(&mut self.store.conn())
-            .await
-            .map_err(failed("record intent"))?;
-        if created == -1 {
-            return Err(self.flushed());
-        }
-        if created == 1 {
-            return Ok(Claim::Created(EntryId(id)));
-        }
-        match self.read(EntryId(id)).await? {
-            Some(entry) => Ok(Claim::Existing(Box::new(entry))),
-            None => Err(corrupt(self.entry_key(EntryId(id)))),
-        }
+        counted("claim", async {
+            let labels = if intent.labels.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&intent.labels)
+                    .map_err(|e| JournalError::new("cannot write the labels", e))?
+            };
+            let at = millis(intent.at);
+            let mut fields: Vec<(&str, &str)> = vec![
+                ("input", intent.input.as_str()),
+                ("options_digest", intent.options_digest.as_str()),
+                ("strategy", intent.strategy.as_str()),
+                ("at_ms", at.as_str()),
+                ("updated_ms", at.as_str()),
+                ("state", "intended"),
+                ("job", intent.job.as_str()),
+            ];
+            if let Some(key) = &intent.key {
+                fields.push(("key", key));
+            }
+            if !labels.is_empty() {
+                fields.push(("labels", &labels));
+            }
+            if let Some(callback_key) = &intent.callback_key {
+                fields.push(("callback_key", callback_key));
+            }
+            if let Some(owner) = &intent.owner {
+                fields.push(("owner", owner));
+            }
+            let generation = self.generation().await?;
+            let [entries, latest, keys, jobs] = self.indexes();
+            let (created, id): (i64, i64) = CLAIM
+                .key(self.key(&["seq"]))
+                .key(entries)
+                .key(latest)
+                .key(keys)
+                .key(jobs)
+                .key(self.key(&["generation"]))
+                .arg(self.key(&["entry", ""]))
+                .arg(&intent.input)
+                .arg(intent.key.as_deref().unwrap_or(""))
+                .arg(intent.job.as_str())
+                .arg(generation)
+                .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
+                .invoke_async(&mut self.store.conn())
+                .await
+                .map_err(failed("record intent"))?;
+            if created == -1 {
+                return Err(self.flushed());
+            }
+            if created == 1 {
+                return Ok(Claim::Created(EntryId(id)));
+            }
+            match self.read(EntryId(id)).await? {
+                Some(entry) => Ok(Claim::Existing(Box::new(entry))),
+                None => Err(corrupt(self.entry_key(EntryId(id)))),
+            }
+        })
+        .await
     }
 
     async fn not_submitted(&self, id: EntryId, reason: &str) -> Result<(), JournalError> {
-        self.update(id, &[("state", "not_submitted"), ("reason", reason)])
-            .await
+        self.update(
+            "not_submitted",
+            id,
+            &[("state", "not_submitted"), ("reason", reason)],
+        )
+        .await
     }
 
     async fn submitted(&self, id: EntryId, rid: &Rid) -> Result<(), JournalError> {
-        self.update(id, &[("state", "submitted"), ("rid", rid.as_str())])
+        self.update("submitted", id, &[("state", "submitted"), ("rid", rid.as_str())])
             .await
     }
 
@@ -338,6 +373,7 @@ impl Journal for RedisJournal {
         result: Option<&str>,
     ) -> Result<(), JournalError> {
         self.update(
+            "finished",
             id,
             &[
                 ("state", "finished"),
@@ -349,19 +385,22 @@ impl Journal for RedisJournal {
     }
 
     async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
-        let generation = self.generation().await?;
-        let renewed: i64 = RENEW
-            .key(self.entry_key(id))
-            .key(self.key(&["generation"]))
-            .arg(generation)
-            .arg(millis(SystemTime::now()))
-            .invoke_async(&mut self.store.conn())
-            .await
-            .map_err(failed("renew a claim"))?;
-        if renewed == -1 {
-            return Err(self.flushed());
-        }
-        Ok(())
+        counted("renew", async {
+            let generation = self.generation().await?;
+            let renewed: i64 = RENEW
+                .key(self.entry_key(id))
+                .key(self.key(&["generation"]))
+                .arg(generation)
+                .arg(millis(SystemTime::now()))
+                .invoke_async(&mut self.store.conn())
+                .await
+                .map_err(failed("renew a claim"))?;
+            if renewed == -1 {
+                return Err(self.flushed());
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn progressed(
@@ -371,8 +410,12 @@ impl Journal for RedisJournal {
         progress: Option<u32>,
     ) -> Result<(), JournalError> {
         let progress = progress.map(|p| p.to_string()).unwrap_or_default();
-        self.update(id, &[("status", status.as_str()), ("progress", &progress)])
-            .await
+        self.update(
+            "progressed",
+            id,
+            &[("status", status.as_str()), ("progress", &progress)],
+        )
+        .await
     }
 
     async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
@@ -398,61 +441,67 @@ impl Journal for RedisJournal {
     }
 
     async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
-        let before = millis(before);
-        let generation = self.generation().await?.to_owned();
-        let mut pruned = Vec::new();
-        for entry in self.entries().await? {
-            if !entry.is_ended() {
-                continue;
+        counted("prune", async {
+            let before = millis(before);
+            let generation = self.generation().await?.to_owned();
+            let mut pruned = Vec::new();
+            for entry in self.entries().await? {
+                if !entry.is_ended() {
+                    continue;
+                }
+                let [entries, latest, keys, jobs] = self.indexes();
+                let removed: i64 = PRUNE
+                    .key(self.entry_key(entry.id))
+                    .key(entries)
+                    .key(latest)
+                    .key(keys)
+                    .key(jobs)
+                    .key(self.key(&["generation"]))
+                    .arg(entry.id.0)
+                    .arg(&before)
+                    .arg(&generation)
+                    .invoke_async(&mut self.store.conn())
+                    .await
+                    .map_err(failed("prune entry"))?;
+                if removed == -1 {
+                    return Err(self.flushed());
+                }
+                if removed == 1 {
+                    pruned.push(entry.intent.job);
+                }
             }
-            let [entries, latest, keys, jobs] = self.indexes();
-            let removed: i64 = PRUNE
-                .key(self.entry_key(entry.id))
-                .key(entries)
-                .key(latest)
-                .key(keys)
-                .key(jobs)
-                .key(self.key(&["generation"]))
-                .arg(entry.id.0)
-                .arg(&before)
-                .arg(&generation)
-                .invoke_async(&mut self.store.conn())
-                .await
-                .map_err(failed("prune entry"))?;
-            if removed == -1 {
-                return Err(self.flushed());
-            }
-            if removed == 1 {
-                pruned.push(entry.intent.job);
-            }
-        }
-        Ok(pruned)
+            Ok(pruned)
+        })
+        .await
     }
 
     async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
-        let mut conn = self.store.conn();
-        let ids: Vec<i64> = conn
-            .zrange(self.key(&["entries"]), 0, -1)
-            .await
-            .map_err(failed("ZRANGE entries"))?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(self.entry_key(EntryId(*id)));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(failed("read entries"))?;
-        ids.into_iter()
-            .zip(hashes)
-            .filter(|(_, fields)| !fields.is_empty())
-            .map(|(id, fields)| {
-                read_entry(EntryId(id), &fields).ok_or_else(|| corrupt(self.entry_key(EntryId(id))))
-            })
-            .collect()
+        counted("read", async {
+            let mut conn = self.store.conn();
+            let ids: Vec<i64> = conn
+                .zrange(self.key(&["entries"]), 0, -1)
+                .await
+                .map_err(failed("ZRANGE entries"))?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(self.entry_key(EntryId(*id)));
+            }
+            let hashes: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("read entries"))?;
+            ids.into_iter()
+                .zip(hashes)
+                .filter(|(_, fields)| !fields.is_empty())
+                .map(|(id, fields)| {
+                    read_entry(EntryId(id), &fields).ok_or_else(|| corrupt(self.entry_key(EntryId(id))))
+                })
+                .collect()
+        })
+        .await
     }
 }
 

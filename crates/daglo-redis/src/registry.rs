@@ -161,6 +161,14 @@ fn unavailable(error: RedisError) -> RegistryError {
     RegistryError::new("Redis", error)
 }
 
+/// Runs a registry operation, counting it and its time (`daglo_redis_operations_total`).
+async fn counted<T, E>(work: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let done = work.await;
+    daglo_core::telemetry::redis_operation("registry", done.is_ok(), started.elapsed().as_secs_f64());
+    done
+}
+
 #[async_trait]
 impl JobRegistry for RedisRegistry {
     async fn register(
@@ -169,90 +177,108 @@ impl JobRegistry for RedisRegistry {
         registered: Registered,
         expires_at: Instant,
     ) -> Result<(), RegistryError> {
-        let ttl = expires_at
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1));
-        let digest = registered
-            .digest
-            .map(|d| {
-                d.as_bytes()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        let hash = self.shared.hash(&key);
-        redis::pipe()
-            .atomic()
-            .hset_multiple(&hash, &[("reg", digest.as_str()), ("ver", "1"), ("view", "{}")])
-            .ignore()
-            .pexpire(&hash, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
-            .ignore()
-            .exec_async(&mut self.shared.store.conn())
-            .await
-            .map_err(|e| unavailable(command("register job")(e)))
+        counted(async {
+            let ttl = expires_at
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let digest = registered
+                .digest
+                .map(|d| {
+                    d.as_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            let hash = self.shared.hash(&key);
+            redis::pipe()
+                .atomic()
+                .hset_multiple(&hash, &[("reg", digest.as_str()), ("ver", "1"), ("view", "{}")])
+                .ignore()
+                .pexpire(&hash, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+                .ignore()
+                .exec_async(&mut self.shared.store.conn())
+                .await
+                .map_err(|e| unavailable(command("register job")(e)))
+        })
+        .await
     }
 
     async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
-        let hash = self.shared.hash(key);
-        let registered: Option<String> = self
-            .shared
-            .store
-            .conn()
-            .hget(&hash, "reg")
-            .await
-            .map_err(|e| unavailable(command("HGET registration")(e)))?;
-        let Some(registered) = registered else {
-            return Ok(None);
-        };
-        if registered.is_empty() {
-            return Ok(Some(Registered::new(None)));
-        }
-        let digest = parse_digest(&registered).ok_or_else(|| {
-            unavailable(RedisError::Corrupt {
-                key: hash,
-                reason: "the token digest is not 64 hex digits".to_owned(),
-            })
-        })?;
-        Ok(Some(Registered::new(Some(digest))))
+        counted(async {
+            let hash = self.shared.hash(key);
+            let registered: Option<String> = self
+                .shared
+                .store
+                .conn()
+                .hget(&hash, "reg")
+                .await
+                .map_err(|e| unavailable(command("HGET registration")(e)))?;
+            let Some(registered) = registered else {
+                return Ok(None);
+            };
+            if registered.is_empty() {
+                return Ok(Some(Registered::new(None)));
+            }
+            let digest = parse_digest(&registered).ok_or_else(|| {
+                unavailable(RedisError::Corrupt {
+                    key: hash,
+                    reason: "the token digest is not 64 hex digits".to_owned(),
+                })
+            })?;
+            Ok(Some(Registered::new(Some(digest))))
+        })
+        .await
     }
 
     async fn apply(&self, key: &JobKey, body: StatusBody) -> Result<Option<Applied>, RegistryError> {
-        self.shared
-            .update(key, |view| view.apply(body.clone()), |applied| applied.changed())
-            .await
+        counted(async {
+            self.shared
+                .update(key, |view| view.apply(body.clone()), |applied| applied.changed())
+                .await
+        })
+        .await
     }
 
     async fn set_rid(&self, key: &JobKey, rid: Rid) -> Result<Option<Result<(), Rid>>, RegistryError> {
-        self.shared
-            .update(key, |view| view.set_rid(rid.clone()), |_| true)
-            .await
+        counted(async {
+            self.shared
+                .update(key, |view| view.set_rid(rid.clone()), |_| true)
+                .await
+        })
+        .await
     }
 
     async fn subscribe(&self, key: &JobKey) -> Result<Option<watch::Receiver<JobView>>, RegistryError> {
-        // Watch first, then read: a change published in between reaches the receiver either way.
-        let receiver = self.shared.watchers.watch(key);
-        match self.shared.read(key).await.map_err(unavailable)? {
-            Some((version, view)) => {
-                self.shared.watchers.update(key, version, view);
-                Ok(Some(receiver))
+        counted(async {
+            // Watch first, then read: a change published in between reaches the receiver either way.
+            let receiver = self.shared.watchers.watch(key);
+            match self.shared.read(key).await.map_err(unavailable)? {
+                Some((version, view)) => {
+                    self.shared.watchers.update(key, version, view);
+                    Ok(Some(receiver))
+                }
+                None => Ok(None),
             }
-            None => Ok(None),
-        }
+        })
+        .await
     }
 
     async fn remove(&self, key: &JobKey) -> Result<(), RegistryError> {
-        self.shared.watchers.close(key);
-        let _: i64 = self
-            .shared
-            .remove
-            .key(self.shared.hash(key))
-            .arg(&self.shared.channel)
-            .arg(key.as_str())
-            .invoke_async(&mut self.shared.store.conn())
-            .await
-            .map_err(|e| unavailable(command("remove job")(e)))?;
-        Ok(())
+        counted(async {
+            self.shared.watchers.close(key);
+            let _: i64 = self
+                .shared
+                .remove
+                .key(self.shared.hash(key))
+                .arg(&self.shared.channel)
+                .arg(key.as_str())
+                .invoke_async(&mut self.shared.store.conn())
+                .await
+                .map_err(|e| unavailable(command("remove job")(e)))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Keeps the registration until its time to live, so a restarted process can resume the
@@ -290,20 +316,23 @@ impl JobRegistry for RedisRegistry {
 
     /// Counts the namespace's registrations (a `SCAN`: for diagnostics, not a hot path).
     async fn count(&self) -> Result<usize, RegistryError> {
-        let pattern = self.shared.store.key(&["cb", "*"]);
-        let mut conn = self.shared.store.conn();
-        let mut keys = conn
-            .scan_match::<_, String>(&pattern)
-            .await
-            .map_err(|e| unavailable(command("SCAN registrations")(e)))?;
-        let mut count = 0;
-        while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
-            // The wake-up channel is not a key; every other match is a registration.
-            if key.is_ok() {
-                count += 1;
+        counted(async {
+            let pattern = self.shared.store.key(&["cb", "*"]);
+            let mut conn = self.shared.store.conn();
+            let mut keys = conn
+                .scan_match::<_, String>(&pattern)
+                .await
+                .map_err(|e| unavailable(command("SCAN registrations")(e)))?;
+            let mut count = 0;
+            while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
+                // The wake-up channel is not a key; every other match is a registration.
+                if key.is_ok() {
+                    count += 1;
+                }
             }
-        }
-        Ok(count)
+            Ok(count)
+        })
+        .await
     }
 }
 

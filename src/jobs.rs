@@ -437,7 +437,11 @@ impl Cell {
         if let Some(entry) = entry {
             let _ = recorded.set(entry);
         }
-        daglo_core::telemetry::job_moved(strategy_label(&snapshot.strategy), None, in_flight(snapshot.state));
+        daglo_core::telemetry::job_moved(
+            strategy_label(&snapshot.strategy),
+            None,
+            in_flight(snapshot.state),
+        );
         Arc::new(Self {
             view: watch::Sender::new(View {
                 snapshot,
@@ -482,7 +486,9 @@ impl Cell {
             if before.state != after.state {
                 let strategy = strategy_label(&after.strategy);
                 daglo_core::telemetry::job_moved(strategy, in_flight(before.state), in_flight(after.state));
-                let ended = |state: JobState| matches!(state, JobState::Finished | JobState::Failed | JobState::GaveUp);
+                let ended = |state: JobState| {
+                    matches!(state, JobState::Finished | JobState::Failed | JobState::GaveUp)
+                };
                 if ended(after.state) && !ended(before.state) {
                     let outcome = match (&after.outcome, after.state) {
                         (Some(daglo_core::OutcomeKind::Transcript), _) => "transcript",

@@ -74,6 +74,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod jobs;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod metrics;
 #[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
 mod transcriber;
@@ -82,6 +85,8 @@ mod transcriber;
 mod hybrid;
 
 pub use daglo_client::{Client, ClientBuilder};
+/// What the library counts through the `metrics` facade: see `docs/metrics.md`.
+pub use daglo_core::telemetry;
 pub use daglo_core::{
     Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId,
     JobOptions, JobOptionsBuilder, JobSnapshot, JobState, Language, Outcome, ProgressEvent, ProgressObserver,
@@ -91,8 +96,6 @@ pub use daglo_core::{
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
-/// What the library counts through the `metrics` facade: see `docs/metrics.md`.
-pub use daglo_core::telemetry;
 pub use jobs::{DirResults, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]

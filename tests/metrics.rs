@@ -30,7 +30,11 @@ fn counters(snapshotter: &Snapshotter) -> (HashMap<String, u64>, Vec<(String, St
         let name = format!(
             "{}{{{}}}",
             key.key().name(),
-            pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         if let DebugValue::Counter(count) = value {
             counters.insert(name, count);
@@ -70,7 +74,9 @@ async fn jobs_with_faults_are_counted_with_bounded_labels() {
 
         // A forged callback (a registered job's URL, a wrong credential) and an unknown key.
         let mut options = JobOptions::default();
-        let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options).await.unwrap();
+        let ticket = daglo::ResultDelivery::prepare(&callbacks, &mut options)
+            .await
+            .unwrap();
         let callback = options.callback.clone().unwrap();
         let (name, _) = callback.headers.iter().next().unwrap();
         let http = reqwest::Client::new();
@@ -119,17 +125,44 @@ async fn jobs_with_faults_are_counted_with_bounded_labels() {
         let (counted, labels) = counters(&snapshotter);
         let count = |name: &str| counted.get(name).copied().unwrap_or(0);
         assert_eq!(count("daglo_submits_total{result=created}"), 3, "{counted:#?}");
-        assert_eq!(count("daglo_requests_total{class=2xx,endpoint=submit}"), 3, "{counted:#?}");
-        assert!(count("daglo_requests_total{class=2xx,endpoint=status}") >= 3, "{counted:#?}");
-        assert_eq!(count("daglo_callbacks_total{result=bad_credential}"), 1, "{counted:#?}");
-        assert_eq!(count("daglo_callbacks_total{result=unknown_key}"), 1, "{counted:#?}");
-        assert!(count("daglo_callbacks_total{result=accepted}") >= 2, "{counted:#?}");
+        assert_eq!(
+            count("daglo_requests_total{class=2xx,endpoint=submit}"),
+            3,
+            "{counted:#?}"
+        );
         assert!(
-            count("daglo_callbacks_total{result=duplicate}") + count("daglo_callbacks_total{result=late}") >= 1,
+            count("daglo_requests_total{class=2xx,endpoint=status}") >= 3,
+            "{counted:#?}"
+        );
+        assert_eq!(
+            count("daglo_callbacks_total{result=bad_credential}"),
+            1,
+            "{counted:#?}"
+        );
+        assert_eq!(
+            count("daglo_callbacks_total{result=unknown_key}"),
+            1,
+            "{counted:#?}"
+        );
+        assert!(
+            count("daglo_callbacks_total{result=accepted}") >= 2,
+            "{counted:#?}"
+        );
+        assert!(
+            count("daglo_callbacks_total{result=duplicate}") + count("daglo_callbacks_total{result=late}")
+                >= 1,
             "the duplicated final: {counted:#?}"
         );
-        assert_eq!(count("daglo_confirmations_total{result=agreed}"), 2, "{counted:#?}");
-        assert_eq!(count("daglo_hybrid_fallbacks_total{}"), 1, "the dropped final: {counted:#?}");
+        assert_eq!(
+            count("daglo_confirmations_total{result=agreed}"),
+            2,
+            "{counted:#?}"
+        );
+        assert_eq!(
+            count("daglo_hybrid_fallbacks_total{}"),
+            1,
+            "the dropped final: {counted:#?}"
+        );
         assert_eq!(
             count("daglo_jobs_ended_total{outcome=transcript,strategy=hybrid}"),
             3,
@@ -144,12 +177,23 @@ async fn jobs_with_faults_are_counted_with_bounded_labels() {
 
         // Bounded labels: names from the documented lists, never a rid, a key or a URL.
         let allowed = [
-            "endpoint", "class", "scope", "result", "strategy", "state", "outcome", "backend",
-            "operation", "component",
+            "endpoint",
+            "class",
+            "scope",
+            "result",
+            "strategy",
+            "state",
+            "outcome",
+            "backend",
+            "operation",
+            "component",
         ];
         for (key, value) in &labels {
             assert!(allowed.contains(&key.as_str()), "label {key}");
-            assert!(value.len() <= 20 && !value.contains('/') && !value.contains('.'), "{key}={value}");
+            assert!(
+                value.len() <= 20 && !value.contains('/') && !value.contains('.'),
+                "{key}={value}"
+            );
             for job in sim.jobs() {
                 assert!(!value.contains(job.rid.as_str()));
             }
@@ -159,4 +203,16 @@ async fn jobs_with_faults_are_counted_with_bounded_labels() {
     })
     .await
     .expect("within the deadline");
+}
+
+#[test]
+fn every_metric_is_documented() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    for metric in daglo::telemetry::METRICS {
+        assert!(
+            docs.contains(&format!("`{}`", metric.name)),
+            "{} is not in docs/metrics.md",
+            metric.name
+        );
+    }
 }

@@ -431,7 +431,9 @@ impl CallbackDelivery {
                 daglo_core::telemetry::confirmation(match &confirmed {
                     None => "still_running",
                     Some(Outcome::Failed { status, .. }) if *status == body.status => "agreed",
-                    Some(Outcome::Transcript { .. } | Outcome::Empty { .. }) if body.status.is_success() => "agreed",
+                    Some(Outcome::Transcript { .. } | Outcome::Empty { .. }) if body.status.is_success() => {
+                        "agreed"
+                    }
                     Some(_) => "differed",
                 });
                 if confirmed.is_some() {

@@ -166,6 +166,10 @@ pub(crate) struct Service {
     /// cooperate instead of each assuming the whole 20 requests/s.
     #[arg(long, value_name = "URL", env = "DAGLO_REDIS_URL", hide_env_values = true)]
     pub(crate) redis: Option<String>,
+    /// Serve the library's metrics in Prometheus's text format at http://ADDR/metrics while
+    /// the command runs (port 0 picks one; the address is printed). See docs/metrics.md.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,6 +14,7 @@
 
 mod args;
 mod batch;
+mod cost;
 mod failure;
 mod outputs;
 mod progress;
@@ -30,12 +31,31 @@ use args::{Cli, Command};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Transcribe(args) => Some(args.service.metrics_listen),
+        Command::Resume(args) => Some(args.service.metrics_listen),
+        Command::Jobs(_) => None,
+    };
+    // Every run that talks to the service ends with what it cost.
+    let cost = match listen {
+        Some(listen) => match cost::Cost::start(listen).await {
+            Ok(cost) => Some(cost),
+            Err(failure) => return failure.report(),
+        },
+        None => None,
+    };
     let result = match cli.command {
         Command::Transcribe(args) if batch::is_batch(&args) => batch::run(*args).await,
         Command::Transcribe(args) => single::transcribe(*args).await,
         Command::Resume(args) => single::resume(args).await,
         Command::Jobs(args) => batch::jobs(args).await,
     };
+    // (Not after bad input: nothing was asked of the service.)
+    if let Some(cost) = &cost
+        && !matches!(&result, Err(failure) if failure.code == failure::exit::USAGE)
+    {
+        eprintln!("{}", cost.line());
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => failure.report(),

@@ -494,7 +494,9 @@ impl Client {
     pub async fn srt(&self, rid: &Rid) -> Result<SrtAnswer, Error> {
         let url = self.job_url(rid, Some("srt"))?;
         let budget = self.inner.budgets.srt.clone();
-        let (status, body) = self.get(url, "srt", self.inner.retry, Some(budget.as_ref())).await?;
+        let (status, body) = self
+            .get(url, "srt", self.inner.retry, Some(budget.as_ref()))
+            .await?;
         match status {
             StatusCode::OK => Ok(SrtAnswer::Ready(String::from_utf8_lossy(&body).into_owned())),
             StatusCode::ACCEPTED => Ok(SrtAnswer::NotReady),

@@ -142,7 +142,12 @@ impl SqliteJournal {
     {
         let started = std::time::Instant::now();
         let done = self.run_uncounted(work).await;
-        daglo_core::telemetry::journal_operation("sqlite", operation, done.is_ok(), started.elapsed().as_secs_f64());
+        daglo_core::telemetry::journal_operation(
+            "sqlite",
+            operation,
+            done.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
         done
     }
 
@@ -233,7 +238,10 @@ fn configure(connection: &Connection) -> Result<(), Configure> {
         connection.pragma_update(None, "synchronous", "FULL"),
         "cannot configure the journal",
     )?;
-    step(connection.execute_batch(SCHEMA), "cannot create the journal's table")?;
+    step(
+        connection.execute_batch(SCHEMA),
+        "cannot create the journal's table",
+    )?;
     migrate(connection).map_err(|error| Configure {
         locked: std::error::Error::source(&error)
             .and_then(|cause| cause.downcast_ref::<rusqlite::Error>())

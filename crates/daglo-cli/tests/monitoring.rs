@@ -1,0 +1,161 @@
+//! What a run shows to those who watch it: `--metrics-listen` serves the library's metrics,
+//! parsed here by the Prometheus client library's own parser (Python `prometheus-client`, in
+//! the venv CI makes), and every run ends with one line of what it cost.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The interpreter with `prometheus_client`, or why there is none.
+fn python() -> Result<PathBuf, String> {
+    let candidate =
+        std::env::var_os("DAGLO_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    match std::process::Command::new(&candidate)
+        .args(["-c", "import prometheus_client"])
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok(candidate),
+        _ => Err(format!(
+            "{} cannot import prometheus_client (set DAGLO_TEST_PYTHON to a venv with it)",
+            candidate.display()
+        )),
+    }
+}
+
+const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/parse_metrics.py");
+
+/// Every sample the parser read from `source` (a URL), as JSON values.
+fn parse(python: &PathBuf, url: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(python)
+        .args([PARSER, url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn value(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .filter(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][k] == *v))
+        .map(|s| s["value"].as_f64().unwrap())
+        .reduce(|a, b| a + b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listen_serves_prometheus_text_and_the_run_ends_with_its_cost() {
+    let python = match python() {
+        Ok(python) => python,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must parse the metrics: {why}"
+            );
+            let _ = writeln!(std::io::stderr(), "SKIPPED metrics parsing: {why}");
+            return;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let (sim, inputs, out) = outliving_service("metrics", 4, 3).await;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+            .args([
+                "transcribe",
+                inputs.to_str().unwrap(),
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--base-url",
+                &sim.base_url(),
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
+            .env("DAGLO_API_TOKEN", sim.token())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next_line().await.unwrap().expect("the address is printed");
+            if let Some(url) = line.strip_prefix("daglo: metrics at ") {
+                break url.to_owned();
+            }
+        };
+        let rest = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push(line);
+            }
+            rest
+        });
+        all_submitted(&out, 4).await;
+        let python_for_scrape = python.clone();
+        let samples = tokio::task::spawn_blocking(move || parse(&python_for_scrape, &url))
+            .await
+            .unwrap();
+        assert_eq!(
+            value(
+                &samples,
+                "daglo_requests_total",
+                &[("endpoint", "submit"), ("class", "2xx")]
+            ),
+            Some(4.0),
+            "{samples:#?}"
+        );
+        assert_eq!(
+            value(&samples, "daglo_submits_total", &[("result", "created")]),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(&samples, "daglo_jobs_in_flight", &[("strategy", "polling")]),
+            Some(4.0),
+            "{samples:#?}"
+        );
+        assert!(
+            samples
+                .iter()
+                .any(|s| s["family"] == "daglo_requests" && s["type"] == "counter")
+        );
+        assert!(samples.iter().any(|s| s["name"] == "daglo_budget_rate"));
+        assert!(
+            samples
+                .iter()
+                .any(|s| s["name"] == "daglo_budget_wait_seconds_bucket")
+        );
+        let status = child.wait().await.unwrap();
+        let rest = rest.await.unwrap().join("\n");
+        assert_eq!(status.code(), Some(0), "{rest}");
+        let cost = rest
+            .lines()
+            .find(|l| l.starts_with("daglo: cost: "))
+            .unwrap_or_else(|| panic!("{rest}"));
+        assert!(cost.contains("(submit 4, status "), "{cost}");
+        assert!(cost.contains("0 answered 429"), "{cost}");
+        let _ = std::fs::remove_dir_all(inputs);
+        let _ = std::fs::remove_dir_all(out);
+    })
+    .await
+    .expect("within the deadline");
+
+    // The parser is a real one: it refuses text that is not the format.
+    let mut refused = std::process::Command::new(&python)
+        .arg(PARSER)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    refused
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# TYPE x counter\nx{a=\"1\" 1\n")
+        .unwrap();
+    assert!(!refused.wait().unwrap().success());
+}

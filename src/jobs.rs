@@ -428,6 +428,10 @@ pub(crate) struct Cell {
     pub(crate) entry: std::sync::OnceLock<EntryId>,
     started: Instant,
     tracker: Mutex<(ProgressTracker, Instant)>,
+    /// The job's `daglo.job` span: its submit, status requests, confirmation and journal
+    /// writes are its children. Let go when the job ends, so the span closes (and is
+    /// exported) then, not when the table forgets the job.
+    span: Mutex<Option<tracing::Span>>,
 }
 
 impl Cell {
@@ -442,7 +446,15 @@ impl Cell {
             None,
             in_flight(snapshot.state),
         );
+        let span = tracing::info_span!(
+            "daglo.job",
+            job.id = %snapshot.id,
+            strategy = strategy_label(&snapshot.strategy),
+            key = snapshot.key.as_deref().map(|k| daglo_core::excerpt(k, 64)),
+            rid = tracing::field::Empty,
+        );
         Arc::new(Self {
+            span: Mutex::new(Some(span)),
             view: watch::Sender::new(View {
                 snapshot,
                 outcome: None,
@@ -454,6 +466,15 @@ impl Cell {
             started: now,
             tracker: Mutex::new((ProgressTracker::default(), now)),
         })
+    }
+
+    /// The job's span while it runs (a disabled one after its end).
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.span
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(tracing::Span::none)
     }
 
     pub(crate) fn snapshot(&self) -> JobSnapshot {
@@ -497,6 +518,10 @@ impl Cell {
                         _ => "failed",
                     };
                     daglo_core::telemetry::job_ended(strategy, outcome, self.started.elapsed().as_secs_f64());
+                }
+                if after.state.is_ended() || after.state == JobState::GaveUp {
+                    // Its last child is done: the span closes once the waiting task lets go.
+                    self.span.lock().unwrap_or_else(|p| p.into_inner()).take();
                 }
             }
         });

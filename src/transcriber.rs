@@ -10,6 +10,7 @@ use daglo_core::{
     JobSnapshot, JobState, Journal, JournalError, Outcome, OutcomeKind, ProgressEvent, ProgressObserver,
     ResultDelivery, Rid, Status, SubmitResponse, Ticket, ValidationError,
 };
+use tracing::Instrument as _;
 use tracing::warn;
 
 use crate::jobs::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source, Table};
@@ -931,8 +932,9 @@ impl Transcriber {
                     .remove(key);
             }
         };
+        let span = cell.span();
         let mut amended = options.clone();
-        let ticket = match self.delivery.prepare(&mut amended).await {
+        let ticket = match self.delivery.prepare(&mut amended).instrument(span.clone()).await {
             Ok(ticket) => ticket,
             Err(e) => {
                 cell.update(|view| {
@@ -952,7 +954,11 @@ impl Transcriber {
                     .with_key(key.clone())
                     .with_labels(labels)
                     .with_callback_key(ticket.job_key().map(str::to_owned));
-                match self.claim(journal.as_ref(), intent).await {
+                match self
+                    .claim(journal.as_ref(), intent)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(Claim::Created(entry)) => Some(entry),
                     other => {
                         // Not ours to submit: the key's holder is the job, or the claim failed.
@@ -986,7 +992,7 @@ impl Transcriber {
             (Some(journal), Some(entry)) => Some(renew_lease(journal.clone(), entry)),
             _ => None,
         };
-        let sent = self.send(source, &amended).await;
+        let sent = self.send(source, &amended).instrument(span.clone()).await;
         drop(renewing);
         let answer = match sent {
             Ok(answer) => answer,
@@ -994,7 +1000,10 @@ impl Transcriber {
                 let created = e.may_have_created_job();
                 if !created && let (Some(journal), Some(entry)) = (&self.journal, entry) {
                     // Best effort: the entry stays uncertain if this write fails too.
-                    let _ = journal.not_submitted(entry, &e.to_string()).await;
+                    let _ = journal
+                        .not_submitted(entry, &e.to_string())
+                        .instrument(span.clone())
+                        .await;
                 }
                 cell.update(|view| {
                     view.snapshot.state = if created {
@@ -1017,7 +1026,7 @@ impl Transcriber {
             view.snapshot.rid = Some(rid.clone());
         });
         let recorded = match (&self.journal, entry) {
-            (Some(journal), Some(entry)) => journal.submitted(entry, &rid).await,
+            (Some(journal), Some(entry)) => journal.submitted(entry, &rid).instrument(span.clone()).await,
             _ => Ok(()),
         };
         // The job runs (and is billed) whatever the journal said: follow it.
@@ -1096,23 +1105,28 @@ impl Transcriber {
     /// the job is recorded as submitted and followed to its end like any other.
     fn listen_for_rid(&self, cell: Arc<Cell>, mut ticket: Box<dyn Ticket>) {
         let this = self.clone();
-        self.table.spawn(async move {
-            let Some(rid) = ticket.claimed_rid().await else {
-                return; // The registration ended first: the job stays uncertain.
-            };
-            if let (Some(journal), Some(entry)) = (&this.journal, cell.entry.get().copied())
-                && let Err(e) = journal.submitted(entry, &rid).await
-            {
-                warn!(error = %daglo_core::error_chain(&e), "could not record the rid a callback named");
+        let span = cell.span();
+        self.table.spawn(
+            async move {
+                let Some(rid) = ticket.claimed_rid().await else {
+                    return; // The registration ended first: the job stays uncertain.
+                };
+                tracing::Span::current().record("rid", daglo_core::excerpt(rid.as_str(), 64).as_str());
+                if let (Some(journal), Some(entry)) = (&this.journal, cell.entry.get().copied())
+                    && let Err(e) = journal.submitted(entry, &rid).await
+                {
+                    warn!(error = %daglo_core::error_chain(&e), "could not record the rid a callback named");
+                }
+                cell.update(|view| {
+                    view.snapshot.state = JobState::Running;
+                    view.snapshot.rid = Some(rid.clone());
+                    view.snapshot.reason = None;
+                });
+                let waited = this.wait_recording(&cell, ticket, rid).await;
+                this.settle(&cell, waited).await;
             }
-            cell.update(|view| {
-                view.snapshot.state = JobState::Running;
-                view.snapshot.rid = Some(rid.clone());
-                view.snapshot.reason = None;
-            });
-            let waited = this.wait_recording(&cell, ticket, rid).await;
-            this.settle(&cell, waited).await;
-        });
+            .instrument(span),
+        );
     }
 
     /// Waits for `rid` in the background — with `ticket` from the submit, or resumed (by its
@@ -1126,20 +1140,25 @@ impl Transcriber {
         callback_key: Option<String>,
     ) {
         let this = self.clone();
-        self.table.spawn(async move {
-            let ticket = match ticket {
-                Some(ticket) => Ok(ticket),
-                None => match &callback_key {
-                    Some(key) => this.delivery.resume_registered(&rid, key).await,
-                    None => this.delivery.resume(&rid),
-                },
-            };
-            let waited = match ticket {
-                Ok(ticket) => this.wait_recording(&cell, ticket, rid.clone()).await,
-                Err(e) => Err(e),
-            };
-            this.settle(&cell, waited).await;
-        });
+        let span = cell.span();
+        span.record("rid", daglo_core::excerpt(rid.as_str(), 64).as_str());
+        self.table.spawn(
+            async move {
+                let ticket = match ticket {
+                    Some(ticket) => Ok(ticket),
+                    None => match &callback_key {
+                        Some(key) => this.delivery.resume_registered(&rid, key).await,
+                        None => this.delivery.resume(&rid),
+                    },
+                };
+                let waited = match ticket {
+                    Ok(ticket) => this.wait_recording(&cell, ticket, rid.clone()).await,
+                    Err(e) => Err(e),
+                };
+                this.settle(&cell, waited).await;
+            }
+            .instrument(span),
+        );
     }
 
     /// The wait, with progress written to the cell at once and to the journal as it can.

@@ -427,7 +427,14 @@ impl CallbackDelivery {
                     daglo_core::telemetry::callback_to_outcome(arrived.elapsed().as_secs_f64());
                     return Ok(outcome.unwrap_or_else(|| gave_up(view.status)));
                 }
-                let confirmed = confirm(&self.inner.client, &rid, deadline).await?;
+                let confirmed = tracing::Instrument::instrument(
+                    confirm(&self.inner.client, &rid, deadline),
+                    tracing::info_span!(
+                        "daglo.confirm",
+                        status = daglo_core::excerpt(body.status.as_str(), 32).as_str()
+                    ),
+                )
+                .await?;
                 daglo_core::telemetry::confirmation(match &confirmed {
                     None => "still_running",
                     Some(Outcome::Failed { status, .. }) if *status == body.status => "agreed",

@@ -20,6 +20,7 @@ use crate::budget::{RateBudget, TokenBucket, pace};
 use crate::error::Error;
 use crate::retry::RetryPolicy;
 use crate::upload::{self, UploadProgress};
+use tracing::Instrument as _;
 
 /// The production endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://apis.daglo.ai";
@@ -583,16 +584,21 @@ impl Client {
             if let Some(budget) = budget {
                 pace(budget, endpoint).await;
             }
-            let result = self
-                .request(Method::GET, url.clone())
-                .timeout(self.inner.request_timeout)
-                .send()
-                .await;
-            let outcome = match result {
-                Ok(response) => read(response, attempt, self.inner.max_answer_bytes).await,
-                Err(e) => Err(Error::transport(e)),
-            };
-            counted(endpoint, &outcome);
+            let span = request_span(endpoint, "GET", url.path());
+            let outcome = async {
+                match self
+                    .request(Method::GET, url.clone())
+                    .timeout(self.inner.request_timeout)
+                    .send()
+                    .await
+                {
+                    Ok(response) => read(response, attempt, self.inner.max_answer_bytes).await,
+                    Err(e) => Err(Error::transport(e)),
+                }
+            }
+            .instrument(span.clone())
+            .await;
+            counted(&span, endpoint, &outcome);
             if let Some(budget) = budget {
                 feedback(budget, endpoint, &outcome);
             }
@@ -622,14 +628,19 @@ impl Client {
         loop {
             pace(budget.as_ref(), "submit").await;
             let (request, upload) = make().await?;
-            let outcome = match upload {
-                None => match request.send().await {
-                    Ok(response) => read(response, attempt, SMALL_ANSWER_BYTES).await,
-                    Err(e) => Err(Error::transport(e)),
-                },
-                Some(progress) => self.send_upload(request, &progress, attempt).await,
-            };
-            counted("submit", &outcome);
+            let span = request_span("submit", "POST", self.inner.transcripts.path());
+            let outcome = async {
+                match upload {
+                    None => match request.send().await {
+                        Ok(response) => read(response, attempt, SMALL_ANSWER_BYTES).await,
+                        Err(e) => Err(Error::transport(e)),
+                    },
+                    Some(progress) => self.send_upload(request, &progress, attempt).await,
+                }
+            }
+            .instrument(span.clone())
+            .await;
+            counted(&span, "submit", &outcome);
             feedback(budget.as_ref(), "submit", &outcome);
             // Only what provably created no job is repeated: a 429 (refused before processing)
             // until the submit deadline, a request that never left (or an upload that stopped
@@ -717,13 +728,50 @@ impl Client {
     }
 }
 
-/// Counts a request to `endpoint` by the class of its answer.
-fn counted(endpoint: &'static str, outcome: &Result<(StatusCode, Bytes), Error>) {
+/// One request's span, with OpenTelemetry's HTTP field names: the method, the path (a rid at
+/// most; the token travels in a header and is never a field), and the answer's status once
+/// known. A child of the caller's span (a job's `daglo.job`).
+fn request_span(endpoint: &'static str, method: &'static str, path: &str) -> tracing::Span {
+    match endpoint {
+        "submit" => tracing::info_span!(
+            "daglo.submit",
+            http.request.method = method,
+            url.path = path,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        ),
+        "srt" => tracing::info_span!(
+            "daglo.srt",
+            http.request.method = method,
+            url.path = path,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        ),
+        _ => tracing::info_span!(
+            "daglo.status",
+            http.request.method = method,
+            url.path = path,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        ),
+    }
+}
+
+/// Counts a request to `endpoint` by the class of its answer, and puts the answer on its span.
+fn counted(span: &tracing::Span, endpoint: &'static str, outcome: &Result<(StatusCode, Bytes), Error>) {
     let status = match outcome {
         Ok((status, _)) => Some(status.as_u16()),
         Err(Error::RateLimited { .. }) => Some(429),
         Err(e) => e.status(),
     };
+    match status {
+        Some(status) => {
+            span.record("http.response.status_code", status);
+        }
+        None => {
+            span.record("error.type", "network");
+        }
+    }
     daglo_core::telemetry::request(endpoint, status);
 }
 

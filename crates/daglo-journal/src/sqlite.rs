@@ -141,7 +141,12 @@ impl SqliteJournal {
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
         let started = std::time::Instant::now();
-        let done = self.run_uncounted(work).await;
+        let span = tracing::info_span!(
+            "daglo.journal",
+            db.system.name = "sqlite",
+            db.operation.name = operation
+        );
+        let done = tracing::Instrument::instrument(self.run_uncounted(work), span).await;
         daglo_core::telemetry::journal_operation(
             "sqlite",
             operation,

@@ -137,6 +137,8 @@ impl PollingDelivery {
                 id,
                 mailbox: mailbox.clone(),
             },
+            // The caller's span (a job's `daglo.job`): its status requests are its children.
+            span: tracing::Span::current(),
         });
         let deadline_after = match options.deadline {
             DeadlineChoice::Configured => self.inner.deadline,

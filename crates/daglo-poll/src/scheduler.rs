@@ -33,6 +33,7 @@ pub(crate) enum Command {
         rid: Rid,
         audio: Option<Duration>,
         waiter: Waiter,
+        span: tracing::Span,
     },
     Detach {
         rid: Rid,
@@ -75,6 +76,8 @@ pub(crate) struct Job {
     stall_reported: bool,
     failures: u32,
     waiters: Vec<Waiter>,
+    /// The first waiter's span: each status request is made in it.
+    span: tracing::Span,
     /// The token of the job's live queue entry; entries carrying another token are stale.
     token: u64,
     in_flight: Option<AbortHandle>,
@@ -171,7 +174,12 @@ impl Scheduler {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Watch { rid, audio, waiter } => self.watch(rid, audio, waiter),
+            Command::Watch {
+                rid,
+                audio,
+                waiter,
+                span,
+            } => self.watch(rid, audio, waiter, span),
             Command::Detach { rid, waiter } => self.detach(&rid, waiter),
             Command::Stats(reply) => {
                 let mut stats = self.stats.clone();
@@ -184,7 +192,7 @@ impl Scheduler {
         }
     }
 
-    fn watch(&mut self, rid: Rid, audio: Option<Duration>, waiter: Waiter) {
+    fn watch(&mut self, rid: Rid, audio: Option<Duration>, waiter: Waiter, span: tracing::Span) {
         if let Some(job) = self.by_rid.get(&rid).and_then(|id| self.jobs.get_mut(id)) {
             // Share the poll already running; tell the newcomer where the job stands.
             if let Some(status) = &job.last_status {
@@ -214,6 +222,7 @@ impl Scheduler {
                 stall_reported: false,
                 failures: 0,
                 waiters: vec![waiter],
+                span,
                 token: 0,
                 in_flight: None,
             },
@@ -298,7 +307,10 @@ impl Scheduler {
         let source = self.source.clone();
         let rid = job.rid.clone();
         let (handle, registration) = AbortHandle::new_pair();
-        let request = Abortable::new(async move { source.fetch(&rid).await }, registration);
+        let request = Abortable::new(
+            tracing::Instrument::instrument(async move { source.fetch(&rid).await }, job.span.clone()),
+            registration,
+        );
         job.in_flight = Some(handle);
         job.token = 0;
         self.stats.requests += 1;

@@ -249,7 +249,12 @@ async fn counted<T>(
     work: impl std::future::Future<Output = Result<T, JournalError>>,
 ) -> Result<T, JournalError> {
     let started = std::time::Instant::now();
-    let done = work.await;
+    let span = tracing::info_span!(
+        "daglo.journal",
+        db.system.name = "redis",
+        db.operation.name = operation
+    );
+    let done = tracing::Instrument::instrument(work, span).await;
     daglo_core::telemetry::journal_operation(
         "redis",
         operation,

@@ -1029,6 +1029,7 @@ impl Transcriber {
             (Some(journal), Some(entry)) => journal.submitted(entry, &rid).instrument(span.clone()).await,
             _ => Ok(()),
         };
+        tracing::info!(parent: &span, rid = %daglo_core::excerpt(rid.as_str(), 64), "job submitted");
         // The job runs (and is billed) whatever the journal said: follow it.
         self.follow(cell.clone(), rid.clone(), Some(ticket), None);
         recorded.map_err(|source| TranscribeError::Journal {
@@ -1212,6 +1213,7 @@ impl Transcriber {
             }
         };
         let (state, kind) = crate::jobs::state_of(&outcome);
+        tracing::info!(job = %id, state = state.as_str(), "job ended");
         let mut reference = None;
         let mut unkept = None;
         if let (Some(store), Some(_)) = (&self.results, &kind) {

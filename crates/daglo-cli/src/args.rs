@@ -15,6 +15,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// How the library's log lines are written to stderr: `text`, only when RUST_LOG asks for
+    /// them (RUST_LOG=debug, say); `json`, one JSON object a line, at RUST_LOG's level (info
+    /// by default) — for a log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines, when RUST_LOG is set.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// The exit statuses, shown by `--help`.

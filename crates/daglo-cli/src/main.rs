@@ -26,11 +26,37 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use args::{Cli, Command, LogFormat};
+
+/// The library's log lines on stderr: as JSON objects with `--log-format json` (at RUST_LOG's
+/// level, info by default), as text only when RUST_LOG asks. Values from the network are
+/// escaped by the formatter (JSON strings; text fields are debug-quoted by the library).
+fn logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = |default: &str| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let installed = match format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter("info"))
+            .with_writer(std::io::stderr)
+            .try_init(),
+        LogFormat::Text if std::env::var_os("RUST_LOG").is_some() => tracing_subscriber::fmt()
+            .with_env_filter(filter("warn"))
+            .with_writer(std::io::stderr)
+            .try_init(),
+        LogFormat::Text => Ok(()),
+    };
+    if let Err(e) = installed {
+        eprintln!("daglo: logs are off: {e}");
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs(cli.log_format);
     let listen = match &cli.command {
         Command::Transcribe(args) => Some(args.service.metrics_listen),
         Command::Resume(args) => Some(args.service.metrics_listen),

@@ -159,3 +159,37 @@ async fn metrics_listen_serves_prometheus_text_and_the_run_ends_with_its_cost() 
         .unwrap();
     assert!(!refused.wait().unwrap().success());
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_a_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+        .args([
+            "transcribe",
+            SAMPLE,
+            "--emulate",
+            "--emulate-processing-ms",
+            "300",
+            "--log-format",
+            "json",
+        ])
+        .env_remove("DAGLO_API_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"] == "job submitted" || l["fields"]["message"] == "job accepted"),
+        "{stderr}"
+    );
+    for log in &logs {
+        assert!(log["level"].is_string() && log["target"].is_string(), "{log}");
+    }
+    // The human lines stay as they were, outside the JSON.
+    assert!(stderr.lines().any(|l| l.starts_with("daglo: cost: ")), "{stderr}");
+}

@@ -767,9 +767,11 @@ fn counted(span: &tracing::Span, endpoint: &'static str, outcome: &Result<(Statu
     match status {
         Some(status) => {
             span.record("http.response.status_code", status);
+            tracing::debug!(parent: span, endpoint, status, "answered");
         }
         None => {
             span.record("error.type", "network");
+            tracing::debug!(parent: span, endpoint, "no answer");
         }
     }
     daglo_core::telemetry::request(endpoint, status);

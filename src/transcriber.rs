@@ -1176,7 +1176,7 @@ impl Transcriber {
                 progress.send_replace(Some((status.clone(), *percent)));
             }
         };
-        let wait = ticket.wait(rid, &observer);
+        let wait = ticket.wait(rid.clone(), &observer);
         tokio::pin!(wait);
         loop {
             tokio::select! {
@@ -1188,6 +1188,11 @@ impl Transcriber {
                         // Best effort: progress is for display; the outcome is what must last.
                         if let Err(e) = journal.progressed(entry, &status, percent).await {
                             warn!(error = %e, "could not record a job's progress");
+                        }
+                        let requests = self.client.status_requests(&rid);
+                        cell.update(|view| view.snapshot.status_requests = requests);
+                        if let Err(e) = journal.requested(entry, requests).await {
+                            warn!(error = %e, "could not record a job's status requests");
                         }
                     }
                 }
@@ -1214,6 +1219,12 @@ impl Transcriber {
         };
         let (state, kind) = crate::jobs::state_of(&outcome);
         tracing::info!(job = %id, state = state.as_str(), "job ended");
+        let requests = self.client.take_status_requests(outcome.rid());
+        if let (Some(journal), Some(entry)) = (&self.journal, cell.entry.get().copied())
+            && let Err(e) = journal.requested(entry, requests).await
+        {
+            warn!(error = %e, "could not record a job's status requests");
+        }
         let mut reference = None;
         let mut unkept = None;
         if let (Some(store), Some(_)) = (&self.results, &kind) {
@@ -1239,6 +1250,7 @@ impl Transcriber {
         cell.update(|view| {
             let job = &mut view.snapshot;
             job.state = state;
+            job.status_requests = requests;
             job.outcome = kind.clone();
             job.eta = None;
             if kind.as_ref().is_some_and(OutcomeKind::is_success) {

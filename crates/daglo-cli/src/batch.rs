@@ -817,8 +817,8 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
     }
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
     println!(
-        "{:>5}  {:<13}  {:<36}  {:<16}  {:<24}  input",
-        "entry", "state", "rid", "outcome", "output"
+        "{:>5}  {:<13}  {:<36}  {:<16}  {:>8}  {:<24}  input",
+        "entry", "state", "rid", "outcome", "requests", "output"
     );
     for entry in entries {
         let (state, rid, outcome) = match &entry.state {
@@ -835,10 +835,11 @@ pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
             .map(|stem| format!("{stem}.txt"))
             .unwrap_or_default();
         println!(
-            "{:>5}  {state:<13}  {:<36}  {:<16}  {:<24}  {}",
+            "{:>5}  {state:<13}  {:<36}  {:<16}  {:>8}  {:<24}  {}",
             entry.id,
             safe(&rid),
             safe(&outcome),
+            entry.status_requests,
             safe(&output),
             safe(&entry.intent.input)
         );

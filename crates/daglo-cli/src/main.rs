@@ -33,7 +33,8 @@ use args::{Cli, Command, LogFormat};
 /// escaped by the formatter (JSON strings; text fields are debug-quoted by the library).
 fn logs(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = |default: &str| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        |default: &str| EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let installed = match format {
         LogFormat::Json => tracing_subscriber::fmt()
             .json()

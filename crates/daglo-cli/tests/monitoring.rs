@@ -138,6 +138,20 @@ async fn metrics_listen_serves_prometheus_text_and_the_run_ends_with_its_cost() 
             .unwrap_or_else(|| panic!("{rest}"));
         assert!(cost.contains("(submit 4, status "), "{cost}");
         assert!(cost.contains("0 answered 429"), "{cost}");
+        // `daglo jobs` shows what each job cost in status requests.
+        let listed = text(&daglo(&["jobs", "--out-dir", out.to_str().unwrap()]).stdout);
+        let header = listed.lines().next().unwrap();
+        assert!(header.contains("requests"), "{listed}");
+        let finished: Vec<&str> = listed.lines().filter(|l| l.contains("finished")).collect();
+        assert_eq!(finished.len(), 4, "{listed}");
+        for line in finished {
+            let requests: u64 = line
+                .split_whitespace()
+                .nth(4)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{line}"));
+            assert!(requests >= 1, "{line}");
+        }
         let _ = std::fs::remove_dir_all(inputs);
         let _ = std::fs::remove_dir_all(out);
     })
@@ -184,7 +198,8 @@ fn log_format_json_writes_one_json_object_a_line() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert!(
-        logs.iter().any(|l| l["fields"]["message"] == "job submitted" || l["fields"]["message"] == "job accepted"),
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "job submitted" || l["fields"]["message"] == "job accepted"),
         "{stderr}"
     );
     for log in &logs {

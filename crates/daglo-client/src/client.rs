@@ -74,7 +74,13 @@ struct Inner {
     retry: RetryPolicy,
     budgets: Budgets,
     submit_deadline: Duration,
+    /// Status requests made per rid, for what a job cost ([`Client::status_requests`]).
+    status_counts: std::sync::Mutex<std::collections::HashMap<Rid, u64>>,
 }
+
+/// The most rids whose status requests are counted at once; past it the counts start afresh
+/// (they are for display: a job's cost).
+const COUNTED_RIDS: usize = 100_000;
 
 /// One budget per endpoint: the service's limit is per endpoint.
 #[derive(Debug, Clone)]
@@ -283,6 +289,7 @@ impl ClientBuilder {
                 retry: self.retry,
                 budgets: self.budgets,
                 submit_deadline: self.submit_deadline,
+                status_counts: std::sync::Mutex::default(),
             }),
         })
     }
@@ -292,6 +299,36 @@ impl Client {
     /// A client for the production service with default settings.
     pub fn new(token: impl Into<String>) -> Result<Self, Error> {
         Self::builder().token(token).build()
+    }
+
+    /// The status requests this client (and its clones) sent about `rid` so far — polls,
+    /// confirmations and retries alike: what the job cost in requests.
+    pub fn status_requests(&self, rid: &Rid) -> u64 {
+        self.inner
+            .status_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rid)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// [`status_requests`](Client::status_requests), and forgets the count (the job ended).
+    pub fn take_status_requests(&self, rid: &Rid) -> u64 {
+        self.inner
+            .status_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(rid)
+            .unwrap_or(0)
+    }
+
+    fn count_status_request(&self, rid: &Rid) {
+        let mut counts = self.inner.status_counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() >= COUNTED_RIDS && !counts.contains_key(rid) {
+            counts.clear();
+        }
+        *counts.entry(rid.clone()).or_default() += 1;
     }
 
     /// The budget status requests draw from; give it to a poller
@@ -482,7 +519,7 @@ impl Client {
         budget: Option<&dyn RateBudget>,
     ) -> Result<StatusAnswer, Error> {
         let url = self.job_url(rid, None)?;
-        let (status, body) = self.get(url, "status", retry, budget).await?;
+        let (status, body) = self.get(url, "status", Some(rid), retry, budget).await?;
         match status {
             StatusCode::OK => Ok(StatusAnswer::Body(Box::new(decode_status_body(&body)?))),
             StatusCode::NO_CONTENT => Ok(StatusAnswer::Empty),
@@ -496,7 +533,7 @@ impl Client {
         let url = self.job_url(rid, Some("srt"))?;
         let budget = self.inner.budgets.srt.clone();
         let (status, body) = self
-            .get(url, "srt", self.inner.retry, Some(budget.as_ref()))
+            .get(url, "srt", None, self.inner.retry, Some(budget.as_ref()))
             .await?;
         match status {
             StatusCode::OK => Ok(SrtAnswer::Ready(String::from_utf8_lossy(&body).into_owned())),
@@ -576,6 +613,7 @@ impl Client {
         &self,
         url: Url,
         endpoint: &'static str,
+        about: Option<&Rid>,
         retry: RetryPolicy,
         budget: Option<&dyn RateBudget>,
     ) -> Result<(StatusCode, Bytes), Error> {
@@ -585,6 +623,9 @@ impl Client {
                 pace(budget, endpoint).await;
             }
             let span = request_span(endpoint, "GET", url.path());
+            if let Some(rid) = about {
+                self.count_status_request(rid);
+            }
             let outcome = async {
                 match self
                     .request(Method::GET, url.clone())

@@ -243,6 +243,9 @@ pub struct JobSnapshot {
     pub outcome: Option<OutcomeKind>,
     /// Why it was not submitted, or why the wait stopped.
     pub reason: Option<String>,
+    /// The status requests it cost so far (polls, a final's confirmation, retries).
+    #[serde(default)]
+    pub status_requests: u64,
     /// When the job was started.
     #[serde(with = "rfc3339")]
     pub created_at: SystemTime,
@@ -269,6 +272,7 @@ impl JobSnapshot {
             stalled: false,
             outcome: None,
             reason: None,
+            status_requests: 0,
             created_at: now,
             updated_at: now,
         }

@@ -153,6 +153,8 @@ pub struct Entry {
     pub status: Option<Status>,
     /// The last progress recorded, in percent.
     pub progress: Option<u32>,
+    /// The status requests the job cost, as last recorded ([`Journal::requested`]).
+    pub status_requests: u64,
     /// When the entry last changed.
     pub updated_at: SystemTime,
 }
@@ -167,6 +169,7 @@ impl Entry {
             state: EntryState::Intended,
             status: None,
             progress: None,
+            status_requests: 0,
         }
     }
 
@@ -201,6 +204,7 @@ impl Entry {
         job.updated_at = self.updated_at;
         job.status.clone_from(&self.status);
         job.progress = self.progress;
+        job.status_requests = self.status_requests;
         match &self.state {
             EntryState::Intended => {
                 job.state = if self.is_leased() {
@@ -486,6 +490,13 @@ pub trait Journal: Send + Sync + fmt::Debug {
         progress: Option<u32>,
     ) -> Result<(), JournalError> {
         let _ = (id, status, progress);
+        Ok(())
+    }
+
+    /// Records how many status requests the job cost so far (for `daglo jobs` and the job's
+    /// snapshot). Best effort for the caller; the default keeps nothing.
+    async fn requested(&self, id: EntryId, status_requests: u64) -> Result<(), JournalError> {
+        let _ = (id, status_requests);
         Ok(())
     }
 

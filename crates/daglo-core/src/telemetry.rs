@@ -187,7 +187,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         JOURNAL_OPERATIONS,
         Kind::Counter,
-        "backend=sqlite|redis, operation=claim|intend|submitted|not_submitted|finished|progressed|renew|read|prune, result=ok|error",
+        "backend=sqlite|redis, operation=claim|intend|submitted|not_submitted|finished|progressed|requested|renew|read|prune, result=ok|error",
         "Journal operations.",
         None,
     ),

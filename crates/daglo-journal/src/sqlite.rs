@@ -31,14 +31,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     status          TEXT,
     progress        INTEGER,
     updated_at_ms   INTEGER,
-    owner           TEXT
+    owner           TEXT,
+    status_requests INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_input ON jobs (input);
 ";
 
 /// Columns added since the first version (a fresh journal has them from the start), each added
 /// to an older journal when it is opened.
-const ADDED: [(&str, &str); 8] = [
+const ADDED: [(&str, &str); 9] = [
     ("job_id", "TEXT"),
     ("key", "TEXT"),
     ("labels", "TEXT"),
@@ -47,6 +48,7 @@ const ADDED: [(&str, &str); 8] = [
     ("progress", "INTEGER"),
     ("updated_at_ms", "INTEGER"),
     ("owner", "TEXT"),
+    ("status_requests", "INTEGER"),
 ];
 
 /// Indexes over the added columns; a key is held by one entry at most.
@@ -304,7 +306,7 @@ fn add_columns(connection: &Connection) -> Result<(), JournalError> {
 }
 
 const SELECT: &str = "SELECT id, input, options_digest, strategy, intended_at_ms, not_submitted, rid, outcome, result, \
-                      job_id, key, labels, callback_key, status, progress, updated_at_ms, owner FROM jobs";
+                      job_id, key, labels, callback_key, status, progress, updated_at_ms, owner, status_requests FROM jobs";
 
 /// An entry from a row of [`SELECT`].
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -345,6 +347,10 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     entry.state = state;
     entry.status = row.get::<_, Option<String>>(13)?.map(|s| Status::parse(&s));
     entry.progress = row.get::<_, Option<i64>>(14)?.and_then(|p| u32::try_from(p).ok());
+    entry.status_requests = row
+        .get::<_, Option<i64>>(17)?
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
     entry.updated_at = updated_at;
     Ok(entry)
 }
@@ -473,6 +479,16 @@ impl Journal for SqliteJournal {
                 .map(drop)
                 .map_err(failed("cannot renew a claim in the journal"))
         })
+        .await
+    }
+
+    async fn requested(&self, id: EntryId, status_requests: u64) -> Result<(), JournalError> {
+        self.set(
+            "requested",
+            id,
+            "UPDATE jobs SET status_requests = ?1, updated_at_ms = ?2 WHERE id = ?3",
+            vec![Some(status_requests.to_string())],
+        )
         .await
     }
 

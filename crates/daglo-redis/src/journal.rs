@@ -408,6 +408,15 @@ impl Journal for RedisJournal {
         .await
     }
 
+    async fn requested(&self, id: EntryId, status_requests: u64) -> Result<(), JournalError> {
+        self.update(
+            "requested",
+            id,
+            &[("status_requests", &status_requests.to_string())],
+        )
+        .await
+    }
+
     async fn progressed(
         &self,
         id: EntryId,
@@ -551,6 +560,7 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
         .filter(|s| !s.is_empty())
         .map(|s| Status::parse(&s));
     entry.progress = field("progress").and_then(|p| p.parse().ok());
+    entry.status_requests = field("status_requests").and_then(|n| n.parse().ok()).unwrap_or(0);
     entry.updated_at = updated_at;
     Some(entry)
 }

@@ -78,6 +78,9 @@ mod jobs;
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
 #[cfg(any(feature = "poll", feature = "callback"))]
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 mod settings;
 mod transcriber;
 

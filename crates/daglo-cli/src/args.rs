@@ -51,6 +51,18 @@ pub(crate) enum Command {
     Resume(Resume),
     /// Print a batch's job journal as a table.
     Jobs(Jobs),
+    /// Run the HTTP service: submit, look up, follow and fetch jobs from any language, with
+    /// the Daglo callback receiver, health, readiness and metrics on one port (docs/serve.md).
+    /// The Daglo token is read from DAGLO_API_TOKEN only; DAGLO_* variables override the file.
+    Serve(Serve),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Serve {
+    /// The configuration file (TOML; every key in docs/serve.md). Without one, the defaults
+    /// and the DAGLO_* variables.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

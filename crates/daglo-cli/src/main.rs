@@ -18,6 +18,7 @@ mod cost;
 mod failure;
 mod outputs;
 mod progress;
+mod serve;
 mod setup;
 mod single;
 mod terminal;
@@ -61,7 +62,7 @@ async fn main() -> ExitCode {
     let listen = match &cli.command {
         Command::Transcribe(args) => Some(args.service.metrics_listen),
         Command::Resume(args) => Some(args.service.metrics_listen),
-        Command::Jobs(_) => None,
+        Command::Jobs(_) | Command::Serve(_) => None,
     };
     // Every run that talks to the service ends with what it cost.
     let cost = match listen {
@@ -76,6 +77,7 @@ async fn main() -> ExitCode {
         Command::Transcribe(args) => single::transcribe(*args).await,
         Command::Resume(args) => single::resume(args).await,
         Command::Jobs(args) => batch::jobs(args).await,
+        Command::Serve(args) => serve::run(args).await,
     };
     // (Not after bad input: nothing was asked of the service.)
     if let Some(cost) = &cost

@@ -1,0 +1,391 @@
+//! `daglo serve` as an operator runs it: the binary with a config file, against an emulator
+//! that outlives it; its HTTP API used as any language would (reqwest here); SIGTERM and
+//! SIGKILL for real.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use daglo::sim::{SimConfig, Simulator};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-test-0123456789abcdef";
+
+/// A free loopback port (bound and released: the service binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `daglo serve`, killed when dropped.
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Serve {
+    /// Starts the binary on `config` (written to `dir/daglo.toml`) and waits until it is ready.
+    async fn start(sim: &Simulator, dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let file = dir.join("daglo.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_daglo"));
+        command
+            .args(["serve", "--config", file.to_str().unwrap()])
+            .env("DAGLO_API_TOKEN", sim.token())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+        let base = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the service says where it listens");
+            if let Some(url) = line.strip_prefix("daglo serve: listening on ") {
+                break url.to_owned();
+            }
+        };
+        // The rest of its stderr, drained so it never blocks.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, base }
+    }
+}
+
+fn config(sim: &Simulator, port: u16, data: &Path, strategy: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nbase_url = \"{}\"\n\
+         data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\nstrategy = \"{strategy}\"\ngrace_secs = 5\n",
+        sim.base_url(),
+        data.display()
+    )
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = temp(&format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+async fn wait_finished(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    loop {
+        let job: Value = http
+            .get(format!("{base}/v1/jobs/{id}"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "finished" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_submits_follows_and_serves_transcripts() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(800)))
+            .await
+            .unwrap();
+        let dir = dir("api");
+        let port = free_port();
+        let serve = Serve::start(
+            &sim,
+            &dir,
+            &config(&sim, port, &dir.join("data"), "hybrid"),
+            &[("DAGLO_MAX_UPLOAD_BYTES", "100000")],
+        )
+        .await;
+        let base = serve.base.clone();
+        let http = reqwest::Client::new();
+        let post = |body: Value| http.post(format!("{base}/v1/jobs")).bearer_auth(KEY).json(&body);
+
+        // Refusals, each with its status and a JSON error, before anything is submitted.
+        let anonymous = http
+            .post(format!("{base}/v1/jobs"))
+            .json(&json!({"url": "https://a.example/a.wav"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert!(anonymous.json::<Value>().await.unwrap()["error"].is_string());
+        let wrong = http
+            .post(format!("{base}/v1/jobs"))
+            .bearer_auth("sk-test-not-the-key-at-all")
+            .json(&json!({"url": "https://a.example/a.wav"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let text = http
+            .post(format!("{base}/v1/jobs"))
+            .bearer_auth(KEY)
+            .body("url=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(text.status(), 415);
+        let invalid = post(json!({"url": "https://a.example/a.wav", "options": {"sttConfig": {"keywordBoost": {"enable": true, "keywords": ["a"], "boost": 99}}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(invalid.status(), 422, "{}", invalid.text().await.unwrap());
+        let unknown = post(json!({"url": "https://a.example/a.wav", "colour": "blue"})).send().await.unwrap();
+        assert_eq!(unknown.status(), 422);
+        let big = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![1_u8; 200_000]).file_name("big.wav"),
+        );
+        let too_large = http
+            .post(format!("{base}/v1/jobs"))
+            .bearer_auth(KEY)
+            .multipart(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(too_large.status(), 413);
+        assert!(sim.jobs().is_empty(), "nothing was submitted by a refused request");
+
+        // A job by URL, idempotent by key.
+        let created = post(json!({"url": "https://a.example/a.wav", "key": "meeting-1", "labels": {"team": "sales"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let job: Value = created.json().await.unwrap();
+        for field in ["id", "key", "labels", "state", "status", "progress", "eta_secs", "rid", "created_at", "updated_at"] {
+            assert!(job.get(field).is_some(), "{field} in {job}");
+        }
+        let id = job["id"].as_str().unwrap().to_owned();
+        let again = post(json!({"url": "https://a.example/a.wav", "key": "meeting-1"})).send().await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap()["id"], job["id"]);
+        assert_eq!(sim.jobs().len(), 1, "the same key is never a second submit");
+
+        // Its events, to the end.
+        let events = http
+            .get(format!("{base}/v1/jobs/{id}/events"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        let stream = events.text().await.unwrap();
+        assert!(stream.contains("event: ended"), "{stream}");
+        let finished = wait_finished(&http, &base, &id).await;
+        assert_eq!(finished["progress"], 100);
+        let transcript = http
+            .get(format!("{base}/v1/jobs/{id}/transcript"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(transcript.status(), 200);
+        assert!(transcript.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(!transcript.text().await.unwrap().is_empty());
+        for (format, kind) in [("json", "application/json"), ("srt", "application/x-subrip")] {
+            let answer = http
+                .get(format!("{base}/v1/jobs/{id}/transcript?format={format}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200, "{format}");
+            assert!(answer.headers()["content-type"].to_str().unwrap().starts_with(kind), "{format}");
+        }
+
+        // An upload, streamed to a file and on to the service.
+        let audio = std::fs::read(SAMPLE).unwrap();
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(audio[..60_000].to_vec()).file_name("standup.wav"))
+            .text("key", "upload-1")
+            .text("labels", r#"{"team":"ops"}"#);
+        let uploaded = http
+            .post(format!("{base}/v1/jobs"))
+            .bearer_auth(KEY)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), 201, "{}", uploaded.text().await.unwrap());
+        assert_eq!(sim.jobs().len(), 2);
+
+        // Lists, filtered and paged.
+        let sales: Value = http
+            .get(format!("{base}/v1/jobs?label=team:sales"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(sales["jobs"].as_array().unwrap().len(), 1);
+        let first: Value = http
+            .get(format!("{base}/v1/jobs?limit=1"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cursor = first["next_cursor"].as_str().expect("a second page").to_owned();
+        let second: Value = http
+            .get(format!("{base}/v1/jobs?limit=1&cursor={cursor}"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
+        assert!(second["next_cursor"].is_null());
+        assert_ne!(first["jobs"][0]["id"], second["jobs"][0]["id"]);
+        let missing = http
+            .get(format!("{base}/v1/jobs/job_00000000000000000000000000"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+
+        // Operations.
+        assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+        assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("daglo_requests_total"), "{metrics}");
+        assert!(!metrics.contains(KEY) && !metrics.contains(sim.token()));
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_job_then_restart_resumes_it_and_takes_its_callbacks() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(4)))
+            .await
+            .unwrap();
+        let dir = dir("restart");
+        let port = free_port();
+        let config = config(&sim, port, &dir.join("data"), "callback");
+        let mut serve = Serve::start(&sim, &dir, &config, &[]).await;
+        let http = reqwest::Client::new();
+        let job: Value = http
+            .post(format!("{}/v1/jobs", serve.base))
+            .bearer_auth(KEY)
+            .json(&json!({"url": "https://a.example/a.wav", "key": "kill-me"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = job["id"].as_str().unwrap().to_owned();
+        serve.child.kill().await.unwrap(); // SIGKILL: no drain, no goodbye
+        let restarted = Serve::start(&sim, &dir, &config, &[]).await;
+        let finished = wait_finished(&http, &restarted.base, &id).await;
+        assert_eq!(finished["outcome"], "transcript");
+        let rid = daglo::Rid::new(finished["rid"].as_str().unwrap());
+        sim.callbacks_done(&rid).await;
+        let finals: Vec<_> = sim
+            .callback_log()
+            .into_iter()
+            .filter(|c| c.rid == rid && c.is_final)
+            .collect();
+        assert!(
+            finals.iter().any(|c| c.answer == Ok(200)),
+            "the final callback, after the restart, was accepted: {finals:?}"
+        );
+        assert_eq!(sim.jobs().len(), 1, "resumed, not submitted again");
+        let transcript = http
+            .get(format!("{}/v1/jobs/{id}/transcript", restarted.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(transcript.status(), 200);
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_within_the_grace() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let dir = dir("term");
+        let port = free_port();
+        let mut serve =
+            Serve::start(&sim, &dir, &config(&sim, port, &dir.join("data"), "polling"), &[]).await;
+        let pid = serve.child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exited = tokio::time::timeout(Duration::from_secs(10), serve.child.wait())
+            .await
+            .expect("exits within the grace")
+            .unwrap();
+        assert_eq!(exited.code(), Some(0));
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[test]
+fn a_bad_configuration_is_exit_2_naming_the_key() {
+    let dir = dir("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("daglo.toml");
+    for (toml, key) in [
+        (
+            "listen = \"127.0.0.1:0\"\napi_keys = []\nstrategy = \"polling\"\n",
+            "api_keys",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\napi_keys = [\"sk-test-0123456789abcdef\"]\nstrategy = \"hybrid\"\n",
+            "public_url",
+        ),
+        (
+            "listen = \"127.0.0.1:0\"\napi_keys = [\"sk-test-0123456789abcdef\"]\nstrategy = \"carrier-pigeon\"\n",
+            "strategy",
+        ),
+        ("lisen = \"127.0.0.1:0\"\n", "lisen"),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+            .args(["serve", "--config", file.to_str().unwrap()])
+            .env("DAGLO_API_TOKEN", "t")
+            .env("DAGLO_DATA_DIR", dir.join("data"))
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(!stderr.contains("sk-test-0123456789abcdef"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -389,3 +389,203 @@ fn a_bad_configuration_is_exit_2_naming_the_key() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One answer, as the OpenAPI checker reads it.
+struct Captured {
+    method: String,
+    path: String,
+    status: u16,
+    content_type: String,
+    body: Value,
+}
+
+impl Captured {
+    fn json(&self) -> Value {
+        json!({
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "content_type": self.content_type,
+            "body": self.body,
+        })
+    }
+}
+
+async fn capture(out: &mut Vec<Captured>, method: &str, path: &str, answer: reqwest::Response) -> Value {
+    let status = answer.status().as_u16();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = answer.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    out.push(Captured {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        status,
+        content_type,
+        body: body.clone(),
+    });
+    body
+}
+
+/// The interpreter with `jsonschema` and `yaml`, or why there is none.
+fn python() -> Result<PathBuf, String> {
+    let candidate =
+        std::env::var_os("DAGLO_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    match std::process::Command::new(&candidate)
+        .args(["-c", "import jsonschema, yaml"])
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok(candidate),
+        _ => Err(format!(
+            "{} cannot import jsonschema and yaml",
+            candidate.display()
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_server_answers_as_its_openapi_document_says() {
+    let python = match python() {
+        Ok(python) => python,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must check the API document: {why}"
+            );
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED the OpenAPI check: {why}");
+            return;
+        }
+    };
+    let mut captured = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(500)))
+            .await
+            .unwrap();
+        let dir = dir("openapi");
+        let serve = Serve::start(
+            &sim,
+            &dir,
+            &config(&sim, free_port(), &dir.join("data"), "polling"),
+            &[],
+        )
+        .await;
+        let base = &serve.base;
+        let http = reqwest::Client::new();
+        let c = &mut captured;
+        let jobs = format!("{base}/v1/jobs");
+        let answer = http
+            .post(&jobs)
+            .json(&json!({"url": "https://a.example/a.wav"}))
+            .send()
+            .await
+            .unwrap();
+        capture(c, "POST", "/v1/jobs", answer).await;
+        let answer = http.post(&jobs).bearer_auth(KEY).body("x").send().await.unwrap();
+        capture(c, "POST", "/v1/jobs", answer).await;
+        let answer = http
+            .post(&jobs)
+            .bearer_auth(KEY)
+            .json(&json!({"key": "no-url"}))
+            .send()
+            .await
+            .unwrap();
+        capture(c, "POST", "/v1/jobs", answer).await;
+        let body = json!({"url": "https://a.example/a.wav", "key": "doc-1", "labels": {"team": "docs"}});
+        let answer = http
+            .post(&jobs)
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let job = capture(c, "POST", "/v1/jobs", answer).await;
+        let answer = http
+            .post(&jobs)
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        capture(c, "POST", "/v1/jobs", answer).await;
+        let id = job["id"].as_str().unwrap().to_owned();
+        let answer = http
+            .get(format!("{jobs}/{id}/transcript"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        capture(c, "GET", "/v1/jobs/{id}/transcript", answer).await;
+        wait_finished(&http, base, &id).await;
+        for query in ["", "?format=json", "?format=srt", "?format=pdf"] {
+            let answer = http
+                .get(format!("{jobs}/{id}/transcript{query}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            capture(c, "GET", "/v1/jobs/{id}/transcript", answer).await;
+        }
+        let answer = http
+            .get(format!("{jobs}/{id}"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        capture(c, "GET", "/v1/jobs/{id}", answer).await;
+        let answer = http
+            .get(format!("{jobs}/job_00000000000000000000000000"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        capture(c, "GET", "/v1/jobs/{id}", answer).await;
+        let answer = http
+            .get(format!("{jobs}/{id}/events"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        capture(c, "GET", "/v1/jobs/{id}/events", answer).await;
+        for query in ["?state=finished&label=team:docs&limit=10", "?state=sleeping"] {
+            let answer = http
+                .get(format!("{jobs}{query}"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            capture(c, "GET", "/v1/jobs", answer).await;
+        }
+        let answer = http.get(&jobs).send().await.unwrap();
+        capture(c, "GET", "/v1/jobs", answer).await;
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let answer = http.get(format!("{base}{path}")).send().await.unwrap();
+            capture(c, "GET", path, answer).await;
+        }
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+    let file = temp("serve-openapi-captured.json");
+    let all: Vec<Value> = captured.iter().map(Captured::json).collect();
+    std::fs::write(&file, serde_json::to_vec_pretty(&all).unwrap()).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let out = std::process::Command::new(python)
+        .arg(format!("{root}/scripts/check_serve_api.py"))
+        .arg(format!("{root}/docs/serve-openapi.yaml"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}{}", text(&out.stderr));
+    assert!(
+        report.contains(&format!("{} passed, 0 failed", captured.len())),
+        "{report}"
+    );
+    let _ = std::fs::remove_file(file);
+}

@@ -384,6 +384,7 @@ impl CallbackSettings {
         &self,
         client: &crate::Client,
         kept: Option<&Secret>,
+        registry: Option<std::sync::Arc<dyn daglo_callback::JobRegistry>>,
     ) -> Result<CallbackDelivery, StrategyError> {
         let Some(public_url) = &self.public_url else {
             return Err(StrategyError::Invalid(
@@ -392,10 +393,11 @@ impl CallbackSettings {
                     .to_owned(),
             ));
         };
-        Ok(CallbackDelivery::new(
-            client.clone(),
-            self.callback_config(public_url, kept)?,
-        )?)
+        let config = self.callback_config(public_url, kept)?;
+        Ok(match registry {
+            Some(registry) => CallbackDelivery::with_registry(client.clone(), config, registry)?,
+            None => CallbackDelivery::new(client.clone(), config)?,
+        })
     }
 }
 

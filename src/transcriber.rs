@@ -426,7 +426,7 @@ impl Transcriber {
         client: Client,
         config: &StrategyConfig,
     ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
-        Self::configured_mounted(client, config, None).await
+        Self::configured_mounted(client, config, None, None).await
     }
 
     /// [`from_config_mounted`](Transcriber::from_config_mounted) keeping `journal` and its key
@@ -439,7 +439,24 @@ impl Transcriber {
         journal: Arc<dyn Journal>,
     ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
         let kept = kept_secret(config, journal.as_ref()).await?;
-        let (transcriber, receiver) = Self::configured_mounted(client, config, kept).await?;
+        let (transcriber, receiver) = Self::configured_mounted(client, config, kept, None).await?;
+        Ok((transcriber.with_journal(journal), receiver))
+    }
+
+    /// [`from_config_mounted_with_journal`](Transcriber::from_config_mounted_with_journal) with
+    /// the callback registry `registry` — a `RedisRegistry` every replica shares, so a callback
+    /// that lands on any replica reaches the job's waiter. Give the replicas one journal (whose
+    /// key secret they then share) or one `key_secret_env`.
+    #[cfg(feature = "callback")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    pub async fn from_config_mounted_shared(
+        client: Client,
+        config: &StrategyConfig,
+        journal: Arc<dyn Journal>,
+        registry: Arc<dyn daglo_callback::JobRegistry>,
+    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
+        let kept = kept_secret(config, journal.as_ref()).await?;
+        let (transcriber, receiver) = Self::configured_mounted(client, config, kept, Some(registry)).await?;
         Ok((transcriber.with_journal(journal), receiver))
     }
 
@@ -448,6 +465,7 @@ impl Transcriber {
         client: Client,
         config: &StrategyConfig,
         kept: Option<KeptSecret>,
+        registry: Option<Arc<dyn daglo_callback::JobRegistry>>,
     ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
         match config {
             #[cfg(feature = "poll")]
@@ -456,14 +474,14 @@ impl Transcriber {
                 Ok((Self::new(client, polling), None))
             }
             StrategyConfig::Callback(settings) => {
-                let callbacks = settings.mount(&client, kept.as_ref())?;
+                let callbacks = settings.mount(&client, kept.as_ref(), registry)?;
                 let receiver = callbacks.receiver();
                 Ok((Self::new(client, callbacks), Some(receiver)))
             }
             #[cfg(feature = "poll")]
             StrategyConfig::Hybrid(settings) => {
                 let polling = settings.polling.build(&client)?;
-                let callbacks = settings.callback.mount(&client, kept.as_ref())?;
+                let callbacks = settings.callback.mount(&client, kept.as_ref(), registry)?;
                 let receiver = callbacks.receiver();
                 let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
                 Ok((Self::new(client, hybrid), Some(receiver)))

@@ -177,6 +177,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// 32 bytes from the system's secure random source, as 64 hex digits: a fresh key secret.
+    /// `None` if the system cannot give randomness.
+    pub fn random() -> Option<Self> {
+        let mut bytes = [0_u8; 32];
+        SystemRandom::new().fill(&mut bytes).ok()?;
+        Some(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
 }
 
 impl fmt::Debug for Secret {

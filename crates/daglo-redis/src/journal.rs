@@ -389,6 +389,34 @@ impl Journal for RedisJournal {
         .await
     }
 
+    /// The callback key secret, kept in Redis beside the journal (made on first use by any
+    /// replica, `SET NX`), so every replica of one journal accepts every replica's callback
+    /// keys, and a restarted one accepts the callbacks of the jobs it resumes. Whoever can read
+    /// this Redis can read it: guard Redis like the secret.
+    async fn key_secret(&self) -> Result<Option<Vec<u8>>, JournalError> {
+        let fresh = daglo_callback::Secret::random()
+            .ok_or_else(|| JournalError::message("the system gave no randomness for a key secret"))?;
+        let key = self.key(&["key_secret"]);
+        let (hex,): (String,) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(fresh.expose())
+            .arg("NX")
+            .ignore()
+            .get(&key)
+            .query_async(&mut self.store.conn())
+            .await
+            .map_err(failed("read the key secret"))?;
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .collect();
+        match bytes {
+            Some(bytes) if bytes.len() >= 16 => Ok(Some(bytes)),
+            _ => Err(corrupt(key)),
+        }
+    }
+
     async fn renew(&self, id: EntryId) -> Result<(), JournalError> {
         counted("renew", async {
             let generation = self.generation().await?;

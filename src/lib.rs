@@ -77,10 +77,10 @@ mod jobs;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
-#[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
+#[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
 mod transcriber;
 
@@ -227,7 +227,7 @@ pub mod journal {
 pub mod redis {
     pub use daglo_redis::{
         BudgetOptions, RedisBudget, RedisError, RedisJournal, RedisOptions, RedisRegistry, RedisStore,
-        SharedBudgets,
+        Replicas, SharedBudgets,
     };
 }
 

@@ -309,6 +309,74 @@ pub struct Server {
     http: CallbackServer,
     transcriber: Transcriber,
     draining: watch::Sender<bool>,
+    /// With replicas: the task that keeps this one alive and takes over gone replicas' jobs.
+    _takeover: Option<AbortOnDrop>,
+}
+
+/// Aborts its task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often a replica says it is alive, and looks for gone replicas' jobs.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a replica counts as alive after its last heartbeat (and a job hold lasts).
+const ALIVE: Duration = Duration::from_secs(6);
+
+/// A replica's loop: its heartbeat, and every running job of a gone replica held (by one
+/// replica only) and followed — resumed by its rid, never submitted again.
+async fn take_over(replicas: crate::redis::Replicas, transcriber: Transcriber, journal: Arc<dyn Journal>) {
+    let me = transcriber.owner();
+    let mut held: std::collections::HashSet<JobId> = std::collections::HashSet::new();
+    loop {
+        if let Err(e) = replicas.heartbeat(&me, ALIVE).await {
+            tracing::warn!(error = %daglo_core::error_chain(&e), "replica heartbeat failed");
+        }
+        match journal.entries().await {
+            Ok(entries) => {
+                for entry in entries {
+                    if !matches!(entry.state, crate::journal::EntryState::Submitted { .. }) {
+                        held.remove(&entry.intent.job);
+                        continue;
+                    }
+                    let job = entry.intent.job.clone();
+                    if held.contains(&job) {
+                        // Still ours: keep the hold.
+                        let _ = replicas.hold(job.as_str(), &me, ALIVE).await;
+                        continue;
+                    }
+                    let owner = entry.intent.owner.clone().unwrap_or_default();
+                    if owner == me {
+                        continue;
+                    }
+                    let gone = match replicas.is_alive(&owner).await {
+                        Ok(alive) => !alive,
+                        Err(_) => false,
+                    };
+                    if gone && matches!(replicas.hold(job.as_str(), &me, ALIVE).await, Ok(true)) {
+                        match transcriber.adopt_job(&job).await {
+                            Ok(_) => {
+                                tracing::info!(job = %job, from = %owner, "took over a gone replica's job");
+                                held.insert(job);
+                            }
+                            Err(e) => {
+                                tracing::warn!(job = %job, error = %daglo_core::error_chain(&e), "could not take over a job")
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %daglo_core::error_chain(&e), "could not read the journal for gone replicas' jobs")
+            }
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -340,12 +408,18 @@ impl Server {
         let mut builder = crate::Client::builder()
             .token(token)
             .base_url(config.base_url.clone());
+        // With Redis, the replicas share the journal (and its key secret), the rate budgets and
+        // the callback registry: a callback that lands on any replica reaches its job.
+        let mut replicas = None;
+        let mut registry: Option<Arc<dyn crate::callback::JobRegistry>> = None;
         let journal: Arc<dyn Journal> = match &config.redis_url {
             Some(url) => {
                 let store = crate::redis::RedisStore::connect(url)
                     .await
                     .map_err(|e| start_error("Redis", e))?;
                 builder = crate::redis::SharedBudgets::new(&store, "daglo-serve").apply(builder);
+                registry = Some(Arc::new(crate::redis::RedisRegistry::new(store.clone()).await));
+                replicas = Some(crate::redis::Replicas::new(store.clone(), "daglo-serve"));
                 Arc::new(crate::redis::RedisJournal::new(store, "daglo-serve"))
             }
             None => Arc::new(
@@ -356,14 +430,18 @@ impl Server {
         let client = builder
             .build()
             .map_err(|e| config_error("base_url", daglo_core::error_chain(&e)))?;
-        let (transcriber, receiver) =
-            Transcriber::from_config_mounted_with_journal(client, &strategy, journal.clone())
-                .await
-                .map_err(|e| start_error("the strategy", e))?;
+        let (transcriber, receiver) = match registry {
+            Some(registry) => {
+                Transcriber::from_config_mounted_shared(client, &strategy, journal.clone(), registry).await
+            }
+            None => Transcriber::from_config_mounted_with_journal(client, &strategy, journal.clone()).await,
+        }
+        .map_err(|e| start_error("the strategy", e))?;
         let results =
             DirResults::open(config.data_dir.join("results")).map_err(|e| start_error("the results", e))?;
         let transcriber = transcriber.with_results(Arc::new(results));
         let (draining, watching) = watch::channel(false);
+        let app_journal = journal.clone();
         let app = App {
             transcriber: transcriber.clone(),
             journal,
@@ -392,22 +470,35 @@ impl Server {
         let local_addr = listener.local_addr().map_err(|e| start_error("listen", e))?;
         let http = CallbackServer::serve(listener, router, ConnectionLimits::default())
             .map_err(|e| start_error("serve", e))?;
-        match transcriber.recover().await {
-            Ok(report) => tracing::info!(
-                resumed = report.resumed.len(),
-                uncertain = report.uncertain.len(),
-                "jobs taken up from the journal"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %daglo_core::error_chain(&e), "could not take up the journal's jobs")
+        let takeover = match replicas {
+            // Replicas: each takes up only the running jobs of replicas that are gone.
+            Some(replicas) => Some(AbortOnDrop(tokio::spawn(take_over(
+                replicas,
+                transcriber.clone(),
+                app_journal.clone(),
+            )))),
+            // Alone: every running job in the journal is this service's.
+            None => {
+                match transcriber.recover().await {
+                    Ok(report) => tracing::info!(
+                        resumed = report.resumed.len(),
+                        uncertain = report.uncertain.len(),
+                        "jobs taken up from the journal"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %daglo_core::error_chain(&e), "could not take up the journal's jobs");
+                    }
+                }
+                None
             }
-        }
+        };
         tracing::info!(%local_addr, strategy = %config.strategy, "daglo serve listening");
         Ok(Self {
             local_addr,
             http,
             transcriber,
             draining,
+            _takeover: takeover,
         })
     }
 
@@ -642,6 +733,10 @@ async fn multipart(
     }
 }
 
+/// How much of a refused upload is read (and dropped) before the `413`, so the caller gets the
+/// answer rather than a connection closed mid-upload.
+const DRAIN_AFTER_REFUSAL: u64 = 64 << 20;
+
 /// Writes a part to `path` as it arrives; `413` past `max` bytes.
 async fn spool(mut part: multer::Field<'_>, path: &std::path::Path, max: u64) -> Result<u64, Response> {
     let internal = |e: std::io::Error| problem(StatusCode::INTERNAL_SERVER_ERROR, &format!("uploads: {e}"));
@@ -652,6 +747,15 @@ async fn spool(mut part: multer::Field<'_>, path: &std::path::Path, max: u64) ->
             Ok(Some(chunk)) => {
                 length += chunk.len() as u64;
                 if length > max {
+                    // Read (and drop) what the caller is still sending, up to a bound, so the
+                    // answer reaches it instead of a broken pipe.
+                    let mut drained = 0_u64;
+                    while drained < DRAIN_AFTER_REFUSAL {
+                        match part.chunk().await {
+                            Ok(Some(more)) => drained += more.len() as u64,
+                            _ => break,
+                        }
+                    }
                     return Err(problem(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         &format!("the file is larger than {max} bytes; nothing was submitted"),

@@ -1282,6 +1282,35 @@ impl Transcriber {
         });
     }
 
+    /// Follows job `id` from now on, when the journal lists it as running and nobody in this
+    /// process follows it — another replica's job, say, whose replica is gone. Resumed by its
+    /// rid (and its callback key, registered again), never submitted again. `Ok(true)` when it
+    /// started following it; `Ok(false)` for a job followed here already, ended, or not running.
+    pub async fn adopt_job(&self, id: &JobId) -> Result<bool, TranscribeError> {
+        if self.table.get(id).is_some() {
+            return Ok(false);
+        }
+        let Some(journal) = &self.journal else {
+            return Ok(false);
+        };
+        let entry = journal
+            .by_job(id)
+            .await
+            .map_err(|source| TranscribeError::Journal { rid: None, source })?;
+        Ok(match entry {
+            Some(entry) if matches!(entry.state, EntryState::Submitted { .. }) => {
+                self.adopt(&entry).is_some()
+            }
+            _ => false,
+        })
+    }
+
+    /// Who this process is in the journal's claims (`<host>:<pid>`): what a peer reads in
+    /// [`Intent::owner`](daglo_core::Intent::owner).
+    pub fn owner(&self) -> String {
+        owner()
+    }
+
     /// The job as it is now: from this process's table, or from the journal. `None` for an id
     /// neither knows.
     pub async fn job(&self, id: &JobId) -> Result<Option<JobSnapshot>, TranscribeError> {

@@ -24,6 +24,8 @@ pub(crate) async fn run(args: crate::args::Serve) -> Result<u8, Failure> {
             Failure::usage("set DAGLO_API_TOKEN to the Daglo API token (it is read from there only)")
         })?;
     let grace = std::time::Duration::from_secs(config.grace_secs);
+    // The handler first: a SIGTERM from the moment the address is printed drains.
+    let stop = stopped();
     let server = Server::start(config, token).await.map_err(|e| match &e {
         daglo::serve::ServeError::Config { .. } => Failure::usage(chain(&e)),
         _ => Failure {
@@ -32,28 +34,27 @@ pub(crate) async fn run(args: crate::args::Serve) -> Result<u8, Failure> {
         },
     })?;
     eprintln!("daglo serve: listening on http://{}", server.local_addr());
-    stopped().await;
+    stop.await;
     eprintln!("daglo serve: draining (at most {} s)", grace.as_secs());
     server.drain(grace).await;
     eprintln!("daglo serve: stopped");
     Ok(exit::OK)
 }
 
-/// SIGTERM or Ctrl-C.
-async fn stopped() {
+/// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, not when the
+/// future is first polled.
+fn stopped() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
             return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -409,7 +409,10 @@ impl Journal for RedisJournal {
             .map_err(failed("read the key secret"))?;
         let bytes: Option<Vec<u8>> = (0..hex.len())
             .step_by(2)
-            .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
             .collect();
         match bytes {
             Some(bytes) if bytes.len() >= 16 => Ok(Some(bytes)),

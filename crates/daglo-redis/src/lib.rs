@@ -48,6 +48,7 @@
 mod budget;
 mod journal;
 mod registry;
+mod replicas;
 mod store;
 mod stored;
 mod wakeups;
@@ -57,6 +58,7 @@ use std::sync::Arc;
 pub use budget::{BudgetOptions, RedisBudget};
 pub use journal::RedisJournal;
 pub use registry::RedisRegistry;
+pub use replicas::Replicas;
 pub use store::{RedisError, RedisOptions, RedisStore};
 
 /// The three endpoint budgets of one account, shared through Redis.

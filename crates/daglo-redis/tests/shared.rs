@@ -305,13 +305,24 @@ async fn the_redis_journal_passes_the_journal_conformance_checks_and_claims_a_ke
         // Replicas of one journal share its callback key secret (made once, by the first).
         let mut secrets = Vec::new();
         for replica in &replicas {
-            secrets.push(daglo::journal::Journal::key_secret(replica.as_ref()).await.unwrap().unwrap());
+            secrets.push(
+                daglo::journal::Journal::key_secret(replica.as_ref())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
         }
-        assert!(secrets.windows(2).all(|w| w[0] == w[1]), "one secret for every replica");
+        assert!(
+            secrets.windows(2).all(|w| w[0] == w[1]),
+            "one secret for every replica"
+        );
         assert_eq!(secrets[0].len(), 32);
         let other = RedisJournal::new(support::store(&url, &namespace).await, "another-journal");
         assert_ne!(
-            daglo::journal::Journal::key_secret(&other).await.unwrap().unwrap(),
+            daglo::journal::Journal::key_secret(&other)
+                .await
+                .unwrap()
+                .unwrap(),
             secrets[0],
             "another journal, another secret"
         );

@@ -78,8 +78,9 @@ impl ResultDelivery for HybridDelivery {
     }
 
     /// A resumed job whose callback key was kept is registered again: its callbacks are
-    /// accepted, and polling starts after the window as for a new job. A key that cannot be
-    /// registered again falls back to polling straight away.
+    /// accepted — and it is polled straight away too, since callbacks sent while no process
+    /// followed it (a restart, a replica that died) may be lost. A key that cannot be
+    /// registered again falls back to polling alone.
     async fn resume_registered(&self, rid: &Rid, job_key: &str) -> Result<Box<dyn Ticket>, DeliveryError> {
         let callback = match self.callbacks.resume_registered(rid, job_key).await {
             Ok(ticket) => Some(ticket),
@@ -91,7 +92,7 @@ impl ResultDelivery for HybridDelivery {
         Ok(Box::new(HybridTicket {
             callback,
             polling: self.polling.clone(),
-            window: self.window,
+            window: Duration::ZERO,
         }))
     }
 

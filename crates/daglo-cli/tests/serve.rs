@@ -589,3 +589,112 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
     );
     let _ = std::fs::remove_file(file);
 }
+
+/// A round-robin TCP proxy in front of `backends`: each connection goes to the next backend
+/// that accepts it (a dead one is skipped), as a load balancer would.
+async fn round_robin(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (backends, next) = (backends.clone(), next.clone());
+            tokio::spawn(async move {
+                let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                for i in 0..backends.len() {
+                    let backend = backends[(first + i) % backends.len()];
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
+    let Some((redis, _guard)) = private_redis("two_replicas_on_redis_…") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(240), async {
+        // A sender that sends a refused callback again (Daglo may not: then the hybrid's
+        // polling finds the outcome, later): the callbacks cut off by the kill reach the other
+        // replica.
+        let sim = Simulator::start(
+            SimConfig::default()
+                .processing_time(Duration::from_secs(3))
+                .callback_retries(3),
+        )
+        .await
+        .unwrap();
+        let (port_a, port_b) = (free_port(), free_port());
+        let backends = vec![
+            std::net::SocketAddr::from(([127, 0, 0, 1], port_a)),
+            std::net::SocketAddr::from(([127, 0, 0, 1], port_b)),
+        ];
+        let proxy = round_robin(backends).await;
+        let root = dir("replicas");
+        let config = |port: u16, name: &str| {
+            format!(
+                "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://{proxy}\"\nbase_url = \"{}\"\n\
+                 data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\nstrategy = \"hybrid\"\nredis_url = \"{redis}\"\n",
+                sim.base_url(),
+                root.join(name).display()
+            )
+        };
+        let mut a = Serve::start(&sim, &root.join("a"), &config(port_a, "a"), &[]).await;
+        let b = Serve::start(&sim, &root.join("b"), &config(port_b, "b"), &[]).await;
+        let base = format!("http://{proxy}");
+        // A connection per request, so the proxy spreads them.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        let started = std::time::Instant::now();
+        for n in 0..100 {
+            if n == 50 {
+                a.child.kill().await.unwrap(); // one replica dies mid-batch, its jobs running
+            }
+            let answer = http
+                .post(format!("{base}/v1/jobs"))
+                .bearer_auth(KEY)
+                .json(&json!({"url": format!("https://a.example/{n}.wav"), "key": format!("batch-{n}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+            ids.push(
+                answer.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        println!("100 submitted in {:?}", started.elapsed());
+        let submitted = std::time::Instant::now();
+        for id in &ids {
+            wait_finished(&http, &base, id).await;
+        }
+        println!("all 100 finished {:?} after the last submit", submitted.elapsed());
+        assert_eq!(
+            sim.jobs().len(),
+            100,
+            "100 submits: none repeated by the replica that took over"
+        );
+        let submits = sim.stats().endpoint(daglo::sim::Endpoint::Submit);
+        let status = sim.stats().endpoint(daglo::sim::Endpoint::Status);
+        assert_eq!(
+            submits.answered(429) + status.answered(429),
+            0,
+            "the shared budgets kept under the limit"
+        );
+        drop(b);
+        let _ = std::fs::remove_dir_all(root);
+    })
+    .await
+    .expect("within the deadline");
+}

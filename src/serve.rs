@@ -464,6 +464,7 @@ impl Server {
         if let Some(receiver) = receiver {
             router = router.route_service(&format!("{CALLBACK_PATH}/{{key}}"), receiver);
         }
+        let router = router.layer(axum::middleware::from_fn(counted));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| start_error(&format!("listen {}", config.listen), e))?;
@@ -520,6 +521,29 @@ impl Server {
         let _ = tokio::time::timeout(grace, self.http.shutdown()).await;
         self.transcriber.shutdown().await;
     }
+}
+
+/// Counts every answer by its route template (bounded: never the path itself) and status.
+async fn counted(request: Request, next: axum::middleware::Next) -> Response {
+    let route = match request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+    {
+        Some("/v1/jobs") => "/v1/jobs",
+        Some("/v1/jobs/{id}") => "/v1/jobs/{id}",
+        Some("/v1/jobs/{id}/transcript") => "/v1/jobs/{id}/transcript",
+        Some("/v1/jobs/{id}/events") => "/v1/jobs/{id}/events",
+        Some("/healthz") => "/healthz",
+        Some("/readyz") => "/readyz",
+        Some("/metrics") => "/metrics",
+        Some(path) if path.starts_with(CALLBACK_PATH) => "/daglo/{key}",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let answer = next.run(request).await;
+    daglo_core::telemetry::api_request(route, answer.status().as_u16(), started.elapsed().as_secs_f64());
+    answer
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Response {

@@ -566,6 +566,30 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
             let answer = http.get(format!("{base}{path}")).send().await.unwrap();
             capture(c, "GET", path, answer).await;
         }
+        // The metrics, read by the Prometheus client library's own parser (prometheus-client).
+        let python_for_metrics = python.clone();
+        let url = format!("{base}/metrics");
+        let parsed = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python_for_metrics)
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../scripts/parse_metrics.py"
+                ))
+                .arg(url)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(parsed.status.success(), "{}", text(&parsed.stderr));
+        let samples = text(&parsed.stdout);
+        assert!(
+            samples
+                .lines()
+                .any(|l| l.contains("\"daglo_api_requests_total\"") && l.contains("\"/v1/jobs\"")),
+            "the API's own metrics: {samples}"
+        );
+        assert!(samples.contains("\"daglo_submits_total\""), "{samples}");
         drop(serve);
         let _ = std::fs::remove_dir_all(dir);
     })

@@ -90,6 +90,10 @@ pub const JOURNAL_SECONDS: &str = "daglo_journal_operation_seconds";
 pub const REDIS_OPERATIONS: &str = "daglo_redis_operations_total";
 /// Redis operation latency.
 pub const REDIS_SECONDS: &str = "daglo_redis_operation_seconds";
+/// Requests `daglo serve` answered, by route and status class.
+pub const API_REQUESTS: &str = "daglo_api_requests_total";
+/// How long `daglo serve` took to answer.
+pub const API_SECONDS: &str = "daglo_api_request_seconds";
 
 /// Every metric the library records: what `docs/metrics.md` lists and [`describe`] registers.
 pub const METRICS: &[Metric] = &[
@@ -212,6 +216,20 @@ pub const METRICS: &[Metric] = &[
         "How long a Redis operation took.",
         Some(Unit::Seconds),
     ),
+    metric(
+        API_REQUESTS,
+        Kind::Counter,
+        "route=/v1/jobs|/v1/jobs/{id}|/v1/jobs/{id}/transcript|/v1/jobs/{id}/events|/healthz|/readyz|/metrics|/daglo/{key}|other, class=2xx|4xx|5xx",
+        "Requests `daglo serve` answered (its API, probes and Daglo's callbacks).",
+        None,
+    ),
+    metric(
+        API_SECONDS,
+        Kind::Histogram,
+        "route",
+        "How long `daglo serve` took to answer (an event stream: until it ended).",
+        Some(Unit::Seconds),
+    ),
 ];
 
 /// Registers every metric's help text and unit with the installed recorder (call it once after
@@ -309,6 +327,18 @@ pub fn journal_operation(backend: &'static str, operation: &'static str, ok: boo
     counter!(JOURNAL_OPERATIONS, "backend" => backend, "operation" => operation, "result" => result)
         .increment(1);
     histogram!(JOURNAL_SECONDS, "backend" => backend, "operation" => operation).record(seconds);
+}
+
+/// `daglo serve` answered a request on `route` with `status` after `seconds`.
+pub fn api_request(route: &'static str, status: u16, seconds: f64) {
+    let class = match status {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
+    histogram!(API_SECONDS, "route" => route).record(seconds);
 }
 
 /// A Redis operation of `component` took `seconds` and succeeded or not.

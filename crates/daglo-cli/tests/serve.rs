@@ -13,19 +13,14 @@ use serde_json::{Value, json};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 
-/// A free loopback port (bound and released: the service binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The backends a test proxy forwards to, set once the services say where they listen.
+type Backends = std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
 
 /// A running `daglo serve`, killed when dropped.
 struct Serve {
     child: tokio::process::Child,
     base: String,
+    addr: std::net::SocketAddr,
 }
 
 impl Serve {
@@ -58,13 +53,15 @@ impl Serve {
         };
         // The rest of its stderr, drained so it never blocks.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, base }
+        let addr = base.trim_start_matches("http://").parse().unwrap();
+        Self { child, base, addr }
     }
 }
 
-fn config(sim: &Simulator, port: u16, data: &Path, strategy: &str) -> String {
+/// A configuration on a port of its own (`127.0.0.1:0`), reached by Daglo at `public`.
+fn config(sim: &Simulator, public: &str, data: &Path, strategy: &str) -> String {
     format!(
-        "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nbase_url = \"{}\"\n\
+        "listen = \"127.0.0.1:0\"\npublic_url = \"{public}\"\nbase_url = \"{}\"\n\
          data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\nstrategy = \"{strategy}\"\ngrace_secs = 5\n",
         sim.base_url(),
         data.display()
@@ -102,14 +99,17 @@ async fn the_http_api_submits_follows_and_serves_transcripts() {
             .await
             .unwrap();
         let dir = dir("api");
-        let port = free_port();
+        // Daglo reaches the service through a proxy that learns its address once it listens.
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
         let serve = Serve::start(
             &sim,
             &dir,
-            &config(&sim, port, &dir.join("data"), "hybrid"),
+            &config(&sim, &format!("http://{proxy}"), &dir.join("data"), "hybrid"),
             &[("DAGLO_MAX_UPLOAD_BYTES", "100000")],
         )
         .await;
+        backends.lock().unwrap().push(serve.addr);
         let base = serve.base.clone();
         let http = reqwest::Client::new();
         let post = |body: Value| http.post(format!("{base}/v1/jobs")).bearer_auth(KEY).json(&body);
@@ -285,9 +285,11 @@ async fn sigkill_mid_job_then_restart_resumes_it_and_takes_its_callbacks() {
             .await
             .unwrap();
         let dir = dir("restart");
-        let port = free_port();
-        let config = config(&sim, port, &dir.join("data"), "callback");
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
+        let config = config(&sim, &format!("http://{proxy}"), &dir.join("data"), "callback");
         let mut serve = Serve::start(&sim, &dir, &config, &[]).await;
+        backends.lock().unwrap().push(serve.addr);
         let http = reqwest::Client::new();
         let job: Value = http
             .post(format!("{}/v1/jobs", serve.base))
@@ -302,6 +304,7 @@ async fn sigkill_mid_job_then_restart_resumes_it_and_takes_its_callbacks() {
         let id = job["id"].as_str().unwrap().to_owned();
         serve.child.kill().await.unwrap(); // SIGKILL: no drain, no goodbye
         let restarted = Serve::start(&sim, &dir, &config, &[]).await;
+        *backends.lock().unwrap() = vec![restarted.addr];
         let finished = wait_finished(&http, &restarted.base, &id).await;
         assert_eq!(finished["outcome"], "transcript");
         let rid = daglo::Rid::new(finished["rid"].as_str().unwrap());
@@ -335,9 +338,13 @@ async fn sigterm_drains_and_exits_within_the_grace() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         let dir = dir("term");
-        let port = free_port();
-        let mut serve =
-            Serve::start(&sim, &dir, &config(&sim, port, &dir.join("data"), "polling"), &[]).await;
+        let mut serve = Serve::start(
+            &sim,
+            &dir,
+            &config(&sim, "http://127.0.0.1:9", &dir.join("data"), "polling"),
+            &[],
+        )
+        .await;
         let pid = serve.child.id().unwrap();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -436,12 +443,12 @@ fn python() -> Result<PathBuf, String> {
     let candidate =
         std::env::var_os("DAGLO_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
     match std::process::Command::new(&candidate)
-        .args(["-c", "import jsonschema, yaml"])
+        .args(["-c", "import jsonschema, yaml, prometheus_client"])
         .output()
     {
         Ok(out) if out.status.success() => Ok(candidate),
         _ => Err(format!(
-            "{} cannot import jsonschema and yaml",
+            "{} cannot import jsonschema, yaml and prometheus_client",
             candidate.display()
         )),
     }
@@ -470,7 +477,7 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
         let serve = Serve::start(
             &sim,
             &dir,
-            &config(&sim, free_port(), &dir.join("data"), "polling"),
+            &config(&sim, "http://127.0.0.1:9", &dir.join("data"), "polling"),
             &[],
         )
         .await;
@@ -616,7 +623,7 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
 
 /// A round-robin TCP proxy in front of `backends`: each connection goes to the next backend
 /// that accepts it (a dead one is skipped), as a load balancer would.
-async fn round_robin(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+async fn round_robin(backends: Backends) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -625,6 +632,7 @@ async fn round_robin(backends: Vec<std::net::SocketAddr>) -> std::net::SocketAdd
             let (backends, next) = (backends.clone(), next.clone());
             tokio::spawn(async move {
                 let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let backends = backends.lock().unwrap().clone();
                 for i in 0..backends.len() {
                     let backend = backends[(first + i) % backends.len()];
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
@@ -654,23 +662,20 @@ async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
         )
         .await
         .unwrap();
-        let (port_a, port_b) = (free_port(), free_port());
-        let backends = vec![
-            std::net::SocketAddr::from(([127, 0, 0, 1], port_a)),
-            std::net::SocketAddr::from(([127, 0, 0, 1], port_b)),
-        ];
-        let proxy = round_robin(backends).await;
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
         let root = dir("replicas");
-        let config = |port: u16, name: &str| {
+        let config = |name: &str| {
             format!(
-                "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://{proxy}\"\nbase_url = \"{}\"\n\
+                "listen = \"127.0.0.1:0\"\npublic_url = \"http://{proxy}\"\nbase_url = \"{}\"\n\
                  data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\nstrategy = \"hybrid\"\nredis_url = \"{redis}\"\n",
                 sim.base_url(),
                 root.join(name).display()
             )
         };
-        let mut a = Serve::start(&sim, &root.join("a"), &config(port_a, "a"), &[]).await;
-        let b = Serve::start(&sim, &root.join("b"), &config(port_b, "b"), &[]).await;
+        let mut a = Serve::start(&sim, &root.join("a"), &config("a"), &[]).await;
+        let b = Serve::start(&sim, &root.join("b"), &config("b"), &[]).await;
+        *backends.lock().unwrap() = vec![a.addr, b.addr];
         let base = format!("http://{proxy}");
         // A connection per request, so the proxy spreads them.
         let http = reqwest::Client::builder()

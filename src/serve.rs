@@ -856,27 +856,47 @@ async fn transcript(
     let text = |kind: &'static str, body: String| {
         (StatusCode::OK, [(header::CONTENT_TYPE, kind)], body).into_response()
     };
-    match format.format.as_deref().unwrap_or("text") {
-        "text" | "txt" => match app.transcriber.result(&job.id).await {
-            Ok(Some(outcome)) => text(
-                "text/plain; charset=utf-8",
-                outcome.transcript().unwrap_or_default(),
-            ),
-            Ok(None) => problem(StatusCode::NOT_FOUND, "the result was not kept"),
-            Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &daglo_core::error_chain(&e)),
+    // The result as kept here — or, for a job another replica finished (its result is in that
+    // replica's data directory), as Daglo still has it: one status request, nothing billed.
+    let result = match app.transcriber.result(&job.id).await {
+        Ok(Some(outcome)) => Ok(Some(outcome)),
+        Ok(None) => match &job.rid {
+            Some(rid) => match app.transcriber.client().status(rid).await {
+                Ok(answer) => Ok(answer.outcome(rid)),
+                Err(e) => Err(problem(StatusCode::BAD_GATEWAY, &daglo_core::error_chain(&e))),
+            },
+            None => Ok(None),
         },
-        "json" => match app.transcriber.result(&job.id).await {
-            Ok(Some(Outcome::Transcript { body, .. })) => json(StatusCode::OK, body.as_ref()),
-            Ok(Some(Outcome::Empty { .. })) => json(
-                StatusCode::OK,
-                &serde_json::json!({"status": "transcribed", "sttResults": []}),
-            ),
-            Ok(Some(Outcome::Failed { status, message, .. })) => json(
+        Err(e) => Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &daglo_core::error_chain(&e),
+        )),
+    };
+    let format = format.format.as_deref().unwrap_or("text");
+    let result = if matches!(format, "text" | "txt" | "json") {
+        match result {
+            Ok(Some(outcome)) => Some(outcome),
+            Ok(None) => return problem(StatusCode::NOT_FOUND, "the result is not known here or at Daglo"),
+            Err(answer) => return answer,
+        }
+    } else {
+        None
+    };
+    match format {
+        "text" | "txt" => text(
+            "text/plain; charset=utf-8",
+            result.and_then(|o| o.transcript()).unwrap_or_default(),
+        ),
+        "json" => match result {
+            Some(Outcome::Transcript { body, .. }) => json(StatusCode::OK, body.as_ref()),
+            Some(Outcome::Failed { status, message, .. }) => json(
                 StatusCode::OK,
                 &serde_json::json!({"status": status.as_str(), "message": message}),
             ),
-            Ok(_) => problem(StatusCode::NOT_FOUND, "the result was not kept"),
-            Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &daglo_core::error_chain(&e)),
+            _ => json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "transcribed", "sttResults": []}),
+            ),
         },
         "srt" => match app.transcriber.srt(&job.id).await {
             Ok(SrtAnswer::Ready(srt)) => text("application/x-subrip; charset=utf-8", srt),

@@ -721,7 +721,18 @@ async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
             0,
             "the shared budgets kept under the limit"
         );
-        drop(b);
+        // Any replica answers any job: a new one, with nothing of its own, serves a transcript.
+        let c = Serve::start(&sim, &root.join("c"), &config("c"), &[]).await;
+        let answer = http
+            .get(format!("{}/v1/jobs/{}/transcript", c.base, ids[0]))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(!answer.text().await.unwrap().is_empty());
+        assert_eq!(sim.jobs().len(), 100);
+        drop((b, c));
         let _ = std::fs::remove_dir_all(root);
     })
     .await

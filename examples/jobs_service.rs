@@ -96,10 +96,9 @@ async fn events(State(transcriber): State<Transcriber>, Path(id): Path<String>) 
         return problem(StatusCode::NOT_FOUND, "no such meeting");
     };
     // Server-Sent Events by hand: `event: <name>` and `data: <json>` per event.
-    let stream = transcriber.events(&job.id).map(|event| {
-        let data = serde_json::to_string(&event).unwrap_or_default();
-        Ok::<_, Infallible>(format!("event: {}\ndata: {data}\n\n", event.name()))
-    });
+    let stream = transcriber
+        .events(&job.id)
+        .map(|event| Ok::<_, Infallible>(event.to_sse()));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")

@@ -920,10 +920,10 @@ async fn events(State(app): State<App>, Path(id): Path<String>, headers: HeaderM
         Err(answer) => return answer,
     };
     // Server-Sent Events: `event: <name>` and `data: <json>` per event, ending after the outcome.
-    let stream = app.transcriber.events(&job.id).map(|event| {
-        let data = serde_json::to_string(&event).unwrap_or_default();
-        Ok::<_, Infallible>(format!("event: {}\ndata: {data}\n\n", event.name()))
-    });
+    let stream = app
+        .transcriber
+        .events(&job.id)
+        .map(|event| Ok::<_, Infallible>(event.to_sse()));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")

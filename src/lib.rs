@@ -91,7 +91,7 @@ pub use daglo_client::{Client, ClientBuilder};
 /// What the library counts through the `metrics` facade: see `docs/metrics.md`.
 pub use daglo_core::telemetry;
 pub use daglo_core::{
-    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId,
+    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId, JobLog,
     JobOptions, JobOptionsBuilder, JobSnapshot, JobState, Language, Outcome, ProgressEvent, ProgressObserver,
     ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
     Word, error_chain, fnv1a64, rfc3339,
@@ -178,11 +178,12 @@ pub mod poll {
 #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
 pub mod callback {
     pub use daglo_callback::{
-        Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackReceiver,
-        CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, DEFAULT_BODY_TIMEOUT,
-        DEFAULT_HEADER_TIMEOUT, DEFAULT_JOB_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_TIME,
-        DEFAULT_MAX_CONNECTIONS, FinalCallbacks, InMemoryRegistry, JobKey, JobRegistry, JobView, Registered,
-        RegistryError, Secret, TokenDigest, bind,
+        Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackInbox,
+        CallbackReceiver, CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, DEFAULT_BODY_TIMEOUT,
+        DEFAULT_HEADER_TIMEOUT, DEFAULT_INBOX_BODY_BYTES, DEFAULT_JOB_TTL, DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS, FinalCallbacks, InMemoryRegistry, InboxEntry,
+        JobKey, JobRegistry, JobView, Registered, RegistryError, ReplayError, Secret, TokenDigest, bind,
+        bind_with_backlog,
     };
 }
 
@@ -212,9 +213,10 @@ pub mod sim {
 /// implementation, [`SqliteJournal`](journal::SqliteJournal). The Redis one is
 /// [`redis::RedisJournal`](crate::redis) (feature `redis`).
 pub mod journal {
+    pub use daglo_core::conformance::check_job_log;
     pub use daglo_core::conformance::check_journal;
     pub use daglo_core::{
-        Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery,
+        Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, OutcomeKind, Recovery,
     };
     #[cfg(feature = "journal")]
     #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]

@@ -34,14 +34,20 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::watch;
 
-use crate::callback::{CallbackServer, ConnectionLimits};
+use crate::callback::{CallbackReceiver, CallbackServer, ConnectionLimits};
 use crate::client::SrtAnswer;
 use crate::journal::{Journal, SqliteJournal};
 use crate::strategy::{CallbackSettings, HybridSettings};
 use crate::{
-    DirResults, Input, JobFilter, JobId, JobOptions, JobSnapshot, JobState, Outcome, StrategyConfig,
+    DirResults, Input, JobFilter, JobId, JobLog, JobOptions, JobSnapshot, JobState, Outcome, StrategyConfig,
     TranscribeError, Transcriber,
 };
+
+mod inbox;
+mod page;
+mod webhook;
+
+pub use webhook::{JOB_FINISHED, JOB_PROGRESS, WebhookConfig, WebhookSecret};
 
 /// The path under the public URL where Daglo's callbacks arrive.
 pub const CALLBACK_PATH: &str = "/daglo";
@@ -136,6 +142,14 @@ pub struct ServeConfig {
     /// submitted.
     #[serde(default = "default_max_upload")]
     pub max_upload_bytes: u64,
+    /// How many connections may wait to be accepted (default 1,024,
+    /// [`DEFAULT_ACCEPT_BACKLOG`](crate::callback::DEFAULT_ACCEPT_BACKLOG)): a burst of
+    /// callbacks is queued, not refused.
+    #[serde(default = "default_backlog")]
+    pub accept_backlog: u32,
+    /// Signed webhooks to the application (`[webhook]`; none without it).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -153,6 +167,9 @@ fn default_strategy() -> String {
 fn default_grace() -> u64 {
     30
 }
+fn default_backlog() -> u32 {
+    crate::callback::DEFAULT_ACCEPT_BACKLOG
+}
 fn default_max_upload() -> u64 {
     daglo_core::MAX_UPLOAD_BYTES
 }
@@ -165,7 +182,9 @@ impl ServeConfig {
 
     /// Applies the `DAGLO_*` environment overrides `var` reports: `DAGLO_LISTEN`,
     /// `DAGLO_PUBLIC_URL`, `DAGLO_BASE_URL`, `DAGLO_DATA_DIR`, `DAGLO_API_KEYS` (comma-separated),
-    /// `DAGLO_STRATEGY`, `DAGLO_REDIS_URL`, `DAGLO_GRACE_SECS`, `DAGLO_MAX_UPLOAD_BYTES`.
+    /// `DAGLO_STRATEGY`, `DAGLO_REDIS_URL`, `DAGLO_GRACE_SECS`, `DAGLO_MAX_UPLOAD_BYTES`,
+    /// `DAGLO_ACCEPT_BACKLOG`, `DAGLO_WEBHOOK_URL` and `DAGLO_WEBHOOK_SECRET` (with a `[webhook]`
+    /// table).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ServeError> {
         if let Some(listen) = var("DAGLO_LISTEN") {
             self.listen = listen
@@ -199,6 +218,35 @@ impl ServeConfig {
             self.grace_secs = secs
                 .parse()
                 .map_err(|e| config_error("DAGLO_GRACE_SECS", format!("{e}")))?;
+        }
+        if let Some(backlog) = var("DAGLO_ACCEPT_BACKLOG") {
+            self.accept_backlog = backlog
+                .parse()
+                .map_err(|e| config_error("DAGLO_ACCEPT_BACKLOG", format!("{e}")))?;
+        }
+        if let Some(url) = var("DAGLO_WEBHOOK_URL") {
+            match &mut self.webhook {
+                Some(webhook) => webhook.url = url,
+                None => {
+                    return Err(config_error(
+                        "DAGLO_WEBHOOK_URL",
+                        "set only with a `[webhook]` table (its secret belongs in the file or DAGLO_WEBHOOK_SECRET)",
+                    ));
+                }
+            }
+        }
+        if let Some(secret) = var("DAGLO_WEBHOOK_SECRET") {
+            let secret =
+                WebhookSecret::parse(&secret).map_err(|e| config_error("DAGLO_WEBHOOK_SECRET", e))?;
+            match &mut self.webhook {
+                Some(webhook) => webhook.secret = Some(secret),
+                None => {
+                    return Err(config_error(
+                        "DAGLO_WEBHOOK_SECRET",
+                        "set only with a `[webhook]` table that names the url",
+                    ));
+                }
+            }
         }
         if let Some(bytes) = var("DAGLO_MAX_UPLOAD_BYTES") {
             self.max_upload_bytes = bytes
@@ -284,6 +332,11 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 struct App {
     transcriber: Transcriber,
     journal: Arc<dyn Journal>,
+    /// The callbacks received and the webhook deliveries, per job.
+    log: Arc<dyn JobLog>,
+    /// The callback receiver, for replays (none for polling).
+    receiver: Option<CallbackReceiver>,
+    webhooks: Option<webhook::Webhooks>,
     keys: Keys,
     uploads: PathBuf,
     max_upload_bytes: u64,
@@ -330,7 +383,12 @@ const ALIVE: Duration = Duration::from_secs(6);
 
 /// A replica's loop: its heartbeat, and every running job of a gone replica held (by one
 /// replica only) and followed — resumed by its rid, never submitted again.
-async fn take_over(replicas: crate::redis::Replicas, transcriber: Transcriber, journal: Arc<dyn Journal>) {
+async fn take_over(
+    replicas: crate::redis::Replicas,
+    transcriber: Transcriber,
+    journal: Arc<dyn Journal>,
+    webhooks: Option<webhook::Webhooks>,
+) {
     let me = transcriber.owner();
     let mut held: std::collections::HashSet<JobId> = std::collections::HashSet::new();
     loop {
@@ -362,6 +420,9 @@ async fn take_over(replicas: crate::redis::Replicas, transcriber: Transcriber, j
                         match transcriber.adopt_job(&job).await {
                             Ok(_) => {
                                 tracing::info!(job = %job, from = %owner, "took over a gone replica's job");
+                                if let Some(webhooks) = &webhooks {
+                                    webhooks.follow(job.clone()).await;
+                                }
                                 held.insert(job);
                             }
                             Err(e) => {
@@ -412,7 +473,8 @@ impl Server {
         // the callback registry: a callback that lands on any replica reaches its job.
         let mut replicas = None;
         let mut registry: Option<Arc<dyn crate::callback::JobRegistry>> = None;
-        let journal: Arc<dyn Journal> = match &config.redis_url {
+        // The job log (inbox, webhook deliveries) lives with the journal: shared by replicas.
+        let (journal, log): (Arc<dyn Journal>, Arc<dyn JobLog>) = match &config.redis_url {
             Some(url) => {
                 let store = crate::redis::RedisStore::connect(url)
                     .await
@@ -420,13 +482,20 @@ impl Server {
                 builder = crate::redis::SharedBudgets::new(&store, "daglo-serve").apply(builder);
                 registry = Some(Arc::new(crate::redis::RedisRegistry::new(store.clone()).await));
                 replicas = Some(crate::redis::Replicas::new(store.clone(), "daglo-serve"));
-                Arc::new(crate::redis::RedisJournal::new(store, "daglo-serve"))
+                let journal = Arc::new(crate::redis::RedisJournal::new(store, "daglo-serve"));
+                (journal.clone(), journal)
             }
-            None => Arc::new(
-                SqliteJournal::open(config.data_dir.join("journal.sqlite"))
-                    .map_err(|e| start_error("the journal", e))?,
-            ),
+            None => {
+                let journal = Arc::new(
+                    SqliteJournal::open(config.data_dir.join("journal.sqlite"))
+                        .map_err(|e| start_error("the journal", e))?,
+                );
+                (journal.clone(), journal)
+            }
         };
+        if let Some(webhook) = &config.webhook {
+            webhook.validate()?;
+        }
         let client = builder
             .build()
             .map_err(|e| config_error("base_url", daglo_core::error_chain(&e)))?;
@@ -440,11 +509,29 @@ impl Server {
         let results =
             DirResults::open(config.data_dir.join("results")).map_err(|e| start_error("the results", e))?;
         let transcriber = transcriber.with_results(Arc::new(results));
+        // Every callback written down before it is answered.
+        let receiver = receiver.map(|receiver| {
+            receiver.with_inbox(
+                Arc::new(inbox::Inbox::new(log.clone())),
+                crate::callback::DEFAULT_INBOX_BODY_BYTES,
+            )
+        });
+        let webhooks = match &config.webhook {
+            Some(webhook) => Some(webhook::Webhooks::new(
+                webhook.clone(),
+                log.clone(),
+                transcriber.clone(),
+            )?),
+            None => None,
+        };
         let (draining, watching) = watch::channel(false);
         let app_journal = journal.clone();
         let app = App {
             transcriber: transcriber.clone(),
             journal,
+            log,
+            receiver: receiver.clone(),
+            webhooks: webhooks.clone(),
             keys: Keys::new(&config.api_keys),
             uploads,
             max_upload_bytes: config.max_upload_bytes,
@@ -456,6 +543,12 @@ impl Server {
             .route("/v1/jobs/{id}", get(job))
             .route("/v1/jobs/{id}/transcript", get(transcript))
             .route("/v1/jobs/{id}/events", get(events))
+            .route("/v1/jobs/{id}/callbacks", get(inbox::list))
+            .route("/v1/jobs/{id}/callbacks/replay", post(inbox::replay))
+            .route("/v1/jobs/{id}/webhooks", get(webhook_deliveries))
+            .route("/v1/jobs/{id}/webhook/retry", post(webhook_retry))
+            .route("/", get(page::index))
+            .route("/assets/{file}", get(page::asset))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
@@ -465,8 +558,7 @@ impl Server {
             router = router.route_service(&format!("{CALLBACK_PATH}/{{key}}"), receiver);
         }
         let router = router.layer(axum::middleware::from_fn(counted));
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = crate::callback::bind_with_backlog(config.listen, config.accept_backlog)
             .map_err(|e| start_error(&format!("listen {}", config.listen), e))?;
         let local_addr = listener.local_addr().map_err(|e| start_error("listen", e))?;
         let http = CallbackServer::serve(listener, router, ConnectionLimits::default())
@@ -477,6 +569,7 @@ impl Server {
                 replicas,
                 transcriber.clone(),
                 app_journal.clone(),
+                webhooks.clone(),
             )))),
             // Alone: every running job in the journal is this service's.
             None => {
@@ -489,6 +582,10 @@ impl Server {
                     Err(e) => {
                         tracing::warn!(error = %daglo_core::error_chain(&e), "could not take up the journal's jobs");
                     }
+                }
+                // And every webhook not yet delivered: this service's alone.
+                if let Some(webhooks) = &webhooks {
+                    webhooks.resume(|_| true).await;
                 }
                 None
             }
@@ -534,6 +631,12 @@ async fn counted(request: Request, next: axum::middleware::Next) -> Response {
         Some("/v1/jobs/{id}") => "/v1/jobs/{id}",
         Some("/v1/jobs/{id}/transcript") => "/v1/jobs/{id}/transcript",
         Some("/v1/jobs/{id}/events") => "/v1/jobs/{id}/events",
+        Some("/v1/jobs/{id}/callbacks") => "/v1/jobs/{id}/callbacks",
+        Some("/v1/jobs/{id}/callbacks/replay") => "/v1/jobs/{id}/callbacks/replay",
+        Some("/v1/jobs/{id}/webhooks") => "/v1/jobs/{id}/webhooks",
+        Some("/v1/jobs/{id}/webhook/retry") => "/v1/jobs/{id}/webhook/retry",
+        Some("/") => "/",
+        Some("/assets/{file}") => "/assets/{file}",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
@@ -664,6 +767,10 @@ async fn create(State(app): State<App>, request: Request) -> Response {
         if let Some(dir) = path.parent() {
             let _ = tokio::fs::remove_dir(dir).await;
         }
+    }
+    if let (Ok(job), Some(webhooks)) = (&started, &app.webhooks) {
+        // Its events go to the application (once per job, whoever asked first).
+        webhooks.follow(job.id()).await;
     }
     match started {
         Ok(job) if job.is_new() => json(StatusCode::CREATED, job.snapshot()),
@@ -1020,4 +1127,51 @@ async fn metrics_text(State(app): State<App>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+async fn webhook_deliveries(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let job = match found(&app, &headers, &id).await {
+        Ok(job) => job,
+        Err(answer) => return answer,
+    };
+    let Some(webhooks) = &app.webhooks else {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "configured": false, "deliveries": [] }),
+        );
+    };
+    match webhooks.attempts(&job.id).await {
+        Ok(attempts) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "configured": true, "deliveries": webhook::deliveries(attempts) }),
+        ),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &daglo_core::error_chain(&e)),
+    }
+}
+
+/// `POST /v1/jobs/{id}/webhook/retry`: the job's `job.finished` delivered again (after a
+/// delivery that failed, or to send it once more — receivers dedupe by `webhook-id`).
+async fn webhook_retry(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let job = match found(&app, &headers, &id).await {
+        Ok(job) => job,
+        Err(answer) => return answer,
+    };
+    let Some(webhooks) = &app.webhooks else {
+        return problem(
+            StatusCode::CONFLICT,
+            "no webhook is configured (`[webhook]` in daglo.toml)",
+        );
+    };
+    if !job.state.is_ended() && job.state != JobState::GaveUp {
+        return problem(
+            StatusCode::CONFLICT,
+            &format!("the job is {}; its end is delivered when it ends", job.state),
+        );
+    }
+    let id = job.id.clone();
+    webhooks.retry(job);
+    json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "job": id, "event_id": format!("msg_{id}_finished"), "status": "delivering" }),
+    )
 }

@@ -216,6 +216,7 @@ impl CallbackDelivery {
             body_memory_kib: config.body_memory().div_ceil(1024),
             turns: self.inner.turns.clone(),
             decode_results: config.finals == FinalCallbacks::TrustBody,
+            inbox: None,
         })
     }
 

@@ -44,6 +44,7 @@ mod confirm;
 pub mod conformance;
 mod delivery;
 mod error;
+mod inbox;
 mod keys;
 mod receiver;
 mod registry;
@@ -56,6 +57,7 @@ pub use config::{
 };
 pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
+pub use inbox::{CallbackInbox, DEFAULT_INBOX_BODY_BYTES, InboxEntry, ReplayError};
 pub use keys::{JobKey, Secret, TokenDigest};
 pub use receiver::CallbackReceiver;
 pub use registry::{InMemoryRegistry, JobRegistry, Registered, RegistryError};

@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::verify;
 use crate::config::CallbackAuth;
+use crate::inbox::{CallbackInbox, InboxEntry, ReplayError};
 use crate::keys::{JobKey, KeyMint};
 use crate::registry::{JobRegistry, RegistryError};
 use crate::state::Applied;
@@ -36,6 +37,7 @@ pub struct CallbackReceiver {
     inner: Arc<Checks>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Checks {
     pub(crate) auth: CallbackAuth,
     pub(crate) mint: Arc<KeyMint>,
@@ -53,6 +55,8 @@ pub(crate) struct Checks {
     /// Decode whole final bodies (transcripts trusted from the callback), or only what moves
     /// the job (status, progress, rid) when finals are confirmed by a `GET`.
     pub(crate) decode_results: bool,
+    /// Where each callback is written down before it is answered, and the most of a body kept.
+    pub(crate) inbox: Option<(Arc<dyn CallbackInbox>, usize)>,
 }
 
 impl fmt::Debug for CallbackReceiver {
@@ -70,6 +74,54 @@ impl CallbackReceiver {
     pub(crate) fn new(checks: Checks) -> Self {
         Self {
             inner: Arc::new(checks),
+        }
+    }
+
+    /// This receiver writing every callback it takes in — past the job key and its credential,
+    /// with its body read — to `inbox` before answering it: the body (cut at `max_body_bytes`,
+    /// see [`DEFAULT_INBOX_BODY_BYTES`](crate::DEFAULT_INBOX_BODY_BYTES)), what it said and the
+    /// answer; never a header, so never the credential. A failed write is answered `503`.
+    #[must_use]
+    pub fn with_inbox(self, inbox: Arc<dyn CallbackInbox>, max_body_bytes: usize) -> Self {
+        let mut checks = (*self.inner).clone();
+        checks.inbox = Some((inbox, max_body_bytes));
+        Self::new(checks)
+    }
+
+    /// Applies a callback written down earlier (an [`InboxEntry`]) again, through the same
+    /// decoding and the same state machine as when it arrived — a job still waiting moves (and a
+    /// final is confirmed with the service, where finals are confirmed); one that already moved
+    /// past it does not. The credential is not checked again: the entry was checked when it
+    /// arrived, and only the application holding the inbox can replay it. Returns what the
+    /// receiver would have answered: `accepted`, `duplicate`, `stale`, `ignored` (the job is no
+    /// longer waited for) or `rid mismatch`.
+    pub async fn replay(&self, entry: &InboxEntry) -> Result<&'static str, ReplayError> {
+        let checks = &self.inner;
+        let key = checks
+            .mint
+            .recognise(&entry.job_key)
+            .ok_or(ReplayError::UnknownKey)?;
+        let bytes = entry.body.as_bytes();
+        let body = if entry.truncated {
+            // What the body said, as written down when it arrived whole.
+            let status = entry
+                .status
+                .as_deref()
+                .ok_or_else(|| ReplayError::Malformed("the cut body's status was not read".to_owned()))?;
+            let mut head = StatusBody::new(Status::parse(status));
+            head.progress = entry.progress;
+            head.rid = entry.rid.as_deref().map(Rid::new);
+            if head.status.is_terminal() && checks.decode_results {
+                return Err(ReplayError::Truncated);
+            }
+            head
+        } else {
+            decode(bytes, checks.decode_results).map_err(|e| ReplayError::Malformed(e.to_string()))?
+        };
+        match checks.registry.apply(&key, body).await {
+            Err(e) => Err(ReplayError::Registry(e)),
+            Ok(None) => Ok("ignored"),
+            Ok(Some(applied)) => Ok(applied.as_str()),
         }
     }
 }
@@ -267,13 +319,63 @@ where
         }
         Ok((budget, Ok(bytes))) => (budget, bytes),
     };
+    let kept = checks.inbox.as_ref().map(|_| bytes.clone());
+    let (verdict, said) = settle(checks, &key, bytes).await;
+    if let (Some((inbox, cap)), Some(bytes)) = (&checks.inbox, kept) {
+        let (code, answer) = match &verdict {
+            Verdict::Applied(what) => (StatusCode::OK, *what),
+            Verdict::Refused(code, _, what) => (*code, *what),
+            // Not taken in: the sender retries, and the retry is written down.
+            Verdict::Unavailable(e) => return unavailable(e),
+        };
+        let mut entry = InboxEntry::new(key.as_str(), &bytes, *cap, code.as_u16(), answer);
+        if let Some(said) = said {
+            entry.status = Some(said.0);
+            entry.progress = said.1;
+            entry.rid = said.2;
+        }
+        if let Err(e) = inbox.record(entry).await {
+            return unavailable(&e);
+        }
+    }
+    match verdict {
+        Verdict::Applied(what) => accepted(what),
+        Verdict::Refused(code, reason, _) => error(code, &reason),
+        Verdict::Unavailable(e) => unavailable(&e),
+    }
+}
+
+/// How a read body was taken: applied (`accepted`, `duplicate`, `stale`, `ignored`), refused
+/// (the status, the reason, and the inbox's word for it), or not taken (the registry failed).
+enum Verdict {
+    Applied(&'static str),
+    Refused(StatusCode, String, &'static str),
+    Unavailable(RegistryError),
+}
+
+/// Decodes a body and applies it; also returns what it said (status, percent, rid) for the
+/// inbox.
+async fn settle(
+    checks: &Checks,
+    key: &JobKey,
+    bytes: Bytes,
+) -> (Verdict, Option<(String, Option<u32>, Option<String>)>) {
     let decode_results = checks.decode_results;
     let decoded = if bytes.len() <= DECODE_INLINE_BYTES {
         decode(&bytes, decode_results)
     } else {
         match tokio::task::spawn_blocking(move || decode(&bytes, decode_results)).await {
             Ok(decoded) => decoded,
-            Err(_) => return error(StatusCode::BAD_REQUEST, "the body could not be decoded"),
+            Err(_) => {
+                return (
+                    Verdict::Refused(
+                        StatusCode::BAD_REQUEST,
+                        "the body could not be decoded".to_owned(),
+                        "malformed",
+                    ),
+                    None,
+                );
+            }
         }
     };
     let body = match decoded {
@@ -282,7 +384,10 @@ where
             // The path and the kind of mismatch, never the body's text: it may be a transcript.
             let reason = format!("malformed callback body at `{}`: {}", e.path(), e.message());
             debug!(reason = %reason, "callback rejected");
-            return error(StatusCode::BAD_REQUEST, &reason);
+            return (
+                Verdict::Refused(StatusCode::BAD_REQUEST, reason, "malformed"),
+                None,
+            );
         }
     };
     let span = tracing::Span::current();
@@ -290,18 +395,30 @@ where
     if let Some(rid) = &body.rid {
         span.record("rid", excerpt(rid.as_str(), LOG_FIELD_CHARS).as_str());
     }
-    match checks.registry.apply(&key, body).await {
-        Err(e) => unavailable(&e),
-        Ok(None) => accepted("ignored"),
+    let said = checks.inbox.as_ref().map(|_| {
+        (
+            body.status.as_str().to_owned(),
+            body.progress,
+            body.rid.as_ref().map(|r| r.as_str().to_owned()),
+        )
+    });
+    let verdict = match checks.registry.apply(key, body).await {
+        Err(e) => Verdict::Unavailable(e),
+        Ok(None) => Verdict::Applied("ignored"),
         Ok(Some(Applied::RidMismatch)) => {
             debug!("callback names another job's rid; rejected");
-            error(StatusCode::BAD_REQUEST, "the body's rid does not match this job")
+            Verdict::Refused(
+                StatusCode::BAD_REQUEST,
+                "the body's rid does not match this job".to_owned(),
+                "rid mismatch",
+            )
         }
         Ok(Some(applied)) => {
             debug!(applied = applied.as_str(), "callback applied");
-            accepted(applied.as_str())
+            Verdict::Applied(applied.as_str())
         }
-    }
+    };
+    (verdict, said)
 }
 
 /// The job key, if the path is exactly `<prefix>/<a key this receiver minted>`.

@@ -55,6 +55,34 @@ pub(crate) enum Command {
     /// the Daglo callback receiver, health, readiness and metrics on one port (docs/serve.md).
     /// The Daglo token is read from DAGLO_API_TOKEN only; DAGLO_* variables override the file.
     Serve(Serve),
+    /// The Daglo callbacks a running `daglo serve` wrote down for a job: list them, or replay
+    /// them through the service's receiver (the same checks, state machine and confirmation).
+    #[command(subcommand)]
+    Callbacks(Callbacks),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Callbacks {
+    /// List the callbacks received for a job: time, status, progress, answer.
+    List(CallbacksArgs),
+    /// Apply a job's callbacks again, oldest first, and print what each did.
+    Replay(CallbacksArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallbacksArgs {
+    /// The job's id (as `POST /v1/jobs` answered it).
+    #[arg(long, value_name = "ID")]
+    pub(crate) job: String,
+    /// The service's URL. Its API key is read from DAGLO_SERVE_API_KEY only (a flag would
+    /// stay in shell history).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DAGLO_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) server: String,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@
 
 mod args;
 mod batch;
+mod callbacks;
 mod cost;
 mod failure;
 mod outputs;
@@ -62,7 +63,7 @@ async fn main() -> ExitCode {
     let listen = match &cli.command {
         Command::Transcribe(args) => Some(args.service.metrics_listen),
         Command::Resume(args) => Some(args.service.metrics_listen),
-        Command::Jobs(_) | Command::Serve(_) => None,
+        Command::Jobs(_) | Command::Serve(_) | Command::Callbacks(_) => None,
     };
     // Every run that talks to the service ends with what it cost.
     let cost = match listen {
@@ -78,6 +79,7 @@ async fn main() -> ExitCode {
         Command::Resume(args) => single::resume(args).await,
         Command::Jobs(args) => batch::jobs(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Callbacks(args) => callbacks::run(args).await,
     };
     // (Not after bad input: nothing was asked of the service.)
     if let Some(cost) = &cost

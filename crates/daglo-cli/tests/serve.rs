@@ -738,3 +738,502 @@ async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
     .await
     .expect("within the deadline");
 }
+
+/// The interpreter `DAGLO_TEST_PYTHON` names (else `python3`) if it imports every module of
+/// `modules`; in CI its absence fails the test, elsewhere it is skipped with a message.
+fn python_with(modules: &str, test: &str) -> Option<PathBuf> {
+    let candidate =
+        std::env::var_os("DAGLO_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let ok = std::process::Command::new(&candidate)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if ok {
+        return Some(candidate);
+    }
+    let why = format!("{} cannot import {modules}", candidate.display());
+    assert!(std::env::var_os("CI").is_none(), "CI must run {test}: {why}");
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
+/// A webhook receiver that verifies with the `standardwebhooks` package
+/// (`scripts/webhook_receiver.py`): its port, and its report lines as they come.
+async fn webhook_receiver(
+    python: &Path,
+    secrets: &[String],
+    fail_first: u32,
+) -> (
+    tokio::process::Child,
+    u16,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
+    let mut child = tokio::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/webhook_receiver.py"
+        ))
+        .arg(secrets.join(","))
+        .arg(fail_first.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let port = first["port"].as_u64().unwrap() as u16;
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                let _ = send.send(value);
+            }
+        }
+    });
+    (child, port, receive)
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job() {
+    let Some(python) = python_with("standardwebhooks", "the webhook test") else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        // Two secrets, as during a rotation: every delivery carries a signature for each.
+        let secrets = [
+            daglo::serve::WebhookSecret::generate(),
+            daglo::serve::WebhookSecret::generate(),
+        ];
+        let (_receiver, port, mut reports) = webhook_receiver(&python, &secrets, 1).await;
+        let dir = dir("webhooks");
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
+        let config = format!(
+            "{}\n[webhook]\nurl = \"http://127.0.0.1:{port}/hooks/stt\"\nsecrets = [\"{}\", \"{}\"]\n\
+             events = [\"job.finished\", \"job.progress\"]\ninclude_transcript = true\n\
+             first_retry_ms = 200\nretry_for_secs = 60\n",
+            config(&sim, &format!("http://{proxy}"), &dir.join("data"), "hybrid"),
+            secrets[0],
+            secrets[1]
+        );
+        let serve = Serve::start(&sim, &dir, &config, &[]).await;
+        backends.lock().unwrap().push(serve.addr);
+        let base = serve.base.clone();
+        let http = reqwest::Client::new();
+        let mut ids = Vec::new();
+        for n in 0..2 {
+            let job: Value = http
+                .post(format!("{base}/v1/jobs"))
+                .bearer_auth(KEY)
+                .json(&json!({"url": format!("https://a.example/{n}.wav"), "key": format!("hook-{n}"), "labels": {"n": n.to_string()}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ids.push(job["id"].as_str().unwrap().to_owned());
+        }
+        // Every delivery until each job's `job.finished` was answered 204.
+        let mut all = Vec::new();
+        let mut delivered = std::collections::HashSet::new();
+        while delivered.len() < ids.len() {
+            let report = reports.recv().await.expect("the receiver reports");
+            if report["payload"]["type"] == "job.finished" && report["answer"] == 204 {
+                delivered.insert(report["payload"]["data"]["id"].as_str().unwrap().to_owned());
+            }
+            all.push(report);
+        }
+        for report in &all {
+            assert_eq!(
+                report["verified"],
+                json!([true, true]),
+                "standardwebhooks verifies every delivery with each secret: {report}"
+            );
+            assert_eq!(report["signatures"], 2, "{report}");
+            let text = report.to_string();
+            assert!(!text.contains(sim.token()), "never the Daglo token: {text}");
+        }
+        assert!(
+            all.iter().any(|r| r["payload"]["type"] == "job.progress"),
+            "progress events were asked for: {all:?}"
+        );
+        for id in &ids {
+            let finals: Vec<&Value> = all
+                .iter()
+                .filter(|r| r["payload"]["type"] == "job.finished" && r["payload"]["data"]["id"] == id.as_str())
+                .collect();
+            assert_eq!(finals.len(), 2, "refused once (500), then delivered: {finals:?}");
+            assert_eq!(finals[0]["answer"], 500);
+            assert_eq!(finals[0]["id"], finals[1]["id"], "one webhook-id per event, so receivers dedupe");
+            assert_eq!(finals[1]["delivery"], 2);
+            let data = &finals[1]["payload"]["data"];
+            assert_eq!(data["state"], "finished");
+            assert_eq!(data["outcome"], "transcript");
+            assert!(data["rid"].is_string() && data["key"].is_string(), "{data}");
+            assert!(data["labels"]["n"].is_string(), "{data}");
+            let transcript = http
+                .get(format!("{base}/v1/jobs/{id}/transcript"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(data["transcript"], transcript.as_str(), "include_transcript = true");
+        }
+
+        // The attempts, listed on the job.
+        let id = &ids[0];
+        let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
+        let deliveries = listed["deliveries"].as_array().unwrap();
+        let finished = deliveries.iter().find(|d| d["type"] == "job.finished").unwrap();
+        assert_eq!(finished["state"], "delivered", "{listed}");
+        assert_eq!(finished["attempts"][0]["result"], "retrying");
+        assert_eq!(finished["attempts"][0]["code"], 500);
+        assert_eq!(finished["attempts"][1]["result"], "delivered");
+
+        // Delivered again on demand, with the same id.
+        let retry = http
+            .post(format!("{base}/v1/jobs/{id}/webhook/retry"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), 202);
+        let again = loop {
+            let report = reports.recv().await.unwrap();
+            if report["payload"]["type"] == "job.finished" {
+                break report;
+            }
+        };
+        assert_eq!(again["id"], finished["event_id"]);
+        assert_eq!(again["delivery"], 3);
+        assert_eq!(again["verified"], json!([true, true]));
+        loop {
+            let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
+            let finished = listed["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["type"] == "job.finished")
+                .cloned()
+                .unwrap();
+            if finished["attempts"].as_array().unwrap().len() == 3 {
+                assert_eq!(finished["state"], "delivered");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A running job's end is not for retrying.
+        let unknown = http
+            .post(format!("{base}/v1/jobs/no-such-job/webhook/retry"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), 404);
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_nobody_answers_is_marked_failed_and_can_be_retried() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        // A port nothing listens on any more: every attempt is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dir = dir("webhook-failed");
+        let config = format!(
+            "{}\n[webhook]\nurl = \"http://{closed}/hooks\"\nsecret = \"{}\"\nfirst_retry_ms = 50\nretry_for_secs = 1\n",
+            config(&sim, "http://127.0.0.1:9/unused", &dir.join("data"), "polling"),
+            daglo::serve::WebhookSecret::generate()
+        );
+        let serve = Serve::start(&sim, &dir, &config, &[]).await;
+        let base = serve.base.clone();
+        let http = reqwest::Client::new();
+        let job: Value = http
+            .post(format!("{base}/v1/jobs"))
+            .bearer_auth(KEY)
+            .json(&json!({"url": "https://a.example/a.wav"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = job["id"].as_str().unwrap();
+        let failed = loop {
+            let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
+            if let Some(finished) = listed["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["type"] == "job.finished" && d["state"] == "failed")
+            {
+                break finished.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let attempts = failed["attempts"].as_array().unwrap();
+        assert!(attempts.len() >= 2, "retried before giving up: {failed}");
+        assert!(attempts.iter().all(|a| a["code"].is_null() && a["error"].is_string()), "{failed}");
+        let retry = http
+            .post(format!("{base}/v1/jobs/{id}/webhook/retry"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), 202);
+        loop {
+            let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
+            let finished = &listed["deliveries"][0];
+            let now = finished["attempts"].as_array().unwrap().len();
+            if now > attempts.len() && finished["state"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_are_written_down_before_answered_and_replayed_after_a_crash() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        let dir = dir("inbox");
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
+        // Callbacks alone: nothing polls a job whose final callback was lost.
+        let config = config(&sim, &format!("http://{proxy}"), &dir.join("data"), "callback");
+        let mut serve = Serve::start(&sim, &dir, &config, &[]).await;
+        backends.lock().unwrap().push(serve.addr);
+        let http = reqwest::Client::new();
+        let job: Value = http
+            .post(format!("{}/v1/jobs", serve.base))
+            .bearer_auth(KEY)
+            .json(&json!({"url": "https://a.example/a.wav", "key": "inbox"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = job["id"].as_str().unwrap().to_owned();
+        // The service cannot confirm the final: it is taken in (and written down), and the
+        // process dies while it asks Daglo.
+        sim.inject_errors(
+            daglo::sim::Endpoint::Status,
+            daglo::sim::ErrorBurst::new(500, 10_000),
+        );
+        let listed = loop {
+            let listed = get_json(&http, &format!("{}/v1/jobs/{id}/callbacks", serve.base)).await;
+            let callbacks = listed["callbacks"].as_array().unwrap();
+            if callbacks.iter().any(|c| c["status"] == "transcribed") {
+                break listed;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        serve.child.kill().await.unwrap();
+        let callbacks = listed["callbacks"].as_array().unwrap();
+        for callback in callbacks {
+            assert_eq!(callback["answer_code"], 200, "{callback}");
+            assert!(callback["received_at"].is_string() && callback["body"].is_string());
+            assert!(
+                !callback.to_string().to_lowercase().contains("authorization"),
+                "no header, so no credential: {callback}"
+            );
+        }
+        let last = callbacks.last().unwrap();
+        assert_eq!(last["status"], "transcribed");
+        assert_eq!(last["answer"], "accepted");
+        assert!(
+            callbacks.iter().any(|c| c["progress"].is_number()),
+            "progress callbacks too: {listed}"
+        );
+        // Confirmation works again (after one more 500).
+        sim.inject_errors(daglo::sim::Endpoint::Status, daglo::sim::ErrorBurst::new(500, 1));
+        let restarted = Serve::start(&sim, &dir, &config, &[]).await;
+        *backends.lock().unwrap() = vec![restarted.addr];
+        let job = get_json(&http, &format!("{}/v1/jobs/{id}", restarted.base)).await;
+        assert_eq!(
+            job["state"], "running",
+            "its final was taken before the crash: {job}"
+        );
+
+        // `daglo callbacks replay`: the written-down final goes through the state machine and
+        // its confirmation again.
+        let base = restarted.base.clone();
+        let id_for_cli = id.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+                .args(["callbacks", "replay", "--job", &id_for_cli, "--server", &base])
+                .env("DAGLO_SERVE_API_KEY", KEY)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let printed = text(&out.stdout);
+        assert!(out.status.success(), "{printed}{}", text(&out.stderr));
+        assert!(printed.contains("transcribed"), "{printed}");
+        assert!(
+            printed.contains("replayed: accepted"),
+            "the final moved the job: {printed}"
+        );
+        let finished = wait_finished(&http, &restarted.base, &id).await;
+        assert_eq!(finished["outcome"], "transcript");
+        assert_eq!(sim.jobs().len(), 1, "never submitted again");
+
+        // A second replay changes nothing; the list is there from the CLI too.
+        let base = restarted.base.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let replay = std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+                .args(["callbacks", "replay", "--job", &id, "--server", &base])
+                .env("DAGLO_SERVE_API_KEY", KEY)
+                .output()
+                .unwrap();
+            let list = std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+                .args(["callbacks", "list", "--job", &id, "--server", &base])
+                .env("DAGLO_SERVE_API_KEY", KEY)
+                .output()
+                .unwrap();
+            let nokey = std::process::Command::new(env!("CARGO_BIN_EXE_daglo"))
+                .args(["callbacks", "list", "--job", &id, "--server", &base])
+                .env_remove("DAGLO_SERVE_API_KEY")
+                .output()
+                .unwrap();
+            (replay, list, nokey)
+        })
+        .await
+        .unwrap();
+        let (replay, list, nokey) = out;
+        assert!(replay.status.success());
+        assert!(
+            !text(&replay.stdout).contains("replayed: accepted"),
+            "{}",
+            text(&replay.stdout)
+        );
+        assert!(
+            text(&list.stdout).contains("200 accepted"),
+            "{}",
+            text(&list.stdout)
+        );
+        assert_eq!(nokey.status.code(), Some(2), "{}", text(&nokey.stderr));
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_uploads_a_file_shows_progress_to_100_and_its_transcript_in_chromium() {
+    let Some(python) = python_with("selenium", "the page test") else {
+        return;
+    };
+    let chromium = ["chromium", "chromium-browser"].iter().any(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !chromium {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must drive the page: no chromium"
+        );
+        eprintln!("SKIPPED the page test: no chromium");
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(4)))
+            .await
+            .unwrap();
+        let dir = dir("page");
+        // Callbacks with polling as the safety net: the job's detail lists its callbacks.
+        let backends = Backends::default();
+        let proxy = round_robin(backends.clone()).await;
+        let config = config(&sim, &format!("http://{proxy}"), &dir.join("data"), "hybrid");
+        let serve = Serve::start(&sim, &dir, &config, &[]).await;
+        backends.lock().unwrap().push(serve.addr);
+        let http = reqwest::Client::new();
+        let page = http.get(format!("{}/", serve.base)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "the page needs no key");
+        assert!(
+            page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains("/assets/app.js"));
+        let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/serve-page.png");
+        let _ = std::fs::remove_file(screenshot);
+        let base = serve.base.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../scripts/drive_page.py"
+                ))
+                .args([base.as_str(), KEY, SAMPLE, screenshot])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        let seen: Vec<u64> = report["progress_seen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(seen.last(), Some(&100), "{report}");
+        assert!(seen.len() >= 2, "the bar moved on its way: {report}");
+        assert!(report["transcript_chars"].as_u64().unwrap() > 0);
+        let png = std::fs::read(screenshot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "a screenshot is kept at {screenshot}"
+        );
+        // The job the page made carries the label it typed.
+        let id = report["job"].as_str().unwrap();
+        let job = get_json(&http, &format!("{}/v1/jobs/{id}", serve.base)).await;
+        assert_eq!(job["labels"]["source"], "browser", "{job}");
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -177,3 +177,44 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
         Claim::Created(_)
     ));
 }
+
+/// Runs every check on `log`, whose lists and sets named `<prefix>-…` must be empty, panicking
+/// with what failed: records kept in order and bounded, lists of different jobs and names apart,
+/// sets that add and remove once.
+pub async fn check_job_log(log: &dyn crate::JobLog, prefix: &str) {
+    let list = format!("{prefix}-inbox");
+    let other = format!("{prefix}-deliveries");
+    let (a, b) = (crate::JobId::random(), crate::JobId::random());
+    assert!(
+        log.read(&list, &a).await.expect("read").is_empty(),
+        "a new list is empty"
+    );
+    for n in 0..5 {
+        log.append(&list, &a, &format!("{{\"n\":{n}}}"), 3)
+            .await
+            .expect("append");
+    }
+    log.append(&other, &a, "other list", 3).await.expect("append");
+    log.append(&list, &b, "other job", 3).await.expect("append");
+    assert_eq!(
+        log.read(&list, &a).await.expect("read"),
+        ["{\"n\":2}", "{\"n\":3}", "{\"n\":4}"],
+        "the newest `keep` records, oldest first"
+    );
+    assert_eq!(log.read(&other, &a).await.expect("read"), ["other list"]);
+    assert_eq!(log.read(&list, &b).await.expect("read"), ["other job"]);
+
+    let set = format!("{prefix}-pending");
+    assert!(log.marked(&set).await.expect("marked").is_empty());
+    log.mark(&set, &a, true).await.expect("mark");
+    log.mark(&set, &a, true).await.expect("mark twice");
+    log.mark(&set, &b, true).await.expect("mark");
+    let mut marked = log.marked(&set).await.expect("marked");
+    marked.sort();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(marked, expected, "a job is in a set once");
+    log.mark(&set, &a, false).await.expect("unmark");
+    log.mark(&set, &a, false).await.expect("unmark twice");
+    assert_eq!(log.marked(&set).await.expect("marked"), [b]);
+}

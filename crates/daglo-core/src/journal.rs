@@ -529,3 +529,23 @@ pub trait Journal: Send + Sync + fmt::Debug {
         Ok(recovery)
     }
 }
+
+/// Bounded lists of records kept per job beside its journal entry — what a service writes
+/// down about a job that is not its state: the callbacks it received (`daglo serve`'s inbox),
+/// its webhook deliveries — and named sets of jobs (those with a delivery outstanding).
+///
+/// Implemented by the SQLite journal (the same file) and the Redis journal (the same
+/// namespace), so replicas sharing a journal share these too. Each write is durable when its
+/// future completes. A record is opaque text (JSON, for `daglo serve`); it must never hold a
+/// credential.
+#[async_trait]
+pub trait JobLog: Send + Sync + fmt::Debug {
+    /// Appends `record` to `job`'s list `list`, keeping the newest `keep` records.
+    async fn append(&self, list: &str, job: &JobId, record: &str, keep: usize) -> Result<(), JournalError>;
+    /// `job`'s list `list`, oldest first (empty when there is none).
+    async fn read(&self, list: &str, job: &JobId) -> Result<Vec<String>, JournalError>;
+    /// Puts `job` into the set `set` (`member` true) or takes it out.
+    async fn mark(&self, set: &str, job: &JobId, member: bool) -> Result<(), JournalError>;
+    /// The jobs in the set `set`.
+    async fn marked(&self, set: &str) -> Result<Vec<JobId>, JournalError>;
+}

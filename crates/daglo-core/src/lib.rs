@@ -87,7 +87,8 @@ pub use error::{DecodeError, ValidationError, error_chain};
 pub use error::{EXCERPT_CHARS, excerpt};
 pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
 pub use journal::{
-    Claim, Entry, EntryId, EntryState, Intent, Journal, JournalError, OutcomeKind, Recovery, SUBMIT_LEASE,
+    Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, OutcomeKind, Recovery,
+    SUBMIT_LEASE,
 };
 pub use language::Language;
 pub use offset::TimeOffset;

@@ -94,6 +94,8 @@ pub const REDIS_SECONDS: &str = "daglo_redis_operation_seconds";
 pub const API_REQUESTS: &str = "daglo_api_requests_total";
 /// How long `daglo serve` took to answer.
 pub const API_SECONDS: &str = "daglo_api_request_seconds";
+/// Webhook delivery attempts `daglo serve` made, by event type and result.
+pub const WEBHOOK_ATTEMPTS: &str = "daglo_webhook_attempts_total";
 
 /// Every metric the library records: what `docs/metrics.md` lists and [`describe`] registers.
 pub const METRICS: &[Metric] = &[
@@ -191,7 +193,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         JOURNAL_OPERATIONS,
         Kind::Counter,
-        "backend=sqlite|redis, operation=claim|intend|submitted|not_submitted|finished|progressed|requested|renew|read|prune, result=ok|error",
+        "backend=sqlite|redis, operation=claim|intend|submitted|not_submitted|finished|progressed|requested|renew|read|prune|append|mark, result=ok|error",
         "Journal operations.",
         None,
     ),
@@ -219,7 +221,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         API_REQUESTS,
         Kind::Counter,
-        "route=/v1/jobs|/v1/jobs/{id}|/v1/jobs/{id}/transcript|/v1/jobs/{id}/events|/healthz|/readyz|/metrics|/daglo/{key}|other, class=2xx|4xx|5xx",
+        "route=/v1/jobs|/v1/jobs/{id}|/v1/jobs/{id}/transcript|/v1/jobs/{id}/events|/v1/jobs/{id}/callbacks|/v1/jobs/{id}/callbacks/replay|/v1/jobs/{id}/webhooks|/v1/jobs/{id}/webhook/retry|/|/assets/{file}|/healthz|/readyz|/metrics|/daglo/{key}|other, class=2xx|4xx|5xx",
         "Requests `daglo serve` answered (its API, probes and Daglo's callbacks).",
         None,
     ),
@@ -229,6 +231,13 @@ pub const METRICS: &[Metric] = &[
         "route",
         "How long `daglo serve` took to answer (an event stream: until it ended).",
         Some(Unit::Seconds),
+    ),
+    metric(
+        WEBHOOK_ATTEMPTS,
+        Kind::Counter,
+        "type=job.finished|job.progress, result=delivered|failed",
+        "Webhook delivery attempts `daglo serve` made (a failed attempt may be retried).",
+        None,
     ),
 ];
 
@@ -339,6 +348,17 @@ pub fn api_request(route: &'static str, status: u16, seconds: f64) {
     };
     counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
     histogram!(API_SECONDS, "route" => route).record(seconds);
+}
+
+/// `daglo serve` tried to deliver a webhook event of `kind` (`job.finished`, `job.progress`).
+pub fn webhook(kind: &str, delivered: bool) {
+    let kind = if kind == "job.progress" {
+        "job.progress"
+    } else {
+        "job.finished"
+    };
+    let result = if delivered { "delivered" } else { "failed" };
+    counter!(WEBHOOK_ATTEMPTS, "type" => kind, "result" => result).increment(1);
 }
 
 /// A Redis operation of `component` took `seconds` and succeeded or not.

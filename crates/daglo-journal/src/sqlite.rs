@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use daglo_core::{
-    Claim, Entry, EntryId, EntryState, Intent, JobId, Journal, JournalError, OutcomeKind, Rid, Status,
+    Claim, Entry, EntryId, EntryState, Intent, JobId, JobLog, Journal, JournalError, OutcomeKind, Rid, Status,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     status_requests INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_input ON jobs (input);
+CREATE TABLE IF NOT EXISTS job_log (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    list    TEXT NOT NULL,
+    job     TEXT NOT NULL,
+    record  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_log_by_job ON job_log (list, job, id);
+CREATE TABLE IF NOT EXISTS job_marks (
+    name    TEXT NOT NULL,
+    job     TEXT NOT NULL,
+    PRIMARY KEY (name, job)
+);
 ";
 
 /// Columns added since the first version (a fresh journal has them from the start), each added
@@ -559,6 +571,18 @@ impl Journal for SqliteJournal {
             transaction
                 .execute(&format!("DELETE FROM jobs WHERE {ended}"), params![before])
                 .map_err(failed("cannot prune the journal"))?;
+            // What was written down about the pruned jobs goes with them.
+            for job in &jobs {
+                let job: &JobId = job;
+                for sql in [
+                    "DELETE FROM job_log WHERE job = ?1",
+                    "DELETE FROM job_marks WHERE job = ?1",
+                ] {
+                    transaction
+                        .execute(sql, params![job.as_str()])
+                        .map_err(failed("cannot prune the journal"))?;
+                }
+            }
             transaction.commit().map_err(failed("cannot prune the journal"))?;
             Ok(jobs)
         })
@@ -571,5 +595,79 @@ impl Journal for SqliteJournal {
             .await
             .map_err(|e| JournalError::new("the journal's worker stopped", e))?
             .map(Some)
+    }
+}
+
+#[async_trait]
+impl JobLog for SqliteJournal {
+    async fn append(&self, list: &str, job: &JobId, record: &str, keep: usize) -> Result<(), JournalError> {
+        let (list, job, record) = (list.to_owned(), job.to_string(), record.to_owned());
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run("append", move |connection| {
+            let transaction = connection
+                .unchecked_transaction()
+                .map_err(failed("cannot write the job log"))?;
+            transaction
+                .execute(
+                    "INSERT INTO job_log (list, job, record) VALUES (?1, ?2, ?3)",
+                    params![list, job, record],
+                )
+                .map_err(failed("cannot write the job log"))?;
+            transaction
+                .execute(
+                    "DELETE FROM job_log WHERE list = ?1 AND job = ?2 AND id NOT IN \
+                     (SELECT id FROM job_log WHERE list = ?1 AND job = ?2 ORDER BY id DESC LIMIT ?3)",
+                    params![list, job, keep],
+                )
+                .map_err(failed("cannot write the job log"))?;
+            transaction.commit().map_err(failed("cannot write the job log"))
+        })
+        .await
+    }
+
+    async fn read(&self, list: &str, job: &JobId) -> Result<Vec<String>, JournalError> {
+        let (list, job) = (list.to_owned(), job.to_string());
+        self.run("read", move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT record FROM job_log WHERE list = ?1 AND job = ?2 ORDER BY id")
+                .map_err(failed("cannot read the job log"))?;
+            statement
+                .query_map(params![list, job], |row| row.get::<_, String>(0))
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(failed("cannot read the job log"))
+        })
+        .await
+    }
+
+    async fn mark(&self, set: &str, job: &JobId, member: bool) -> Result<(), JournalError> {
+        let (set, job) = (set.to_owned(), job.to_string());
+        self.run("mark", move |connection| {
+            let sql = if member {
+                "INSERT OR IGNORE INTO job_marks (name, job) VALUES (?1, ?2)"
+            } else {
+                "DELETE FROM job_marks WHERE name = ?1 AND job = ?2"
+            };
+            connection
+                .execute(sql, params![set, job])
+                .map(drop)
+                .map_err(failed("cannot write the job marks"))
+        })
+        .await
+    }
+
+    async fn marked(&self, set: &str) -> Result<Vec<JobId>, JournalError> {
+        let set = set.to_owned();
+        self.run("read", move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT job FROM job_marks WHERE name = ?1 ORDER BY job")
+                .map_err(failed("cannot read the job marks"))?;
+            let jobs = statement
+                .query_map(params![set], |row| row.get::<_, String>(0))
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(failed("cannot read the job marks"))?;
+            // A row that is not a job id (written by hand) is skipped, not fatal.
+            Ok(jobs.iter().filter_map(|job| job.parse().ok()).collect())
+        })
+        .await
     }
 }

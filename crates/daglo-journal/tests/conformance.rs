@@ -100,3 +100,14 @@ fn processes_opening_one_old_journal_at_once_upgrade_it_once() {
         opener.join().unwrap().expect("every opener succeeds");
     }
 }
+
+#[tokio::test]
+async fn the_sqlite_journal_keeps_job_logs_as_every_log_does() {
+    let journal = SqliteJournal::open(path("job-log")).unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        daglo_core::conformance::check_job_log(&journal, "sqlite"),
+    )
+    .await
+    .expect("within the deadline");
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use daglo_core::{
-    Claim, Entry, EntryId, EntryState, Intent, JobId, Journal, JournalError, OutcomeKind, Rid, Status,
+    Claim, Entry, EntryId, EntryState, Intent, JobId, JobLog, Journal, JournalError, OutcomeKind, Rid, Status,
 };
 use redis::AsyncCommands;
 
@@ -512,6 +512,7 @@ impl Journal for RedisJournal {
                     return Err(self.flushed());
                 }
                 if removed == 1 {
+                    // Its logs (`JobLog`) expire on their own, a week after their last record.
                     pruned.push(entry.intent.job);
                 }
             }
@@ -594,4 +595,69 @@ fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {
     entry.status_requests = field("status_requests").and_then(|n| n.parse().ok()).unwrap_or(0);
     entry.updated_at = updated_at;
     Some(entry)
+}
+
+/// How long a job's log lives on Redis after its last record: a week (the SQLite journal keeps
+/// logs until the job is pruned).
+const LOG_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+#[async_trait]
+impl JobLog for RedisJournal {
+    async fn append(&self, list: &str, job: &JobId, record: &str, keep: usize) -> Result<(), JournalError> {
+        counted("append", async {
+            // One list per job and name; pushed, trimmed and given its expiry in one round trip.
+            let key = self.key(&["log", job.as_str(), list]);
+            let keep = isize::try_from(keep.max(1)).unwrap_or(isize::MAX);
+            redis::pipe()
+                .atomic()
+                .rpush(&key, record)
+                .ignore()
+                .ltrim(&key, -keep, -1)
+                .ignore()
+                .pexpire(&key, LOG_TTL_MS as i64)
+                .ignore()
+                .query_async::<()>(&mut self.store.conn())
+                .await
+                .map_err(failed("append to a job log"))
+        })
+        .await
+    }
+
+    async fn read(&self, list: &str, job: &JobId) -> Result<Vec<String>, JournalError> {
+        counted("read", async {
+            self.store
+                .conn()
+                .lrange(self.key(&["log", job.as_str(), list]), 0, -1)
+                .await
+                .map_err(failed("read a job log"))
+        })
+        .await
+    }
+
+    async fn mark(&self, set: &str, job: &JobId, member: bool) -> Result<(), JournalError> {
+        counted("mark", async {
+            let key = self.key(&["marks", set]);
+            let mut conn = self.store.conn();
+            if member {
+                conn.sadd::<_, _, ()>(key, job.as_str()).await
+            } else {
+                conn.srem::<_, _, ()>(key, job.as_str()).await
+            }
+            .map_err(failed("mark a job"))
+        })
+        .await
+    }
+
+    async fn marked(&self, set: &str) -> Result<Vec<JobId>, JournalError> {
+        counted("read", async {
+            let jobs: Vec<String> = self
+                .store
+                .conn()
+                .smembers(self.key(&["marks", set]))
+                .await
+                .map_err(failed("read marked jobs"))?;
+            Ok(jobs.iter().filter_map(|job| job.parse().ok()).collect())
+        })
+        .await
+    }
 }

@@ -272,7 +272,8 @@ async fn the_redis_journal_passes_the_journal_conformance_checks_and_claims_a_ke
     let namespace = support::namespace("journal-conformance");
     let store = support::store(&url, &namespace).await;
     tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        daglo::journal::check_journal(&RedisJournal::new(store, "checks"), "redis").await;
+        daglo::journal::check_journal(&RedisJournal::new(store.clone(), "checks"), "redis").await;
+        daglo::journal::check_job_log(&RedisJournal::new(store, "checks"), "redis").await;
         // Replicas racing for one key: one entry.
         let mut replicas = Vec::new();
         for _ in 0..4 {

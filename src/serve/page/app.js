@@ -1,0 +1,326 @@
+// The operator page of `daglo serve`. Plain JavaScript, no build step, no framework. Every
+// value from the service is put into the page as text (textContent), never as HTML.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const ENDED = new Set(["finished", "failed", "gave_up", "uncertain", "not_submitted"]);
+const state = { key: null, jobs: new Map(), streams: new Map(), selected: null };
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ Authorization: "Bearer " + state.key }, options.headers || {});
+  const answer = await fetch(path, Object.assign({}, options, { headers }));
+  if (answer.status === 401) {
+    disconnect();
+    throw new Error("The API key was refused.");
+  }
+  return answer;
+}
+
+async function apiJson(path, options) {
+  const answer = await api(path, options);
+  const body = await answer.json().catch(() => ({}));
+  if (!answer.ok) throw new Error(body.error || ("HTTP " + answer.status));
+  return body;
+}
+
+function connect(key) {
+  state.key = key;
+  sessionStorage.setItem("daglo-api-key", key);
+  $("#locked").hidden = true;
+  $("#workspace").hidden = false;
+  $("#disconnect").hidden = false;
+  $("#connect-button").hidden = true;
+  $("#api-key").value = "";
+  $("#api-key").hidden = true;
+  $("label[for=api-key]").hidden = true;
+  loadJobs();
+}
+
+function disconnect() {
+  state.key = null;
+  sessionStorage.removeItem("daglo-api-key");
+  for (const controller of state.streams.values()) controller.abort();
+  state.streams.clear();
+  state.jobs.clear();
+  $("#jobs tbody").replaceChildren();
+  $("#detail").hidden = true;
+  $("#workspace").hidden = true;
+  $("#locked").hidden = false;
+  $("#disconnect").hidden = true;
+  $("#connect-button").hidden = false;
+  $("#api-key").hidden = false;
+  $("label[for=api-key]").hidden = false;
+}
+
+function percentOf(job) {
+  if (job.state === "finished") return 100;
+  return Math.max(0, Math.min(100, Number(job.progress) || 0));
+}
+
+function renderRow(job) {
+  let row = document.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (!row) {
+    row = document.createElement("tr");
+    row.dataset.jobId = job.id;
+    row.addEventListener("click", () => select(job.id));
+    $("#jobs tbody").prepend(row);
+  }
+  const percent = percentOf(job);
+  const bar = el("div", null, "bar" + (job.state === "finished" ? " done" : ""));
+  bar.dataset.progress = String(percent);
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuenow", String(percent));
+  const fill = el("span");
+  fill.style.width = percent + "%";
+  bar.append(fill);
+  const progress = el("div", null, "progress-cell");
+  progress.append(bar, el("span", percent + " %", "bar-label"));
+  const stateCell = el("td");
+  stateCell.append(el("span", job.state, "state " + job.state));
+  const progressCell = el("td");
+  progressCell.append(progress);
+  row.replaceChildren(
+    el("td", job.id),
+    el("td", job.key || "—"),
+    stateCell,
+    progressCell,
+    el("td", job.rid || "—"),
+    el("td", (job.created_at || "").replace("T", " ").replace("Z", "")),
+  );
+  row.dataset.state = job.state;
+  row.classList.toggle("selected", state.selected === job.id);
+}
+
+function query() {
+  const params = new URLSearchParams({ limit: "100" });
+  const wanted = $("#filter-state").value;
+  const label = $("#filter-label").value.trim();
+  if (wanted) params.set("state", wanted);
+  if (label) params.set("label", label);
+  return params.toString();
+}
+
+async function loadJobs() {
+  if (!state.key) return;
+  try {
+    const page = await apiJson("/v1/jobs?" + query());
+    state.jobs.clear();
+    $("#jobs tbody").replaceChildren();
+    for (const job of page.jobs.slice().reverse()) {
+      state.jobs.set(job.id, job);
+      renderRow(job);
+      if (!ENDED.has(job.state)) follow(job.id);
+    }
+    $("#no-jobs").hidden = page.jobs.length > 0;
+    showError("");
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+// Server-Sent Events through fetch, so the key goes in a header (EventSource cannot send one).
+async function follow(id) {
+  if (state.streams.has(id) || !state.key) return;
+  const controller = new AbortController();
+  state.streams.set(id, controller);
+  try {
+    const answer = await api(`/v1/jobs/${encodeURIComponent(id)}/events`, { signal: controller.signal });
+    if (!answer.ok || !answer.body) throw new Error("HTTP " + answer.status);
+    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "message";
+        const data = [];
+        for (const line of frame.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        await onEvent(id, name, data.length ? JSON.parse(data.join("\n")) : {});
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("events of", id, error);
+  } finally {
+    state.streams.delete(id);
+  }
+}
+
+async function onEvent(id, name, event) {
+  const job = state.jobs.get(id) || { id };
+  if (name === "submitted") job.rid = event.rid;
+  if (name === "progress") {
+    job.status = event.status;
+    if (event.progress !== null && event.progress !== undefined) job.progress = event.progress;
+    if (job.state === "submitting") job.state = "running";
+  }
+  if (name === "ended") {
+    try {
+      Object.assign(job, await apiJson(`/v1/jobs/${encodeURIComponent(id)}`));
+    } catch (_) {
+      job.state = event.state;
+    }
+  }
+  state.jobs.set(id, job);
+  renderRow(job);
+  if (name === "ended" && state.uploaded === id) {
+    $("#upload-status").textContent = `Job ${id} is ${job.state}.`;
+  }
+  if (state.selected === id) renderDetail(job, name === "ended");
+}
+
+async function select(id) {
+  state.selected = id;
+  for (const row of document.querySelectorAll("#jobs tbody tr")) {
+    row.classList.toggle("selected", row.dataset.jobId === id);
+  }
+  const job = state.jobs.get(id);
+  if (job) renderDetail(job, true);
+}
+
+async function renderDetail(job, reload) {
+  $("#detail").hidden = false;
+  $("#detail-id").textContent = job.id;
+  const fields = $("#detail-fields");
+  fields.replaceChildren();
+  const labels = Object.entries(job.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  for (const [name, value] of [
+    ["state", job.state], ["status", job.status], ["progress", job.progress],
+    ["rid", job.rid], ["key", job.key], ["labels", labels], ["input", job.input],
+    ["strategy", job.strategy],
+    ["outcome", typeof job.outcome === "string" ? job.outcome : job.outcome && JSON.stringify(job.outcome)],
+    ["reason", job.reason], ["status requests", job.status_requests],
+    ["created", job.created_at], ["updated", job.updated_at],
+  ]) {
+    if (value === undefined || value === null || value === "") continue;
+    fields.append(el("dt", name), el("dd", value));
+  }
+  if (!reload) return;
+  const path = `/v1/jobs/${encodeURIComponent(job.id)}`;
+  const transcript = $("#transcript");
+  if (job.state === "finished" || job.state === "failed") {
+    try {
+      const answer = await api(path + "/transcript");
+      transcript.textContent = answer.ok ? (await answer.text()) || "(no speech)" : "(not available)";
+    } catch (error) {
+      transcript.textContent = error.message;
+    }
+  } else {
+    transcript.textContent = "(the transcript comes when the job finishes)";
+  }
+  try {
+    const { callbacks } = await apiJson(path + "/callbacks");
+    $("#callbacks tbody").replaceChildren(...callbacks.map((c) => {
+      const row = el("tr");
+      row.append(el("td", c.received_at), el("td", c.status || "—"), el("td", c.progress ?? "—"),
+        el("td", `${c.answer_code} ${c.answer}`));
+      return row;
+    }));
+  } catch (error) {
+    $("#callbacks tbody").replaceChildren();
+  }
+  try {
+    const { deliveries, configured } = await apiJson(path + "/webhooks");
+    $("#retry-webhook").hidden = !configured;
+    const rows = [];
+    for (const delivery of deliveries) {
+      for (const attempt of delivery.attempts) {
+        const row = el("tr");
+        row.append(el("td", `${delivery.type} (${delivery.event_id})`), el("td", attempt.result),
+          el("td", attempt.attempt), el("td", attempt.at),
+          el("td", attempt.code ? String(attempt.code) : (attempt.error || "—")));
+        rows.push(row);
+      }
+    }
+    if (!configured) {
+      const row = el("tr");
+      const cell = el("td", "No webhook is configured ([webhook] in daglo.toml).", "muted");
+      cell.colSpan = 5;
+      row.append(cell);
+      rows.push(row);
+    }
+    $("#webhooks tbody").replaceChildren(...rows);
+  } catch (error) {
+    $("#webhooks tbody").replaceChildren();
+  }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $("#file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  const key = $("#job-key").value.trim();
+  if (key) form.append("key", key);
+  const labels = {};
+  for (const pair of $("#job-labels").value.split(",")) {
+    const [name, ...rest] = pair.split("=");
+    if (name && name.trim() && rest.length) labels[name.trim()] = rest.join("=").trim();
+  }
+  if (Object.keys(labels).length) form.append("labels", JSON.stringify(labels));
+  form.append("file", file, file.name);
+  $("#upload-status").textContent = `Uploading ${file.name}…`;
+  try {
+    const job = await apiJson("/v1/jobs", { method: "POST", body: form });
+    $("#upload-status").textContent = `Job ${job.id} is ${job.state}.`;
+    state.uploaded = job.id;
+    state.jobs.set(job.id, job);
+    renderRow(job);
+    $("#no-jobs").hidden = true;
+    select(job.id);
+    if (!ENDED.has(job.state)) follow(job.id);
+    showError("");
+  } catch (error) {
+    $("#upload-status").textContent = "";
+    showError("Upload failed: " + error.message);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#connect").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("#api-key").value.trim();
+    if (key) connect(key);
+  });
+  $("#disconnect").addEventListener("click", disconnect);
+  $("#filters").addEventListener("submit", (event) => { event.preventDefault(); loadJobs(); });
+  $("#refresh").addEventListener("click", loadJobs);
+  $("#upload").addEventListener("submit", upload);
+  $("#replay").addEventListener("click", async () => {
+    if (!state.selected) return;
+    try {
+      await apiJson(`/v1/jobs/${encodeURIComponent(state.selected)}/callbacks/replay`, { method: "POST" });
+      const job = await apiJson(`/v1/jobs/${encodeURIComponent(state.selected)}`);
+      state.jobs.set(job.id, job);
+      renderRow(job);
+      renderDetail(job, true);
+    } catch (error) { showError(error.message); }
+  });
+  $("#retry-webhook").addEventListener("click", async () => {
+    if (!state.selected) return;
+    try {
+      await apiJson(`/v1/jobs/${encodeURIComponent(state.selected)}/webhook/retry`, { method: "POST" });
+    } catch (error) { showError(error.message); }
+  });
+  const kept = sessionStorage.getItem("daglo-api-key");
+  if (kept) connect(kept);
+});

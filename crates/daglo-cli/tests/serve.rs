@@ -558,6 +558,20 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
             .await
             .unwrap();
         capture(c, "GET", "/v1/jobs/{id}/events", answer).await;
+        // The inbox, the deliveries and the page (this service polls: no callbacks, no webhook).
+        for (method, path) in [
+            ("GET", "/v1/jobs/{id}/callbacks"),
+            ("POST", "/v1/jobs/{id}/callbacks/replay"),
+            ("GET", "/v1/jobs/{id}/webhooks"),
+            ("POST", "/v1/jobs/{id}/webhook/retry"),
+        ] {
+            let url = format!("{base}{}", path.replace("{id}", &id));
+            let request = if method == "GET" { http.get(url) } else { http.post(url) };
+            let answer = request.bearer_auth(KEY).send().await.unwrap();
+            capture(c, method, path, answer).await;
+        }
+        let answer = http.get(format!("{base}/")).send().await.unwrap();
+        capture(c, "GET", "/", answer).await;
         for query in ["?state=finished&label=team:docs&limit=10", "?state=sleeping"] {
             let answer = http
                 .get(format!("{jobs}{query}"))

@@ -436,6 +436,27 @@ async fn take_over(
                 tracing::warn!(error = %daglo_core::error_chain(&e), "could not read the journal for gone replicas' jobs")
             }
         }
+        // Webhooks a gone replica had not delivered yet (its job may have ended before it
+        // died): delivered by the one replica that holds them.
+        if let Some(webhooks) = &webhooks {
+            for job in webhooks.pending().await {
+                if webhooks.follows(&job) {
+                    continue;
+                }
+                let owner = match journal.by_job(&job).await {
+                    Ok(Some(entry)) => entry.intent.owner.unwrap_or_default(),
+                    _ => continue,
+                };
+                if owner == me || !matches!(replicas.is_alive(&owner).await, Ok(false)) {
+                    continue;
+                }
+                let hold = format!("webhook-{job}");
+                if matches!(replicas.hold(&hold, &me, ALIVE).await, Ok(true)) {
+                    tracing::info!(job = %job, from = %owner, "took over a gone replica's webhook");
+                    webhooks.follow(job).await;
+                }
+            }
+        }
         tokio::time::sleep(HEARTBEAT).await;
     }
 }

@@ -317,6 +317,20 @@ impl Webhooks {
         }
     }
 
+    /// The jobs whose final event is not yet delivered or given up on.
+    pub(super) async fn pending(&self) -> Vec<JobId> {
+        self.inner.log.marked(PENDING).await.unwrap_or_default()
+    }
+
+    /// Whether this process follows `job`'s deliveries now.
+    pub(super) fn follows(&self, job: &JobId) -> bool {
+        self.inner
+            .following
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(job)
+    }
+
     /// Delivers `job`'s final event again (`POST /v1/jobs/{id}/webhook/retry`) — now, or
     /// after the delivery under way ends; the job must have ended. Returns at once; the
     /// attempts go to the job's log.

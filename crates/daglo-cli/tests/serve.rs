@@ -566,7 +566,11 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
             ("POST", "/v1/jobs/{id}/webhook/retry"),
         ] {
             let url = format!("{base}{}", path.replace("{id}", &id));
-            let request = if method == "GET" { http.get(url) } else { http.post(url) };
+            let request = if method == "GET" {
+                http.get(url)
+            } else {
+                http.post(url)
+            };
             let answer = request.bearer_auth(KEY).send().await.unwrap();
             capture(c, method, path, answer).await;
         }

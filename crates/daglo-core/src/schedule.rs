@@ -84,7 +84,7 @@ impl Default for AdaptivePolicy {
         Self {
             min_interval: Duration::from_millis(500),
             max_interval: Duration::from_secs(30),
-            initial_interval: Duration::from_secs(2),
+            initial_interval: Duration::from_secs(3),
             smoothing: 0.5,
             processing_per_audio_second: 0.25,
             margin: Duration::from_millis(100),
@@ -231,14 +231,22 @@ impl From<PollPolicy> for PolicyRepr {
     }
 }
 
-/// What has been observed of one job: enough to predict its end. About 64 bytes.
+/// What has been observed of one job: enough to predict its end, and how steady that
+/// prediction has been. About 88 bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProgressTracker {
     last: Option<(Duration, u32)>,
     rate_per_second: Option<f64>,
     polls: u32,
     overdue_polls: u32,
+    /// The end predicted after the latest poll.
+    predicted_end: Option<Duration>,
+    /// How many polls in a row predicted the same end (within [`STEADY_TOLERANCE`]).
+    steady: u32,
 }
+
+/// Two predictions of a job's end agree when they differ by at most this share of it.
+const STEADY_TOLERANCE: f64 = 0.05;
 
 impl ProgressTracker {
     /// Records a poll at `at` that reported `percent` (if any). `smoothing` weights the newest
@@ -266,6 +274,26 @@ impl ProgressTracker {
             }
         }
         self.last = Some((at, percent));
+        // Is the job's end where the previous poll said it would be? A prediction that holds
+        // is trusted with a longer jump towards it (see `AdaptivePolicy`).
+        let end = self
+            .predicted_remaining(at)
+            .filter(|r| !r.is_zero())
+            .map(|r| at + r);
+        self.steady = match (self.predicted_end, end) {
+            (Some(before), Some(now))
+                if before.abs_diff(now).as_secs_f64() <= STEADY_TOLERANCE * now.as_secs_f64() =>
+            {
+                self.steady + 1
+            }
+            _ => 0,
+        };
+        self.predicted_end = end;
+    }
+
+    /// How many polls in a row confirmed the predicted end (0 after a poll that moved it).
+    pub fn steady_predictions(&self) -> u32 {
+        self.steady
     }
 
     /// How many polls were recorded.
@@ -358,10 +386,23 @@ impl AdaptivePolicy {
                 max,
             )
             .mul_f64(jitter),
-            // Far from the end: halve the distance (sparse early, denser as it nears).
-            Some(remaining) if remaining / 2 > min => clamp(remaining / 2, min, max).mul_f64(jitter),
-            // Close: aim just past the predicted end (never earlier, so no jitter below it).
-            Some(remaining) => clamp(remaining + self.margin, min, max),
+            // Far from the end: go part of the way — half while the prediction is new (sparse
+            // early, denser as it nears), 90 % once a poll confirmed it, 97 % once two did.
+            Some(remaining) => {
+                let (share, jittered) = match tracker.steady {
+                    0 => (0.5, true),
+                    1 => (0.9, false),
+                    _ => (0.97, false),
+                };
+                let step = remaining.mul_f64(share);
+                if step > min && remaining.saturating_sub(step) > min {
+                    let step = clamp(step, min, max);
+                    if jittered { step.mul_f64(jitter) } else { step }
+                } else {
+                    // Close: aim just past the predicted end (never earlier, so no jitter below it).
+                    clamp(remaining + self.margin, min, max)
+                }
+            }
         }
     }
 }

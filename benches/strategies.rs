@@ -291,6 +291,230 @@ async fn real_time() -> Vec<Report> {
     reports
 }
 
+/// A private `redis-server` for the Redis rows (`DAGLO_BENCH_REDIS_URL` names another), on a
+/// free loopback port, stopped when dropped.
+struct BenchRedis {
+    url: String,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for BenchRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn bench_redis() -> Option<BenchRedis> {
+    if let Ok(url) = std::env::var("DAGLO_BENCH_REDIS_URL") {
+        return Some(BenchRedis { url, child: None });
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = BenchRedis {
+        url: format!("redis://127.0.0.1:{port}"),
+        child: Some(child),
+    };
+    for _ in 0..100 {
+        if daglo::redis::RedisStore::connect(&redis.url).await.is_ok() {
+            return Some(redis);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// A round-robin HTTP forwarder in front of the replicas, as a load balancer: the next replica
+/// when one does not answer.
+async fn forwarder(targets: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
+    use axum::response::IntoResponse as _;
+    let listener = daglo::callback::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let http = reqwest::Client::new();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (http, targets, next) = (http.clone(), targets.clone(), next.clone());
+        async move {
+            let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+            let mut headers = parts.headers.clone();
+            headers.remove(http::header::HOST);
+            for attempt in 0..2 * targets.len() {
+                let target = targets[(first + attempt) % targets.len()];
+                let sent = http
+                    .request(
+                        parts.method.clone(),
+                        format!("http://{target}{}", parts.uri.path()),
+                    )
+                    .headers(headers.clone())
+                    .body(body.clone())
+                    .send()
+                    .await;
+                if let Ok(answer) = sent {
+                    let status = answer.status();
+                    let bytes = answer.bytes().await.unwrap_or_default();
+                    return (status, bytes).into_response();
+                }
+            }
+            http::StatusCode::BAD_GATEWAY.into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    addr
+}
+
+/// Three receiver replicas sharing one Redis registry behind a round-robin forwarder, 1,000
+/// callback jobs (finals trusted, as in the in-memory row beside it), on the real clock. With
+/// `burst`, every job completes within the same 100 ms.
+async fn redis_replicas(name: &str, redis: &BenchRedis, burst: bool) -> Report {
+    use daglo::callback::{CallbackConfig, FinalCallbacks, Secret};
+    use daglo::{IgnoreProgress, ResultDelivery};
+    const JOBS: usize = 1000;
+    const REPLICAS: usize = 3;
+    let finish_at = Instant::now() + Duration::from_secs(4);
+    let sim =
+        std::sync::Arc::new(
+            Simulator::start(SimConfig::default().rate_limit(None).callback_retries(3).planner(
+                Planner::new(move |submission, plan| {
+                    let n: u64 = submission.audio_name.bytes().map(u64::from).sum::<u64>() * 7919;
+                    plan.processing_time = if burst {
+                        (finish_at + Duration::from_millis(n % 100))
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(50))
+                    } else {
+                        Duration::from_millis(500 + n % 1001)
+                    };
+                }),
+            ))
+            .await
+            .unwrap(),
+        );
+    let client = Client::builder()
+        .token(sim.token())
+        .base_url(sim.base_url())
+        .submit_budget(std::sync::Arc::new(TokenBucket::new(1e9, 1_000_000)))
+        .status_budget(std::sync::Arc::new(TokenBucket::new(1e9, 1_000_000)))
+        .build()
+        .unwrap();
+    let namespace = format!("bench-{}", daglo::JobId::random());
+    let mut listeners = Vec::new();
+    for _ in 0..REPLICAS {
+        listeners.push(
+            daglo::callback::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .unwrap(),
+        );
+    }
+    let front = forwarder(listeners.iter().map(|l| l.local_addr().unwrap()).collect()).await;
+    let mut replicas = Vec::new();
+    for listener in listeners {
+        let store = daglo::redis::RedisStore::connect_with(
+            &redis.url,
+            daglo::redis::RedisOptions::default().namespace(&namespace),
+        )
+        .await
+        .unwrap();
+        let registry = std::sync::Arc::new(daglo::redis::RedisRegistry::new(store).await);
+        let config = CallbackConfig::new(&format!("http://{front}/daglo"))
+            .unwrap()
+            .key_secret(Secret::new("the bench's replicas share one key secret"))
+            .finals(FinalCallbacks::TrustBody);
+        let delivery = CallbackDelivery::with_registry(client.clone(), config, registry).unwrap();
+        let server = delivery.serve(listener).unwrap();
+        replicas.push((delivery, server));
+    }
+    let mut waits = Vec::with_capacity(JOBS);
+    for i in 0..JOBS {
+        let delivery = replicas[i % REPLICAS].0.clone();
+        let client = client.clone();
+        waits.push(tokio::spawn(async move {
+            let mut options = JobOptions::default();
+            let ticket = delivery.prepare(&mut options).await.unwrap();
+            let rid = client
+                .submit_url(&format!("https://bench.example/redis-{i}.wav"), &options)
+                .await
+                .unwrap()
+                .rid;
+            let outcome = ticket.wait(rid.clone(), &IgnoreProgress).await;
+            (rid, outcome, tokio::time::Instant::now())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(JOBS);
+    let mut lost = 0;
+    for wait in waits {
+        let (rid, outcome, seen_at) = wait.await.unwrap();
+        if !matches!(outcome, Ok(Outcome::Transcript { .. })) {
+            eprintln!("{name}: {outcome:?}");
+            lost += 1;
+            continue;
+        }
+        let completed = sim.job(&rid).unwrap().completes_at;
+        latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    for (_, server) in replicas {
+        server.shutdown().await;
+    }
+    let stats = sim.stats();
+    let records = sim.jobs();
+    Report {
+        name: format!("{name} (real time)"),
+        jobs: JOBS,
+        lost,
+        requests_per_job: stats.endpoint(Endpoint::Status).requests as f64 / JOBS as f64,
+        rate_limited: stats.rate_limited(),
+        callbacks_per_job: records.iter().map(|r| f64::from(r.callbacks_sent)).sum::<f64>() / JOBS as f64,
+        latencies,
+    }
+}
+
+async fn redis_rows() -> Vec<Report> {
+    let Some(redis) = bench_redis().await else {
+        println!(
+            "
+No redis-server (or DAGLO_BENCH_REDIS_URL): the Redis rows are left out."
+        );
+        return Vec::new();
+    };
+    println!(
+        "
+Real time on loopback, Redis: 3 receiver replicas behind a round-robin forwarder, 1000 jobs"
+    );
+    let reports = vec![
+        redis_replicas("callback trusting bodies via Redis: 3 replicas", &redis, false).await,
+        redis_replicas(
+            "burst of 1000 finals in 100 ms via Redis: 3 replicas",
+            &redis,
+            true,
+        )
+        .await,
+    ];
+    print_table(&reports);
+    reports
+}
+
 /// Where the results go: `target/daglo-bench/` (or under `CARGO_TARGET_DIR`).
 fn output_dir() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -387,6 +611,7 @@ async fn main() {
         "\nLatencies are virtual seconds: at xN, each real millisecond of local overhead reads as N ms."
     );
     reports.extend(real_time().await);
+    reports.extend(redis_rows().await);
     println!("Real-time latencies are seconds too (the CSV has milliseconds).");
     let dir = output_dir();
     std::fs::create_dir_all(&dir).expect("the output directory");

@@ -953,10 +953,19 @@ async fn found(app: &App, headers: &HeaderMap, id: &str) -> Result<JobSnapshot, 
 }
 
 async fn job(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    match found(&app, &headers, &id).await {
-        Ok(job) => json(StatusCode::OK, &job),
-        Err(answer) => answer,
+    let job = match found(&app, &headers, &id).await {
+        Ok(job) => job,
+        Err(answer) => return answer,
+    };
+    let Some(webhooks) = &app.webhooks else {
+        return json(StatusCode::OK, &job);
+    };
+    // With webhooks, the job lists its deliveries (as `GET …/webhooks` does).
+    let mut value = serde_json::to_value(&job).unwrap_or_default();
+    if let Ok(attempts) = webhooks.attempts(&job.id).await {
+        value["webhook_deliveries"] = serde_json::to_value(webhook::deliveries(attempts)).unwrap_or_default();
     }
+    json(StatusCode::OK, &value)
 }
 
 /// `?format=` of a transcript.

@@ -927,6 +927,8 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
         assert_eq!(finished["attempts"][0]["result"], "retrying");
         assert_eq!(finished["attempts"][0]["code"], 500);
         assert_eq!(finished["attempts"][1]["result"], "delivered");
+        let on_the_job = get_json(&http, &format!("{base}/v1/jobs/{id}")).await;
+        assert_eq!(on_the_job["webhook_deliveries"], listed["deliveries"], "listed on the job too");
 
         // Delivered again on demand, with the same id.
         let retry = http

@@ -384,7 +384,10 @@ impl Webhooks {
         while let Some(event) = events.next().await {
             match event {
                 JobEvent::Progress { .. } if self.inner.progress => {
-                    if let Ok(Some(snapshot)) = self.inner.transcriber.job(&job).await {
+                    // A terminal status is the end's to tell (`job.finished`), not progress's.
+                    if let Ok(Some(snapshot)) = self.inner.transcriber.job(&job).await
+                        && !snapshot.status.as_ref().is_some_and(crate::Status::is_terminal)
+                    {
                         let n = snapshot.progress.unwrap_or(0);
                         let status = snapshot.status.as_ref().map_or("", |s| s.as_str()).to_owned();
                         let id = format!("msg_{}_progress_{}_{n}", job, sanitize(&status));

@@ -53,6 +53,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the listen backlog (socketserver's default is 5)
+    daemon_threads = True
+
+
+server = Server(("127.0.0.1", 0), Handler)
 print(json.dumps({"port": server.server_address[1]}), flush=True)
 server.serve_forever()

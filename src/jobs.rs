@@ -640,11 +640,13 @@ impl Table {
         tasks.spawn(work);
     }
 
-    /// Stops every background wait.
-    pub(crate) fn stop(&self) {
-        if let Some(mut tasks) = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    /// Stops every background wait, and waits until each has let go of what it held (its
+    /// job's span among them: the span is closed, and exported, when this returns).
+    pub(crate) async fn stop(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut tasks) = tasks {
             tasks.abort_all();
-            while tasks.try_join_next().is_some() {}
+            while tasks.join_next().await.is_some() {}
         }
     }
 }

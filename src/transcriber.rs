@@ -570,7 +570,7 @@ impl Transcriber {
     /// in-flight callbacks finish. Waits still running on any clone then end when their
     /// registrations expire; call it after them.
     pub async fn shutdown(&self) {
-        self.table.stop();
+        self.table.stop().await;
         let Some(receiver) = &self.receiver else { return };
         let server = receiver.server.lock().unwrap_or_else(|p| p.into_inner()).take();
         #[cfg(feature = "callback")]

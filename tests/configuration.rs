@@ -112,7 +112,7 @@ fn each_documented_constant() {
     let adaptive = AdaptivePolicy::default();
     assert_eq!(adaptive.min_interval, Duration::from_millis(500));
     assert_eq!(adaptive.max_interval, Duration::from_secs(30));
-    assert_eq!(adaptive.initial_interval, Duration::from_secs(2));
+    assert_eq!(adaptive.initial_interval, Duration::from_secs(3));
     assert_eq!(adaptive.smoothing, 0.5);
     assert_eq!(adaptive.processing_per_audio_second, 0.25);
     assert_eq!(adaptive.margin, Duration::from_millis(100));

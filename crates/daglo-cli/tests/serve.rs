@@ -830,9 +830,15 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
         return;
     };
     tokio::time::timeout(Duration::from_secs(120), async {
-        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(1500)))
-            .await
-            .unwrap();
+        // A sender that resends a callback it got no answer to: on a loaded machine a callback
+        // can time out, and a lost final would wait for the hybrid's safety net (minutes).
+        let sim = Simulator::start(
+            SimConfig::default()
+                .processing_time(Duration::from_millis(1500))
+                .callback_retries(3),
+        )
+        .await
+        .unwrap();
         // Two secrets, as during a rotation: every delivery carries a signature for each.
         let secrets = [
             daglo::serve::WebhookSecret::generate(),
@@ -872,7 +878,14 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
         let mut all = Vec::new();
         let mut delivered = std::collections::HashSet::new();
         while delivered.len() < ids.len() {
-            let report = reports.recv().await.expect("the receiver reports");
+            let Ok(report) = tokio::time::timeout(Duration::from_secs(90), reports.recv()).await else {
+                let mut states = Vec::new();
+                for id in &ids {
+                    states.push(get_json(&http, &format!("{base}/v1/jobs/{id}")).await);
+                }
+                panic!("no delivery for 90 s; delivered {delivered:?}; seen {all:?}; jobs {states:?}");
+            };
+            let report = report.expect("the receiver reports");
             if report["payload"]["type"] == "job.finished" && report["answer"] == 204 {
                 delivered.insert(report["payload"]["data"]["id"].as_str().unwrap().to_owned());
             }
@@ -897,11 +910,18 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
                 .iter()
                 .filter(|r| r["payload"]["type"] == "job.finished" && r["payload"]["data"]["id"] == id.as_str())
                 .collect();
-            assert_eq!(finals.len(), 2, "refused once (500), then delivered: {finals:?}");
+            // Refused once (500), then delivered — possibly after a transport failure on a
+            // loaded machine, which is retried too.
+            assert!(finals.len() >= 2, "refused once (500), then delivered: {finals:?}");
             assert_eq!(finals[0]["answer"], 500);
-            assert_eq!(finals[0]["id"], finals[1]["id"], "one webhook-id per event, so receivers dedupe");
-            assert_eq!(finals[1]["delivery"], 2);
-            let data = &finals[1]["payload"]["data"];
+            let last = finals[finals.len() - 1];
+            assert!(
+                finals.iter().all(|f| f["id"] == finals[0]["id"]),
+                "one webhook-id per event, so receivers dedupe: {finals:?}"
+            );
+            assert_eq!(last["answer"], 204);
+            assert_eq!(last["delivery"], finals.len());
+            let data = &last["payload"]["data"];
             assert_eq!(data["state"], "finished");
             assert_eq!(data["outcome"], "transcript");
             assert!(data["rid"].is_string() && data["key"].is_string(), "{data}");
@@ -924,9 +944,15 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
         let deliveries = listed["deliveries"].as_array().unwrap();
         let finished = deliveries.iter().find(|d| d["type"] == "job.finished").unwrap();
         assert_eq!(finished["state"], "delivered", "{listed}");
+        let attempts = finished["attempts"].as_array().unwrap().len();
+        assert!(attempts >= 2, "{listed}");
         assert_eq!(finished["attempts"][0]["result"], "retrying");
         assert_eq!(finished["attempts"][0]["code"], 500);
-        assert_eq!(finished["attempts"][1]["result"], "delivered");
+        assert_eq!(finished["attempts"][attempts - 1]["result"], "delivered");
+        let received = all
+            .iter()
+            .filter(|r| r["payload"]["type"] == "job.finished" && r["payload"]["data"]["id"] == id.as_str())
+            .count();
         let on_the_job = get_json(&http, &format!("{base}/v1/jobs/{id}")).await;
         assert_eq!(on_the_job["webhook_deliveries"], listed["deliveries"], "listed on the job too");
 
@@ -945,7 +971,7 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
             }
         };
         assert_eq!(again["id"], finished["event_id"]);
-        assert_eq!(again["delivery"], 3);
+        assert_eq!(again["delivery"], received + 1);
         assert_eq!(again["verified"], json!([true, true]));
         loop {
             let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
@@ -956,7 +982,7 @@ async fn webhooks_are_signed_as_standard_webhooks_retried_and_listed_on_the_job(
                 .find(|d| d["type"] == "job.finished")
                 .cloned()
                 .unwrap();
-            if finished["attempts"].as_array().unwrap().len() == 3 {
+            if finished["attempts"].as_array().unwrap().len() > attempts {
                 assert_eq!(finished["state"], "delivered");
                 break;
             }
@@ -1195,9 +1221,13 @@ async fn the_page_uploads_a_file_shows_progress_to_100_and_its_transcript_in_chr
         return;
     }
     tokio::time::timeout(Duration::from_secs(180), async {
-        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(4)))
-            .await
-            .unwrap();
+        let sim = Simulator::start(
+            SimConfig::default()
+                .processing_time(Duration::from_secs(4))
+                .callback_retries(3),
+        )
+        .await
+        .unwrap();
         let dir = dir("page");
         // Callbacks with polling as the safety net: the job's detail lists its callbacks.
         let backends = Backends::default();

@@ -479,7 +479,13 @@ async fn an_uncertain_submit_settles_when_a_callback_names_its_rid() {
             .unwrap()
             .pop()
             .expect("the job is listed under its key");
-        assert_eq!(job.state, JobState::Uncertain);
+        // Uncertain — or already settled, when the first callback (at 5 % of the job) got in
+        // before the listing, as it may on a loaded machine; never failed or forgotten.
+        assert!(
+            matches!(job.state, JobState::Uncertain | JobState::Running),
+            "{:?}",
+            job.state
+        );
         // Wait for the settled job (the journal is read; nothing here sleeps to synchronise).
         let settled = loop {
             let now = transcriber.job(&job.id).await.unwrap().unwrap();

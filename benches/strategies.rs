@@ -291,104 +291,15 @@ async fn real_time() -> Vec<Report> {
     reports
 }
 
-/// A private `redis-server` for the Redis rows (`DAGLO_BENCH_REDIS_URL` names another), on a
-/// free loopback port, stopped when dropped.
-struct BenchRedis {
-    url: String,
-    child: Option<std::process::Child>,
-}
-
-impl Drop for BenchRedis {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn bench_redis() -> Option<BenchRedis> {
-    if let Ok(url) = std::env::var("DAGLO_BENCH_REDIS_URL") {
-        return Some(BenchRedis { url, child: None });
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = BenchRedis {
-        url: format!("redis://127.0.0.1:{port}"),
-        child: Some(child),
-    };
-    for _ in 0..100 {
-        if daglo::redis::RedisStore::connect(&redis.url).await.is_ok() {
-            return Some(redis);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
-}
-
-/// A round-robin HTTP forwarder in front of the replicas, as a load balancer: the next replica
-/// when one does not answer.
-async fn forwarder(targets: Vec<std::net::SocketAddr>) -> std::net::SocketAddr {
-    use axum::response::IntoResponse as _;
-    let listener = daglo::callback::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let http = reqwest::Client::new();
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let (http, targets, next) = (http.clone(), targets.clone(), next.clone());
-        async move {
-            let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
-            let mut headers = parts.headers.clone();
-            headers.remove(http::header::HOST);
-            for attempt in 0..2 * targets.len() {
-                let target = targets[(first + attempt) % targets.len()];
-                let sent = http
-                    .request(
-                        parts.method.clone(),
-                        format!("http://{target}{}", parts.uri.path()),
-                    )
-                    .headers(headers.clone())
-                    .body(body.clone())
-                    .send()
-                    .await;
-                if let Ok(answer) = sent {
-                    let status = answer.status();
-                    let bytes = answer.bytes().await.unwrap_or_default();
-                    return (status, bytes).into_response();
-                }
-            }
-            http::StatusCode::BAD_GATEWAY.into_response()
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    addr
-}
+// The Redis tests' own helpers: a private `redis-server` (or `DAGLO_TEST_REDIS_URL`) and the
+// round-robin forwarder in front of the replicas — one copy of each.
+#[path = "../crates/daglo-redis/tests/support/mod.rs"]
+mod redis_support;
 
 /// Three receiver replicas sharing one Redis registry behind a round-robin forwarder, 1,000
 /// callback jobs (finals trusted, as in the in-memory row beside it), on the real clock. With
 /// `burst`, every job completes within the same 100 ms.
-async fn redis_replicas(name: &str, redis: &BenchRedis, burst: bool) -> Report {
+async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: bool) -> Report {
     use daglo::callback::{CallbackConfig, FinalCallbacks, Secret};
     use daglo::{IgnoreProgress, ResultDelivery};
     const JOBS: usize = 1000;
@@ -427,7 +338,9 @@ async fn redis_replicas(name: &str, redis: &BenchRedis, burst: bool) -> Report {
                 .unwrap(),
         );
     }
-    let front = forwarder(listeners.iter().map(|l| l.local_addr().unwrap()).collect()).await;
+    let front = redis_support::Forwarder::start(listeners.iter().map(|l| l.local_addr().unwrap()).collect())
+        .await
+        .addr;
     let mut replicas = Vec::new();
     for listener in listeners {
         let store = daglo::redis::RedisStore::connect_with(
@@ -491,11 +404,7 @@ async fn redis_replicas(name: &str, redis: &BenchRedis, burst: bool) -> Report {
 }
 
 async fn redis_rows() -> Vec<Report> {
-    let Some(redis) = bench_redis().await else {
-        println!(
-            "
-No redis-server (or DAGLO_BENCH_REDIS_URL): the Redis rows are left out."
-        );
+    let Some(redis) = redis_support::redis("the strategies bench's Redis rows").await else {
         return Vec::new();
     };
     println!(

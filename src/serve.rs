@@ -606,7 +606,7 @@ impl Server {
                 }
                 // And every webhook not yet delivered: this service's alone.
                 if let Some(webhooks) = &webhooks {
-                    webhooks.resume(|_| true).await;
+                    webhooks.resume().await;
                 }
                 None
             }

@@ -303,11 +303,12 @@ impl Webhooks {
         });
     }
 
-    /// Takes up the jobs marked pending (after a restart): those `mine` says are this process's.
-    pub(super) async fn resume(&self, mine: impl Fn(&JobId) -> bool) {
+    /// Takes up every job marked pending (after a restart of a service that runs alone; with
+    /// replicas, the takeover loop takes up only a gone replica's).
+    pub(super) async fn resume(&self) {
         match self.inner.log.marked(PENDING).await {
             Ok(jobs) => {
-                for job in jobs.into_iter().filter(|job| mine(job)) {
+                for job in jobs {
                     self.follow(job).await;
                 }
             }

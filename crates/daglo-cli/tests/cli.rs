@@ -615,7 +615,8 @@ fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
             "--srt",
             srt.to_str().unwrap(),
         ])
-        .args(["--deadline", "3"])
+        // Past the first poll (at most 3 s in), short of the lagging subtitles.
+        .args(["--deadline", "6"])
         .env("DAGLO_API_TOKEN", slow.token())
         .output()
         .unwrap();

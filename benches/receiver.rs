@@ -12,6 +12,13 @@
 //! every request `{}` without reading anything. Printed: answers per second and the ratio of
 //! each to bare hyper. The generator shares the two cores with the server, as a real sender on
 //! the same machine would.
+//!
+//! Then the registry's share: 1,000 registered jobs, each request a progress body that moves
+//! its job forward (60 per job, the same 60,000 requests for each target), against the
+//! receiver on the in-memory registry and on the Redis registry (`daglo-redis`, a private
+//! `redis-server` or `DAGLO_TEST_REDIS_URL`; skipped with a message when there is none).
+//! Printed: callbacks per second and the Redis/in-memory ratio; written to
+//! `target/daglo-bench/receiver.csv`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +38,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CONNECTIONS: usize = 32;
 const DURATION: Duration = Duration::from_secs(3);
+/// Registered jobs in the registry comparison, and progress bodies sent to each.
+const JOBS: usize = 1000;
+const BODIES_PER_JOB: usize = 60;
+
+// The Redis tests' own helper: a private `redis-server` (or `DAGLO_TEST_REDIS_URL`).
+#[path = "../crates/daglo-redis/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod redis_support;
 
 /// One request the generator repeats.
 #[derive(Clone)]
@@ -93,6 +108,147 @@ async fn load(addr: SocketAddr, shot: Shot, expected: u16) -> (f64, u64) {
         answered.load(Ordering::Relaxed) as f64 / seconds,
         unexpected.load(Ordering::Relaxed),
     )
+}
+
+/// One registered job's callback: its path and credential.
+struct JobShot {
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+/// Sends `JOBS * BODIES_PER_JOB` progress bodies to `addr` over `CONNECTIONS` keep-alive
+/// connections, job after job, each body one percent further for its job than the last; returns
+/// callbacks per second and how many were not answered 200.
+async fn load_jobs(addr: SocketAddr, jobs: Arc<Vec<JobShot>>) -> (f64, u64) {
+    let total = (JOBS * BODIES_PER_JOB) as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let unexpected = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (jobs, next, unexpected) = (jobs.clone(), next.clone(), unexpected.clone());
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+                tokio::spawn(connection);
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    let job = &jobs[(n % JOBS as u64) as usize];
+                    let percent = 1 + n / JOBS as u64;
+                    let mut request = Request::post(&job.path)
+                        .header("host", "bench")
+                        .header("content-type", "application/json");
+                    for (name, value) in &job.headers {
+                        request = request.header(name, value);
+                    }
+                    let body = format!(r#"{{"status":"transcribing","progress":{percent}}}"#);
+                    let request = request.body(Full::new(Bytes::from(body))).expect("request");
+                    if sender.ready().await.is_err() {
+                        unexpected.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    let Ok(answer) = sender.send_request(request).await else {
+                        unexpected.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    };
+                    if answer.status() != 200 {
+                        unexpected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = answer.into_body().collect().await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    (
+        total as f64 / started.elapsed().as_secs_f64(),
+        unexpected.load(Ordering::Relaxed),
+    )
+}
+
+/// A receiver on `registry` (in memory when `None`) with `JOBS` registered jobs: its address,
+/// the jobs' callbacks, and what must live while it is measured.
+async fn receiver_with_jobs(
+    registry: Option<Arc<dyn daglo::callback::JobRegistry>>,
+) -> (SocketAddr, Arc<Vec<JobShot>>, impl Sized) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = daglo::Client::builder()
+        .token("unused")
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    let config = CallbackConfig::new(&format!("http://{addr}/daglo"))
+        .unwrap()
+        .key_secret(daglo::callback::Secret::new("the receiver bench's key secret"))
+        .finals(FinalCallbacks::TrustBody)
+        .max_connections(CONNECTIONS * 4);
+    let callbacks = match registry {
+        Some(registry) => CallbackDelivery::with_registry(client, config, registry).unwrap(),
+        None => CallbackDelivery::new(client, config).unwrap(),
+    };
+    let server = callbacks.serve(listener).unwrap();
+    let mut tickets = Vec::new();
+    let mut jobs = Vec::new();
+    for _ in 0..JOBS {
+        let mut options = JobOptions::default();
+        tickets.push(callbacks.prepare(&mut options).await.unwrap());
+        let callback = options.callback.expect("prepare set the callback");
+        jobs.push(JobShot {
+            path: url::Url::parse(&callback.url).unwrap().path().to_owned(),
+            headers: callback.headers.into_iter().collect(),
+        });
+    }
+    (addr, Arc::new(jobs), (server, tickets, callbacks))
+}
+
+/// The registry comparison: in memory, then Redis; rows for the CSV.
+async fn registries() -> Vec<(String, f64, f64)> {
+    let mut rows = Vec::new();
+    {
+        // A warm-up on receivers of their own, so neither target measured pays cold caches.
+        let (addr, jobs, _alive) = receiver_with_jobs(None).await;
+        let _ = load_jobs(addr, jobs).await;
+    }
+    let (addr, jobs, alive) = receiver_with_jobs(None).await;
+    let (memory, bad) = load_jobs(addr, jobs).await;
+    assert_eq!(bad, 0, "an in-memory callback was not answered 200");
+    drop(alive);
+    println!(
+        "{:<40} {:>12.0} {:>8}",
+        "receiver, in-memory registry", memory, "1.00x"
+    );
+    rows.push(("in-memory registry".to_owned(), memory, 1.0));
+    let Some(redis) = redis_support::redis("the receiver bench's Redis row").await else {
+        return rows;
+    };
+    let store = daglo::redis::RedisStore::connect_with(
+        &redis.url,
+        daglo::redis::RedisOptions::default().namespace(redis_support::namespace("receiver-bench")),
+    )
+    .await
+    .unwrap();
+    let registry = Arc::new(daglo::redis::RedisRegistry::new(store).await);
+    let (addr, jobs, alive) = receiver_with_jobs(Some(registry)).await;
+    let (rate, bad) = load_jobs(addr, jobs).await;
+    assert_eq!(bad, 0, "a Redis-backed callback was not answered 200");
+    drop(alive);
+    println!(
+        "{:<40} {:>12.0} {:>7.2}x",
+        "receiver, Redis registry",
+        rate,
+        rate / memory
+    );
+    rows.push(("Redis registry".to_owned(), rate, rate / memory));
+    rows
 }
 
 /// A bare hyper 1 server answering `{}` to everything.
@@ -191,4 +347,29 @@ async fn main() {
     assert_eq!(valid_bad, 0, "a valid callback was not answered 200");
     assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
     server.shutdown().await;
+
+    println!(
+        "\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections"
+    );
+    println!("{:<40} {:>12} {:>8}", "target", "callbacks/s", "ratio");
+    let rows = registries().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/daglo-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("target,connections,answers_per_s,ratio\n");
+    csv.push_str(&format!("bare hyper 1,{CONNECTIONS},{bare_rate:.0},1.00\n"));
+    csv.push_str(&format!(
+        "receiver valid callbacks (one job),{CONNECTIONS},{valid_rate:.0},{:.2}\n",
+        valid_rate / bare_rate
+    ));
+    csv.push_str(&format!(
+        "receiver forged callbacks (401),{CONNECTIONS},{forged_rate:.0},{:.2}\n",
+        forged_rate / bare_rate
+    ));
+    for (name, rate, ratio) in rows {
+        csv.push_str(&format!(
+            "receiver {JOBS} jobs {name},{CONNECTIONS},{rate:.0},{ratio:.2}\n"
+        ));
+    }
+    std::fs::write(dir.join("receiver.csv"), csv).unwrap();
+    println!("written: {}", dir.join("receiver.csv").display());
 }

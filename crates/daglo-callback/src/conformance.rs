@@ -232,3 +232,142 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
         registry.remove(&key(name)).await.expect("remove");
     }
 }
+
+/// Runs the checks two replicas of one shared registry must pass together: `one` and `other`
+/// are two registries on the same store (for a registry that is not shared, the same one
+/// twice). Whatever either replica knows or caches, a change made through one is never undone,
+/// doubled or lost through the other; what the other hears late it hears within seconds.
+/// Keys start with `prefix`. Needs a Tokio runtime with timers.
+pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistry>, prefix: &str) {
+    let key = |name: &str| JobKey::new(format!("{prefix}-{name}"));
+    let later = Instant::now() + Duration::from_secs(300);
+    let body = |status: Status, percent: Option<u32>| {
+        let mut body = StatusBody::new(status);
+        body.progress = percent;
+        body
+    };
+    let apply = |registry: &Arc<dyn JobRegistry>, job: &JobKey, status, percent| {
+        let (registry, job) = (registry.clone(), job.clone());
+        async move { registry.apply(&job, body(status, percent)).await.expect("apply") }
+    };
+
+    // Registered on one replica, known at once on the other; each replica's changes build on
+    // the other's, whatever either saw last.
+    let job = key("turns");
+    one.register(job.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
+    assert!(other.lookup(&job).await.expect("lookup").is_some(), "known on the other replica");
+    assert!(one.lookup(&job).await.expect("lookup").is_some());
+    assert_eq!(
+        apply(&other, &job, Status::Transcribing, Some(40)).await,
+        Some(Applied::Progress)
+    );
+    assert_eq!(
+        apply(&one, &job, Status::Transcribing, Some(30)).await,
+        Some(Applied::Stale),
+        "a body behind the other replica's change is stale here too"
+    );
+    assert_eq!(
+        apply(&one, &job, Status::Transcribing, Some(60)).await,
+        Some(Applied::Progress)
+    );
+    assert_eq!(
+        apply(&other, &job, Status::Transcribing, Some(50)).await,
+        Some(Applied::Stale),
+        "and the other way round"
+    );
+    assert_eq!(
+        apply(&other, &job, Status::Transcribed, Some(100)).await,
+        Some(Applied::Final)
+    );
+    assert_eq!(
+        apply(&one, &job, Status::FileError, None).await,
+        Some(Applied::Duplicate),
+        "a second final, on the other replica, does not win"
+    );
+    assert_eq!(
+        apply(&one, &job, Status::PostProcessing, Some(95)).await,
+        Some(Applied::Stale)
+    );
+    let seen = one
+        .subscribe(&job)
+        .await
+        .expect("subscribe")
+        .expect("registered");
+    assert_eq!(seen.borrow().status, Some(Status::Transcribed));
+
+    // Removed on one replica: the other never changes it again, and soon no longer knows it.
+    let gone = key("gone");
+    one.register(gone.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
+    assert!(other.lookup(&gone).await.expect("lookup").is_some());
+    one.remove(&gone).await.expect("remove");
+    assert_eq!(
+        apply(&other, &gone, Status::Transcribed, Some(100)).await,
+        None,
+        "a final for a job removed on another replica is not applied"
+    );
+    let forgotten = tokio::time::timeout(Duration::from_secs(5), async {
+        while other.lookup(&gone).await.expect("lookup").is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(forgotten.is_ok(), "the other replica still knew a removed job after 5 s");
+
+    // Finals racing on both replicas: exactly one wins.
+    let raced = key("race");
+    one.register(raced.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let registry = if i % 2 == 0 { one.clone() } else { other.clone() };
+            let raced = raced.clone();
+            tokio::spawn(async move {
+                let mut final_body = StatusBody::new(Status::Transcribed);
+                final_body.message = Some(format!("racer {i}"));
+                registry.apply(&raced, final_body).await.expect("apply")
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.expect("racer") {
+            Some(Applied::Final) => winners += 1,
+            Some(Applied::Duplicate) => {}
+            other => panic!("a racing final was {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "finals racing on two replicas");
+
+    // A registration that expires is gone on both.
+    let short = key("short");
+    one.register(
+        short.clone(),
+        Registered::new(None),
+        Instant::now() + Duration::from_millis(50),
+    )
+    .await
+    .expect("register");
+    let expired = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            one.expire(Instant::now()).await;
+            other.expire(Instant::now()).await;
+            if one.lookup(&short).await.expect("lookup").is_none()
+                && other.lookup(&short).await.expect("lookup").is_none()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(expired.is_ok(), "a registration outlived its time to live on a replica");
+
+    for name in ["turns", "race"] {
+        one.remove(&key(name)).await.expect("remove");
+    }
+}

@@ -210,4 +210,10 @@ mod tests {
     async fn the_in_memory_registry_passes_the_conformance_checks() {
         crate::conformance::check_registry(std::sync::Arc::new(InMemoryRegistry::default()), "memory").await;
     }
+
+    #[tokio::test]
+    async fn the_in_memory_registry_passes_the_replica_checks_as_its_own_replica() {
+        let registry: std::sync::Arc<dyn JobRegistry> = std::sync::Arc::new(InMemoryRegistry::default());
+        crate::conformance::check_replicas(registry.clone(), registry, "memory").await;
+    }
 }

@@ -47,6 +47,7 @@
 
 mod budget;
 mod journal;
+mod known;
 mod registry;
 mod replicas;
 mod store;

@@ -5,19 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use daglo_callback::{Applied, JobKey, JobRegistry, JobView, Registered, RegistryError, TokenDigest};
+use daglo_callback::{Applied, JobKey, JobRegistry, JobView, Registered, RegistryError};
 use daglo_core::{Rid, StatusBody};
 use redis::{AsyncCommands, Script};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::known::{Known, digest_hex, parse_digest};
 use crate::store::{RedisError, RedisStore, command};
 use crate::stored;
 use crate::wakeups::{StateReader, Watchers, listen, read_state};
-
-/// Looked-up states kept for the apply that follows, at most, and for how long.
-const PRIMED_MAX: usize = 4096;
-const PRIMED_FOR: Duration = Duration::from_secs(2);
 
 /// Compare-and-set rounds before an `apply` gives up (only a storm of writers on one job, far
 /// beyond what one job's callbacks produce, gets there).
@@ -32,6 +29,11 @@ const MAX_CAS_ROUNDS: usize = 64;
 ///   absorbing, first final wins — and writes it back with a compare-and-set script that also
 ///   publishes the change. A writer that lost the race reads again, so two finals racing on two
 ///   replicas cannot both win.
+/// - **One round trip per accepted callback.** Every replica hears of every registration and
+///   change on the wake-up channel and keeps what it heard (bounded): a lookup is answered from
+///   it, and the compare-and-set starts from the known state — a stale one costs a second
+///   round trip, never a wrong transition. Why that stays correct is set out in
+///   `docs/architecture.md` ("Redis at one round trip").
 /// - **Wake-ups within milliseconds.** One pub/sub subscription per registry feeds the local
 ///   waiters; a waiter that subscribes late, or a subscription that dropped and came back, reads
 ///   the stored state, so no wake-up is lost.
@@ -51,11 +53,9 @@ struct Shared {
     store: RedisStore,
     channel: String,
     watchers: Watchers,
-    /// The state each `lookup` read with the registration (one command), for the `apply` that
-    /// follows it to start from instead of reading again: an accepted callback costs two round
-    /// trips, not three. Only a starting point — the compare-and-set checks its version — and
-    /// bounded (cleared past [`PRIMED_MAX`]).
-    primed: std::sync::Mutex<std::collections::HashMap<JobKey, (u64, JobView, Instant)>>,
+    /// Every registration this process heard of, with its latest state: lookups and the
+    /// compare-and-set's starting point without a round trip.
+    known: Known,
     ready: watch::Receiver<bool>,
     cas: Script,
     remove: Script,
@@ -84,6 +84,10 @@ impl StateReader for Shared {
     fn watchers(&self) -> &Watchers {
         &self.watchers
     }
+
+    fn known(&self) -> &Known {
+        &self.known
+    }
 }
 
 impl Shared {
@@ -91,8 +95,9 @@ impl Shared {
         self.store.key(&["cb", key.as_str()])
     }
 
-    /// Reads the job, changes it with `change`, and writes it back if it changed, until no
-    /// other writer came in between. `None` if the job is not registered.
+    /// Changes the job with `change` — starting from its known state, else from a read — and
+    /// writes it back if it changed, until no other writer came in between. `None` if the job
+    /// is not registered.
     async fn update<T>(
         &self,
         key: &JobKey,
@@ -100,42 +105,53 @@ impl Shared {
         changed: impl Fn(&T) -> bool,
     ) -> Result<Option<T>, RegistryError> {
         let hash = self.hash(key);
-        let mut primed = self
-            .primed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key)
-            .filter(|(_, _, at)| at.elapsed() < PRIMED_FOR)
-            .map(|(version, view, _)| (version, view));
+        let mut state = self.known.state(key);
         for _ in 0..MAX_CAS_ROUNDS {
-            let state = match primed.take() {
+            let state_now = match state.take() {
                 Some(state) => Some(state),
                 None => read_state(&self.store, &hash).await.map_err(unavailable)?,
             };
-            let Some((version, mut view)) = state else {
+            let Some((version, mut view)) = state_now else {
+                self.known.forget(key);
                 return Ok(None);
             };
             let result = change(&mut view);
+            // A body that changes nothing on a known state changes nothing on a later one.
             if !changed(&result) {
                 return Ok(Some(result));
             }
-            let written: i64 = self
+            let encoded = stored::encode(&view);
+            let (written, stored_version, stored_json): (i64, u64, String) = self
                 .cas
                 .key(&hash)
                 .arg(version)
-                .arg(stored::encode(&view))
+                .arg(&encoded)
                 .arg(&self.channel)
                 .arg(key.as_str())
                 .invoke_async(&mut self.store.conn())
                 .await
                 .map_err(|e| unavailable(command("compare-and-set job")(e)))?;
             match written {
-                -1 => return Ok(None),
-                // Another writer came first: read again.
-                -2 => {}
+                -1 => {
+                    self.known.forget(key);
+                    return Ok(None);
+                }
+                // Another writer came first: start again from what it left, which came back.
+                -2 => {
+                    let stored = stored::decode(&stored_json).map_err(|e| {
+                        unavailable(RedisError::Corrupt {
+                            key: hash.clone(),
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    self.known.wrote(key, stored_version, &stored);
+                    state = Some((stored_version, stored));
+                }
                 version => {
+                    let version = version.unsigned_abs();
+                    self.known.wrote(key, version, &view);
                     // This process's own waiters need not wait for the message to come round.
-                    self.watchers.update(key, version.unsigned_abs(), view);
+                    self.watchers.update(key, version, view);
                     return Ok(Some(result));
                 }
             }
@@ -160,7 +176,7 @@ impl RedisRegistry {
             channel: channel.clone(),
             watchers: Watchers::default(),
             ready,
-            primed: std::sync::Mutex::default(),
+            known: Known::default(),
             cas: Script::new(include_str!("scripts/cas_view.lua")),
             remove: Script::new(include_str!("scripts/remove_job.lua")),
             store: store.clone(),
@@ -199,69 +215,78 @@ impl JobRegistry for RedisRegistry {
         expires_at: Instant,
     ) -> Result<(), RegistryError> {
         counted(async {
-            self.shared
-                .primed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
             let ttl = expires_at
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
-            let digest = registered
-                .digest
-                .map(|d| {
-                    d.as_bytes()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
-                })
-                .unwrap_or_default();
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            let digest = registered.digest.as_ref().map(digest_hex).unwrap_or_default();
             let hash = self.shared.hash(&key);
+            let epoch = self.shared.known.epoch();
+            // Stored, and told to every replica (which then answers its callbacks without a
+            // lookup), in one transaction.
             redis::pipe()
                 .atomic()
                 .hset_multiple(&hash, &[("reg", digest.as_str()), ("ver", "1"), ("view", "{}")])
                 .ignore()
-                .pexpire(&hash, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+                .pexpire(&hash, i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+                .ignore()
+                .publish(
+                    &self.shared.channel,
+                    format!("{}\nregistered\n{ttl_ms} {digest}", key.as_str()),
+                )
                 .ignore()
                 .exec_async(&mut self.shared.store.conn())
                 .await
-                .map_err(|e| unavailable(command("register job")(e)))
+                .map_err(|e| unavailable(command("register job")(e)))?;
+            self.shared.known.insert(
+                epoch,
+                key,
+                registered.digest,
+                ttl,
+                Some((1, JobView::default())),
+            );
+            Ok(())
         })
         .await
     }
 
     async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
         counted(async {
+            if let Some(digest) = self.shared.known.registration(key) {
+                return Ok(Some(Registered::new(digest)));
+            }
             let hash = self.shared.hash(key);
-            // The registration and the state in one command: the apply that follows a lookup
-            // starts from this state.
-            let (registered, version, json): (Option<String>, Option<u64>, Option<String>) = self
-                .shared
-                .store
-                .conn()
-                .hmget(&hash, &["reg", "ver", "view"])
-                .await
-                .map_err(|e| unavailable(command("HMGET registration")(e)))?;
+            let epoch = self.shared.known.epoch();
+            // The registration, the state and the time to live in one round trip: the apply
+            // that follows starts from this state, and later callbacks need no lookup.
+            let ((registered, version, json), ttl_ms): ((Option<String>, Option<u64>, Option<String>), i64) =
+                redis::pipe()
+                    .hmget(&hash, &["reg", "ver", "view"])
+                    .pttl(&hash)
+                    .query_async(&mut self.shared.store.conn())
+                    .await
+                    .map_err(|e| unavailable(command("HMGET registration")(e)))?;
             let Some(registered) = registered else {
                 return Ok(None);
             };
-            if let (Some(version), Some(Ok(view))) = (version, json.as_deref().map(stored::decode)) {
-                let mut primed = self.shared.primed.lock().unwrap_or_else(|p| p.into_inner());
-                if primed.len() >= PRIMED_MAX {
-                    primed.clear();
-                }
-                primed.insert(key.clone(), (version, view, Instant::now()));
-            }
-            if registered.is_empty() {
-                return Ok(Some(Registered::new(None)));
-            }
-            let digest = parse_digest(&registered).ok_or_else(|| {
-                unavailable(RedisError::Corrupt {
-                    key: hash,
-                    reason: "the token digest is not 64 hex digits".to_owned(),
-                })
-            })?;
-            Ok(Some(Registered::new(Some(digest))))
+            let digest = if registered.is_empty() {
+                None
+            } else {
+                Some(parse_digest(&registered).ok_or_else(|| {
+                    unavailable(RedisError::Corrupt {
+                        key: hash,
+                        reason: "the token digest is not 64 hex digits".to_owned(),
+                    })
+                })?)
+            };
+            let state = match (version, json.as_deref().map(stored::decode)) {
+                (Some(version), Some(Ok(view))) => Some((version, view)),
+                _ => None,
+            };
+            // A key without a time to live (set by hand) is known for a minute at a time.
+            let ttl = u64::try_from(ttl_ms).map_or(Duration::from_secs(60), Duration::from_millis);
+            self.shared.known.insert(epoch, key.clone(), digest, ttl, state);
+            Ok(Some(Registered::new(digest)))
         })
         .await
     }
@@ -302,11 +327,7 @@ impl JobRegistry for RedisRegistry {
     async fn remove(&self, key: &JobKey) -> Result<(), RegistryError> {
         counted(async {
             self.shared.watchers.close(key);
-            self.shared
-                .primed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
+            self.shared.known.forget(key);
             let _: i64 = self
                 .shared
                 .remove
@@ -374,15 +395,4 @@ impl JobRegistry for RedisRegistry {
         })
         .await
     }
-}
-
-fn parse_digest(hex: &str) -> Option<TokenDigest> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(TokenDigest::from_bytes(bytes))
 }

@@ -12,6 +12,7 @@ use redis::AsyncCommands;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::known::{Known, parse_digest};
 use crate::store::RedisStore;
 use crate::stored;
 
@@ -87,6 +88,8 @@ pub(crate) trait StateReader: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(u64, JobView)>, crate::RedisError>> + Send;
     /// The local waiters.
     fn watchers(&self) -> &Watchers;
+    /// What this process knows of every registration.
+    fn known(&self) -> &Known;
 }
 
 /// Listens on `channel` for as long as `owner` lives, reconnecting with backoff; after each
@@ -113,6 +116,9 @@ pub(crate) async fn listen<R: StateReader>(
                     _ => "timed out".to_owned(),
                 };
                 ready.send_replace(false);
+                if let Some(reader) = owner.upgrade() {
+                    reader.known().restart(false);
+                }
                 warn!(address = store.address(), %reason, retry_ms = backoff.as_millis() as u64, "callback wake-ups: cannot subscribe to Redis; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -124,6 +130,8 @@ pub(crate) async fn listen<R: StateReader>(
         };
         backoff = Duration::from_millis(50);
         let Some(reader) = owner.upgrade() else { return };
+        // From here on every change reaches this process: what it learns now can be kept.
+        reader.known().restart(true);
         catch_up(reader.as_ref()).await;
         drop(reader);
         ready.send_replace(true);
@@ -134,9 +142,12 @@ pub(crate) async fn listen<R: StateReader>(
             let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
-            handle(reader.watchers(), &payload);
+            handle(reader.watchers(), reader.known(), &payload);
         }
         ready.send_replace(false);
+        if let Some(reader) = owner.upgrade() {
+            reader.known().restart(false);
+        }
         warn!(
             address = store.address(),
             "callback wake-ups: lost the Redis subscription; reconnecting"
@@ -155,22 +166,49 @@ async fn catch_up<R: StateReader>(reader: &R) {
     }
 }
 
-/// Applies one published message: `key\nversion\nstate`, or `key\n0\n` for a removed job.
-fn handle(watchers: &Watchers, payload: &str) {
+/// Applies one published message: `key\nversion\nstate` for a change, `key\n0\n` for a
+/// removed job, `key\nregistered\n<ttl ms> <token digest in hex, or nothing>` for a new one.
+fn handle(watchers: &Watchers, known: &Known, payload: &str) {
     let mut parts = payload.splitn(3, '\n');
-    let (Some(key), Some(version), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(key), Some(version), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return;
     };
     let key = JobKey::new(key);
-    if !watchers.watches(&key) {
+    if version == "registered" {
+        let (ttl, digest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let digest = if digest.is_empty() {
+            Some(None)
+        } else {
+            parse_digest(digest).map(Some)
+        };
+        match (ttl.parse::<u64>(), digest) {
+            (Ok(ttl), Some(digest)) => known.insert(
+                known.epoch(),
+                key,
+                digest,
+                Duration::from_millis(ttl),
+                Some((1, JobView::default())),
+            ),
+            _ => warn!("unreadable registration published on the wake-up channel; ignored"),
+        }
         return;
     }
     match version.parse::<u64>() {
-        Ok(0) => watchers.close(&key),
-        Ok(version) => match stored::decode(json) {
-            Ok(view) => watchers.update(&key, version, view),
-            Err(error) => warn!(%error, "unreadable job state published on the wake-up channel; ignored"),
-        },
+        Ok(0) => {
+            known.forget(&key);
+            watchers.close(&key);
+        }
+        Ok(version) => {
+            known.published(&key, version, rest);
+            // Most changes are other replicas' jobs: only watched ones are decoded now.
+            if !watchers.watches(&key) {
+                return;
+            }
+            match stored::decode(rest) {
+                Ok(view) => watchers.update(&key, version, view),
+                Err(error) => warn!(%error, "unreadable job state published on the wake-up channel; ignored"),
+            }
+        }
         Err(_) => {}
     }
 }
@@ -203,23 +241,36 @@ mod tests {
     #[test]
     fn messages_update_in_version_order_and_removal_closes() {
         let watchers = Watchers::default();
+        let known = Known::default();
         let key = JobKey::new("k");
         let mut receiver = watchers.watch(&key);
         let mut view = JobView::default();
         view.apply(StatusBody::new(Status::Transcribing));
-        handle(&watchers, &format!("k\n2\n{}", stored::encode(&view)));
+        handle(&watchers, &known, &format!("k\n2\n{}", stored::encode(&view)));
         assert_eq!(receiver.borrow_and_update().status, Some(Status::Transcribing));
         // An older message, arriving late, changes nothing.
         handle(
             &watchers,
+            &known,
             &format!("k\n1\n{}", stored::encode(&JobView::default())),
         );
         assert!(!receiver.has_changed().expect("open"));
         // Garbage is ignored, not a panic.
-        handle(&watchers, "k\nnot a number\n{}");
-        handle(&watchers, "k\n3\nnot json");
-        handle(&watchers, "no newline");
-        handle(&watchers, "k\n0\n");
+        handle(&watchers, &known, "k\nnot a number\n{}");
+        handle(&watchers, &known, "k\n3\nnot json");
+        handle(&watchers, &known, "no newline");
+        handle(&watchers, &known, "k\n0\n");
+        // Registrations other replicas made become known here, with their digest.
+        known.restart(true);
+        let digest = daglo_callback::TokenDigest::from_bytes([7; 32]);
+        handle(&watchers, &known, &format!("r\nregistered\n60000 {}", crate::known::digest_hex(&digest)));
+        assert!(known.registration(&JobKey::new("r")).is_some_and(|d| d.is_some()));
+        handle(&watchers, &known, "s\nregistered\n60000 ");
+        assert_eq!(known.registration(&JobKey::new("s")), Some(None));
+        handle(&watchers, &known, "t\nregistered\nsoon zz");
+        assert_eq!(known.registration(&JobKey::new("t")), None, "garbage is ignored");
+        handle(&watchers, &known, "r\n0\n");
+        assert_eq!(known.registration(&JobKey::new("r")), None, "removal forgets");
         assert!(receiver.has_changed().is_err(), "removal closes the channel");
     }
 }

@@ -33,6 +33,96 @@ async fn the_redis_registry_passes_the_registry_conformance_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_redis_replicas_pass_the_replica_conformance_checks() {
+    let Some(redis) = support::redis("two_redis_replicas_pass_the_replica_conformance_checks").await else {
+        return;
+    };
+    let namespace = support::namespace("replica-conformance");
+    let one = Arc::new(RedisRegistry::new(support::store(&redis.url, &namespace).await).await);
+    let other = Arc::new(RedisRegistry::new(support::store(&redis.url, &namespace).await).await);
+    assert!(one.subscribed() && other.subscribed());
+    let deadline = tokio::time::timeout(
+        Duration::from_secs(60),
+        daglo_callback::conformance::check_replicas(one.clone(), other.clone(), "redis"),
+    );
+    deadline.await.expect("the replica checks finished within a minute");
+    // The same checks with the roles swapped: each replica is tried stale and fresh.
+    daglo_callback::conformance::check_replicas(other.clone(), one.clone(), "redis-swapped").await;
+    assert_eq!(one.count().await.unwrap(), 0, "everything the checks made is gone");
+}
+
+/// Calls of each command since the server started, from `INFO commandstats` (commands a script
+/// runs count too).
+async fn command_calls(url: &str) -> std::collections::HashMap<String, u64> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_callback_costs_one_redis_round_trip() {
+    // A private server: nothing else's commands in its counts.
+    let Some(redis) = support::OwnRedis::start("an_accepted_callback_costs_one_redis_round_trip").await else {
+        return;
+    };
+    let url = redis.url();
+    let namespace = support::namespace("round-trips");
+    let one = RedisRegistry::new(support::store(&url, &namespace).await).await;
+    let other = RedisRegistry::new(support::store(&url, &namespace).await).await;
+    let key = daglo::callback::JobKey::new("job");
+    let later = Instant::now() + Duration::from_secs(60);
+    one.register(key.clone(), daglo::callback::Registered::new(None), later)
+        .await
+        .unwrap();
+    // What the receiver does for each callback: look the job up (for the credential), apply.
+    async fn callback(
+        registry: &RedisRegistry,
+        key: &daglo::callback::JobKey,
+        percent: u32,
+    ) -> Option<daglo::callback::Applied> {
+        let mut body = daglo::StatusBody::new(daglo::Status::Transcribing);
+        body.progress = Some(percent);
+        assert!(registry.lookup(key).await.unwrap().is_some());
+        registry.apply(key, body).await.unwrap()
+    }
+    // The first callback on the replica that did not register it (it may not have heard of
+    // the job yet), then ten more.
+    assert_eq!(callback(&other, &key, 1).await, Some(daglo::callback::Applied::Progress));
+    let before = command_calls(&url).await;
+    for percent in 2..12 {
+        assert_eq!(callback(&other, &key, percent).await, Some(daglo::callback::Applied::Progress));
+    }
+    let after = command_calls(&url).await;
+    let mut delta: Vec<(String, u64)> = after
+        .iter()
+        .map(|(name, calls)| (name.clone(), calls - before.get(name).copied().unwrap_or(0)))
+        .filter(|(name, calls)| *calls > 0 && name != "info")
+        .collect();
+    delta.sort();
+    // One EVALSHA each — the compare-and-set script, whose own HMGET, HSET and PUBLISH Redis
+    // counts too — and nothing else: no lookup, no read.
+    assert_eq!(
+        delta,
+        [("evalsha", 10), ("hmget", 10), ("hset", 10), ("publish", 10)]
+            .map(|(name, calls)| (name.to_owned(), calls))
+            .to_vec(),
+        "commands for ten accepted callbacks"
+    );
+    // A callback on the replica whose knowledge is now stale still applies correctly: the
+    // compare-and-set hands back the stored state (a second round trip, not a wrong answer).
+    assert_eq!(callback(&one, &key, 5).await, Some(daglo::callback::Applied::Stale));
+    assert_eq!(callback(&one, &key, 50).await, Some(daglo::callback::Applied::Progress));
+    one.remove(&key).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
     let Some(redis) = support::redis("a_change_made_on_one_replica_wakes_the_waiter_on_another").await else {
         return;

@@ -44,7 +44,6 @@ const BODIES_PER_JOB: usize = 60;
 
 // The Redis tests' own helper: a private `redis-server` (or `DAGLO_TEST_REDIS_URL`).
 #[path = "../crates/daglo-redis/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod redis_support;
 
 /// One request the generator repeats.
@@ -348,9 +347,7 @@ async fn main() {
     assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
     server.shutdown().await;
 
-    println!(
-        "\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections"
-    );
+    println!("\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections");
     println!("{:<40} {:>12} {:>8}", "target", "callbacks/s", "ratio");
     let rows = registries().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/daglo-bench");

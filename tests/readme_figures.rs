@@ -1,16 +1,13 @@
-//! The README's measured table is the strategies bench's CSV, never hand-copied figures:
-//! `docs/bench/strategies.csv` is the last run's CSV (`cargo bench --bench strategies` writes
-//! `target/daglo-bench/strategies.csv`), and the README block between the
-//! `<!-- strategies.csv -->` markers must be its rendering.
+//! The README's measured tables are the benches' CSVs, never hand-copied figures:
+//! `docs/bench/strategies.csv` and `docs/bench/receiver.csv` are the last runs' CSVs
+//! (`cargo bench --bench strategies` and `--bench receiver` write them under
+//! `target/daglo-bench/`), and the README blocks between the `<!-- strategies.csv -->` and
+//! `<!-- receiver.csv -->` markers must be their renderings.
 //!
 //! After a bench run: `DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures` copies the new
-//! CSV to `docs/bench/` and rewrites the README block.
+//! CSVs that exist to `docs/bench/` and rewrites the README blocks.
 
-use std::path::{Path, PathBuf};
-
-const START: &str =
-    "<!-- strategies.csv: generated from docs/bench/strategies.csv by tests/readme_figures.rs -->";
-const END: &str = "<!-- /strategies.csv -->";
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,7 +23,7 @@ fn ms(text: &str) -> String {
 }
 
 /// The CSV as the README's table.
-fn render(csv: &str) -> String {
+fn render_strategies(csv: &str) -> String {
     let mut lines = csv.lines();
     let header = lines.next().expect("a header");
     assert_eq!(
@@ -58,39 +55,76 @@ fn render(csv: &str) -> String {
     out
 }
 
-fn block(readme: &str) -> Option<(usize, usize)> {
-    let start = readme.find(START)? + START.len();
-    let end = start + readme[start..].find(END)?;
+/// The receiver bench's CSV as the README's table.
+fn render_receiver(csv: &str) -> String {
+    let mut lines = csv.lines();
+    let header = lines.next().expect("a header");
+    assert_eq!(
+        header, "target,connections,answers_per_s,ratio",
+        "the receiver bench's CSV columns changed: update the rendering"
+    );
+    let mut out = String::from("| target | connections | answers/s | ratio |\n|---|---:|---:|---:|\n");
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 4, "a CSV row of four fields: {line}");
+        out.push_str(&format!("| {} | {} | {} | {}× |\n", f[0], f[1], f[2], f[3]));
+    }
+    out
+}
+
+/// The README's block for `name` (between its markers), as byte offsets.
+fn block(readme: &str, name: &str) -> Option<(usize, usize)> {
+    let start_marker =
+        format!("<!-- {name}: generated from docs/bench/{name} by tests/readme_figures.rs -->");
+    let start = readme.find(&start_marker)? + start_marker.len();
+    let end = start + readme[start..].find(&format!("<!-- /{name} -->"))?;
     Some((start, end))
 }
 
-#[test]
-fn the_readme_table_is_the_bench_csv() {
-    let csv_path = root().join("docs/bench/strategies.csv");
+/// Copies the fresh CSV (when asked to) and checks the README's block is its rendering.
+fn check(name: &str, render: fn(&str) -> String, extra: &[(&str, &str)]) {
+    // The tests run in parallel and both rewrite README.md: one at a time.
+    static README: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = README.lock().unwrap_or_else(|p| p.into_inner());
+    let csv_path = root().join("docs/bench").join(name);
     let readme_path = root().join("README.md");
     if std::env::var_os("DAGLO_UPDATE_FIGURES").is_some() {
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-        let fresh = target.join("daglo-bench/strategies.csv");
-        std::fs::copy(&fresh, &csv_path).unwrap_or_else(|e| panic!("{}: {e}", fresh.display()));
-        // The chart drawn from the same run.
-        let _ = std::fs::copy(
-            target.join("daglo-bench/tradeoff.svg"),
-            root().join("docs/img/tradeoff.svg"),
-        );
-        let readme = std::fs::read_to_string(&readme_path).unwrap();
-        let (start, end) = block(&readme).expect("the README's markers");
-        let csv = std::fs::read_to_string(&csv_path).unwrap();
-        let updated = format!("{}\n{}{}", &readme[..start], render(&csv), &readme[end..]);
-        std::fs::write(&readme_path, updated).unwrap();
+        let fresh = target.join("daglo-bench").join(name);
+        if fresh.exists() {
+            std::fs::copy(&fresh, &csv_path).unwrap_or_else(|e| panic!("{}: {e}", fresh.display()));
+            for (from, to) in extra {
+                let _ = std::fs::copy(target.join("daglo-bench").join(from), root().join(to));
+            }
+            let readme = std::fs::read_to_string(&readme_path).unwrap();
+            let (start, end) = block(&readme, name).expect("the README's markers");
+            let csv = std::fs::read_to_string(&csv_path).unwrap();
+            let updated = format!("{}\n{}{}", &readme[..start], render(&csv), &readme[end..]);
+            std::fs::write(&readme_path, updated).unwrap();
+        }
     }
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let readme = std::fs::read_to_string(&readme_path).unwrap();
-    let (start, end) = block(&readme).expect("the README marks its measured table");
+    let (start, end) = block(&readme, name).expect("the README marks the bench's table");
     assert_eq!(
         readme[start..end].trim(),
         render(&csv).trim(),
-        "README.md's table differs from {}: run the bench, then DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures",
-        Path::new("docs/bench/strategies.csv").display()
+        "README.md's table differs from docs/bench/{name}: run the bench, then DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures",
     );
+}
+
+#[test]
+fn the_readme_table_is_the_bench_csv() {
+    // The chart is drawn from the same run.
+    check(
+        "strategies.csv",
+        render_strategies,
+        &[("tradeoff.svg", "docs/img/tradeoff.svg")],
+    );
+}
+
+#[test]
+fn the_readme_receiver_table_is_the_receiver_bench_csv() {
+    check("receiver.csv", render_receiver, &[]);
 }

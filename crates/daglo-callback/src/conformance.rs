@@ -257,7 +257,10 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
     one.register(job.clone(), Registered::new(None), later)
         .await
         .expect("register");
-    assert!(other.lookup(&job).await.expect("lookup").is_some(), "known on the other replica");
+    assert!(
+        other.lookup(&job).await.expect("lookup").is_some(),
+        "known on the other replica"
+    );
     assert!(one.lookup(&job).await.expect("lookup").is_some());
     assert_eq!(
         apply(&other, &job, Status::Transcribing, Some(40)).await,
@@ -290,11 +293,7 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
         apply(&one, &job, Status::PostProcessing, Some(95)).await,
         Some(Applied::Stale)
     );
-    let seen = one
-        .subscribe(&job)
-        .await
-        .expect("subscribe")
-        .expect("registered");
+    let seen = one.subscribe(&job).await.expect("subscribe").expect("registered");
     assert_eq!(seen.borrow().status, Some(Status::Transcribed));
 
     // Removed on one replica: the other never changes it again, and soon no longer knows it.
@@ -315,7 +314,10 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
         }
     })
     .await;
-    assert!(forgotten.is_ok(), "the other replica still knew a removed job after 5 s");
+    assert!(
+        forgotten.is_ok(),
+        "the other replica still knew a removed job after 5 s"
+    );
 
     // Finals racing on both replicas: exactly one wins.
     let raced = key("race");
@@ -365,7 +367,10 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
         }
     })
     .await;
-    assert!(expired.is_ok(), "a registration outlived its time to live on a replica");
+    assert!(
+        expired.is_ok(),
+        "a registration outlived its time to live on a replica"
+    );
 
     for name in ["turns", "race"] {
         one.remove(&key(name)).await.expect("remove");

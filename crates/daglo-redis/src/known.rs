@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use daglo_callback::{JobKey, JobView, TokenDigest};
+use daglo_callback::{JobKey, JobView, Registered, TokenDigest};
 
 use crate::stored;
 
@@ -76,14 +76,14 @@ impl Known {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// The digest of a known live registration: `None` if it must be looked up.
-    pub(crate) fn registration(&self, key: &JobKey) -> Option<Option<TokenDigest>> {
+    /// A known live registration: `None` if it must be looked up.
+    pub(crate) fn registration(&self, key: &JobKey) -> Option<Registered> {
         if !self.live.load(Ordering::SeqCst) {
             return None;
         }
         let jobs = self.lock();
         let job = jobs.get(key)?;
-        (job.until > Instant::now()).then_some(job.digest)
+        (job.until > Instant::now()).then_some(Registered::new(job.digest))
     }
 
     /// The known state of a live registration, to start a compare-and-set from.
@@ -227,17 +227,27 @@ mod tests {
         let known = Known::default();
         let key = JobKey::new("k");
         known.insert(known.epoch(), key.clone(), None, Duration::from_secs(60), None);
-        assert_eq!(known.registration(&key), None, "not subscribed yet");
+        assert_eq!(
+            known.registration(&key).map(|r| r.digest.is_some()),
+            None,
+            "not subscribed yet"
+        );
         known.restart(true);
         let epoch = known.epoch();
-        known.insert(epoch, key.clone(), None, Duration::from_secs(60), Some((1, JobView::default())));
-        assert_eq!(known.registration(&key), Some(None));
+        known.insert(
+            epoch,
+            key.clone(),
+            None,
+            Duration::from_secs(60),
+            Some((1, JobView::default())),
+        );
+        assert_eq!(known.registration(&key).map(|r| r.digest.is_some()), Some(false));
         assert_eq!(known.state(&key).map(|(v, _)| v), Some(1));
         // A lookup that started before a gap is not kept.
         known.restart(true);
         known.insert(epoch, key.clone(), None, Duration::from_secs(60), None);
         assert_eq!(known.len(), 0);
-        assert_eq!(known.registration(&key), None);
+        assert_eq!(known.registration(&key).map(|r| r.digest.is_some()), None);
     }
 
     #[test]
@@ -246,13 +256,29 @@ mod tests {
         known.restart(true);
         let key = JobKey::new("k");
         let epoch = known.epoch();
-        known.insert(epoch, key.clone(), None, Duration::from_secs(60), Some((1, JobView::default())));
+        known.insert(
+            epoch,
+            key.clone(),
+            None,
+            Duration::from_secs(60),
+            Some((1, JobView::default())),
+        );
         known.published(&key, 3, &stored::encode(&progress(60)));
         // A read that left Redis before version 3 was written arrives after its message.
-        known.insert(epoch, key.clone(), None, Duration::from_secs(60), Some((2, progress(40))));
+        known.insert(
+            epoch,
+            key.clone(),
+            None,
+            Duration::from_secs(60),
+            Some((2, progress(40))),
+        );
         assert_eq!(known.state(&key), Some((3, progress(60))));
         known.wrote(&key, 2, &progress(50));
-        assert_eq!(known.state(&key), Some((3, progress(60))), "an older write changes nothing");
+        assert_eq!(
+            known.state(&key),
+            Some((3, progress(60))),
+            "an older write changes nothing"
+        );
         known.wrote(&key, 4, &progress(70));
         assert_eq!(known.state(&key), Some((4, progress(70))));
         // A final with a long transcript is not kept; unreadable JSON is dropped, not a panic.
@@ -260,15 +286,22 @@ mod tests {
         assert_eq!(known.state(&key), None);
         known.published(&key, 6, "not json");
         assert_eq!(known.state(&key), None);
-        assert_eq!(known.registration(&key), Some(None), "the registration stays known");
+        assert_eq!(
+            known.registration(&key).map(|r| r.digest.is_some()),
+            Some(false),
+            "the registration stays known"
+        );
         known.forget(&key);
-        assert_eq!(known.registration(&key), None);
+        assert_eq!(known.registration(&key).map(|r| r.digest.is_some()), None);
     }
 
     #[test]
     fn digests_survive_the_hex_round_trip_and_bad_hex_is_refused() {
         let digest = TokenDigest::from_bytes([0xa7; 32]);
-        assert_eq!(parse_digest(&digest_hex(&digest)).map(|d| digest_hex(&d)), Some(digest_hex(&digest)));
+        assert_eq!(
+            parse_digest(&digest_hex(&digest)).map(|d| digest_hex(&d)),
+            Some(digest_hex(&digest))
+        );
         assert!(parse_digest("a7").is_none());
         assert!(parse_digest(&"zz".repeat(32)).is_none());
         assert!(parse_digest(&"é".repeat(32)).is_none());
@@ -280,6 +313,6 @@ mod tests {
         known.restart(true);
         let key = JobKey::new("k");
         known.insert(known.epoch(), key.clone(), None, Duration::ZERO, None);
-        assert_eq!(known.registration(&key), None);
+        assert_eq!(known.registration(&key).map(|r| r.digest.is_some()), None);
     }
 }

@@ -238,13 +238,9 @@ impl JobRegistry for RedisRegistry {
                 .exec_async(&mut self.shared.store.conn())
                 .await
                 .map_err(|e| unavailable(command("register job")(e)))?;
-            self.shared.known.insert(
-                epoch,
-                key,
-                registered.digest,
-                ttl,
-                Some((1, JobView::default())),
-            );
+            self.shared
+                .known
+                .insert(epoch, key, registered.digest, ttl, Some((1, JobView::default())));
             Ok(())
         })
         .await
@@ -252,8 +248,8 @@ impl JobRegistry for RedisRegistry {
 
     async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
         counted(async {
-            if let Some(digest) = self.shared.known.registration(key) {
-                return Ok(Some(Registered::new(digest)));
+            if let Some(registered) = self.shared.known.registration(key) {
+                return Ok(Some(registered));
             }
             let hash = self.shared.hash(key);
             let epoch = self.shared.known.epoch();

@@ -45,10 +45,16 @@ async fn two_redis_replicas_pass_the_replica_conformance_checks() {
         Duration::from_secs(60),
         daglo_callback::conformance::check_replicas(one.clone(), other.clone(), "redis"),
     );
-    deadline.await.expect("the replica checks finished within a minute");
+    deadline
+        .await
+        .expect("the replica checks finished within a minute");
     // The same checks with the roles swapped: each replica is tried stale and fresh.
     daglo_callback::conformance::check_replicas(other.clone(), one.clone(), "redis-swapped").await;
-    assert_eq!(one.count().await.unwrap(), 0, "everything the checks made is gone");
+    assert_eq!(
+        one.count().await.unwrap(),
+        0,
+        "everything the checks made is gone"
+    );
 }
 
 /// Calls of each command since the server started, from `INFO commandstats` (commands a script
@@ -56,7 +62,11 @@ async fn two_redis_replicas_pass_the_replica_conformance_checks() {
 async fn command_calls(url: &str) -> std::collections::HashMap<String, u64> {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     info.lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
@@ -69,7 +79,8 @@ async fn command_calls(url: &str) -> std::collections::HashMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_callback_costs_one_redis_round_trip() {
     // A private server: nothing else's commands in its counts.
-    let Some(redis) = support::OwnRedis::start("an_accepted_callback_costs_one_redis_round_trip").await else {
+    let Some(redis) = support::OwnRedis::start("an_accepted_callback_costs_one_redis_round_trip").await
+    else {
         return;
     };
     let url = redis.url();
@@ -94,10 +105,16 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
     }
     // The first callback on the replica that did not register it (it may not have heard of
     // the job yet), then ten more.
-    assert_eq!(callback(&other, &key, 1).await, Some(daglo::callback::Applied::Progress));
+    assert_eq!(
+        callback(&other, &key, 1).await,
+        Some(daglo::callback::Applied::Progress)
+    );
     let before = command_calls(&url).await;
     for percent in 2..12 {
-        assert_eq!(callback(&other, &key, percent).await, Some(daglo::callback::Applied::Progress));
+        assert_eq!(
+            callback(&other, &key, percent).await,
+            Some(daglo::callback::Applied::Progress)
+        );
     }
     let after = command_calls(&url).await;
     let mut delta: Vec<(String, u64)> = after
@@ -117,8 +134,14 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
     );
     // A callback on the replica whose knowledge is now stale still applies correctly: the
     // compare-and-set hands back the stored state (a second round trip, not a wrong answer).
-    assert_eq!(callback(&one, &key, 5).await, Some(daglo::callback::Applied::Stale));
-    assert_eq!(callback(&one, &key, 50).await, Some(daglo::callback::Applied::Progress));
+    assert_eq!(
+        callback(&one, &key, 5).await,
+        Some(daglo::callback::Applied::Stale)
+    );
+    assert_eq!(
+        callback(&one, &key, 50).await,
+        Some(daglo::callback::Applied::Progress)
+    );
     one.remove(&key).await.unwrap();
 }
 

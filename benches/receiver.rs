@@ -173,10 +173,11 @@ async fn load_jobs(addr: SocketAddr, jobs: Arc<Vec<JobShot>>) -> (f64, u64) {
     )
 }
 
-/// A receiver on `registry` (in memory when `None`) with `JOBS` registered jobs: its address,
+/// A receiver on `registry` (in memory when `None`) with `jobs` registered jobs: its address,
 /// the jobs' callbacks, and what must live while it is measured.
 async fn receiver_with_jobs(
     registry: Option<Arc<dyn daglo::callback::JobRegistry>>,
+    jobs: usize,
 ) -> (SocketAddr, Arc<Vec<JobShot>>, impl Sized) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -196,17 +197,17 @@ async fn receiver_with_jobs(
     };
     let server = callbacks.serve(listener).unwrap();
     let mut tickets = Vec::new();
-    let mut jobs = Vec::new();
-    for _ in 0..JOBS {
+    let mut shots = Vec::new();
+    for _ in 0..jobs {
         let mut options = JobOptions::default();
         tickets.push(callbacks.prepare(&mut options).await.unwrap());
         let callback = options.callback.expect("prepare set the callback");
-        jobs.push(JobShot {
+        shots.push(JobShot {
             path: url::Url::parse(&callback.url).unwrap().path().to_owned(),
             headers: callback.headers.into_iter().collect(),
         });
     }
-    (addr, Arc::new(jobs), (server, tickets, callbacks))
+    (addr, Arc::new(shots), (server, tickets, callbacks))
 }
 
 /// The registry comparison: in memory, then Redis; rows for the CSV.
@@ -214,10 +215,10 @@ async fn registries() -> Vec<(String, f64, f64)> {
     let mut rows = Vec::new();
     {
         // A warm-up on receivers of their own, so neither target measured pays cold caches.
-        let (addr, jobs, _alive) = receiver_with_jobs(None).await;
+        let (addr, jobs, _alive) = receiver_with_jobs(None, JOBS).await;
         let _ = load_jobs(addr, jobs).await;
     }
-    let (addr, jobs, alive) = receiver_with_jobs(None).await;
+    let (addr, jobs, alive) = receiver_with_jobs(None, JOBS).await;
     let (memory, bad) = load_jobs(addr, jobs).await;
     assert_eq!(bad, 0, "an in-memory callback was not answered 200");
     drop(alive);
@@ -236,7 +237,7 @@ async fn registries() -> Vec<(String, f64, f64)> {
     .await
     .unwrap();
     let registry = Arc::new(daglo::redis::RedisRegistry::new(store).await);
-    let (addr, jobs, alive) = receiver_with_jobs(Some(registry)).await;
+    let (addr, jobs, alive) = receiver_with_jobs(Some(registry), JOBS).await;
     let (rate, bad) = load_jobs(addr, jobs).await;
     assert_eq!(bad, 0, "a Redis-backed callback was not answered 200");
     drop(alive);
@@ -279,24 +280,9 @@ async fn bare_hyper() -> SocketAddr {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let client = daglo::Client::builder()
-        .token("unused")
-        .base_url("http://127.0.0.1:9")
-        .build()
-        .unwrap();
-    let config = CallbackConfig::new(&format!("http://{addr}/daglo"))
-        .unwrap()
-        .finals(FinalCallbacks::TrustBody)
-        .max_connections(CONNECTIONS * 4);
-    let callbacks = CallbackDelivery::new(client, config).unwrap();
-    let server = callbacks.serve(listener).unwrap();
-    let mut options = JobOptions::default();
-    let _ticket = callbacks.prepare(&mut options).await.unwrap();
-    let callback = options.callback.expect("prepare set the callback");
-    let path = url::Url::parse(&callback.url).unwrap().path().to_owned();
-    let headers: Vec<(String, String)> = callback.headers.into_iter().collect();
+    let (addr, one_job, alive) = receiver_with_jobs(None, 1).await;
+    let path = one_job[0].path.clone();
+    let headers = one_job[0].headers.clone();
     let body = Bytes::from_static(br#"{"status":"transcribing","progress":40}"#);
     let valid = Shot {
         path: path.clone(),
@@ -345,7 +331,7 @@ async fn main() {
     );
     assert_eq!(valid_bad, 0, "a valid callback was not answered 200");
     assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
-    server.shutdown().await;
+    drop(alive);
 
     println!("\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections");
     println!("{:<40} {:>12} {:>8}", "target", "callbacks/s", "ratio");

@@ -296,6 +296,30 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
     let seen = one.subscribe(&job).await.expect("subscribe").expect("registered");
     assert_eq!(seen.borrow().status, Some(Status::Transcribed));
 
+    // A final naming a forged rid on one replica, the submit answer's rid on the other — which
+    // sets it aside — then the real final on the first: it wins, whatever the first knew.
+    let claimed = key("claimed");
+    one.register(claimed.clone(), Registered::new(None), later)
+        .await
+        .expect("register");
+    let mut forged = body(Status::Transcribed, Some(100));
+    forged.rid = Some(Rid::new("forged"));
+    assert_eq!(
+        one.apply(&claimed, forged).await.expect("apply"),
+        Some(Applied::Final)
+    );
+    assert_eq!(
+        other.set_rid(&claimed, Rid::new("real")).await.expect("set_rid"),
+        Some(Err(Rid::new("forged")))
+    );
+    let mut real = body(Status::Transcribed, Some(100));
+    real.rid = Some(Rid::new("real"));
+    assert_eq!(
+        one.apply(&claimed, real).await.expect("apply"),
+        Some(Applied::Final),
+        "the real final, after the forged one was set aside on another replica"
+    );
+
     // Removed on one replica: the other never changes it again, and soon no longer knows it.
     let gone = key("gone");
     one.register(gone.clone(), Registered::new(None), later)
@@ -372,7 +396,7 @@ pub async fn check_replicas(one: Arc<dyn JobRegistry>, other: Arc<dyn JobRegistr
         "a registration outlived its time to live on a replica"
     );
 
-    for name in ["turns", "race"] {
+    for name in ["turns", "claimed", "race"] {
         one.remove(&key(name)).await.expect("remove");
     }
 }

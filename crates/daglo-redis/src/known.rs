@@ -7,9 +7,9 @@
 //!   registration never changes while it lives, so a known digest is never stale.
 //! - **The state.** Only a starting point. Every write is a compare-and-set on the stored
 //!   version; one that lost the race gets the stored state back and applies the body to it.
-//!   A body that changes nothing on a known state changes nothing on a later one either
-//!   ([`JobView::apply`] moves forward only, and a terminal state absorbs everything), so it is
-//!   answered without a write.
+//!   A body that changes nothing on a known state is tried again on the stored one before it
+//!   is answered: the state does not only move forward (`JobView::set_rid` sets aside what
+//!   callbacks naming another rid did), so a duplicate here may be the real final there.
 //! - **Gone jobs.** Removal is published; expiry is known from the time to live. A job removed
 //!   while this process missed the message still looks registered here — its callbacks then meet
 //!   the compare-and-set, which finds no job, and are answered "ignored", as if the lookup had

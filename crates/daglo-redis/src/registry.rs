@@ -32,7 +32,8 @@ const MAX_CAS_ROUNDS: usize = 64;
 /// - **One round trip per accepted callback.** Every replica hears of every registration and
 ///   change on the wake-up channel and keeps what it heard (bounded): a lookup is answered from
 ///   it, and the compare-and-set starts from the known state — a stale one costs a second
-///   round trip, never a wrong transition. Why that stays correct is set out in
+///   round trip, never a wrong transition. A callback that changes nothing (stale, duplicate)
+///   costs one read: it is checked against the stored state. Why that stays correct is set out in
 ///   `docs/architecture.md` ("Redis at one round trip").
 /// - **Wake-ups within milliseconds.** One pub/sub subscription per registry feeds the local
 ///   waiters; a waiter that subscribes late, or a subscription that dropped and came back, reads
@@ -107,6 +108,9 @@ impl Shared {
         let hash = self.hash(key);
         let mut state = self.known.state(key);
         for _ in 0..MAX_CAS_ROUNDS {
+            // Whether this round starts from what this process knew (possibly behind Redis)
+            // rather than from what Redis just said.
+            let from_known = state.is_some();
             let state_now = match state.take() {
                 Some(state) => Some(state),
                 None => read_state(&self.store, &hash).await.map_err(unavailable)?,
@@ -116,8 +120,14 @@ impl Shared {
                 return Ok(None);
             };
             let result = change(&mut view);
-            // A body that changes nothing on a known state changes nothing on a later one.
             if !changed(&result) {
+                // Nothing to write — on the stored state, not only on a known one: the state
+                // does not only move forward (`set_rid` sets aside what callbacks naming
+                // another rid did), so a final that is a duplicate of a known, set-aside one
+                // may be the job's real final now.
+                if from_known {
+                    continue;
+                }
                 return Ok(Some(result));
             }
             let encoded = stored::encode(&view);

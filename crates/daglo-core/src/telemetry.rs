@@ -90,6 +90,8 @@ pub const JOURNAL_SECONDS: &str = "daglo_journal_operation_seconds";
 pub const REDIS_OPERATIONS: &str = "daglo_redis_operations_total";
 /// Redis operation latency.
 pub const REDIS_SECONDS: &str = "daglo_redis_operation_seconds";
+/// Callback registry changes on Redis that had to go round again, by why.
+pub const REDIS_REGISTRY_RETRIES: &str = "daglo_redis_registry_retries_total";
 /// Requests `daglo serve` answered, by route and status class.
 pub const API_REQUESTS: &str = "daglo_api_requests_total";
 /// How long `daglo serve` took to answer.
@@ -217,6 +219,13 @@ pub const METRICS: &[Metric] = &[
         "component=registry|budget",
         "How long a Redis operation took.",
         Some(Unit::Seconds),
+    ),
+    metric(
+        REDIS_REGISTRY_RETRIES,
+        Kind::Counter,
+        "why=conflict|recheck",
+        "Registry changes that took a second round trip: the state this replica knew was behind (conflict), or a callback that changed nothing on it was checked against the stored one (recheck).",
+        None,
     ),
     metric(
         API_REQUESTS,
@@ -359,6 +368,13 @@ pub fn webhook(kind: &str, delivered: bool) {
     };
     let result = if delivered { "delivered" } else { "failed" };
     counter!(WEBHOOK_ATTEMPTS, "type" => kind, "result" => result).increment(1);
+}
+
+/// A change of the Redis callback registry went round again: `why` is `conflict` (the
+/// compare-and-set found a newer state) or `recheck` (a no-op on the known state is checked on
+/// the stored one).
+pub fn redis_registry_retry(why: &'static str) {
+    counter!(REDIS_REGISTRY_RETRIES, "why" => why).increment(1);
 }
 
 /// A Redis operation of `component` took `seconds` and succeeded or not.

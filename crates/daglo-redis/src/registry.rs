@@ -126,6 +126,7 @@ impl Shared {
                 // another rid did), so a final that is a duplicate of a known, set-aside one
                 // may be the job's real final now.
                 if from_known {
+                    daglo_core::telemetry::redis_registry_retry("recheck");
                     continue;
                 }
                 return Ok(Some(result));
@@ -148,6 +149,7 @@ impl Shared {
                 }
                 // Another writer came first: start again from what it left, which came back.
                 -2 => {
+                    daglo_core::telemetry::redis_registry_retry("conflict");
                     let stored = stored::decode(&stored_json).map_err(|e| {
                         unavailable(RedisError::Corrupt {
                             key: hash.clone(),

@@ -106,14 +106,13 @@ impl Shared {
         changed: impl Fn(&T) -> bool,
     ) -> Result<Option<T>, RegistryError> {
         let hash = self.hash(key);
-        let mut state = self.known.state(key);
+        // The state to start from, and whether it is what this process knew (possibly behind
+        // Redis) rather than what Redis just said.
+        let mut state = self.known.state(key).map(|state| (state, true));
         for _ in 0..MAX_CAS_ROUNDS {
-            // Whether this round starts from what this process knew (possibly behind Redis)
-            // rather than from what Redis just said.
-            let from_known = state.is_some();
-            let state_now = match state.take() {
-                Some(state) => Some(state),
-                None => read_state(&self.store, &hash).await.map_err(unavailable)?,
+            let (state_now, from_known) = match state.take() {
+                Some((state, from_known)) => (Some(state), from_known),
+                None => (read_state(&self.store, &hash).await.map_err(unavailable)?, false),
             };
             let Some((version, mut view)) = state_now else {
                 self.known.forget(key);
@@ -157,7 +156,7 @@ impl Shared {
                         })
                     })?;
                     self.known.wrote(key, stored_version, &stored);
-                    state = Some((stored_version, stored));
+                    state = Some(((stored_version, stored), false));
                 }
                 version => {
                     let version = version.unsigned_abs();

@@ -308,6 +308,43 @@ mod tests {
     }
 
     #[test]
+    fn the_map_is_bounded_and_makes_room_from_expired_registrations() {
+        let known = Known::default();
+        known.restart(true);
+        let epoch = known.epoch();
+        // Full of registrations that expire at once, then of live ones.
+        for n in 0..KNOWN_MAX {
+            known.insert(epoch, JobKey::new(format!("old-{n}")), None, Duration::ZERO, None);
+        }
+        assert_eq!(known.len(), KNOWN_MAX);
+        known.insert(epoch, JobKey::new("new-0"), None, Duration::from_secs(60), None);
+        assert_eq!(known.len(), 1, "the expired ones made room");
+        for n in 1..KNOWN_MAX {
+            known.insert(
+                epoch,
+                JobKey::new(format!("new-{n}")),
+                None,
+                Duration::from_secs(60),
+                None,
+            );
+        }
+        known.insert(
+            epoch,
+            JobKey::new("one-too-many"),
+            None,
+            Duration::from_secs(60),
+            None,
+        );
+        assert_eq!(
+            known.len(),
+            KNOWN_MAX,
+            "full of live registrations: a new one is not kept"
+        );
+        assert!(known.registration(&JobKey::new("one-too-many")).is_none());
+        assert!(known.registration(&JobKey::new("new-1")).is_some());
+    }
+
+    #[test]
     fn an_expired_registration_is_not_known() {
         let known = Known::default();
         known.restart(true);

@@ -128,19 +128,7 @@ async fn run(
             (rid, outcome, scale.now())
         }));
     }
-    let mut latencies = Vec::with_capacity(jobs);
-    let mut lost = 0;
-    for wait in waits {
-        let (rid, outcome, seen_at) = wait.await.unwrap();
-        if !matches!(outcome, Ok(Outcome::Transcript { .. })) {
-            eprintln!("{name}: {outcome:?}");
-            lost += 1;
-            continue;
-        }
-        let completed: Instant = sim.job(&rid).unwrap().completes_at.into_std();
-        latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
-    }
-    latencies.sort_by(f64::total_cmp);
+    let (latencies, lost) = detection_latencies(name, &sim, waits).await;
     transcriber.shutdown().await;
     let stats = sim.stats();
     let records = sim.jobs();
@@ -154,6 +142,29 @@ async fn run(
         callbacks_per_job: records.iter().map(|r| f64::from(r.callbacks_sent)).sum::<f64>() / jobs as f64,
         latencies,
     }
+}
+
+/// Each job's detection latency in seconds (the emulator's completion instant → when its wait
+/// had the outcome), sorted, and how many jobs ended without a transcript.
+async fn detection_latencies<E: std::fmt::Debug>(
+    name: &str,
+    sim: &Simulator,
+    waits: Vec<tokio::task::JoinHandle<(daglo::Rid, Result<Outcome, E>, Instant)>>,
+) -> (Vec<f64>, usize) {
+    let mut latencies = Vec::with_capacity(waits.len());
+    let mut lost = 0;
+    for wait in waits {
+        let (rid, outcome, seen_at) = wait.await.unwrap();
+        if !matches!(outcome, Ok(Outcome::Transcript { .. })) {
+            eprintln!("{name}: {outcome:?}");
+            lost += 1;
+            continue;
+        }
+        let completed: Instant = sim.job(&rid).unwrap().completes_at.into_std();
+        latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    (latencies, lost)
 }
 
 /// Callbacks on a loopback receiver the transcriber owns and shuts down. Final callbacks are
@@ -371,22 +382,10 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
                 .unwrap()
                 .rid;
             let outcome = ticket.wait(rid.clone(), &IgnoreProgress).await;
-            (rid, outcome, tokio::time::Instant::now())
+            (rid, outcome, tokio::time::Instant::now().into_std())
         }));
     }
-    let mut latencies = Vec::with_capacity(JOBS);
-    let mut lost = 0;
-    for wait in waits {
-        let (rid, outcome, seen_at) = wait.await.unwrap();
-        if !matches!(outcome, Ok(Outcome::Transcript { .. })) {
-            eprintln!("{name}: {outcome:?}");
-            lost += 1;
-            continue;
-        }
-        let completed = sim.job(&rid).unwrap().completes_at;
-        latencies.push(seen_at.saturating_duration_since(completed).as_secs_f64());
-    }
-    latencies.sort_by(f64::total_cmp);
+    let (latencies, lost) = detection_latencies(name, &sim, waits).await;
     for (_, server) in replicas {
         server.shutdown().await;
     }

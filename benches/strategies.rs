@@ -144,12 +144,15 @@ async fn run(
     }
 }
 
+/// One job's wait: its rid, how it ended, and when the wait had it.
+type JobWait<E> = tokio::task::JoinHandle<(daglo::Rid, Result<Outcome, E>, Instant)>;
+
 /// Each job's detection latency in seconds (the emulator's completion instant → when its wait
 /// had the outcome), sorted, and how many jobs ended without a transcript.
 async fn detection_latencies<E: std::fmt::Debug>(
     name: &str,
     sim: &Simulator,
-    waits: Vec<tokio::task::JoinHandle<(daglo::Rid, Result<Outcome, E>, Instant)>>,
+    waits: Vec<JobWait<E>>,
 ) -> (Vec<f64>, usize) {
     let mut latencies = Vec::with_capacity(waits.len());
     let mut lost = 0;

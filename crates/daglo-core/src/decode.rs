@@ -8,14 +8,34 @@ use crate::request::SubmitResponse;
 
 /// Decodes `body` as JSON into `T`; on failure the error names the JSON path where decoding
 /// stopped and keeps an excerpt of the body. `what` names the body in the message.
+///
+/// A body that decodes is read once, directly; only a failed one is read a second time,
+/// tracking the path (doing that for every body cost a copy of every key it holds).
 pub fn decode_json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T, DecodeError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| DecodeError::new(what, &e.path().to_string(), &e.inner().to_string(), body))?;
-    deserializer
-        .end()
-        .map_err(|e| DecodeError::new(what, "", &e.to_string(), body))?;
-    Ok(value)
+    decode_json_with(what, body, |read| read())
+}
+
+/// [`decode_json`], each reading of the body run inside `around` (the memory budget).
+pub(crate) fn decode_json_with<T: DeserializeOwned>(
+    what: &'static str,
+    body: &[u8],
+    around: impl Fn(&mut dyn FnMut() -> Result<T, DecodeError>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let fast = around(&mut || {
+        serde_json::from_slice(body).map_err(|e| DecodeError::new(what, "", &e.to_string(), body))
+    });
+    if fast.is_ok() {
+        return fast;
+    }
+    around(&mut || {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let value = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| DecodeError::new(what, &e.path().to_string(), &e.inner().to_string(), body))?;
+        deserializer
+            .end()
+            .map_err(|e| DecodeError::new(what, "", &e.to_string(), body))?;
+        Ok(value)
+    })
 }
 
 /// Decodes a status/result body (polling answer or callback), taking at most
@@ -23,7 +43,9 @@ pub fn decode_json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Resu
 /// [`DECODE_FLOOR`](crate::DECODE_FLOOR)): a body that would take more — a million one-letter
 /// words, say — is refused with an error saying so, before it is built.
 pub fn decode_status_body(body: &[u8]) -> Result<StatusBody, DecodeError> {
-    crate::budget::within(body.len(), || decode_json("status body", body))
+    decode_json_with("status body", body, |read| {
+        crate::budget::within(body.len(), read)
+    })
 }
 
 /// Decodes the answer to a submit.

@@ -354,6 +354,108 @@ fn every_odd_value_the_schema_allows_keeps_the_result() {
     assert_eq!(plain.custom, Some(serde_json::json!("plain text")));
 }
 
+/// The word readers decode each field on its own (no `serde_json::Value` in between): every
+/// shape a field can take reads as the published leniency says, and odd nested values are read
+/// past, not kept.
+#[test]
+fn each_field_shape_reads_as_before() {
+    let word = |fields: &str| -> daglo_core::Word {
+        let json = format!(
+            r#"{{"status": "transcribed", "sttResults": [{{"transcript": "t", "words": [{{{fields}}}]}}]}}"#
+        );
+        let body = decode_status_body(json.as_bytes()).unwrap_or_else(|e| panic!("{fields}: {e}"));
+        body.stt_results.unwrap()[0].words[0].clone()
+    };
+    let time = |value: &str| {
+        word(&format!(r#""startTime": {value}"#))
+            .start_time
+            .map(|t| t.as_duration())
+    };
+    let ms = Duration::from_millis;
+    for (value, expected) in [
+        (r#"{"seconds": "12", "nanos": 500000000}"#, Some(ms(12_500))),
+        (r#"{"seconds": 12}"#, Some(ms(12_000))),
+        (r#"{"nanos": 7}"#, Some(Duration::from_nanos(7))),
+        (r#"{"seconds": null, "nanos": null}"#, Some(Duration::ZERO)),
+        (
+            r#"{"seconds": "1", "other": {"deep": [1, 2]}, "nanos": 1}"#,
+            Some(Duration::new(1, 1)),
+        ),
+        (r#"{"seconds": "1", "seconds": "2"}"#, Some(ms(2_000))),
+        (r#"["3", 4]"#, Some(Duration::new(3, 4))),
+        ("[]", Some(Duration::ZERO)),
+        (r#"["3", 4, 5]"#, None),
+        (r#"{"seconds": -1}"#, None),
+        (r#"{"seconds": 1.5}"#, None),
+        (r#"{"seconds": true}"#, None),
+        (r#"{"seconds": ["1"]}"#, None),
+        (r#"{"seconds": "1", "nanos": 1000000000}"#, None),
+        (r#"{"seconds": "1", "nanos": "5"}"#, None),
+        (r#"{"seconds": "1", "nanos": -5}"#, None),
+        ("null", None),
+        (r#""12""#, None),
+        ("12", None),
+    ] {
+        assert_eq!(time(value), expected, "startTime {value}");
+    }
+    let speaker = |value: &str| word(&format!(r#""speaker": {value}"#)).speaker;
+    for (value, expected) in [
+        (r#""A""#, Some("A")),
+        ("3", Some("3")),
+        ("-3", Some("-3")),
+        ("2.5", Some("2.5")),
+        ("true", Some("true")),
+        ("null", None),
+        ("[1, [2]]", None),
+        (r#"{"name": {"first": "A"}}"#, None),
+    ] {
+        assert_eq!(speaker(value).as_deref(), expected, "speaker {value}");
+    }
+    let flag = |value: &str| word(&format!(r#""hasKeyword": {value}"#)).has_keyword;
+    for (value, expected) in [
+        ("true", Some(true)),
+        (r#"" false ""#, Some(false)),
+        ("1", Some(true)),
+        ("0", Some(false)),
+        ("2", None),
+        ("-1", None),
+        (r#""yes""#, None),
+        ("[true]", None),
+    ] {
+        assert_eq!(flag(value), expected, "hasKeyword {value}");
+    }
+    // An odd value everywhere at once: the word is kept, its text empty.
+    let odd =
+        word(r#""word": [[["x"]]], "startTime": {"seconds": {"a": 1}}, "speaker": {}, "hasKeyword": {}"#);
+    assert_eq!(
+        (odd.word.as_str(), odd.start_time, odd.speaker, odd.has_keyword),
+        ("", None, None, None)
+    );
+    // Malformed JSON inside an odd value is still an error, with the path that found it.
+    let broken = decode_status_body(
+        br#"{"status": "transcribed", "sttResults": [{"words": [{"speaker": {"a": [1,}}]}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(broken.contains("sttResults[0].words[0].speaker"), "{broken}");
+    let progress = |value: &str| {
+        decode_status_body(format!(r#"{{"status": "transcribing", "progress": {value}}}"#).as_bytes())
+            .unwrap()
+            .progress
+    };
+    for (value, expected) in [
+        ("40", Some(40)),
+        ("39.6", Some(40)),
+        (r#"" 12 ""#, Some(12)),
+        ("250", Some(100)),
+        ("-4", Some(0)),
+        ("null", None),
+        (r#"{"of": 100}"#, None),
+    ] {
+        assert_eq!(progress(value), expected, "progress {value}");
+    }
+}
+
 #[test]
 fn sentiment_and_unknown_fields_survive_a_round_trip() {
     let json = br#"{"status": "transcribed", "futureField": {"x": [1, 2]},

@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the hot paths: decoding a long transcript, scheduling maths, the rate
+//! Micro-benchmarks of the hot paths: decoding and encoding a long transcript, scheduling maths, the rate
 //! budget, and the callback receiver's whole check-and-apply path in-process.
 //!
 //! ```text
@@ -47,6 +47,15 @@ fn decoding(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function(format!("4h transcript ({} MB)", body.len() / 1_000_000), |b| {
         b.iter(|| decode_status_body(black_box(&body)).unwrap())
+    });
+    group.finish();
+    // The other way: what the emulator (and a Redis registry's stored state) writes.
+    let decoded = decode_status_body(&body).unwrap();
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.sample_size(20);
+    group.bench_function(format!("4h transcript ({} MB)", body.len() / 1_000_000), |b| {
+        b.iter(|| serde_json::to_vec(black_box(&decoded)).unwrap())
     });
     group.finish();
 }

@@ -22,7 +22,12 @@ pub(crate) fn decode_json_with<T: DeserializeOwned>(
     around: impl Fn(&mut dyn FnMut() -> Result<T, DecodeError>) -> Result<T, DecodeError>,
 ) -> Result<T, DecodeError> {
     let fast = around(&mut || {
-        serde_json::from_slice(body).map_err(|e| DecodeError::new(what, "", &e.to_string(), body))
+        // Checked as UTF-8 once, the text is not checked again string by string.
+        match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(body),
+        }
+        .map_err(|e| DecodeError::new(what, "", &e.to_string(), body))
     });
     if fast.is_ok() {
         return fast;

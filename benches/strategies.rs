@@ -157,7 +157,25 @@ async fn detection_latencies<E: std::fmt::Debug>(
     let mut latencies = Vec::with_capacity(waits.len());
     let mut lost = 0;
     for wait in waits {
-        let (rid, outcome, seen_at) = wait.await.unwrap();
+        // A deadline: a lost final would otherwise leave a callback-only job waiting for ever.
+        let Ok(done) = tokio::time::timeout(Duration::from_secs(120), wait).await else {
+            let log = sim.callback_log();
+            let unanswered: Vec<_> = sim
+                .jobs()
+                .into_iter()
+                .filter(|j| {
+                    !log.iter()
+                        .any(|c| c.rid == j.rid && c.is_final && c.answer == Ok(200))
+                })
+                .map(|j| j.rid)
+                .collect();
+            panic!(
+                "{name}: a job did not end within two minutes; {} jobs have no final answered 200, e.g. {:?}",
+                unanswered.len(),
+                unanswered.first()
+            );
+        };
+        let (rid, outcome, seen_at) = done.unwrap();
         if !matches!(outcome, Ok(Outcome::Transcript { .. })) {
             eprintln!("{name}: {outcome:?}");
             lost += 1;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,6 +34,16 @@ const RESERVED_FDS: usize = 64;
 /// Accept errors (out of file descriptors, say) back off from this, doubling to [`MAX_ACCEPT_PAUSE`].
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// At the connection cap, a connection with no request in flight is closed to make room only
+/// once it has been idle this long. Closing an idle keep-alive connection races with a sender
+/// that is reusing it at that instant — its request is then lost unless it retries, and Daglo
+/// documents no retry — and a sender most often reuses a connection right after its answer.
+const SHED_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// While at the cap, open connections are asked this often to make room (a busy one closes
+/// after its answer, which says `connection: close`; an idle one once idle long enough).
+const SHED_EVERY: Duration = Duration::from_millis(50);
 
 /// The accept queue every listener of the project asks for: 1,024 connections (the kernel may
 /// cap it at `net.core.somaxconn`). Tokio's `TcpListener::bind` asks for 128, which a burst of
@@ -248,11 +259,20 @@ async fn accept_loop<S, B>(
             Ok(permit) => permit,
             Err(TryAcquireError::Closed) => break,
             Err(TryAcquireError::NoPermits) => {
-                shed.notify_waiters();
+                let waited = async {
+                    loop {
+                        shed.notify_waiters();
+                        if let Ok(permit) =
+                            tokio::time::timeout(SHED_EVERY, connections.clone().acquire_owned()).await
+                        {
+                            return permit.ok();
+                        }
+                    }
+                };
                 tokio::select! {
-                    permit = connections.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
+                    permit = waited => match permit {
+                        Some(permit) => permit,
+                        None => break,
                     },
                     _ = stopped.wait_for(|stop| *stop) => break,
                 }
@@ -286,20 +306,31 @@ async fn accept_loop<S, B>(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(service.clone());
+        let activity = Arc::new(Activity::new());
+        let service = TowerToHyperService::new(Tracked {
+            inner: service.clone(),
+            activity: activity.clone(),
+        });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let lifetime = limits.max_connection_time;
         let (shed, mut stop) = (shed.clone(), stopped.clone());
         tasks.spawn(async move {
             let run = async {
                 let mut connection = std::pin::pin!(connection);
-                tokio::select! {
-                    // The connection first, so a request already sent is read before a shed or a
-                    // stop is looked at (and so counts as in flight).
-                    biased;
-                    _ = connection.as_mut() => return,
-                    () = shed.notified() => debug!("connection asked to make room at the cap"),
-                    _ = stop.wait_for(|stop| *stop) => {}
+                loop {
+                    tokio::select! {
+                        // The connection first, so a request already sent is read before a shed
+                        // or a stop is looked at (and so counts as in flight).
+                        biased;
+                        _ = connection.as_mut() => return,
+                        () = shed.notified() => {
+                            if activity.may_close() {
+                                debug!("connection asked to make room at the cap");
+                                break;
+                            }
+                        }
+                        _ = stop.wait_for(|stop| *stop) => break,
+                    }
                 }
                 // Finish the request in flight, if any, then close.
                 connection.as_mut().graceful_shutdown();
@@ -320,6 +351,85 @@ async fn accept_loop<S, B>(
     .await;
     if drained.is_err() {
         warn!("in-flight callbacks did not finish within the drain timeout");
+    }
+}
+
+/// What a connection is doing, for shedding at the cap: requests in flight, and when the last
+/// one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    opened: tokio::time::Instant,
+    /// Milliseconds after `opened` when the connection last had nothing in flight.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            opened: tokio::time::Instant::now(),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether closing it now loses nothing a sender sent: with a request in flight the answer
+    /// is written first and says `connection: close`; with none, only a connection idle for
+    /// [`SHED_IDLE_AFTER`] is closed (an idle one may be being reused at this instant).
+    fn may_close(&self) -> bool {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        let idle_for = self
+            .now_ms()
+            .saturating_sub(self.idle_since_ms.load(Ordering::Acquire));
+        Duration::from_millis(idle_for) >= SHED_IDLE_AFTER
+    }
+}
+
+/// The connection's service, counting its requests in flight.
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+/// Counts one request in flight for as long as it lives.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        activity.idle_since_ms.store(activity.now_ms(), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, R> tower::Service<R> for Tracked<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self.activity.clone());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answer.await;
+            drop(guard);
+            answer
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -35,8 +35,8 @@ const RESERVED_FDS: usize = 64;
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
-/// At the connection cap, a connection with no request in flight is closed to make room only
-/// once it has been idle this long. Closing an idle keep-alive connection races with a sender
+/// At the connection cap, a connection that has served requests and has none in flight is
+/// closed to make room only once it has been idle this long. Closing an idle keep-alive connection races with a sender
 /// that is reusing it at that instant — its request is then lost unless it retries, and Daglo
 /// documents no retry — and a sender most often reuses a connection right after its answer.
 const SHED_IDLE_AFTER: Duration = Duration::from_secs(1);
@@ -358,6 +358,8 @@ async fn accept_loop<S, B>(
 /// one ended.
 struct Activity {
     in_flight: AtomicUsize,
+    /// Whether a request ever came.
+    served: AtomicBool,
     opened: tokio::time::Instant,
     /// Milliseconds after `opened` when the connection last had nothing in flight.
     idle_since_ms: AtomicU64,
@@ -367,6 +369,7 @@ impl Activity {
     fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             opened: tokio::time::Instant::now(),
             idle_since_ms: AtomicU64::new(0),
         }
@@ -377,10 +380,13 @@ impl Activity {
     }
 
     /// Whether closing it now loses nothing a sender sent: with a request in flight the answer
-    /// is written first and says `connection: close`; with none, only a connection idle for
-    /// [`SHED_IDLE_AFTER`] is closed (an idle one may be being reused at this instant).
+    /// is written first and says `connection: close`; a connection that has served requests
+    /// and has none in flight is closed only once idle for [`SHED_IDLE_AFTER`] (it may be being
+    /// reused at this instant).
     fn may_close(&self) -> bool {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        if self.in_flight.load(Ordering::Acquire) > 0 || !self.served.load(Ordering::Acquire) {
+            // Busy, or never used: hyper finishes a first request that has begun to arrive, and
+            // a connection that sent nothing yet (a flood's, say) makes room at once.
             return true;
         }
         let idle_for = self
@@ -423,6 +429,7 @@ where
 
     fn call(&mut self, request: R) -> Self::Future {
         self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.activity.served.store(true, Ordering::Release);
         let guard = InFlight(self.activity.clone());
         let answer = self.inner.call(request);
         Box::pin(async move {

@@ -87,7 +87,7 @@ mod transcriber;
 #[cfg(all(feature = "poll", feature = "callback"))]
 mod hybrid;
 
-pub use daglo_client::{Client, ClientBuilder};
+pub use daglo_client::{Client, ClientBuilder, install_crypto_provider};
 /// What the library counts through the `metrics` facade: see `docs/metrics.md`.
 pub use daglo_core::telemetry;
 pub use daglo_core::{
@@ -112,6 +112,7 @@ pub mod client {
     pub use daglo_client::{
         Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_RETRY_BACKOFF, Error,
         ErrorKind, RateBudget, RetryPolicy, SRT_BACKOFF, SrtAnswer, StatusAnswer, TokenBucket,
+        install_crypto_provider,
     };
 }
 

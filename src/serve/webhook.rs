@@ -51,7 +51,7 @@ impl WebhookSecret {
     /// A fresh random secret, as `whsec_…` text.
     pub fn generate() -> String {
         let mut bytes = [0_u8; 32];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap_or_else(|_| {
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap_or_else(|_| {
             // The system's generator cannot fail on the platforms served; a job id's
             // randomness is the fallback.
             bytes.copy_from_slice(&super::digest(JobId::random().as_str().as_bytes()));
@@ -64,8 +64,8 @@ impl WebhookSecret {
 
     /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
     fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
-        let mut context = aws_lc_rs::hmac::Context::with_key(&key);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut context = ring::hmac::Context::with_key(&key);
         context.update(id.as_bytes());
         context.update(b".");
         context.update(timestamp.to_string().as_bytes());
@@ -261,6 +261,7 @@ impl Webhooks {
         transcriber: Transcriber,
     ) -> Result<Self, ServeError> {
         config.validate()?;
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(config.timeout_secs))

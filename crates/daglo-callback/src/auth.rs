@@ -4,8 +4,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
 use crate::config::CallbackAuth;
 use crate::error::CallbackError;
@@ -13,12 +11,6 @@ use crate::keys::{JobKey, KeyMint, Secret, TokenDigest, constant_time_eq};
 
 /// The longest credential header value looked at; longer ones fail before any work.
 const MAX_CREDENTIAL_BYTES: usize = 4096;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    jti: String,
-    exp: u64,
-}
 
 /// What a job's callbacks must carry, and what the registry keeps to check it.
 pub(crate) struct Minted {
@@ -53,16 +45,9 @@ fn credential(auth: &CallbackAuth, key: &JobKey) -> Result<Minted, CallbackError
             "a per-job token is minted with its key".to_owned(),
         )),
         CallbackAuth::Jwt { secret, ttl } => {
-            let claims = Claims {
-                jti: key.as_str().to_owned(),
-                exp: unix_now().saturating_add(ttl.as_secs().max(1)),
-            };
-            let token = jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                &claims,
-                &EncodingKey::from_secret(secret.expose().as_bytes()),
-            )
-            .map_err(|e| CallbackError::Config(format!("cannot sign the callback JWT: {e}")))?;
+            let exp = unix_now().saturating_add(ttl.as_secs().max(1));
+            let token = crate::jwt::sign(secret.expose().as_bytes(), key.as_str(), exp)
+                .map_err(|e| CallbackError::Config(format!("cannot sign the callback JWT: {e}")))?;
             Ok(Minted {
                 header: ("Authorization".to_owned(), Secret(format!("Bearer {token}"))),
                 digest: None,
@@ -113,17 +98,8 @@ pub(crate) fn verify(
             let Some(token) = bearer(headers).and_then(|t| std::str::from_utf8(t).ok()) else {
                 return false;
             };
-            let mut validation = Validation::new(Algorithm::HS256);
-            validation.leeway = 0;
-            validation.set_required_spec_claims(&["exp", "jti"]);
-            match jsonwebtoken::decode::<Claims>(
-                token,
-                &DecodingKey::from_secret(secret.expose().as_bytes()),
-                &validation,
-            ) {
-                Ok(data) => constant_time_eq(data.claims.jti.as_bytes(), key.as_str().as_bytes()),
-                Err(_) => false,
-            }
+            crate::jwt::verify(secret.expose().as_bytes(), token, unix_now())
+                .is_some_and(|jti| constant_time_eq(jti.as_bytes(), key.as_str().as_bytes()))
         }
         CallbackAuth::StaticHeader { name, value } => headers
             .get(name.as_str())
@@ -200,15 +176,7 @@ mod tests {
             !verify(&auth, &keys, &headers("authorization", &value), &other_key, None),
             "another job's token"
         );
-        let expired = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &Claims {
-                jti: key.as_str().to_owned(),
-                exp: unix_now() - 10,
-            },
-            &EncodingKey::from_secret(secret.expose().as_bytes()),
-        )
-        .unwrap();
+        let expired = crate::jwt::sign(secret.expose().as_bytes(), key.as_str(), unix_now() - 10).unwrap();
         let expired = format!("Bearer {expired}");
         assert!(!verify(
             &auth,

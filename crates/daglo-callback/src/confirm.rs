@@ -19,7 +19,7 @@ const MAX_FAILURES: u32 = 8;
 /// A random number in `[0, 1)` for the backoff's jitter.
 pub(crate) fn unit() -> f64 {
     let mut bytes = [0_u8; 8];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
         return 0.5;
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64

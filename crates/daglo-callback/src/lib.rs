@@ -45,6 +45,7 @@ pub mod conformance;
 mod delivery;
 mod error;
 mod inbox;
+mod jwt;
 mod keys;
 mod receiver;
 mod registry;

@@ -92,7 +92,9 @@ async fn genuine_callbacks_are_answered_during_a_flood_of_idle_connections() {
                 idle.push(stream);
             }
         }
-        // Genuine callbacks, each on a connection of its own, while the flood holds on.
+        // Genuine callbacks, each on a connection of its own, while the flood holds on. (This
+        // test's own reqwest client is built before anything of the project's made one.)
+        daglo_client::install_crypto_provider();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .build()

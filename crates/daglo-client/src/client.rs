@@ -267,6 +267,7 @@ impl ClientBuilder {
             .pop_if_empty()
             .extend(["stt", "v1", "async", "transcripts"]);
 
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             // The API never redirects; following one would send the token, the audio and the

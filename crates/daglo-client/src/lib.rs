@@ -37,6 +37,7 @@ mod budget;
 mod client;
 mod error;
 mod retry;
+mod tls;
 mod upload;
 
 pub use answers::{SrtAnswer, StatusAnswer};
@@ -44,3 +45,4 @@ pub use budget::{RateBudget, TokenBucket};
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, SRT_BACKOFF};
 pub use error::{Error, ErrorKind};
 pub use retry::{DEFAULT_RETRY_BACKOFF, RetryPolicy};
+pub use tls::install_crypto_provider;

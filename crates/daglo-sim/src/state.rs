@@ -243,6 +243,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(config: SimConfig) -> Self {
+        crate::install_crypto_provider();
         let callback_client = reqwest::Client::builder()
             .timeout(config.callback_timeout)
             .build()

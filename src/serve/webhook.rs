@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use futures_util::StreamExt as _;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::{Backoff, JobEvent, JobId, JobLog, JobSnapshot, JobState, Transcriber};
@@ -51,7 +53,7 @@ impl WebhookSecret {
     /// A fresh random secret, as `whsec_…` text.
     pub fn generate() -> String {
         let mut bytes = [0_u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap_or_else(|_| {
+        SystemRandom::new().fill(&mut bytes).unwrap_or_else(|_| {
             // The system's generator cannot fail on the platforms served; a job id's
             // randomness is the fallback.
             bytes.copy_from_slice(&super::digest(JobId::random().as_str().as_bytes()));
@@ -64,8 +66,8 @@ impl WebhookSecret {
 
     /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
     fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
-        let mut context = ring::hmac::Context::with_key(&key);
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        let mut context = hmac::Context::with_key(&key);
         context.update(id.as_bytes());
         context.update(b".");
         context.update(timestamp.to_string().as_bytes());

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use daglo_client::{Client, ErrorKind};
 use daglo_core::{Backoff, DeliveryError, Outcome, Rid};
+use ring::rand::{SecureRandom, SystemRandom};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -19,7 +20,7 @@ const MAX_FAILURES: u32 = 8;
 /// A random number in `[0, 1)` for the backoff's jitter.
 pub(crate) fn unit() -> f64 {
     let mut bytes = [0_u8; 8];
-    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+    if SystemRandom::new().fill(&mut bytes).is_err() {
         return 0.5;
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64

@@ -49,8 +49,8 @@ pub(crate) fn sign(secret: &[u8], jti: &str, exp: u64) -> Result<String, serde_j
     Ok(token)
 }
 
-/// The signed part and the MAC of a token that `secret` signed, or `None`. Constant time in
-/// the MAC; never panics on any input.
+/// The header and claims parts (still encoded) of a token whose MAC `secret` made over them,
+/// or `None`. Constant time in the MAC; never panics on any input.
 fn signed_part<'a>(secret: &[u8], token: &'a str) -> Option<(&'a str, &'a str)> {
     let (signed, signature) = token.rsplit_once('.')?;
     let (header, claims) = signed.split_once('.')?;

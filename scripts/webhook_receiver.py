@@ -10,6 +10,7 @@ answer given (500 for the first FAIL_FIRST deliveries of each id, then 204) and 
 """
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
@@ -17,6 +18,10 @@ from standardwebhooks.webhooks import Webhook
 hooks = [Webhook(secret) for secret in sys.argv[1].split(",")]
 fail_first = int(sys.argv[2])
 seen = {}
+# One report line at a time: `print` writes a line and its newline in two calls, so two
+# handler threads answering at once could run their lines together and the test, reading
+# line by line, would lose both.
+lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -31,20 +36,23 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:  # WebhookVerificationError, or a header missing
                 verified.append(False)
         msg_id = headers.get("webhook-id", "")
-        seen[msg_id] = seen.get(msg_id, 0) + 1
-        answer = 500 if seen[msg_id] <= fail_first else 204
         try:
             payload = json.loads(body)
         except ValueError:
             payload = None
-        print(json.dumps({
-            "id": msg_id,
-            "verified": verified,
-            "delivery": seen[msg_id],
-            "answer": answer,
-            "signatures": headers.get("webhook-signature", "").count("v1,"),
-            "payload": payload,
-        }), flush=True)
+        with lock:
+            seen[msg_id] = seen.get(msg_id, 0) + 1
+            delivery = seen[msg_id]
+            answer = 500 if delivery <= fail_first else 204
+            sys.stdout.write(json.dumps({
+                "id": msg_id,
+                "verified": verified,
+                "delivery": delivery,
+                "answer": answer,
+                "signatures": headers.get("webhook-signature", "").count("v1,"),
+                "payload": payload,
+            }) + "\n")
+            sys.stdout.flush()
         self.send_response(answer)
         self.send_header("content-length", "0")
         self.end_headers()

@@ -352,6 +352,15 @@ async fn restart_child() {
     transcriber.shutdown().await;
 }
 
+/// The harness's name of this file's test `name`: `name` when the file is a binary of its own,
+/// `jobs::name` in the package's `suite` binary.
+fn test_name(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_job_restarts_and_its_final_callback_ends_the_job() {
     use std::io::{BufRead, BufReader};
@@ -371,7 +380,13 @@ async fn a_process_killed_mid_job_restarts_and_its_final_callback_ends_the_job()
         let strategy = serde_json::json!({"strategy": "callback", "listen": format!("127.0.0.1:{port}")});
         let child = |role: &str| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "restart_child", "--nocapture", "--test-threads", "1"])
+                .args([
+                    "--exact",
+                    &test_name("restart_child"),
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
                 .env("DAGLO_JOBS_CHILD", role)
                 .env("DAGLO_JOBS_TOKEN", sim.token())
                 .env("DAGLO_JOBS_BASE_URL", sim.base_url())
@@ -385,7 +400,7 @@ async fn a_process_killed_mid_job_restarts_and_its_final_callback_ends_the_job()
         let mut first = child("start");
         let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
         let started = tokio::task::spawn_blocking(move || {
-            // The harness writes `test restart_child ... ` before the child's first line.
+            // The harness writes `test [jobs::]restart_child ... ` before the child's first line.
             lines.find_map(|line| {
                 let line = line.ok()?;
                 line.split_once("started ").map(|(_, id)| id.trim().to_owned())

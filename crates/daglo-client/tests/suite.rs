@@ -1,0 +1,23 @@
+//! Every integration test of `daglo-client` in one binary but those that need a process of their own.
+//!
+//! One link instead of one per file, and tests that wait — on emulated jobs, on budgets of 20
+//! requests a second, on child processes — wait beside each other instead of one file after
+//! another (`docs/architecture.md`, "One test binary per package"). Each file is still a
+//! target of its own, which `cargo test` does not run twice: `cargo test -p daglo-client --test pacing`.
+//!
+//! In binaries of their own, run by `cargo test` as well:
+//! - `secrets`: no other test may touch tracing's callsite registrations while it captures;
+//! - `streaming`: its peak resident set (VmHWM) must be its own.
+
+// Each file declares the helpers it uses (`mod support;`), so it builds as a target of its own
+// too; here they are compiled once per file that declares them.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "endpoints.rs"]
+mod endpoints;
+#[path = "hostile.rs"]
+mod hostile;
+#[path = "pacing.rs"]
+mod pacing;
+#[path = "tls.rs"]
+mod tls;

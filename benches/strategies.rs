@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench strategies
+//! cargo bench --bench strategies -- redis      # only some groups: virtual, real-time, redis
 //! ```
 //!
 //! Every strategy runs the same seeded jobs on a fresh emulator with Daglo's 20 req/s limit on,
@@ -257,19 +258,21 @@ async fn scenario(jobs: usize, speedup: f64) -> Vec<Report> {
 
 fn print_table(reports: &[Report]) {
     println!(
-        "{:<36} {:>9} {:>6} {:>10} {:>8} {:>8} {:>8}",
-        "strategy", "GETs/job", "429s", "POSTs/job", "p50 s", "p95 s", "max s"
+        "{:<36} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "strategy", "GETs/job", "429s", "POSTs/job", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for r in reports {
+        let ms = |p: f64| percentile(&r.latencies, p) * 1000.0;
         println!(
-            "{:<36} {:>9.2} {:>6} {:>10.2} {:>8.2} {:>8.2} {:>8.2}",
+            "{:<36} {:>9.2} {:>6} {:>10.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
             r.name.trim_end_matches(" (virtual)"),
             r.requests_per_job,
             r.rate_limited,
             r.callbacks_per_job,
-            percentile(&r.latencies, 0.5),
-            percentile(&r.latencies, 0.95),
-            r.latencies.last().copied().unwrap_or_default()
+            ms(0.5),
+            ms(0.95),
+            ms(0.99),
+            r.latencies.last().copied().unwrap_or_default() * 1000.0
         );
     }
 }
@@ -532,16 +535,47 @@ fn draw_tradeoff(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<d
     Ok(())
 }
 
+/// The groups of rows a full run has; `cargo bench --bench strategies -- redis` runs only those
+/// named (and writes no CSV or chart, which come from full runs only).
+const GROUPS: [&str; 3] = ["virtual", "real-time", "redis"];
+
+/// The groups named on the command line (none: all of them).
+fn named_groups() -> Vec<String> {
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    for name in &named {
+        assert!(
+            GROUPS.contains(&name.as_str()),
+            "no group of rows is called {name:?}; the groups are {GROUPS:?}"
+        );
+    }
+    named
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut reports = scenario(10, 20.0).await;
-    reports.extend(scenario(200, 10.0).await);
-    println!(
-        "\nLatencies are virtual seconds: at xN, each real millisecond of local overhead reads as N ms."
-    );
-    reports.extend(real_time().await);
-    reports.extend(redis_rows().await);
-    println!("Real-time latencies are seconds too (the CSV has milliseconds).");
+    let named = named_groups();
+    let selected = |group: &str| named.is_empty() || named.iter().any(|n| n == group);
+    let mut reports = Vec::new();
+    if selected("virtual") {
+        reports.extend(scenario(10, 20.0).await);
+        reports.extend(scenario(200, 10.0).await);
+        println!(
+            "\nLatencies are virtual milliseconds: at xN, each real millisecond of local overhead reads as N ms."
+        );
+    }
+    if selected("real-time") {
+        reports.extend(real_time().await);
+    }
+    if selected("redis") {
+        reports.extend(redis_rows().await);
+    }
+    if !named.is_empty() {
+        // Only some groups ran: the CSV and the chart are written from a full run only.
+        return;
+    }
     let dir = output_dir();
     std::fs::create_dir_all(&dir).expect("the output directory");
     write_csv(&dir.join("strategies.csv"), &reports).expect("the CSV");

@@ -37,6 +37,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+impl Report {
+    /// The latency at percentile `p` (0.5: the median), in milliseconds.
+    fn ms(&self, p: f64) -> f64 {
+        percentile(&self.latencies, p) * 1000.0
+    }
+
+    /// The longest latency, in milliseconds.
+    fn max_ms(&self) -> f64 {
+        self.latencies.last().copied().unwrap_or_default() * 1000.0
+    }
+}
+
 /// How a scenario's jobs run.
 #[derive(Clone, Copy)]
 struct Setup {
@@ -262,17 +274,16 @@ fn print_table(reports: &[Report]) {
         "strategy", "GETs/job", "429s", "POSTs/job", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for r in reports {
-        let ms = |p: f64| percentile(&r.latencies, p) * 1000.0;
         println!(
             "{:<36} {:>9.2} {:>6} {:>10.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
             r.name.trim_end_matches(" (virtual)"),
             r.requests_per_job,
             r.rate_limited,
             r.callbacks_per_job,
-            ms(0.5),
-            ms(0.95),
-            ms(0.99),
-            r.latencies.last().copied().unwrap_or_default() * 1000.0
+            r.ms(0.5),
+            r.ms(0.95),
+            r.ms(0.99),
+            r.max_ms()
         );
     }
 }
@@ -460,15 +471,14 @@ fn write_csv(path: &std::path::Path, reports: &[Report]) -> std::io::Result<()> 
     let mut csv =
         String::from("strategy,jobs,p50_ms,p95_ms,p99_ms,max_ms,requests_per_job,rate_limited,lost\n");
     for r in reports {
-        let ms = |p: f64| percentile(&r.latencies, p) * 1000.0;
         csv.push_str(&format!(
             "{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{},{}\n",
             r.name,
             r.jobs,
-            ms(0.5),
-            ms(0.95),
-            ms(0.99),
-            r.latencies.last().copied().unwrap_or_default() * 1000.0,
+            r.ms(0.5),
+            r.ms(0.95),
+            r.ms(0.99),
+            r.max_ms(),
             r.requests_per_job,
             r.rate_limited,
             r.lost
@@ -508,8 +518,8 @@ fn draw_tradeoff(path: &std::path::Path, reports: &[Report]) -> Result<(), Box<d
     for r in reports.iter().filter(|r| !r.latencies.is_empty()) {
         let index = strategies.iter().position(|n| *n == r.name).unwrap_or(0);
         let color = Palette99::pick(index).to_rgba();
-        let p50 = (percentile(&r.latencies, 0.5) * 1000.0).max(10.0);
-        let p99 = (percentile(&r.latencies, 0.99) * 1000.0).max(10.0);
+        let p50 = r.ms(0.5).max(10.0);
+        let p99 = r.ms(0.99).max(10.0);
         let y = r.requests_per_job.max(0.5);
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(p50, y), (p99, y)],

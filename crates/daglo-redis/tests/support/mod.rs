@@ -212,6 +212,59 @@ impl Forwarder {
     }
 }
 
+/// A TCP (layer 4) forwarder: each connection it accepts is joined to a fresh connection to the
+/// next of `targets` in turn, and bytes are copied both ways until either side closes — a network
+/// load balancer (HAProxy's `mode tcp`, a cloud NLB). It never parses HTTP, so it costs a few
+/// system calls per exchange where [`Forwarder`] decodes and re-encodes each request; balancing
+/// is per connection, so a job's callbacks reach whichever replica the sender's pooled connection
+/// leads to. A refused connect goes to the next target, once round them at most; a connection
+/// that no target takes is closed unanswered. The bench's Redis rows go through it (see
+/// `benches/strategies.rs`).
+pub struct TcpForwarder {
+    pub addr: SocketAddr,
+    /// Connections joined to a target so far.
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl TcpForwarder {
+    pub async fn start(targets: Vec<SocketAddr>) -> Self {
+        let listener = daglo::callback::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let joined = connections.clone();
+        let targets: Arc<[SocketAddr]> = targets.into();
+        tokio::spawn(async move {
+            let next = AtomicUsize::new(0);
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    // Out of descriptors, say: give the connections in flight a moment to end.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                let first = next.fetch_add(1, Ordering::Relaxed);
+                let targets = targets.clone();
+                let joined = joined.clone();
+                tokio::spawn(async move {
+                    for attempt in 0..targets.len() {
+                        let target = targets[(first + attempt) % targets.len()];
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                            continue;
+                        };
+                        joined.fetch_add(1, Ordering::Relaxed);
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        return;
+                    }
+                });
+            }
+        });
+        Self { addr, connections }
+    }
+}
+
 /// The `p`-quantile of sorted `values`.
 pub fn quantile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -344,7 +344,7 @@ mod redis_support;
 
 /// Three receiver replicas sharing one Redis registry behind a round-robin TCP forwarder (layer 4,
 /// per connection, like a network load balancer: the tests' HTTP forwarder, in this same 2-core
-/// process, doubled the HTTP work and was most of the tail — p99 200-400 ms against 8-15 ms), 1,000
+/// process, doubled the HTTP work and was most of the tail — p99 200-400 ms against 8-16 ms), 1,000
 /// callback jobs (finals trusted, as in the in-memory row beside it), on the real clock. With
 /// `burst`, every job completes within the same 100 ms.
 async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: bool) -> Report {

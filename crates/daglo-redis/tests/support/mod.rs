@@ -222,8 +222,6 @@ impl Forwarder {
 /// `benches/strategies.rs`).
 pub struct TcpForwarder {
     pub addr: SocketAddr,
-    /// Connections joined to a target so far.
-    pub connections: Arc<AtomicUsize>,
 }
 
 impl TcpForwarder {
@@ -232,8 +230,6 @@ impl TcpForwarder {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let joined = connections.clone();
         let targets: Arc<[SocketAddr]> = targets.into();
         tokio::spawn(async move {
             let next = AtomicUsize::new(0);
@@ -245,14 +241,12 @@ impl TcpForwarder {
                 };
                 let first = next.fetch_add(1, Ordering::Relaxed);
                 let targets = targets.clone();
-                let joined = joined.clone();
                 tokio::spawn(async move {
                     for attempt in 0..targets.len() {
                         let target = targets[(first + attempt) % targets.len()];
                         let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                             continue;
                         };
-                        joined.fetch_add(1, Ordering::Relaxed);
                         let _ = inbound.set_nodelay(true);
                         let _ = outbound.set_nodelay(true);
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -261,7 +255,7 @@ impl TcpForwarder {
                 });
             }
         });
-        Self { addr, connections }
+        Self { addr }
     }
 }
 

@@ -46,6 +46,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod budget;
+mod commit;
 mod journal;
 mod known;
 mod registry;

@@ -11,6 +11,7 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::commit::{Committer, Write, Written};
 use crate::known::{Known, digest_hex, parse_digest};
 use crate::store::{RedisError, RedisStore, command};
 use crate::stored;
@@ -35,6 +36,10 @@ const MAX_CAS_ROUNDS: usize = 64;
 ///   round trip, never a wrong transition. A callback that changes nothing (stale, duplicate)
 ///   costs one read: it is checked against the stored state. Why that stays correct is set out in
 ///   `docs/architecture.md` ("Redis at one round trip").
+/// - **Group commit.** The compare-and-sets that queue up while earlier ones are in flight go
+///   to Redis as one script call with one published message, from a writer thread with a
+///   connection of its own (`daglo-redis-writer`, one per registry, ending with it). Each
+///   callback is still answered only once Redis has stored its change.
 /// - **Wake-ups within milliseconds.** One pub/sub subscription per registry feeds the local
 ///   waiters; a waiter that subscribes late, or a subscription that dropped and came back, reads
 ///   the stored state, so no wake-up is lost.
@@ -58,7 +63,8 @@ struct Shared {
     /// compare-and-set's starting point without a round trip.
     known: Known,
     ready: watch::Receiver<bool>,
-    cas: Script,
+    /// Every compare-and-set goes through it (a group commit).
+    committer: Committer,
     remove: Script,
 }
 
@@ -130,24 +136,23 @@ impl Shared {
                 }
                 return Ok(Some(result));
             }
-            let encoded = stored::encode(&view);
-            let (written, stored_version, stored_json): (i64, u64, String) = self
-                .cas
-                .key(&hash)
-                .arg(version)
-                .arg(&encoded)
-                .arg(&self.channel)
-                .arg(key.as_str())
-                .invoke_async(&mut self.store.conn())
+            let written = self
+                .committer
+                .write(Write {
+                    hash: hash.clone(),
+                    key: key.as_str().to_owned(),
+                    version,
+                    state: stored::encode(&view),
+                })
                 .await
-                .map_err(|e| unavailable(command("compare-and-set job")(e)))?;
+                .map_err(unavailable)?;
             match written {
-                -1 => {
+                Written::Gone => {
                     self.known.forget(key);
                     return Ok(None);
                 }
                 // Another writer came first: start again from what it left, which came back.
-                -2 => {
+                Written::Conflict(stored_version, stored_json) => {
                     daglo_core::telemetry::redis_registry_retry("conflict");
                     let stored = stored::decode(&stored_json).map_err(|e| {
                         unavailable(RedisError::Corrupt {
@@ -158,8 +163,7 @@ impl Shared {
                     self.known.wrote(key, stored_version, &stored);
                     state = Some(((stored_version, stored), false));
                 }
-                version => {
-                    let version = version.unsigned_abs();
+                Written::At(version) => {
                     self.known.wrote(key, version, &view);
                     // This process's own waiters need not wait for the message to come round.
                     self.watchers.update(key, version, view);
@@ -188,7 +192,7 @@ impl RedisRegistry {
             watchers: Watchers::default(),
             ready,
             known: Known::default(),
-            cas: Script::new(include_str!("scripts/cas_view.lua")),
+            committer: Committer::start(store.clone(), channel.clone()),
             remove: Script::new(include_str!("scripts/remove_job.lua")),
             store: store.clone(),
         });

@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// Why Redis could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisError {
     /// The URL is not a Redis URL (`redis://host:port/db`, `rediss://…`, `unix:…`).
@@ -119,17 +119,7 @@ impl RedisStore {
             reason: e.to_string(),
         })?;
         let address = client.get_connection_info().addr().to_string();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(|source| RedisError::Unreachable {
-                address: address.clone(),
-                source,
-            })?;
+        let connection = open(&client, &options, &address).await?;
         Ok(Self {
             client,
             connection,
@@ -153,10 +143,35 @@ impl RedisStore {
         key
     }
 
+    /// A connection of its own, with this store's timeouts and reconnection (for a task that
+    /// runs on a runtime of its own: a connection is driven by the runtime that opened it).
+    pub(crate) async fn open_another(&self) -> Result<ConnectionManager, RedisError> {
+        open(&self.client, &self.options, &self.address).await
+    }
+
     /// A connection handle for one command (cheap: it multiplexes one connection).
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.connection.clone()
     }
+}
+
+/// Opens a multiplexed connection that reconnects by itself, with `options`' timeouts.
+async fn open(
+    client: &redis::Client,
+    options: &RedisOptions,
+    address: &str,
+) -> Result<ConnectionManager, RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(options.connect_timeout))
+        .set_response_timeout(Some(options.response_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(|source| RedisError::Unreachable {
+            address: address.to_owned(),
+            source,
+        })
 }
 
 /// Wraps a failed command.

@@ -166,13 +166,22 @@ async fn catch_up<R: StateReader>(reader: &R) {
     }
 }
 
-/// Applies one published message: `key\nversion\nstate` for a change, `key\n0\n` for a
-/// removed job, `key\nregistered\n<ttl ms> <token digest in hex, or nothing>` for a new one.
+/// Applies one published message: one or more records joined by newlines (a group commit
+/// publishes all its changes at once), each three lines — `key\nversion\nstate` for a change,
+/// `key\n0\n` for a removed job, `key\nregistered\n<ttl ms> <token digest in hex, or nothing>`
+/// for a new one. Neither keys nor states hold a raw newline (states are compact JSON).
 fn handle(watchers: &Watchers, known: &Known, payload: &str) {
-    let mut parts = payload.splitn(3, '\n');
-    let (Some(key), Some(version), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
-        return;
-    };
+    let mut lines = payload.split('\n');
+    while let Some(key) = lines.next() {
+        let (Some(version), Some(rest)) = (lines.next(), lines.next()) else {
+            return;
+        };
+        handle_record(watchers, known, key, version, rest);
+    }
+}
+
+/// Applies one record of a published message.
+fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, rest: &str) {
     let key = JobKey::new(key);
     if version == "registered" {
         let (ttl, digest) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -291,5 +300,30 @@ mod tests {
             "removal forgets"
         );
         assert!(receiver.has_changed().is_err(), "removal closes the channel");
+    }
+
+    #[test]
+    fn a_group_commit_message_carries_every_change_in_it() {
+        let watchers = Watchers::default();
+        let known = Known::default();
+        let (a, b) = (JobKey::new("a"), JobKey::new("b"));
+        let (mut at_a, mut at_b) = (watchers.watch(&a), watchers.watch(&b));
+        let mut transcribing = JobView::default();
+        transcribing.apply(StatusBody::new(Status::Transcribing));
+        // A state with a newline in it is still one line: compact JSON escapes it.
+        let mut done = StatusBody::new(Status::Transcribed);
+        done.extra
+            .insert("note".to_owned(), serde_json::json!("two\nlines"));
+        let mut finished = JobView::default();
+        finished.apply(done);
+        let (first, second) = (stored::encode(&transcribing), stored::encode(&finished));
+        assert!(!second.contains('\n'));
+        handle(&watchers, &known, &format!("a\n2\n{first}\nb\n5\n{second}"));
+        assert_eq!(at_a.borrow_and_update().status, Some(Status::Transcribing));
+        assert!(at_b.borrow_and_update().final_body.is_some());
+        // A record cut short ends the message; the whole records before it still count.
+        handle(&watchers, &known, &format!("a\n3\n{second}\nb\n6"));
+        assert!(at_a.borrow_and_update().final_body.is_some());
+        assert!(!at_b.has_changed().expect("open"));
     }
 }

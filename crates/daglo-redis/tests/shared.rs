@@ -123,11 +123,11 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
         .filter(|(name, calls)| *calls > 0 && name != "info")
         .collect();
     delta.sort();
-    // One EVALSHA each — the compare-and-set script, whose own HMGET, HSET and PUBLISH Redis
+    // One EVALSHA each — the compare-and-set script, whose own HGET, HSET and PUBLISH Redis
     // counts too — and nothing else: no lookup, no read.
     assert_eq!(
         delta,
-        [("evalsha", 10), ("hmget", 10), ("hset", 10), ("publish", 10)]
+        [("evalsha", 10), ("hget", 10), ("hset", 10), ("publish", 10)]
             .map(|(name, calls)| (name.to_owned(), calls))
             .to_vec(),
         "commands for ten accepted callbacks"
@@ -143,6 +143,144 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
         Some(daglo::callback::Applied::Progress)
     );
     one.remove(&key).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_group_commit_takes_its_writes_in_order_and_publishes_them_once() {
+    let Some(redis) =
+        support::redis("one_group_commit_takes_its_writes_in_order_and_publishes_them_once").await
+    else {
+        return;
+    };
+    let namespace = support::namespace("group-commit");
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (one, two, gone) = (
+        format!("{namespace}:cb:one"),
+        format!("{namespace}:cb:two"),
+        format!("{namespace}:cb:gone"),
+    );
+    for hash in [&one, &two] {
+        let () = redis::cmd("HSET")
+            .arg(hash)
+            .arg(&["reg", "", "ver", "1", "view", "{}"])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let channel = format!("{namespace}:cb:changes");
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let script = redis::Script::new(include_str!("../src/scripts/cas_views.lua"));
+    let mut batch = script.prepare_invoke();
+    batch.arg(&channel);
+    // Two writes to `one` from the same version, one to `two`, one to a job that is not there.
+    for (hash, key, state) in [
+        (&one, "one", r#"{"percent":1}"#),
+        (&one, "one", r#"{"percent":2}"#),
+        (&two, "two", r#"{"percent":3}"#),
+        (&gone, "gone", r#"{"percent":4}"#),
+    ] {
+        batch.key(hash).arg(1).arg(state).arg(key);
+    }
+    let replies: Vec<(i64, u64, String)> =
+        tokio::time::timeout(Duration::from_secs(10), batch.invoke_async(&mut conn))
+            .await
+            .expect("Redis answered within 10 s")
+            .unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            (2, 0, String::new()),
+            // The second write to `one` meets the first one's version, and gets its state back.
+            (-2, 2, r#"{"percent":1}"#.to_owned()),
+            (2, 0, String::new()),
+            (-1, 0, String::new()),
+        ]
+    );
+    let mut messages = pubsub.on_message();
+    let message = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::StreamExt::next(&mut messages),
+    )
+    .await
+    .expect("the wake-up came within 10 s")
+    .expect("subscribed");
+    assert_eq!(
+        message.get_payload::<String>().unwrap(),
+        "one\n2\n{\"percent\":1}\ntwo\n2\n{\"percent\":3}",
+        "one message with both changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callbacks_on_two_replicas_land_in_order_whatever_the_batches() {
+    let Some(redis) =
+        support::redis("concurrent_callbacks_on_two_replicas_land_in_order_whatever_the_batches").await
+    else {
+        return;
+    };
+    let namespace = support::namespace("concurrent");
+    let one = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
+    let other = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
+    let later = Instant::now() + Duration::from_secs(60);
+    let keys: Vec<_> = (0..20)
+        .map(|i| daglo::callback::JobKey::new(format!("job-{i}")))
+        .collect();
+    for key in &keys {
+        one.register(key.clone(), daglo::callback::Registered::new(None), later)
+            .await
+            .unwrap();
+    }
+    // Every job gets progress 1..=30 from both replicas at once, then a final from each: the
+    // writes queue up and go in batches of whatever size, with conflicts inside and across them.
+    async fn progress(registry: &RedisRegistry, key: daglo::callback::JobKey, percent: u32) {
+        let mut body = daglo::StatusBody::new(daglo::Status::Transcribing);
+        body.progress = Some(percent);
+        registry.apply(&key, body).await.unwrap();
+    }
+    let mut work = Vec::new();
+    for percent in 1..=30 {
+        for key in &keys {
+            let registry = if percent % 2 == 0 { &one } else { &other };
+            work.push(progress(registry, key.clone(), percent));
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(work))
+        .await
+        .expect("600 callbacks applied within a minute");
+    for key in &keys {
+        let view = other.subscribe(key).await.unwrap().expect("registered");
+        assert_eq!(
+            view.borrow().percent,
+            Some(30),
+            "{key}: the highest progress stays"
+        );
+    }
+    let mut finals = Vec::new();
+    for key in &keys {
+        for registry in [&one, &other] {
+            let key = key.clone();
+            finals.push(async move {
+                registry
+                    .apply(&key, daglo::StatusBody::new(daglo::Status::Transcribed))
+                    .await
+                    .unwrap()
+            });
+        }
+    }
+    let finals = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(finals))
+        .await
+        .expect("the finals applied within a minute");
+    for (key, pair) in keys.iter().zip(finals.chunks(2)) {
+        let won = pair
+            .iter()
+            .filter(|applied| **applied == Some(daglo::callback::Applied::Final))
+            .count();
+        assert_eq!(won, 1, "{key}: exactly one final wins ({pair:?})");
+        let view = one.subscribe(key).await.unwrap().expect("registered");
+        assert!(view.borrow().final_body.is_some(), "{key}: the final is stored");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,227 @@
+//! Group commit of the registry's compare-and-sets, on a writer thread of their own.
+//!
+//! - **Group commit.** The writes that queue up while earlier ones are in flight go to Redis
+//!   together, as one script call that publishes one wake-up. Each writer still waits until
+//!   Redis has applied its write — nothing is answered before it is stored — but a burst of
+//!   callbacks costs Redis one command, one script run and one published message per batch
+//!   instead of per callback. A lone write goes at once: a batch waits for nothing but a free
+//!   slot.
+//! - **A writer thread.** The batches run on a thread with a runtime of its own and a Redis
+//!   connection of its own, so a reply is read the moment it arrives rather than when a busy
+//!   worker of the application's runtime next looks at its sockets (1.2× the callbacks a second
+//!   on 2 cores, `cargo bench --bench receiver`). The thread ends when its registry is dropped.
+//!
+//! `docs/architecture.md`, "Redis at one round trip", has the measurements.
+
+use std::sync::Arc;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tracing::warn;
+
+use crate::store::{RedisError, RedisStore, command};
+
+/// Writes in one script call at most (a batch holds Redis for well under a millisecond).
+const MAX_BATCH: usize = 64;
+/// Batches in flight at once: one being applied while the next is sent (more made batches
+/// smaller and the bench slower).
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// One compare-and-set.
+pub(crate) struct Write {
+    /// The job's hash.
+    pub(crate) hash: String,
+    /// The job key (named in the wake-up).
+    pub(crate) key: String,
+    /// The version the writer started from.
+    pub(crate) version: u64,
+    /// The new state, encoded.
+    pub(crate) state: String,
+}
+
+/// What Redis did with one write.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Stored at this version, and published.
+    At(u64),
+    /// The job is not registered.
+    Gone,
+    /// Another writer came first: the stored version and state.
+    Conflict(u64, String),
+}
+
+type Answer = oneshot::Sender<Result<Written, RedisError>>;
+
+/// The queue of writes, and the thread that commits them.
+pub(crate) struct Committer {
+    queue: mpsc::UnboundedSender<(Write, Answer)>,
+}
+
+impl Committer {
+    /// A committer writing through a connection of its own to `store`'s Redis, publishing on
+    /// `channel`. Its thread ends when the committer is dropped (batches in flight are
+    /// answered first).
+    pub(crate) fn start(store: RedisStore, channel: String) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        let writer = Writer {
+            store,
+            script: Script::new(include_str!("scripts/cas_views.lua")),
+            channel,
+            connection: Mutex::new(None),
+        };
+        let Some((mut writer, pending)) = spawn_thread(writer, pending) else {
+            return Self { queue };
+        };
+        // No thread to be had: the batches run on the caller's runtime, through the store's
+        // shared connection (correct, only slower).
+        *writer.connection.get_mut() = Some(writer.store.conn());
+        tokio::spawn(commit(Arc::new(writer), pending));
+        Self { queue }
+    }
+
+    /// Commits `write`, answering once Redis applied it (or the command failed).
+    pub(crate) async fn write(&self, write: Write) -> Result<Written, RedisError> {
+        let (done, answer) = oneshot::channel();
+        if self.queue.send((write, done)).is_err() {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+type Pending = mpsc::UnboundedReceiver<(Write, Answer)>;
+
+/// Starts the writer thread; gives the writer back if the thread could not be started.
+fn spawn_thread(writer: Writer, pending: Pending) -> Option<(Writer, Pending)> {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            warn!(%error, "no runtime for the Redis writer thread; writing from the caller's");
+            return Some((writer, pending));
+        }
+    };
+    // The thread takes both only once it runs: a failed spawn hands them back.
+    let handoff = Arc::new(std::sync::Mutex::new(Some((writer, pending))));
+    let taken = handoff.clone();
+    let spawned = std::thread::Builder::new()
+        .name("daglo-redis-writer".to_owned())
+        .spawn(move || {
+            let taken = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((writer, pending)) = taken {
+                runtime.block_on(commit(Arc::new(writer), pending));
+            }
+        });
+    match spawned {
+        Ok(_) => None,
+        Err(error) => {
+            warn!(%error, "cannot start the Redis writer thread; writing from the caller's runtime");
+            // A failed spawn never ran the closure: the hand-off is still there.
+            handoff.lock().unwrap_or_else(|p| p.into_inner()).take()
+        }
+    }
+}
+
+/// What the writer needs.
+struct Writer {
+    store: RedisStore,
+    script: Script,
+    channel: String,
+    /// Opened on the writer's runtime at the first batch, and again after a failed open.
+    connection: Mutex<Option<ConnectionManager>>,
+}
+
+impl Writer {
+    /// The writer's connection, opened if need be.
+    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+        let mut connection = self.connection.lock().await;
+        if let Some(connection) = connection.as_ref() {
+            return Ok(connection.clone());
+        }
+        let opened = self.store.open_another().await?;
+        *connection = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// One script call for `writes`; one reply for each, in order.
+    async fn apply(&self, writes: &[Write]) -> Result<Vec<Written>, RedisError> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(&self.channel);
+        for write in writes {
+            invocation
+                .key(&write.hash)
+                .arg(write.version)
+                .arg(&write.state)
+                .arg(&write.key);
+        }
+        let replies: Vec<(i64, u64, String)> = invocation
+            .invoke_async(&mut self.connection().await?)
+            .await
+            .map_err(command("compare-and-set jobs"))?;
+        if replies.len() != writes.len() {
+            return Err(RedisError::Corrupt {
+                key: self.channel.clone(),
+                reason: format!(
+                    "the compare-and-set answered {} replies for {} writes",
+                    replies.len(),
+                    writes.len()
+                ),
+            });
+        }
+        Ok(replies
+            .into_iter()
+            .map(|(written, version, state)| match written {
+                -1 => Written::Gone,
+                -2 => Written::Conflict(version, state),
+                version => Written::At(version.unsigned_abs()),
+            })
+            .collect())
+    }
+}
+
+/// Takes the queued writes in batches, `BATCHES_IN_FLIGHT` at a time, until the queue closes.
+async fn commit(writer: Arc<Writer>, mut pending: Pending) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = pending.recv().await else {
+            // Closed: let the batches in flight finish before the runtime goes.
+            let _ = slots.acquire_many(BATCHES_IN_FLIGHT as u32 - 1).await;
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match pending.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let (writes, answers): (Vec<Write>, Vec<Answer>) = batch.into_iter().unzip();
+            match writer.apply(&writes).await {
+                Ok(replies) => {
+                    for (answer, reply) in answers.into_iter().zip(replies) {
+                        let _ = answer.send(Ok(reply));
+                    }
+                }
+                Err(error) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(error.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The writer is gone (only while its registry is being dropped).
+fn stopped() -> RedisError {
+    command("compare-and-set jobs")(redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "the registry's writer stopped",
+    )))
+}

@@ -56,6 +56,8 @@ type Answer = oneshot::Sender<Result<Written, RedisError>>;
 /// The queue of writes, and the thread that commits them.
 pub(crate) struct Committer {
     queue: mpsc::UnboundedSender<(Write, Answer)>,
+    /// The writer thread's runtime, if there is one.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Committer {
@@ -70,14 +72,26 @@ impl Committer {
             channel,
             connection: Mutex::new(None),
         };
-        let Some((mut writer, pending)) = spawn_thread(writer, pending) else {
-            return Self { queue };
+        let (mut writer, pending) = match spawn_thread(writer, pending) {
+            Ok(runtime) => {
+                return Self {
+                    queue,
+                    runtime: Some(runtime),
+                };
+            }
+            Err(back) => *back,
         };
         // No thread to be had: the batches run on the caller's runtime, through the store's
         // shared connection (correct, only slower).
         *writer.connection.get_mut() = Some(writer.store.conn());
         tokio::spawn(commit(Arc::new(writer), pending));
-        Self { queue }
+        Self { queue, runtime: None }
+    }
+
+    /// The writer thread's runtime, for other Redis work that should not wait for a busy
+    /// application runtime (the wake-up subscription); `None` without a writer thread.
+    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref()
     }
 
     /// Commits `write`, answering once Redis applied it (or the command failed).
@@ -92,16 +106,18 @@ impl Committer {
 
 type Pending = mpsc::UnboundedReceiver<(Write, Answer)>;
 
-/// Starts the writer thread; gives the writer back if the thread could not be started.
-fn spawn_thread(writer: Writer, pending: Pending) -> Option<(Writer, Pending)> {
+/// Starts the writer thread and answers its runtime; gives the writer back if the thread could
+/// not be started.
+fn spawn_thread(writer: Writer, pending: Pending) -> Result<tokio::runtime::Handle, Box<(Writer, Pending)>> {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             warn!(%error, "no runtime for the Redis writer thread; writing from the caller's");
-            return Some((writer, pending));
+            return Err(Box::new((writer, pending)));
         }
     };
     // The thread takes both only once it runs: a failed spawn hands them back.
+    let handle = runtime.handle().clone();
     let handoff = Arc::new(std::sync::Mutex::new(Some((writer, pending))));
     let taken = handoff.clone();
     let spawned = std::thread::Builder::new()
@@ -113,11 +129,14 @@ fn spawn_thread(writer: Writer, pending: Pending) -> Option<(Writer, Pending)> {
             }
         });
     match spawned {
-        Ok(_) => None,
+        Ok(_) => Ok(handle),
         Err(error) => {
             warn!(%error, "cannot start the Redis writer thread; writing from the caller's runtime");
             // A failed spawn never ran the closure: the hand-off is still there.
-            handoff.lock().unwrap_or_else(|p| p.into_inner()).take()
+            match handoff.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(back) => Err(Box::new(back)),
+                None => Ok(handle),
+            }
         }
     }
 }

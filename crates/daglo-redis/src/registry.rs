@@ -196,8 +196,14 @@ impl RedisRegistry {
             remove: Script::new(include_str!("scripts/remove_job.lua")),
             store: store.clone(),
         });
-        let listener =
-            tokio::spawn(listen(store.clone(), channel, Arc::downgrade(&shared), ready_tx)).abort_handle();
+        // On the writer thread when there is one: a wake-up is read when it arrives, not when a
+        // busy worker of the application's runtime next looks.
+        let listening = listen(store.clone(), channel, Arc::downgrade(&shared), ready_tx);
+        let listener = match shared.committer.runtime() {
+            Some(runtime) => runtime.spawn(listening),
+            None => tokio::spawn(listening),
+        }
+        .abort_handle();
         let mut ready = shared.ready.clone();
         let _ = tokio::time::timeout(store.options.connect_timeout, ready.wait_for(|ready| *ready)).await;
         Self { shared, listener }

@@ -11,7 +11,7 @@
 //!   worker of the application's runtime next looks at its sockets (1.2× the callbacks a second
 //!   on 2 cores, `cargo bench --bench receiver`). The thread ends when its registry is dropped.
 //!
-//! `docs/architecture.md`, "Redis at one round trip", has the measurements.
+//! `docs/architecture.md`, "Group commit and the writer thread", has the measurements.
 
 use std::sync::Arc;
 

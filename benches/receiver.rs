@@ -18,7 +18,11 @@
 //! receiver on the in-memory registry and on the Redis registry (`daglo-redis`, a private
 //! `redis-server` or `DAGLO_TEST_REDIS_URL`; skipped with a message when there is none).
 //! Printed: callbacks per second and the Redis/in-memory ratio; written to
-//! `target/daglo-bench/receiver.csv`.
+//! `target/daglo-bench/receiver.csv`. Between the two, a reference row without Redis: the
+//! in-memory registry with each change first handed to a thread of its own that answers at
+//! once (`HandedOff`) — what any registry that answers a callback only once another thread
+//! says its write is stored pays for the hand-off alone (`docs/architecture.md`, "Where the
+//! Redis row's time goes").
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -227,6 +231,21 @@ async fn registries() -> Vec<(String, f64, f64)> {
         "receiver, in-memory registry", memory, "1.00x"
     );
     rows.push(("in-memory registry".to_owned(), memory, 1.0));
+    let (addr, jobs, alive) = receiver_with_jobs(Some(Arc::new(HandedOff::new())), JOBS).await;
+    let (handed_off, bad) = load_jobs(addr, jobs).await;
+    assert_eq!(bad, 0, "a handed-off callback was not answered 200");
+    drop(alive);
+    println!(
+        "{:<40} {:>12.0} {:>7.2}x",
+        "receiver, in-memory, writes handed off",
+        handed_off,
+        handed_off / memory
+    );
+    rows.push((
+        "in-memory registry writes answered by another thread".to_owned(),
+        handed_off,
+        handed_off / memory,
+    ));
     let Some(redis) = redis_support::redis("the receiver bench's Redis row").await else {
         return rows;
     };
@@ -249,6 +268,93 @@ async fn registries() -> Vec<(String, f64, f64)> {
     );
     rows.push(("Redis registry".to_owned(), rate, rate / memory));
     rows
+}
+
+/// The in-memory registry, with every change (`apply`, `set_rid`) first handed to a thread of
+/// its own, which answers at once: the cost of waiting for another thread, without Redis.
+#[derive(Debug)]
+struct HandedOff {
+    inner: daglo::callback::InMemoryRegistry,
+    thread: std::sync::Mutex<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl HandedOff {
+    fn new() -> Self {
+        let (thread, answers) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>();
+        std::thread::Builder::new()
+            .name("bench-hand-off".to_owned())
+            .spawn(move || {
+                for answer in answers {
+                    let _ = answer.send(());
+                }
+            })
+            .expect("the hand-off thread");
+        Self {
+            inner: daglo::callback::InMemoryRegistry::default(),
+            thread: std::sync::Mutex::new(thread),
+        }
+    }
+
+    /// Waits until the thread answers.
+    async fn hand_off(&self) {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.thread
+            .lock()
+            .unwrap()
+            .send(answer)
+            .expect("the hand-off thread runs");
+        answered.await.expect("the hand-off thread answers");
+    }
+}
+
+#[async_trait::async_trait]
+impl daglo::callback::JobRegistry for HandedOff {
+    async fn register(
+        &self,
+        key: daglo::callback::JobKey,
+        registered: daglo::callback::Registered,
+        expires_at: Instant,
+    ) -> Result<(), daglo::callback::RegistryError> {
+        self.inner.register(key, registered, expires_at).await
+    }
+    async fn lookup(
+        &self,
+        key: &daglo::callback::JobKey,
+    ) -> Result<Option<daglo::callback::Registered>, daglo::callback::RegistryError> {
+        self.inner.lookup(key).await
+    }
+    async fn apply(
+        &self,
+        key: &daglo::callback::JobKey,
+        body: daglo::StatusBody,
+    ) -> Result<Option<daglo::callback::Applied>, daglo::callback::RegistryError> {
+        self.hand_off().await;
+        self.inner.apply(key, body).await
+    }
+    async fn set_rid(
+        &self,
+        key: &daglo::callback::JobKey,
+        rid: daglo::Rid,
+    ) -> Result<Option<Result<(), daglo::Rid>>, daglo::callback::RegistryError> {
+        self.hand_off().await;
+        self.inner.set_rid(key, rid).await
+    }
+    async fn subscribe(
+        &self,
+        key: &daglo::callback::JobKey,
+    ) -> Result<Option<tokio::sync::watch::Receiver<daglo::callback::JobView>>, daglo::callback::RegistryError>
+    {
+        self.inner.subscribe(key).await
+    }
+    async fn remove(&self, key: &daglo::callback::JobKey) -> Result<(), daglo::callback::RegistryError> {
+        self.inner.remove(key).await
+    }
+    async fn expire(&self, now: Instant) -> usize {
+        self.inner.expire(now).await
+    }
+    async fn count(&self) -> Result<usize, daglo::callback::RegistryError> {
+        self.inner.count().await
+    }
 }
 
 /// A bare hyper 1 server answering `{}` to everything.

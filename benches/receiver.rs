@@ -275,7 +275,7 @@ async fn registries() -> Vec<(String, f64, f64)> {
 #[derive(Debug)]
 struct HandedOff {
     inner: daglo::callback::InMemoryRegistry,
-    thread: std::sync::Mutex<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>,
+    thread: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl HandedOff {
@@ -291,18 +291,14 @@ impl HandedOff {
             .expect("the hand-off thread");
         Self {
             inner: daglo::callback::InMemoryRegistry::default(),
-            thread: std::sync::Mutex::new(thread),
+            thread,
         }
     }
 
     /// Waits until the thread answers.
     async fn hand_off(&self) {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.thread
-            .lock()
-            .unwrap()
-            .send(answer)
-            .expect("the hand-off thread runs");
+        self.thread.send(answer).expect("the hand-off thread runs");
         answered.await.expect("the hand-off thread answers");
     }
 }

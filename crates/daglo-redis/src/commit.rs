@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tracing::warn;
 
 use crate::store::{RedisError, RedisStore, command};
@@ -70,7 +70,7 @@ impl Committer {
             store,
             script: Script::new(include_str!("scripts/cas_views.lua")),
             channel,
-            connection: Mutex::new(None),
+            connection: OnceCell::new(),
         };
         let (mut writer, pending) = match spawn_thread(writer, pending) {
             Ok(runtime) => {
@@ -83,7 +83,7 @@ impl Committer {
         };
         // No thread to be had: the batches run on the caller's runtime, through the store's
         // shared connection (correct, only slower).
-        *writer.connection.get_mut() = Some(writer.store.conn());
+        writer.connection = OnceCell::new_with(Some(writer.store.conn()));
         tokio::spawn(commit(Arc::new(writer), pending));
         Self { queue, runtime: None }
     }
@@ -147,19 +147,16 @@ struct Writer {
     script: Script,
     channel: String,
     /// Opened on the writer's runtime at the first batch, and again after a failed open.
-    connection: Mutex<Option<ConnectionManager>>,
+    connection: OnceCell<ConnectionManager>,
 }
 
 impl Writer {
-    /// The writer's connection, opened if need be.
+    /// The writer's connection, opened if need be (a failed open is tried again next time).
     async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let mut connection = self.connection.lock().await;
-        if let Some(connection) = connection.as_ref() {
-            return Ok(connection.clone());
-        }
-        let opened = self.store.open_another().await?;
-        *connection = Some(opened.clone());
-        Ok(opened)
+        self.connection
+            .get_or_try_init(|| self.store.open_another())
+            .await
+            .cloned()
     }
 
     /// One script call for `writes`; one reply for each, in order.

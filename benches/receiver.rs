@@ -23,6 +23,13 @@
 //! once (`HandedOff`) — what any registry that answers a callback only once another thread
 //! says its write is stored pays for the hand-off alone (`docs/architecture.md`, "Where the
 //! Redis row's time goes").
+//!
+//! Last, where each registry row's CPU went, written to `target/daglo-bench/receiver-cpu.csv`:
+//! this process's CPU time per callback (generator, receiver, and any thread the registry runs,
+//! from `/proc/self/stat`), `redis-server`'s (from its `INFO cpu`), how busy the cores were, and
+//! the *ceiling*: the in-memory row's process time over that plus the row's `redis-server` time
+//! — the ratio a registry whose work cost this process nothing more than the in-memory one
+//! would reach, with `redis-server` on the same cores.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -214,16 +221,23 @@ async fn receiver_with_jobs(
     (addr, Arc::new(shots), (server, tickets, callbacks))
 }
 
-/// The registry comparison: in memory, then Redis; rows for the CSV.
-async fn registries() -> Vec<(String, f64, f64)> {
+/// The registry comparison: in memory, then Redis; rows for the CSV, and where each row's CPU
+/// went (`None` where the process's CPU time cannot be read).
+async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
     let mut rows = Vec::new();
+    let mut spent = Some(Vec::new());
+    let mut keep = |row: Option<Spent>| match (spent.as_mut(), row) {
+        (Some(all), Some(row)) => all.push(row),
+        _ => spent = None,
+    };
     {
         // A warm-up on receivers of their own, so neither target measured pays cold caches.
         let (addr, jobs, _alive) = receiver_with_jobs(None, JOBS).await;
         let _ = load_jobs(addr, jobs).await;
     }
     let (addr, jobs, alive) = receiver_with_jobs(None, JOBS).await;
-    let (memory, bad) = load_jobs(addr, jobs).await;
+    let ((memory, bad), cpu) = Spent::measure("in-memory registry", None, load_jobs(addr, jobs)).await;
+    keep(cpu);
     assert_eq!(bad, 0, "an in-memory callback was not answered 200");
     drop(alive);
     println!(
@@ -232,7 +246,13 @@ async fn registries() -> Vec<(String, f64, f64)> {
     );
     rows.push(("in-memory registry".to_owned(), memory, 1.0));
     let (addr, jobs, alive) = receiver_with_jobs(Some(Arc::new(HandedOff::new())), JOBS).await;
-    let (handed_off, bad) = load_jobs(addr, jobs).await;
+    let ((handed_off, bad), cpu) = Spent::measure(
+        "in-memory registry writes answered by another thread",
+        None,
+        load_jobs(addr, jobs),
+    )
+    .await;
+    keep(cpu);
     assert_eq!(bad, 0, "a handed-off callback was not answered 200");
     drop(alive);
     println!(
@@ -247,7 +267,7 @@ async fn registries() -> Vec<(String, f64, f64)> {
         handed_off / memory,
     ));
     let Some(redis) = redis_support::redis("the receiver bench's Redis row").await else {
-        return rows;
+        return (rows, spent);
     };
     let store = daglo::redis::RedisStore::connect_with(
         &redis.url,
@@ -257,7 +277,8 @@ async fn registries() -> Vec<(String, f64, f64)> {
     .unwrap();
     let registry = Arc::new(daglo::redis::RedisRegistry::new(store).await);
     let (addr, jobs, alive) = receiver_with_jobs(Some(registry), JOBS).await;
-    let (rate, bad) = load_jobs(addr, jobs).await;
+    let ((rate, bad), cpu) = Spent::measure("Redis registry", Some(&redis.url), load_jobs(addr, jobs)).await;
+    keep(cpu);
     assert_eq!(bad, 0, "a Redis-backed callback was not answered 200");
     drop(alive);
     println!(
@@ -267,7 +288,124 @@ async fn registries() -> Vec<(String, f64, f64)> {
         rate / memory
     );
     rows.push(("Redis registry".to_owned(), rate, rate / memory));
-    rows
+    (rows, spent)
+}
+
+/// Where one registry row's CPU went, per callback: the bench process's (generator, receiver,
+/// and any thread a registry runs) and `redis-server`'s, which shares the same cores.
+#[derive(Debug)]
+struct Spent {
+    target: &'static str,
+    rate: f64,
+    /// The process's CPU time per callback, in µs.
+    process_us: f64,
+    /// `redis-server`'s CPU time per callback, in µs (0 for a row without Redis; `None` when
+    /// its `INFO cpu` could not be read).
+    redis_us: Option<f64>,
+    /// The CPU time both used over the row, against the wall time times the cores.
+    busy: f64,
+}
+
+impl Spent {
+    /// Runs `row` (callbacks per second, and how many were not answered 200), measuring the
+    /// CPU time this process and the Redis at `redis` spent over it.
+    async fn measure(
+        target: &'static str,
+        redis: Option<&str>,
+        row: impl std::future::Future<Output = (f64, u64)>,
+    ) -> ((f64, u64), Option<Self>) {
+        let redis_before = match redis {
+            Some(url) => redis_cpu(url).await,
+            None => Some(Duration::ZERO),
+        };
+        let (process_before, started) = (process_cpu(), Instant::now());
+        let answered = row.await;
+        let (process_after, elapsed) = (process_cpu(), started.elapsed());
+        let redis_after = match redis {
+            Some(url) => redis_cpu(url).await,
+            None => Some(Duration::ZERO),
+        };
+        let (Some(before), Some(after)) = (process_before, process_after) else {
+            return (answered, None);
+        };
+        let callbacks = (JOBS * BODIES_PER_JOB) as f64;
+        let process = after.saturating_sub(before);
+        let redis = redis_before
+            .zip(redis_after)
+            .map(|(before, after)| after.saturating_sub(before));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let spent = Self {
+            target,
+            rate: answered.0,
+            process_us: process.as_secs_f64() * 1e6 / callbacks,
+            redis_us: redis.map(|redis| redis.as_secs_f64() * 1e6 / callbacks),
+            busy: (process + redis.unwrap_or_default()).as_secs_f64() / (elapsed.as_secs_f64() * cores),
+        };
+        (answered, Some(spent))
+    }
+}
+
+/// The CPU time (user and system) this process has used, from `/proc/self/stat`; `None` where
+/// there is no such file.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which is in parentheses and may hold spaces):
+    // state is the 3rd field of the line, utime the 14th and stime the 15th.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // `/proc` counts in USER_HZ, which Linux fixes at 100 for user space.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The CPU time (user and system) `redis-server` at `url` has used, from its `INFO cpu`; `None`
+/// for a URL this bench does not speak to (a password, TLS) or a server that did not answer.
+async fn redis_cpu(url: &str) -> Option<Duration> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn info<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Option<String> {
+        stream
+            .write_all(b"*2\r\n$4\r\nINFO\r\n$3\r\ncpu\r\n")
+            .await
+            .ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&chunk[..read]);
+            // A bulk string: `$<length>\r\n<length bytes>\r\n`.
+            let text = std::str::from_utf8(&reply).ok()?;
+            let (length, rest) = text.strip_prefix('$')?.split_once("\r\n")?;
+            let length: usize = length.parse().ok()?;
+            if rest.len() >= length {
+                return Some(rest[..length].to_owned());
+            }
+        }
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.password().is_some() {
+        return None;
+    }
+    let text = match parsed.scheme() {
+        "redis" => {
+            let host = parsed.host_str()?;
+            let stream = TcpStream::connect((host, parsed.port().unwrap_or(6379)))
+                .await
+                .ok()?;
+            info(stream).await?
+        }
+        "unix" | "redis+unix" => info(tokio::net::UnixStream::connect(parsed.path()).await.ok()?).await?,
+        _ => return None,
+    };
+    let seconds = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    };
+    Some(Duration::from_secs_f64(
+        seconds("used_cpu_user")? + seconds("used_cpu_sys")?,
+    ))
 }
 
 /// The in-memory registry, with every change (`apply`, `set_rid`) first handed to a thread of
@@ -437,7 +575,7 @@ async fn main() {
 
     println!("\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections");
     println!("{:<40} {:>12} {:>8}", "target", "callbacks/s", "ratio");
-    let rows = registries().await;
+    let (rows, spent) = registries().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/daglo-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let mut csv = String::from("target,connections,answers_per_s,ratio\n");
@@ -457,4 +595,38 @@ async fn main() {
     }
     std::fs::write(dir.join("receiver.csv"), csv).unwrap();
     println!("written: {}", dir.join("receiver.csv").display());
+    let Some(spent) = spent else {
+        println!("no CPU time per callback: this system has no /proc/self/stat");
+        return;
+    };
+    // What bounds the Redis row on shared cores: whatever the registry does in this process,
+    // `redis-server`'s own CPU comes on top of the in-memory row's.
+    let memory_us = spent[0].process_us;
+    println!("\nCPU time per callback (the cores are shared: the generator, the receiver, redis-server)");
+    println!(
+        "{:<54} {:>10} {:>10} {:>6} {:>8}",
+        "target", "process µs", "redis µs", "busy", "ceiling"
+    );
+    let mut csv = String::from(
+        "target,callbacks_per_s,process_us_per_callback,redis_server_us_per_callback,busy,ceiling\n",
+    );
+    for row in &spent {
+        let (redis, ceiling) = match row.redis_us {
+            Some(redis) => (
+                format!("{redis:.1}"),
+                format!("{:.2}", memory_us / (memory_us + redis)),
+            ),
+            None => ("unknown".to_owned(), "unknown".to_owned()),
+        };
+        println!(
+            "{:<54} {:>10.1} {:>10} {:>6.2} {:>8}",
+            row.target, row.process_us, redis, row.busy, ceiling
+        );
+        csv.push_str(&format!(
+            "receiver {JOBS} jobs {},{:.0},{:.1},{redis},{:.2},{ceiling}\n",
+            row.target, row.rate, row.process_us, row.busy
+        ));
+    }
+    std::fs::write(dir.join("receiver-cpu.csv"), csv).unwrap();
+    println!("written: {}", dir.join("receiver-cpu.csv").display());
 }

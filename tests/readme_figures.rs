@@ -1,8 +1,8 @@
 //! The README's measured tables are the benches' CSVs, never hand-copied figures:
-//! `docs/bench/strategies.csv` and `docs/bench/receiver.csv` are the last runs' CSVs
-//! (`cargo bench --bench strategies` and `--bench receiver` write them under
-//! `target/daglo-bench/`), and the README blocks between the `<!-- strategies.csv -->` and
-//! `<!-- receiver.csv -->` markers must be their renderings.
+//! `docs/bench/strategies.csv`, `docs/bench/receiver.csv` and `docs/bench/receiver-cpu.csv` are
+//! the last runs' CSVs (`cargo bench --bench strategies` and `--bench receiver` write them under
+//! `target/daglo-bench/`), and the README blocks between the `<!-- strategies.csv -->`,
+//! `<!-- receiver.csv -->` and `<!-- receiver-cpu.csv -->` markers must be their renderings.
 //!
 //! After a bench run: `DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures` copies the new
 //! CSVs that exist to `docs/bench/` and rewrites the README blocks.
@@ -72,6 +72,34 @@ fn render_receiver(csv: &str) -> String {
     out
 }
 
+/// The receiver bench's CPU-time CSV as the README's table.
+fn render_receiver_cpu(csv: &str) -> String {
+    let mut lines = csv.lines();
+    let header = lines.next().expect("a header");
+    assert_eq!(
+        header, "target,callbacks_per_s,process_us_per_callback,redis_server_us_per_callback,busy,ceiling",
+        "the receiver bench's CPU CSV columns changed: update the rendering"
+    );
+    let mut out = String::from(
+        "| target | callbacks/s | process µs/callback | redis-server µs/callback | busy | ceiling |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 6, "a CSV row of six fields: {line}");
+        let ceiling = if f[5].parse::<f64>().is_ok() {
+            format!("{}×", f[5])
+        } else {
+            f[5].to_owned()
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {ceiling} |\n",
+            f[0], f[1], f[2], f[3], f[4]
+        ));
+    }
+    out
+}
+
 /// The README's block for `name` (between its markers), as byte offsets.
 fn block(readme: &str, name: &str) -> Option<(usize, usize)> {
     let start_marker =
@@ -127,4 +155,9 @@ fn the_readme_table_is_the_bench_csv() {
 #[test]
 fn the_readme_receiver_table_is_the_receiver_bench_csv() {
     check("receiver.csv", render_receiver, &[]);
+}
+
+#[test]
+fn the_readme_receiver_cpu_table_is_the_receiver_bench_csv() {
+    check("receiver-cpu.csv", render_receiver_cpu, &[]);
 }

@@ -225,11 +225,7 @@ async fn receiver_with_jobs(
 /// went (`None` where the process's CPU time cannot be read).
 async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
     let mut rows = Vec::new();
-    let mut spent = Some(Vec::new());
-    let mut keep = |row: Option<Spent>| match (spent.as_mut(), row) {
-        (Some(all), Some(row)) => all.push(row),
-        _ => spent = None,
-    };
+    let mut spent = Vec::new();
     {
         // A warm-up on receivers of their own, so neither target measured pays cold caches.
         let (addr, jobs, _alive) = receiver_with_jobs(None, JOBS).await;
@@ -237,7 +233,7 @@ async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
     }
     let (addr, jobs, alive) = receiver_with_jobs(None, JOBS).await;
     let ((memory, bad), cpu) = Spent::measure("in-memory registry", None, load_jobs(addr, jobs)).await;
-    keep(cpu);
+    spent.push(cpu);
     assert_eq!(bad, 0, "an in-memory callback was not answered 200");
     drop(alive);
     println!(
@@ -252,7 +248,7 @@ async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
         load_jobs(addr, jobs),
     )
     .await;
-    keep(cpu);
+    spent.push(cpu);
     assert_eq!(bad, 0, "a handed-off callback was not answered 200");
     drop(alive);
     println!(
@@ -267,7 +263,7 @@ async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
         handed_off / memory,
     ));
     let Some(redis) = redis_support::redis("the receiver bench's Redis row").await else {
-        return (rows, spent);
+        return (rows, spent.into_iter().collect());
     };
     let store = daglo::redis::RedisStore::connect_with(
         &redis.url,
@@ -278,7 +274,7 @@ async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
     let registry = Arc::new(daglo::redis::RedisRegistry::new(store).await);
     let (addr, jobs, alive) = receiver_with_jobs(Some(registry), JOBS).await;
     let ((rate, bad), cpu) = Spent::measure("Redis registry", Some(&redis.url), load_jobs(addr, jobs)).await;
-    keep(cpu);
+    spent.push(cpu);
     assert_eq!(bad, 0, "a Redis-backed callback was not answered 200");
     drop(alive);
     println!(
@@ -288,7 +284,7 @@ async fn registries() -> (Vec<(String, f64, f64)>, Option<Vec<Spent>>) {
         rate / memory
     );
     rows.push(("Redis registry".to_owned(), rate, rate / memory));
-    (rows, spent)
+    (rows, spent.into_iter().collect())
 }
 
 /// Where one registry row's CPU went, per callback: the bench process's (generator, receiver,

@@ -16,21 +16,20 @@
 //!   thread; once they come further apart it sleeps at once (the Redis row from a median 0.51×
 //!   to 0.59× of the in-memory one on 2 cores, alternated runs).
 //!
-//! `docs/architecture.md`, "Group commit and the writer thread", has the measurements.
+//! `docs/architecture.md`, "Group commit and the writer thread" and "The writer looks before
+//! it sleeps", has the measurements.
 
 use std::sync::Arc;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use tracing::warn;
 
 use crate::store::{RedisError, RedisStore, command};
 
 /// Writes in one script call at most (a batch holds Redis for well under a millisecond).
 const MAX_BATCH: usize = 64;
-/// Batches in flight at once: the next batch gathers while one is applied.
-const BATCHES_IN_FLIGHT: usize = 1;
 /// How long the writer looks for the next write before it sleeps, while writes come closer
 /// together than this.
 const LOOK: std::time::Duration = std::time::Duration::from_micros(200);
@@ -93,7 +92,7 @@ impl Committer {
         // No thread to be had: the batches run on the caller's runtime, through the store's
         // shared connection (correct, only slower).
         writer.connection = OnceCell::new_with(Some(writer.store.conn()));
-        tokio::spawn(commit(Arc::new(writer), pending));
+        tokio::spawn(commit(writer, pending));
         Self { queue, runtime: None }
     }
 
@@ -134,7 +133,7 @@ fn spawn_thread(writer: Writer, pending: Pending) -> Result<tokio::runtime::Hand
         .spawn(move || {
             let taken = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some((writer, pending)) = taken {
-                runtime.block_on(commit(Arc::new(writer), pending));
+                runtime.block_on(commit(writer, pending));
             }
         });
     match spawned {
@@ -204,37 +203,25 @@ impl Writer {
     }
 }
 
-/// Takes the queued writes in batches, `BATCHES_IN_FLIGHT` at a time, until the queue closes.
-async fn commit(writer: Arc<Writer>, pending: Pending) {
-    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+/// Takes the queued writes in batches until the queue closes. One batch is in flight at a
+/// time: the next one gathers while Redis applies it (two in flight made batches smaller and
+/// the bench no faster).
+async fn commit(writer: Writer, pending: Pending) {
     let mut queue = Queue { pending, look: false };
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = queue.next().await else {
-            // Closed: let the batches in flight finish before the runtime goes.
-            let _ = slots.acquire_many(BATCHES_IN_FLIGHT as u32 - 1).await;
-            return;
-        };
-        let batch = queue.more(first).await;
-        let writer = writer.clone();
-        tokio::spawn(async move {
-            let (writes, answers): (Vec<Write>, Vec<Answer>) = batch.into_iter().unzip();
-            match writer.apply(&writes).await {
-                Ok(replies) => {
-                    for (answer, reply) in answers.into_iter().zip(replies) {
-                        let _ = answer.send(Ok(reply));
-                    }
-                }
-                Err(error) => {
-                    for answer in answers {
-                        let _ = answer.send(Err(error.clone()));
-                    }
+    while let Some(first) = queue.next().await {
+        let (writes, answers): (Vec<Write>, Vec<Answer>) = queue.more(first).await.into_iter().unzip();
+        match writer.apply(&writes).await {
+            Ok(replies) => {
+                for (answer, reply) in answers.into_iter().zip(replies) {
+                    let _ = answer.send(Ok(reply));
                 }
             }
-            drop(slot);
-        });
+            Err(error) => {
+                for answer in answers {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+        }
     }
 }
 

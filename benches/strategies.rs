@@ -208,14 +208,12 @@ async fn callbacks(client: Client, hybrid: Option<PollingDelivery>) -> Transcrib
     let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
         .await
         .unwrap();
-    let transcriber = match hybrid {
-        None => Transcriber::new(client, callbacks),
-        Some(safety_net) => Transcriber::new(
-            client,
-            HybridDelivery::new(callbacks, safety_net).window(Duration::from_secs(120)),
-        ),
+    let builder = match hybrid {
+        None => Transcriber::builder(client).delivery(callbacks),
+        Some(safety_net) => Transcriber::builder(client)
+            .delivery(HybridDelivery::new(callbacks, safety_net).window(Duration::from_secs(120))),
     };
-    transcriber.owning_receiver(server)
+    builder.receiver(server).build().await.unwrap()
 }
 
 fn polling(client: Client, scale: TimeScale, policy: PollPolicy) -> PollingDelivery {
@@ -310,14 +308,24 @@ async fn real_time() -> Vec<Report> {
         })
         .await
         .unwrap();
-        Transcriber::new(client, callbacks).owning_receiver(server)
+        Transcriber::builder(client)
+            .delivery(callbacks)
+            .receiver(server)
+            .build()
+            .await
+            .unwrap()
     };
     let confirming = async |client: Client, _scale: TimeScale| {
         // The emulator's limit is off, and so is the client's status budget (see `run`).
         let (callbacks, server) = CallbackDelivery::loopback(client.clone(), |config| config)
             .await
             .unwrap();
-        Transcriber::new(client, callbacks).owning_receiver(server)
+        Transcriber::builder(client)
+            .delivery(callbacks)
+            .receiver(server)
+            .build()
+            .await
+            .unwrap()
     };
     let polled = Setup {
         speedup: 1.0,

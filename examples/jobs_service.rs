@@ -132,9 +132,12 @@ async fn service(
     let journal = Arc::new(SqliteJournal::open(data.join("jobs.sqlite"))?);
     // The journal keeps the callback key secret beside itself: after a restart, the callbacks
     // of the jobs it resumes are still accepted.
-    let (transcriber, receiver) =
-        Transcriber::from_config_mounted_with_journal(client, &config, journal).await?;
-    let transcriber = transcriber.with_results(Arc::new(DirResults::open(data.join("results"))?));
+    let (transcriber, receiver) = Transcriber::builder(client)
+        .config(&config)
+        .journal(journal)
+        .results(Arc::new(DirResults::open(data.join("results"))?))
+        .build_mounted()
+        .await?;
     let mut app = Router::new()
         .route("/meetings/{id}", put(upload).get(status))
         .route("/meetings/{id}/events", get(events))

@@ -39,8 +39,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let dir = std::env::temp_dir().join(format!("daglo-otel-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let transcriber = Transcriber::new(client, polling)
-        .with_journal(Arc::new(SqliteJournal::open(dir.join("jobs.sqlite"))?));
+    let transcriber = Transcriber::builder(client)
+        .delivery(polling)
+        .journal(Arc::new(SqliteJournal::open(dir.join("jobs.sqlite"))?))
+        .build()
+        .await?;
     for key in ["standup", "retro"] {
         let job = transcriber
             .start(

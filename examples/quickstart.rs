@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "hybrid" => StrategyConfig::Hybrid(HybridSettings::new(CallbackSettings::loopback())),
         other => return Err(format!("unknown strategy `{other}`: use polling, callback or hybrid").into()),
     };
-    let transcriber = Transcriber::from_config(client, &strategy).await?;
+    let transcriber = Transcriber::builder(client).config(&strategy).build().await?;
     println!("strategy: {}", transcriber.strategy());
 
     let options = JobOptions::builder()

@@ -3,13 +3,13 @@
 //!
 //! ```text
 //! cargo run --example switch_strategy                                   # polling
-//! cargo run --example switch_strategy -- '{"strategy": "callback", "listen": "127.0.0.1:0"}'
+//! cargo run --example switch_strategy -- '{"strategy": "callback", "callback": {"listen": "127.0.0.1:0"}}'
 //! cargo run --example switch_strategy -- '{"strategy": "hybrid", "callback": {"listen": "127.0.0.1:0"}, "window_secs": 5}'
 //! ```
 //!
 //! The emulator runs in-process and on this machine, so a callback configuration without
 //! `public_url` is called back on the receiver's own loopback address. In production give it
-//! your https endpoint: `{"strategy": "callback", "listen": "0.0.0.0:8443",
+//! your https endpoint: `{"strategy": "callback", "callback": {"listen": "0.0.0.0:8443",
 //! "public_url": "https://hooks.example.com/daglo"}`.
 
 use std::time::Duration;
@@ -26,7 +26,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::from_str(&json).map_err(|e| format!("not a strategy configuration ({e}): {json}"))?;
 
     let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_secs(2))).await?;
-    let transcriber = Transcriber::from_config(daglo::sim::client(&sim)?, &strategy).await?;
+    let transcriber = Transcriber::builder(daglo::sim::client(&sim)?)
+        .config(&strategy)
+        .build()
+        .await?;
 
     // From here on the code is the same whatever the strategy.
     let urls = [

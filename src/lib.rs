@@ -73,13 +73,11 @@
 //! `resume`, `jobs_service`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 mod jobs;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
-#[cfg(feature = "serve")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
-pub mod serve;
 #[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
 mod transcriber;
@@ -87,6 +85,7 @@ mod transcriber;
 #[cfg(all(feature = "poll", feature = "callback"))]
 mod hybrid;
 
+pub use builder::{StrategyError, TranscriberBuilder};
 pub use daglo_client::{Client, ClientBuilder, install_crypto_provider};
 /// What the library counts through the `metrics` facade: see `docs/metrics.md`.
 pub use daglo_core::telemetry;
@@ -102,7 +101,7 @@ pub use hybrid::HybridDelivery;
 pub use jobs::{DirResults, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
-pub use settings::{StrategyConfig, StrategyError};
+pub use settings::StrategyConfig;
 pub use transcriber::{Pending, SRT_WAIT, TranscribeError, Transcriber};
 
 /// The REST client and what it answers: [`Client`], its builder, its typed
@@ -122,6 +121,7 @@ pub mod client {
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
 pub mod strategy {
+    pub use crate::builder::StrategyError;
     #[cfg(all(feature = "poll", feature = "callback"))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
     pub use crate::hybrid::{DEFAULT_HYBRID_WINDOW, HYBRID_SAFETY_NET};
@@ -134,7 +134,7 @@ pub mod strategy {
     #[cfg(feature = "poll")]
     #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
     pub use crate::settings::PollingSettings;
-    pub use crate::settings::{StrategyConfig, StrategyError};
+    pub use crate::settings::StrategyConfig;
 }
 
 /// Every request and answer field of the API, for code that builds requests or reads results in
@@ -242,6 +242,46 @@ pub mod test_util {
     pub use daglo_core::{ProgressTracker, SplitMix64, TimeScale};
     #[cfg(feature = "poll")]
     pub use daglo_poll::PollClock;
+}
+
+/// What the workspace's crates share and a user of the library does not need: no stability
+/// promise. `daglo-serve` takes over a gone replica's jobs, aborts tasks and names files with it.
+#[doc(hidden)]
+pub mod internal {
+    pub use daglo_core::{check_media_file_name, fnv1a64};
+
+    use crate::{JobId, TranscribeError, Transcriber};
+
+    /// Aborts its task when dropped.
+    #[derive(Debug)]
+    pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+    impl AbortOnDrop {
+        /// Owns `task`.
+        pub fn new(task: tokio::task::JoinHandle<()>) -> Self {
+            Self(task)
+        }
+    }
+
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    /// Who this process is in the journal's claims (`<host>:<pid>`): what a peer reads in
+    /// [`Intent::owner`](daglo_core::Intent::owner).
+    pub fn owner() -> String {
+        crate::transcriber::owner()
+    }
+
+    /// Follows job `id` from now on, when the journal lists it as running and nobody in this
+    /// process follows it — another replica's job, say, whose replica is gone. Resumed by its
+    /// rid (and its callback key), never submitted again. `Ok(true)` when it started following
+    /// it; `Ok(false)` for a job followed here already, ended, or not running.
+    pub async fn adopt_job(transcriber: &Transcriber, id: &JobId) -> Result<bool, TranscribeError> {
+        transcriber.adopt_job(id).await
+    }
 }
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.

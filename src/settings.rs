@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::builder::StrategyError;
+
 #[cfg(feature = "callback")]
 use daglo_callback::{
-    CallbackConfig, CallbackDelivery, CallbackError, CallbackServer, ConnectionLimits, DEFAULT_BODY_TIMEOUT,
+    CallbackConfig, CallbackDelivery, CallbackServer, ConnectionLimits, DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_JOB_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_TIME,
     DEFAULT_MAX_CONNECTIONS, FinalCallbacks, Secret,
 };
@@ -51,13 +53,46 @@ pub enum StrategyConfig {
     #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
     Polling(PollingSettings),
     /// Receive the service's callbacks on a receiver the transcriber runs (or you mount).
+    /// Its settings are the `callback` table, as in hybrid:
+    /// `{"strategy": "callback", "callback": {"public_url": …}}`.
     #[cfg(feature = "callback")]
     #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
+    #[serde(
+        serialize_with = "callback_table::serialize",
+        deserialize_with = "callback_table::deserialize"
+    )]
     Callback(CallbackSettings),
     /// Callbacks first; polling too for a job whose final callback is late.
     #[cfg(all(feature = "poll", feature = "callback"))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
     Hybrid(HybridSettings),
+}
+
+/// The callback strategy's settings as a `callback` table — the shape hybrid takes them in.
+#[cfg(feature = "callback")]
+mod callback_table {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::CallbackSettings;
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        callback: &'a CallbackSettings,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct In {
+        callback: CallbackSettings,
+    }
+
+    pub(super) fn serialize<S: Serializer>(settings: &CallbackSettings, to: S) -> Result<S::Ok, S::Error> {
+        Out { callback: settings }.serialize(to)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<CallbackSettings, D::Error> {
+        In::deserialize(from).map(|table| table.callback)
+    }
 }
 
 impl StrategyConfig {
@@ -173,9 +208,9 @@ impl PollingSettings {
 #[non_exhaustive]
 pub struct CallbackSettings {
     /// Where the receiver listens when the transcriber runs it
-    /// ([`Transcriber::from_config`](crate::Transcriber::from_config); `127.0.0.1:0` picks a
+    /// ([`TranscriberBuilder::build`](crate::TranscriberBuilder::build); `127.0.0.1:0` picks a
     /// free loopback port). Not needed when you mount the receiver
-    /// ([`Transcriber::from_config_mounted`](crate::Transcriber::from_config_mounted)).
+    /// ([`TranscriberBuilder::build_mounted`](crate::TranscriberBuilder::build_mounted)).
     #[serde(default)]
     pub listen: Option<SocketAddr>,
     /// The URL the service is told to call, before the job key: your https endpoint behind a
@@ -353,12 +388,13 @@ impl CallbackSettings {
         &self,
         client: &crate::Client,
         kept: Option<&Secret>,
+        registry: Option<std::sync::Arc<dyn daglo_callback::JobRegistry>>,
     ) -> Result<(CallbackDelivery, CallbackServer), StrategyError> {
         let Some(listen) = self.listen else {
             return Err(StrategyError::Invalid(
                 "callback.listen is required when the transcriber runs the receiver \
-                 (Transcriber::from_config); mount the receiver with Transcriber::from_config_mounted \
-                 to leave it out"
+                 (TranscriberBuilder::build); mount the receiver with \
+                 TranscriberBuilder::build_mounted to leave it out"
                     .to_owned(),
             ));
         };
@@ -374,7 +410,11 @@ impl CallbackSettings {
                 format!("http://{bound}/{}", self.path.trim_start_matches('/'))
             }
         };
-        let delivery = CallbackDelivery::new(client.clone(), self.callback_config(&public_url, kept)?)?;
+        let config = self.callback_config(&public_url, kept)?;
+        let delivery = match registry {
+            Some(registry) => CallbackDelivery::with_registry(client.clone(), config, registry)?,
+            None => CallbackDelivery::new(client.clone(), config)?,
+        };
         let server = delivery.serve(listener)?;
         Ok((delivery, server))
     }
@@ -441,30 +481,4 @@ impl HybridSettings {
             window: default_window(),
         }
     }
-}
-
-/// Why a strategy could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StrategyError {
-    /// A setting is out of range or refers to something missing.
-    #[error("invalid strategy configuration: {0}")]
-    Invalid(String),
-    /// The receiver could not listen where it was told to.
-    #[error("the callback receiver cannot listen on {addr}")]
-    Bind {
-        /// The configured address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The journal could not give the callback key secret it keeps.
-    #[error("the journal's callback key secret is unavailable")]
-    Journal(#[source] daglo_core::JournalError),
-    /// The callback settings were refused.
-    #[cfg(feature = "callback")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
-    #[error("the callback settings were refused")]
-    Callback(#[from] CallbackError),
 }

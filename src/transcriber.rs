@@ -13,10 +13,13 @@ use daglo_core::{
 use tracing::Instrument as _;
 use tracing::warn;
 
+use crate::internal::AbortOnDrop;
 use crate::jobs::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source, Table};
 
 #[cfg(any(feature = "poll", feature = "callback"))]
-use crate::settings::{StrategyConfig, StrategyError};
+use crate::builder::StrategyError;
+#[cfg(any(feature = "poll", feature = "callback"))]
+use crate::settings::StrategyConfig;
 
 /// Why a transcription could not be carried out (as opposed to a job that failed, which is an
 /// [`Outcome::Failed`]).
@@ -56,7 +59,7 @@ pub enum TranscribeError {
         id: JobId,
     },
     /// The job ended before this process started, and no result store keeps its result
-    /// ([`Transcriber::with_results`]).
+    /// ([`TranscriberBuilder::results`](crate::TranscriberBuilder::results)).
     #[error("job `{id}` ended, and its result was not kept (no result store)")]
     ResultNotKept {
         /// The job.
@@ -308,9 +311,14 @@ impl fmt::Debug for Transcriber {
 impl Transcriber {
     /// Submits through `client` and waits through `strategy` (any [`ResultDelivery`], by value).
     pub fn new(client: Client, strategy: impl ResultDelivery + 'static) -> Self {
+        Self::from_shared(client, Arc::new(strategy))
+    }
+
+    /// A transcriber over a delivery already shared.
+    pub(crate) fn from_shared(client: Client, delivery: Arc<dyn ResultDelivery>) -> Self {
         Self {
             client,
-            delivery: Arc::new(strategy),
+            delivery,
             receiver: None,
             journal: None,
             results: None,
@@ -331,171 +339,12 @@ impl Transcriber {
         Self::new(client, polling)
     }
 
-    /// Builds the strategy `config` names — binding and starting the callback receiver when it
-    /// needs one, which the transcriber then owns (see [`shutdown`](Transcriber::shutdown)).
-    ///
-    /// ```no_run
-    /// use daglo::{Client, StrategyConfig, Transcriber};
-    ///
-    /// # async fn run(client: Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let config: StrategyConfig = serde_json::from_str(&std::fs::read_to_string("strategy.json")?)?;
-    /// let transcriber = Transcriber::from_config(client, &config).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(any(feature = "poll", feature = "callback"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
-    pub async fn from_config(client: Client, config: &StrategyConfig) -> Result<Self, StrategyError> {
-        Self::configured(client, config, None).await
-    }
-
-    /// Like [`from_config`](Transcriber::from_config), keeping `journal`
-    /// ([`with_journal`](Transcriber::with_journal)) — and, when the configuration names no key
-    /// secret (`callback.key_secret_env`), signing callback keys with the one the journal keeps
-    /// ([`Journal::key_secret`]: the SQLite journal generates it once, in a file beside itself
-    /// that only its owner can read). So a restarted process accepts the callbacks of the jobs
-    /// [`recover`](Transcriber::recover) resumes.
-    #[cfg(any(feature = "poll", feature = "callback"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
-    pub async fn from_config_with_journal(
-        client: Client,
-        config: &StrategyConfig,
-        journal: Arc<dyn Journal>,
-    ) -> Result<Self, StrategyError> {
-        let kept = kept_secret(config, journal.as_ref()).await?;
-        Ok(Self::configured(client, config, kept)
-            .await?
-            .with_journal(journal))
-    }
-
-    #[cfg(any(feature = "poll", feature = "callback"))]
-    async fn configured(
-        client: Client,
-        config: &StrategyConfig,
-        kept: Option<KeptSecret>,
-    ) -> Result<Self, StrategyError> {
-        let _ = &kept;
-        match config {
-            #[cfg(feature = "poll")]
-            StrategyConfig::Polling(settings) => {
-                let polling = settings.build(&client)?;
-                Ok(Self::new(client, polling))
-            }
-            #[cfg(feature = "callback")]
-            StrategyConfig::Callback(settings) => {
-                let (callbacks, server) = settings.start(&client, kept.as_ref()).await?;
-                Ok(Self::new(client, callbacks).owning_receiver(server))
-            }
-            #[cfg(all(feature = "poll", feature = "callback"))]
-            StrategyConfig::Hybrid(settings) => {
-                let polling = settings.polling.build(&client)?;
-                let (callbacks, server) = settings.callback.start(&client, kept.as_ref()).await?;
-                let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
-                Ok(Self::new(client, hybrid).owning_receiver(server))
-            }
-        }
-    }
-
-    /// Builds the strategy `config` names for a receiver **you mount** in your own router: the
-    /// transcriber, and — for the callback and hybrid strategies — the receiver, a `tower`
-    /// service to route `{public_url path}/{key}` to. Nothing is bound, so `callback.listen`
-    /// may be left out; `callback.public_url` is required. The standalone server's
-    /// per-connection protections (connection cap, header timeout, connection lifetime) are
-    /// then your server's job: serve your app with
-    /// [`CallbackServer::serve`](crate::callback::CallbackServer::serve) and
-    /// [`CallbackSettings::connection_limits`](crate::strategy::CallbackSettings::connection_limits)
-    /// to keep them (`docs/configuration.md`, "Mounting the receiver").
-    ///
-    /// ```no_run
-    /// use daglo::{Client, StrategyConfig, Transcriber};
-    ///
-    /// # async fn run(client: Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// let config: StrategyConfig = serde_json::from_str(r#"{"strategy": "hybrid",
-    ///     "callback": {"public_url": "https://app.example.com/daglo"}}"#)?;
-    /// let (transcriber, receiver) = Transcriber::from_config_mounted(client, &config).await?;
-    /// let mut app = axum::Router::<()>::new().route("/health", axum::routing::get(|| async { "ok" }));
-    /// if let Some(receiver) = receiver {
-    ///     app = app.route_service("/daglo/{key}", receiver);
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(feature = "callback")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
-    pub async fn from_config_mounted(
-        client: Client,
-        config: &StrategyConfig,
-    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
-        Self::configured_mounted(client, config, None, None).await
-    }
-
-    /// [`from_config_mounted`](Transcriber::from_config_mounted) keeping `journal` and its key
-    /// secret, as [`from_config_with_journal`](Transcriber::from_config_with_journal) does.
-    #[cfg(feature = "callback")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
-    pub async fn from_config_mounted_with_journal(
-        client: Client,
-        config: &StrategyConfig,
-        journal: Arc<dyn Journal>,
-    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
-        let kept = kept_secret(config, journal.as_ref()).await?;
-        let (transcriber, receiver) = Self::configured_mounted(client, config, kept, None).await?;
-        Ok((transcriber.with_journal(journal), receiver))
-    }
-
-    /// [`from_config_mounted_with_journal`](Transcriber::from_config_mounted_with_journal) with
-    /// the callback registry `registry` — a `RedisRegistry` every replica shares, so a callback
-    /// that lands on any replica reaches the job's waiter. Give the replicas one journal (whose
-    /// key secret they then share) or one `key_secret_env`.
-    #[cfg(feature = "callback")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
-    pub async fn from_config_mounted_shared(
-        client: Client,
-        config: &StrategyConfig,
-        journal: Arc<dyn Journal>,
-        registry: Arc<dyn daglo_callback::JobRegistry>,
-    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
-        let kept = kept_secret(config, journal.as_ref()).await?;
-        let (transcriber, receiver) = Self::configured_mounted(client, config, kept, Some(registry)).await?;
-        Ok((transcriber.with_journal(journal), receiver))
-    }
-
-    #[cfg(feature = "callback")]
-    async fn configured_mounted(
-        client: Client,
-        config: &StrategyConfig,
-        kept: Option<KeptSecret>,
-        registry: Option<Arc<dyn daglo_callback::JobRegistry>>,
-    ) -> Result<(Self, Option<daglo_callback::CallbackReceiver>), StrategyError> {
-        match config {
-            #[cfg(feature = "poll")]
-            StrategyConfig::Polling(settings) => {
-                let polling = settings.build(&client)?;
-                Ok((Self::new(client, polling), None))
-            }
-            StrategyConfig::Callback(settings) => {
-                let callbacks = settings.mount(&client, kept.as_ref(), registry)?;
-                let receiver = callbacks.receiver();
-                Ok((Self::new(client, callbacks), Some(receiver)))
-            }
-            #[cfg(feature = "poll")]
-            StrategyConfig::Hybrid(settings) => {
-                let polling = settings.polling.build(&client)?;
-                let callbacks = settings.callback.mount(&client, kept.as_ref(), registry)?;
-                let receiver = callbacks.receiver();
-                let hybrid = crate::HybridDelivery::new(callbacks, polling).window(settings.window);
-                Ok((Self::new(client, hybrid), Some(receiver)))
-            }
-        }
-    }
-
     /// Hands the transcriber the callback receiver its strategy depends on: it then reports its
     /// address ([`receiver_addr`](Transcriber::receiver_addr)), stops it gracefully in
     /// [`shutdown`](Transcriber::shutdown), and stops it when the last clone is dropped.
     #[cfg(feature = "callback")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
     #[must_use]
-    pub fn owning_receiver(mut self, server: daglo_callback::CallbackServer) -> Self {
+    pub(crate) fn owning_receiver(mut self, server: daglo_callback::CallbackServer) -> Self {
         self.receiver = Some(Arc::new(Receiver {
             addr: server.local_addr(),
             server: Mutex::new(Some(server)),
@@ -503,35 +352,8 @@ impl Transcriber {
         self
     }
 
-    /// Keeps a durable journal of every job it submits: the intent before the submit, the rid
-    /// as soon as the answer arrives, the outcome at the end — so a crash at any point loses
-    /// nothing ([`Journal::recover`] says what to resume and what is uncertain). The journal
-    /// gets a digest of the options, never a token, a callback credential or a transcript.
-    ///
-    /// ```no_run
-    /// # async fn run(client: daglo::Client) -> Result<(), Box<dyn std::error::Error>> {
-    /// use std::sync::Arc;
-    /// use daglo::journal::SqliteJournal;
-    /// use daglo::journal::Journal;
-    /// use daglo::{JobOptions, Transcriber};
-    ///
-    /// let journal = Arc::new(SqliteJournal::open("jobs.sqlite")?);
-    /// let transcriber = Transcriber::polling(client).with_journal(journal.clone());
-    /// // After a crash: resume what was submitted, report what may have been.
-    /// let recovery = journal.recover().await?;
-    /// for entry in &recovery.pending {
-    ///     if let Some(pending) = transcriber.resume_entry(entry) {
-    ///         let outcome = transcriber.wait(pending).await?; // finishes the entry
-    ///     }
-    /// }
-    /// for entry in &recovery.uncertain {
-    ///     eprintln!("{} may have been submitted (no rid recorded): check before resubmitting", entry.intent.input);
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
     #[must_use]
-    pub fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
+    pub(crate) fn with_journal(mut self, journal: Arc<dyn Journal>) -> Self {
         self.journal = Some(journal);
         self
     }
@@ -793,13 +615,13 @@ async fn keep(store: &dyn ResultStore, job: &JobSnapshot, outcome: &Outcome) -> 
 
 /// The key secret a journal keeps, in the form the callback settings take.
 #[cfg(feature = "callback")]
-type KeptSecret = daglo_callback::Secret;
+pub(crate) type KeptSecret = daglo_callback::Secret;
 #[cfg(all(feature = "poll", not(feature = "callback")))]
-type KeptSecret = ();
+pub(crate) type KeptSecret = ();
 
 /// The journal's key secret, when `config` uses callbacks and names none of its own.
 #[cfg(any(feature = "poll", feature = "callback"))]
-async fn kept_secret(
+pub(crate) async fn kept_secret(
     config: &StrategyConfig,
     journal: &dyn Journal,
 ) -> Result<Option<KeptSecret>, StrategyError> {
@@ -832,7 +654,7 @@ async fn kept_secret(
 const PEER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Who holds a claim: this host and process, for a peer's report (no secret).
-fn owner() -> String {
+pub(crate) fn owner() -> String {
     static OWNER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
@@ -854,7 +676,7 @@ fn owner() -> String {
 /// Renews entry `entry`'s lease every third of [`SUBMIT_LEASE`](daglo_core::SUBMIT_LEASE) on
 /// a task of its own (the upload is never held up by it) until the guard is dropped.
 fn renew_lease(journal: Arc<dyn Journal>, entry: EntryId) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
+    AbortOnDrop::new(tokio::spawn(async move {
         let every = daglo_core::SUBMIT_LEASE / 3;
         loop {
             tokio::time::sleep(every).await;
@@ -865,25 +687,13 @@ fn renew_lease(journal: Arc<dyn Journal>, entry: EntryId) -> AbortOnDrop {
     }))
 }
 
-/// Aborts its task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// How long [`Transcriber::srt`] asks again while the service answers `202`.
 pub const SRT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Jobs as durable, queryable objects: start, look up, follow, recover.
 impl Transcriber {
-    /// Keeps each finished job's result in `store` (say [`DirResults`](crate::DirResults)), so
-    /// [`result`](Transcriber::result) and [`outcome`](Transcriber::outcome) answer after a
-    /// restart. Without a store, results live only in memory, for the jobs this process ran.
     #[must_use]
-    pub fn with_results(mut self, store: Arc<dyn ResultStore>) -> Self {
+    pub(crate) fn with_results(mut self, store: Arc<dyn ResultStore>) -> Self {
         self.results = Some(store);
         self
     }
@@ -1286,7 +1096,7 @@ impl Transcriber {
     /// process follows it — another replica's job, say, whose replica is gone. Resumed by its
     /// rid (and its callback key, registered again), never submitted again. `Ok(true)` when it
     /// started following it; `Ok(false)` for a job followed here already, ended, or not running.
-    pub async fn adopt_job(&self, id: &JobId) -> Result<bool, TranscribeError> {
+    pub(crate) async fn adopt_job(&self, id: &JobId) -> Result<bool, TranscribeError> {
         if self.table.get(id).is_some() {
             return Ok(false);
         }
@@ -1303,12 +1113,6 @@ impl Transcriber {
             }
             _ => false,
         })
-    }
-
-    /// Who this process is in the journal's claims (`<host>:<pid>`): what a peer reads in
-    /// [`Intent::owner`](daglo_core::Intent::owner).
-    pub fn owner(&self) -> String {
-        owner()
     }
 
     /// The job as it is now: from this process's table, or from the journal. `None` for an id

@@ -68,9 +68,13 @@ async fn jobs_with_faults_are_counted_with_bounded_labels() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let journal = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
-        let transcriber = Transcriber::new(client.clone(), hybrid)
-            .owning_receiver(server)
-            .with_journal(journal);
+        let transcriber = Transcriber::builder(client.clone())
+            .delivery(hybrid)
+            .receiver(server)
+            .journal(journal)
+            .build()
+            .await
+            .unwrap();
 
         // A forged callback (a registered job's URL, a wrong credential) and an unknown key.
         let mut options = JobOptions::default();

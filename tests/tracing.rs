@@ -40,18 +40,23 @@ async fn each_job_is_one_span_tree_without_secrets() {
     let (sim, client) = support::sim(SimConfig::default()).await;
     let journal = Arc::new(SqliteJournal::open(dir.join("jobs.sqlite")).unwrap());
     // A polled job, and a callback job whose final is confirmed.
-    let polled = Transcriber::new(
-        client.clone(),
-        PollingDelivery::new(
+    let polled = Transcriber::builder(client.clone())
+        .delivery(PollingDelivery::new(
             client.clone(),
             PollingConfig::default().policy(PollPolicy::Fixed(Duration::from_millis(40))),
-        ),
-    )
-    .with_journal(journal.clone());
+        ))
+        .journal(journal.clone())
+        .build()
+        .await
+        .unwrap();
     let (callbacks, server) = support::callbacks(&client).await;
-    let called = Transcriber::new(client.clone(), callbacks)
-        .owning_receiver(server)
-        .with_journal(journal);
+    let called = Transcriber::builder(client.clone())
+        .delivery(callbacks)
+        .receiver(server)
+        .journal(journal)
+        .build()
+        .await
+        .unwrap();
     let mut transcripts = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), async {
         for (transcriber, key) in [(&polled, "polled-job"), (&called, "called-job")] {

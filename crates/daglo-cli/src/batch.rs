@@ -207,10 +207,15 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         journal.clone(),
         gate.clone(),
     ));
-    let transcriber = setup::transcriber(client, &config)
-        .await?
-        .with_journal(journal.clone())
-        .with_results(outputs.clone());
+    // The journal given to the builder: callback keys are signed with its kept secret, so a
+    // rerun takes back the callbacks of the jobs it resumes.
+    let transcriber = setup::build(
+        Transcriber::builder(client)
+            .config(&config)
+            .journal(journal.clone())
+            .results(outputs.clone()),
+    )
+    .await?;
 
     let progress = multi();
     let total = overall(&progress, inputs.len());

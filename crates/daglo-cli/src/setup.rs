@@ -119,9 +119,13 @@ pub(crate) fn strategy(args: &Transcribe, deadline: Option<Duration>) -> Result<
 /// The transcriber the configuration names; a setting it refuses (or an address it cannot
 /// listen on) is bad input.
 pub(crate) async fn transcriber(client: Client, config: &StrategyConfig) -> Result<Transcriber, Failure> {
-    Transcriber::from_config(client, config)
-        .await
-        .map_err(|e| Failure::usage(chain(&e)))
+    build(Transcriber::builder(client).config(config)).await
+}
+
+/// A transcriber from `builder`; a setting it refuses (or an address it cannot listen on) is
+/// bad input.
+pub(crate) async fn build(builder: daglo::TranscriberBuilder) -> Result<Transcriber, Failure> {
+    builder.build().await.map_err(|e| Failure::usage(chain(&e)))
 }
 
 pub(crate) fn options(args: &Transcribe) -> Result<JobOptions, Failure> {

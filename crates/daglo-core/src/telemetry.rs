@@ -348,15 +348,16 @@ pub fn journal_operation(backend: &'static str, operation: &'static str, ok: boo
 }
 
 /// `daglo serve` answered a request on `route` with `status` after `seconds`.
-pub fn api_request(route: &'static str, status: u16, seconds: f64) {
+pub fn api_request(route: &str, status: u16, seconds: f64) {
     let class = match status {
         200..=299 => "2xx",
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "other",
     };
-    counter!(API_REQUESTS, "route" => route, "class" => class).increment(1);
-    histogram!(API_SECONDS, "route" => route).record(seconds);
+    // The route is a template of the service's router: a bounded set, never a path.
+    counter!(API_REQUESTS, "route" => route.to_owned(), "class" => class).increment(1);
+    histogram!(API_SECONDS, "route" => route.to_owned()).record(seconds);
 }
 
 /// `daglo serve` tried to deliver a webhook event of `kind` (`job.finished`, `job.progress`).

@@ -1,0 +1,12 @@
+//! Every integration test of `daglo-poll` in one binary but those that need a process of their own.
+//!
+//! One link instead of one per file, and tests that wait — on emulated jobs, on budgets of 20
+//! requests a second, on child processes — wait beside each other instead of one file after
+//! another (`docs/architecture.md`, "One test binary per package"). One file runs with
+//! `cargo test --test suite FILE::`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod polling;
+mod timing;

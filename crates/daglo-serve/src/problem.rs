@@ -1,0 +1,89 @@
+//! The API's answers: JSON bodies, and every error as `{"error": …}` with its status — one type
+//! that is `IntoResponse`, so handlers return `Result<_, Problem>` and use `?`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A JSON answer with a status.
+pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An error answer: its status and message, and any further fields of its JSON body.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    status: StatusCode,
+    body: serde_json::Map<String, serde_json::Value>,
+    challenge: bool,
+}
+
+impl Problem {
+    /// `status` with `message` as its `error`.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let mut body = serde_json::Map::new();
+        body.insert("error".to_owned(), message.into().into());
+        Self {
+            status,
+            body,
+            challenge: false,
+        }
+    }
+
+    /// `404 no such job` (also for a job the caller may not see).
+    pub(crate) fn no_job() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no such job")
+    }
+
+    /// `422` with `message`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// `409` with `message`.
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// `503`: the journal or another store of the service failed.
+    pub(crate) fn unavailable(error: &dyn std::error::Error) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, daglo::error_chain(error))
+    }
+
+    /// `502`: Daglo failed.
+    pub(crate) fn upstream(error: &dyn std::error::Error) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, daglo::error_chain(error))
+    }
+
+    /// `500` for a local file operation.
+    pub(crate) fn uploads(error: &std::io::Error) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("uploads: {error}"))
+    }
+
+    /// `401` with a `WWW-Authenticate: Bearer` challenge.
+    pub(crate) fn unauthorized() -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <api key>")
+        }
+    }
+
+    /// Adds `name: value` to the body.
+    pub(crate) fn with(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.body.insert(name.to_owned(), value.into());
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut answer = json(self.status, &self.body);
+        if self.challenge {
+            answer
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        answer
+    }
+}

@@ -1,0 +1,62 @@
+//! A job's webhook deliveries: `GET /v1/jobs/{id}/webhooks` lists them, `POST
+//! /v1/jobs/{id}/webhook/retry` delivers its `job.finished` again.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use daglo::JobState;
+
+use super::found;
+use crate::problem::{Problem, json};
+use crate::server::App;
+use crate::webhook;
+
+/// `/v1/jobs/{id}/webhooks` and `…/webhook/retry`.
+pub(super) fn router() -> Router<App> {
+    Router::new()
+        .route("/v1/jobs/{id}/webhooks", get(deliveries))
+        .route("/v1/jobs/{id}/webhook/retry", post(retry))
+}
+
+async fn deliveries(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let job = found(&app, &id).await?;
+    let Some(webhooks) = &app.webhooks else {
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "configured": false, "deliveries": [] }),
+        ));
+    };
+    let attempts = webhooks
+        .attempts(&job.id)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "configured": true, "deliveries": webhook::deliveries(attempts) }),
+    ))
+}
+
+/// The job's `job.finished` delivered again (after a delivery that failed, or to send it once
+/// more — receivers dedupe by `webhook-id`).
+async fn retry(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let job = found(&app, &id).await?;
+    let Some(webhooks) = &app.webhooks else {
+        return Err(Problem::conflict(
+            "no webhook is configured (`[webhook]` in daglo.toml)",
+        ));
+    };
+    if !job.state.is_ended() && job.state != JobState::GaveUp {
+        return Err(Problem::conflict(format!(
+            "the job is {}; its end is delivered when it ends",
+            job.state
+        )));
+    }
+    let id = job.id.clone();
+    webhooks.retry(job);
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "job": id, "event_id": format!("msg_{id}_finished"), "status": "delivering" }),
+    ))
+}

@@ -1,0 +1,23 @@
+//! Every integration test of `daglo` in one binary but those that need a process of their own.
+//!
+//! One link instead of one per file, and tests that wait — on emulated jobs, on budgets of 20
+//! requests a second, on child processes — wait beside each other instead of one file after
+//! another (`docs/architecture.md`, "One test binary per package"). One file runs with
+//! `cargo test --test suite FILE::`.
+//!
+//! In binaries of their own, run by `cargo test` as well:
+//! - `metrics`: the debugging recorder is the process's one global recorder;
+//! - `tracing`: its subscriber is the process's global default.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod configuration;
+mod hybrid;
+mod jobs;
+mod journal;
+mod readme_figures;
+mod schema;
+mod strategy;
+mod tolerant;
+mod transcriber;

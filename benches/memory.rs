@@ -17,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use daglo::callback::{CallbackConfig, CallbackDelivery};
 use daglo::client::{Error, StatusAnswer};
+use daglo::models::Status;
 use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, StatusSource};
-use daglo::{Client, JobOptions, ResultDelivery, Rid, Status, StatusBody};
+use daglo::{Client, JobOptions, ResultDelivery, Rid, StatusBody};
 
 const JOBS: usize = 100_000;
 

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use daglo::callback::{CallbackConfig, CallbackDelivery};
+use daglo::client::{RateBudget, TokenBucket};
 use daglo::models::decode_status_body;
-use daglo::poll::{PollPolicy, RateBudget, TokenBucket};
+use daglo::models::{Status, SttResult, TimeOffset, Word};
+use daglo::poll::PollPolicy;
 use daglo::test_util::ProgressTracker;
-use daglo::{JobOptions, ResultDelivery, Status, StatusBody, SttResult, TimeOffset, Word};
+use daglo::{JobOptions, ResultDelivery, StatusBody};
 use http_body_util::Full;
 use tower::Service;
 

@@ -16,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use daglo::callback::CallbackDelivery;
-use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, RateBudget, TokenBucket};
+use daglo::client::{RateBudget, TokenBucket};
+use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery};
 use daglo::sim::{Clock, Endpoint, Planner, SimConfig, Simulator};
 use daglo::test_util::{PollClock, TimeScale};
 use daglo::{Client, HybridDelivery, JobOptions, Outcome, Transcriber};
@@ -356,8 +357,9 @@ mod redis_support;
 /// callback jobs (finals trusted, as in the in-memory row beside it), on the real clock. With
 /// `burst`, every job completes within the same 100 ms.
 async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: bool) -> Report {
+    use daglo::ResultDelivery;
     use daglo::callback::{CallbackConfig, FinalCallbacks, Secret};
-    use daglo::{IgnoreProgress, ResultDelivery};
+    use daglo::delivery::IgnoreProgress;
     const JOBS: usize = 1000;
     const REPLICAS: usize = 3;
     let finish_at = Instant::now() + Duration::from_secs(4);

@@ -28,9 +28,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use daglo::jobs::{DirResults, JobFilter};
 use daglo::journal::SqliteJournal;
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{DirResults, Input, JobFilter, JobOptions, StrategyConfig, Transcriber};
+use daglo::{Input, JobOptions, StrategyConfig, Transcriber};
 use futures_util::StreamExt;
 
 /// One meeting's job, found by its key (the meeting id).
@@ -80,7 +81,7 @@ async fn upload(
     match transcriber.start(input, &JobOptions::default()).await {
         Ok(job) if job.is_new() => json(StatusCode::CREATED, job.snapshot()),
         Ok(job) => json(StatusCode::OK, job.snapshot()),
-        Err(e) => problem(StatusCode::BAD_GATEWAY, &daglo::error_chain(&e)),
+        Err(e) => problem(StatusCode::BAD_GATEWAY, &daglo::internal::error_chain(&e)),
     }
 }
 
@@ -113,7 +114,10 @@ async fn transcript(State(transcriber): State<Transcriber>, Path(id): Path<Strin
     match transcriber.result(&job.id).await {
         Ok(Some(outcome)) => outcome.transcript().unwrap_or_default().into_response(),
         Ok(None) => problem(StatusCode::CONFLICT, "not finished yet"),
-        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &daglo::error_chain(&e)),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &daglo::internal::error_chain(&e),
+        ),
     }
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use daglo_client::Client;
 use daglo_core::{Journal, ResultDelivery};
 
-use crate::jobs::ResultStore;
 #[cfg(any(feature = "poll", feature = "callback"))]
 use crate::settings::StrategyConfig;
+use crate::table::ResultStore;
 use crate::transcriber::Transcriber;
 
 /// Builds a [`Transcriber`]: the strategy (from configuration, or any [`ResultDelivery`]), and

@@ -74,45 +74,59 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
-mod jobs;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
 #[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
+mod table;
 mod transcriber;
 
 #[cfg(all(feature = "poll", feature = "callback"))]
 mod hybrid;
 
 pub use builder::{StrategyError, TranscriberBuilder};
-pub use daglo_client::{Client, ClientBuilder, install_crypto_provider};
-/// What the library counts through the `metrics` facade: see `docs/metrics.md`.
-pub use daglo_core::telemetry;
+pub use daglo_client::Client;
 pub use daglo_core::{
-    Backoff, DecodeError, DeliveryError, GaveUpReason, IgnoreProgress, JobEvent, JobFilter, JobId, JobLog,
-    JobOptions, JobOptionsBuilder, JobSnapshot, JobState, Language, Outcome, ProgressEvent, ProgressObserver,
-    ResultDelivery, Rid, Status, StatusBody, SttResult, SubmitResponse, Ticket, TimeOffset, ValidationError,
-    Word, error_chain, fnv1a64, rfc3339,
+    DeliveryError, JobEvent, JobId, JobOptions, JobSnapshot, JobState, Language, Outcome, ProgressEvent,
+    ProgressObserver, ResultDelivery, Rid, StatusBody, Ticket,
 };
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
-pub use jobs::{DirResults, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore};
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
 pub use settings::StrategyConfig;
-pub use transcriber::{Pending, SRT_WAIT, TranscribeError, Transcriber};
+pub use table::{Input, Job};
+pub use transcriber::{Pending, TranscribeError, Transcriber};
+
+/// What the library counts through the `metrics` facade: see `docs/metrics.md`.
+pub use daglo_core::telemetry;
+
+/// Jobs as durable, queryable objects beyond [`Job`] and [`Input`]: their event streams, the
+/// filter of [`Transcriber::jobs`], where results are kept ([`ResultStore`](jobs::ResultStore),
+/// [`DirResults`](jobs::DirResults)) and what [`Transcriber::recover`] reports.
+pub mod jobs {
+    pub use crate::table::{DirResults, JobEvents, RecoveryReport, ResultError, ResultStore};
+    pub use daglo_core::{JobFilter, rfc3339};
+}
+
+/// The seam every strategy implements beyond [`ResultDelivery`] and [`Ticket`]: why a wait gave
+/// up, and an observer that ignores progress.
+pub mod delivery {
+    pub use daglo_core::{GaveUpReason, IgnoreProgress};
+}
 
 /// The REST client and what it answers: [`Client`], its builder, its typed
 /// [`Error`](client::Error) (with [`ErrorKind`](client::ErrorKind)), the retry policy and the
 /// per-endpoint rate budgets every request of a process draws from.
 pub mod client {
+    pub use crate::transcriber::SRT_WAIT;
     pub use daglo_client::{
-        Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_RETRY_BACKOFF, Error,
-        ErrorKind, RateBudget, RetryPolicy, SRT_BACKOFF, SrtAnswer, StatusAnswer, TokenBucket,
-        install_crypto_provider,
+        ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_RETRY_BACKOFF, Error, ErrorKind,
+        RateBudget, RetryPolicy, SRT_BACKOFF, SrtAnswer, StatusAnswer, TokenBucket, install_crypto_provider,
     };
+    pub use daglo_core::Backoff;
 }
 
 /// Strategies as configuration: [`StrategyConfig`] (also at the root) and the settings of each
@@ -121,7 +135,6 @@ pub mod client {
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
 pub mod strategy {
-    pub use crate::builder::StrategyError;
     #[cfg(all(feature = "poll", feature = "callback"))]
     #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
     pub use crate::hybrid::{DEFAULT_HYBRID_WINDOW, HYBRID_SAFETY_NET};
@@ -134,18 +147,17 @@ pub mod strategy {
     #[cfg(feature = "poll")]
     #[cfg_attr(docsrs, doc(cfg(feature = "poll")))]
     pub use crate::settings::PollingSettings;
-    pub use crate::settings::StrategyConfig;
 }
 
 /// Every request and answer field of the API, for code that builds requests or reads results in
 /// detail. The types most code needs ([`JobOptions`], [`StatusBody`], …) are at the root too.
 pub mod models {
     pub use daglo_core::{
-        AUDIO_EXTENSIONS, Audio, AudioSource, Callback, ErrorBody, JobOptions, JobOptionsBuilder, JsonObject,
-        KeywordBoost, KeywordExtraction, Language, MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig, Rid,
-        Sentiment, SentimentAnalysis, SentimentScore, SpeakerDiarization, Status, StatusBody, SttConfig,
-        SttResult, SubmitRequest, SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, Word, decode_error_body,
-        decode_status_body, decode_submit_response,
+        AUDIO_EXTENSIONS, Audio, AudioSource, Callback, DecodeError, ErrorBody, JobOptionsBuilder,
+        JsonObject, KeywordBoost, KeywordExtraction, MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig,
+        Sentiment, SentimentAnalysis, SentimentScore, SpeakerDiarization, Status, SttConfig, SttResult,
+        SubmitRequest, SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, ValidationError, Word,
+        decode_error_body, decode_status_body, decode_submit_response,
     };
 }
 
@@ -160,8 +172,8 @@ pub mod models {
 pub mod poll {
     pub use daglo_core::{AdaptivePolicy, PollPolicy};
     pub use daglo_poll::{
-        DEFAULT_RETRY_BACKOFF, PollingConfig, PollingDelivery, RateBudget, SchedulerStats, StatusSource,
-        TokenBucket, Watch, WatchOptions,
+        DEFAULT_ERROR_BACKOFF, PollingConfig, PollingDelivery, SchedulerStats, StatusSource, Watch,
+        WatchOptions,
     };
 }
 
@@ -248,7 +260,8 @@ pub mod test_util {
 /// promise. `daglo-serve` takes over a gone replica's jobs, aborts tasks and names files with it.
 #[doc(hidden)]
 pub mod internal {
-    pub use daglo_core::{check_media_file_name, fnv1a64};
+    pub use daglo_core::internal::lock;
+    pub use daglo_core::{check_media_file_name, error_chain, fnv1a64};
 
     use crate::{JobId, TranscribeError, Transcriber};
 

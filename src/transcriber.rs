@@ -1,5 +1,6 @@
 //! `Transcriber`: submit and deliver in one place, with any strategy.
 
+use daglo_core::internal::lock;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use tracing::Instrument as _;
 use tracing::warn;
 
 use crate::internal::AbortOnDrop;
-use crate::jobs::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source, Table};
+use crate::table::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source, Table};
 
 #[cfg(any(feature = "poll", feature = "callback"))]
 use crate::builder::StrategyError;
@@ -394,7 +395,7 @@ impl Transcriber {
     pub async fn shutdown(&self) {
         self.table.stop().await;
         let Some(receiver) = &self.receiver else { return };
-        let server = receiver.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let server = lock(&receiver.server).take();
         #[cfg(feature = "callback")]
         if let Some(server) = server {
             server.shutdown().await;
@@ -525,7 +526,7 @@ impl Transcriber {
         };
         let waiting = std::time::Instant::now();
         let outcome = ticket.wait(rid.clone(), observer).await.map_err(wait_error)?;
-        let strategy = crate::jobs::strategy_label(self.strategy());
+        let strategy = crate::table::strategy_label(self.strategy());
         let ended = match &outcome {
             Outcome::Transcript { .. } => "transcript",
             Outcome::Empty { .. } => "empty",
@@ -717,10 +718,10 @@ impl Transcriber {
         let id = JobId::random();
         // One start per key in this process: the cell is listed under the key before any await.
         let cell = {
-            let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
-            if keys.len() > crate::jobs::MEMORY_JOBS {
+            let mut keys = lock(&self.table.keys);
+            if keys.len() > crate::table::MEMORY_JOBS {
                 // Drop the keys of jobs let go from memory (the journal still holds them).
-                let cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+                let cells = lock(&self.table.cells);
                 keys.retain(|_, id| cells.contains_key(id));
             }
             // A job that was provably not submitted gives its key up: starting it again is safe.
@@ -747,17 +748,9 @@ impl Transcriber {
             cell
         };
         let forget = || {
-            self.table
-                .cells
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            lock(&self.table.cells).remove(&id);
             if let Some(key) = &key {
-                self.table
-                    .keys
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(key);
+                lock(&self.table.keys).remove(key);
             }
         };
         let span = cell.span();
@@ -1045,7 +1038,7 @@ impl Transcriber {
                 return;
             }
         };
-        let (state, kind) = crate::jobs::state_of(&outcome);
+        let (state, kind) = crate::table::state_of(&outcome);
         tracing::info!(job = %id, state = state.as_str(), "job ended");
         let requests = self.client.take_status_requests(outcome.rid());
         if let (Some(journal), Some(entry)) = (&self.journal, cell.entry.get().copied())
@@ -1061,7 +1054,7 @@ impl Transcriber {
                 Ok(kept) => reference = Some(kept),
                 Err(e) => {
                     warn!(job = %id, error = %daglo_core::error_chain(&e), "could not keep a job's result; it is not recorded as finished");
-                    unkept = Some(crate::jobs::Unkept::Results(Arc::new(e)));
+                    unkept = Some(crate::table::Unkept::Results(Arc::new(e)));
                 }
             }
         }
@@ -1073,7 +1066,7 @@ impl Transcriber {
             && let Err(e) = journal.finished(entry, kind, reference.as_deref()).await
         {
             warn!(job = %id, error = %daglo_core::error_chain(&e), "could not record a job's end; a restart resumes it");
-            unkept = Some(crate::jobs::Unkept::Journal(Arc::new(e)));
+            unkept = Some(crate::table::Unkept::Journal(Arc::new(e)));
         }
         cell.update(|view| {
             let job = &mut view.snapshot;
@@ -1168,7 +1161,7 @@ impl Transcriber {
     /// A job only the journal knows (another process follows it) is read from the journal
     /// every second.
     pub fn events(&self, id: &JobId) -> JobEvents {
-        crate::jobs::events(self.table.clone(), self.journal.clone(), id.clone())
+        crate::table::events(self.table.clone(), self.journal.clone(), id.clone())
     }
 
     /// Waits for the job's outcome — the same [`Outcome`] [`wait`](Transcriber::wait) gives.
@@ -1214,12 +1207,12 @@ impl Transcriber {
                 if let Some(outcome) = &now.outcome {
                     return match &now.unkept {
                         None => Ok(outcome.clone()),
-                        Some(crate::jobs::Unkept::Results(source)) => Err(TranscribeError::Unsaved {
+                        Some(crate::table::Unkept::Results(source)) => Err(TranscribeError::Unsaved {
                             id: id.clone(),
                             outcome: Box::new(outcome.clone()),
                             source: source.clone(),
                         }),
-                        Some(crate::jobs::Unkept::Journal(source)) => Err(TranscribeError::Unrecorded {
+                        Some(crate::table::Unkept::Journal(source)) => Err(TranscribeError::Unrecorded {
                             id: id.clone(),
                             outcome: Box::new(outcome.clone()),
                             source: source.clone(),
@@ -1330,8 +1323,8 @@ impl Transcriber {
             }
         }
         {
-            let mut keys = self.table.keys.lock().unwrap_or_else(|p| p.into_inner());
-            let mut cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+            let mut keys = lock(&self.table.keys);
+            let mut cells = lock(&self.table.cells);
             for id in &pruned {
                 if let Some(cell) = cells.remove(id)
                     && let Some(key) = &cell.view.borrow().snapshot.key

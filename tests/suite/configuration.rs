@@ -123,10 +123,10 @@ fn each_documented_constant() {
     assert_eq!(retry.backoff.cap(1), Duration::from_millis(250));
     assert_eq!(retry.backoff.max, Duration::from_secs(5));
     assert_eq!(
-        daglo::poll::DEFAULT_RETRY_BACKOFF.initial,
+        daglo::poll::DEFAULT_ERROR_BACKOFF.initial,
         Duration::from_millis(500)
     );
-    assert_eq!(daglo::poll::DEFAULT_RETRY_BACKOFF.max, Duration::from_secs(30));
+    assert_eq!(daglo::poll::DEFAULT_ERROR_BACKOFF.max, Duration::from_secs(30));
     let budget = daglo::client::TokenBucket::default();
     assert_eq!(daglo::client::RateBudget::current_rate(&budget), 16.0);
 }

@@ -5,11 +5,11 @@ use crate::support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use daglo::jobs::{DirResults, JobFilter};
 use daglo::journal::{Journal, SqliteJournal};
 use daglo::sim::{SimConfig, Simulator};
 use daglo::{
-    Client, DirResults, Input, JobEvent, JobFilter, JobOptions, JobState, Outcome, StrategyConfig,
-    TranscribeError, Transcriber,
+    Client, Input, JobEvent, JobOptions, JobState, Outcome, StrategyConfig, TranscribeError, Transcriber,
 };
 use futures_util::StreamExt;
 

@@ -185,7 +185,10 @@ async fn deliver_by_callback(
         .send()
         .await
         .unwrap();
-    let outcome = ticket.wait(Rid::new(rid), &daglo::IgnoreProgress).await.unwrap();
+    let outcome = ticket
+        .wait(Rid::new(rid), &daglo::delivery::IgnoreProgress)
+        .await
+        .unwrap();
     server.shutdown().await;
     (answer.status().as_u16(), outcome)
 }

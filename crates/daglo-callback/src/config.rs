@@ -6,6 +6,12 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::CallbackError;
+
+/// What a whole result body costs in memory while it is decoded, as a multiple of its size:
+/// the body, and at most [`DECODE_RATIO`](daglo_core::DECODE_RATIO) times it decoded (a body
+/// that would take more is refused before it is built). Reading only a body's status costs the
+/// body itself.
+pub(crate) const FULL_DECODE_FACTOR: usize = 1 + daglo_core::DECODE_RATIO;
 use crate::keys::Secret;
 
 /// How the service proves a callback is the real one. Daglo signs nothing; the headers the
@@ -238,7 +244,7 @@ impl CallbackConfig {
     /// decoded.
     pub(crate) fn body_memory(&self) -> usize {
         let factor = if self.finals == FinalCallbacks::TrustBody {
-            crate::receiver::FULL_DECODE_FACTOR
+            FULL_DECODE_FACTOR
         } else {
             1
         };

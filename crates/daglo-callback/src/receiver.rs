@@ -1,5 +1,6 @@
 //! The receiver: checks and applies one callback, as a `tower::Service`.
 
+use daglo_core::internal::lock;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -134,12 +135,6 @@ const LOG_FIELD_CHARS: usize = 64;
 /// Bodies above this size are decoded on a blocking thread, off the reactor.
 const DECODE_INLINE_BYTES: usize = 64 << 10;
 
-/// What a whole result body costs in memory while it is decoded, as a multiple of its size:
-/// the body, and at most [`DECODE_RATIO`](daglo_core::DECODE_RATIO) times it decoded (a body
-/// that would take more is refused before it is built). Reading only a body's status costs the
-/// body itself.
-pub(crate) const FULL_DECODE_FACTOR: usize = 1 + daglo_core::DECODE_RATIO;
-
 /// One body at a time per job key: a job's credential — leaked, say, and used to trickle many
 /// maximum bodies at once — holds at most one body's share of the memory budget, and the
 /// other jobs' callbacks keep the rest.
@@ -158,10 +153,7 @@ struct Turn<'a> {
 
 impl Turns {
     async fn take(&self, key: &str) -> Turn<'_> {
-        let semaphore = self
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let semaphore = lock(&self.keys)
             .entry(key.to_owned())
             .or_insert_with(|| Arc::new(Semaphore::new(1)))
             .clone();
@@ -178,7 +170,7 @@ impl Turns {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         drop(self.permit.take());
-        let mut keys = self.turns.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = lock(&self.turns.keys);
         // Nobody else holds or waits for this key's turn (the map's and this one are the only
         // references, and new ones are taken under this lock): forget the key.
         if Arc::strong_count(&self.semaphore) == 2 {
@@ -298,7 +290,7 @@ where
         // Reserve the body's memory first — for reading it, and for decoding it — from the one
         // budget every body in flight shares; capped at the whole budget, so one always fits.
         let factor = if checks.decode_results {
-            FULL_DECODE_FACTOR
+            crate::config::FULL_DECODE_FACTOR
         } else {
             1
         };

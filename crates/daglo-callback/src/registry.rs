@@ -1,5 +1,6 @@
 //! Where registered jobs live between their registration and their outcome.
 
+use daglo_core::internal::lock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -120,7 +121,7 @@ pub struct InMemoryRegistry {
 
 impl InMemoryRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Entry>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.jobs)
     }
 }
 

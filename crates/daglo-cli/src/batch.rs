@@ -3,27 +3,30 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use daglo::journal::SqliteJournal;
+use daglo::internal::lock;
+
 use daglo::journal::{Entry, EntryState, Journal, JournalError, OutcomeKind};
+use daglo::models::Status;
 use daglo::models::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
 use daglo::{
-    JobEvent, JobOptions, JobState, Outcome, ProgressEvent, ProgressObserver, Rid, Status, TranscribeError,
+    JobEvent, JobOptions, JobState, Outcome, ProgressEvent, ProgressObserver, Rid, TranscribeError,
     Transcriber,
 };
 use futures_util::stream::{self, StreamExt};
 
-use crate::args::{Jobs, Transcribe};
+use crate::args::Transcribe;
 use crate::failure::{Failure, chain, exit};
+use crate::gate::Gate;
+use crate::jobs::open_journal;
 use crate::outputs::{OUTPUT_LABEL, OutputFiles};
 use crate::progress::{Bar, multi, overall};
 use crate::setup::{self, Connection, Input};
-use crate::terminal::{escaped, safe};
+use crate::terminal::safe;
 
 /// The journal's file name in an output directory.
-const JOURNAL_FILE: &str = "daglo-journal.sqlite";
+pub(crate) const JOURNAL_FILE: &str = "daglo-journal.sqlite";
 
 /// Whether the arguments ask for a batch: several inputs, a directory, a list, or --out-dir.
 pub(crate) fn is_batch(args: &Transcribe) -> bool {
@@ -101,66 +104,6 @@ impl Ended {
             Self::Pending { .. } => exit::GAVE_UP,
             Self::Uncertain { .. } | Self::NotSubmitted { .. } | Self::Error { .. } => exit::SERVICE,
         }
-    }
-}
-
-/// Stops a batch from feeding a failing service: a refused token or account (`401`, `403`)
-/// stops every further submit at once, as does a journal that is gone; `limit` submits in a row
-/// that failed on the service's side (`5xx`, no answer: each may have created a job) stop it
-/// too. Submits already under way finish; the rest are reported not submitted.
-#[derive(Debug)]
-pub(crate) struct Gate {
-    stopped: Mutex<Option<String>>,
-    server_errors: AtomicU32,
-    limit: u32,
-}
-
-impl Gate {
-    pub(crate) fn new(limit: u32) -> Self {
-        Self {
-            stopped: Mutex::new(None),
-            server_errors: AtomicU32::new(0),
-            limit: limit.max(1),
-        }
-    }
-
-    /// Why submitting stopped, if it did.
-    fn stopped(&self) -> Option<String> {
-        self.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn stop(&self, reason: String) {
-        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
-        if stopped.is_none() {
-            eprintln!("daglo: {reason}: no further submits");
-            *stopped = Some(reason);
-        }
-    }
-
-    /// Learns from a start's result.
-    fn observe(&self, started: &Result<daglo::Job, TranscribeError>) {
-        match started {
-            Ok(job) if job.is_new() => self.server_errors.store(0, Ordering::Relaxed),
-            Err(e) if e.is_auth() => self.stop(format!(
-                "the service refused the API token or the account ({})",
-                safe(&chain(e))
-            )),
-            Err(e) if e.is_journal_gone() => self.journal_gone(e),
-            Err(TranscribeError::Submit(e)) if e.may_have_created_job() => {
-                let row = self.server_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                if row >= self.limit {
-                    self.stop(format!(
-                        "{row} submits in a row failed on the service's side (5xx or no answer)"
-                    ));
-                }
-            }
-            Ok(_) | Err(_) => {}
-        }
-    }
-
-    /// The journal is gone (deleted, flushed): nothing stops a second submit any more.
-    pub(crate) fn journal_gone(&self, error: &dyn std::error::Error) {
-        self.stop(format!("the journal is gone: {}", escaped(&chain(error))));
     }
 }
 
@@ -265,7 +208,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
             interrupted(&journal, &inputs).await?
         }
     };
-    let notes = std::mem::take(&mut *batch.notes.lock().unwrap_or_else(|p| p.into_inner()));
+    let notes = std::mem::take(&mut *lock(&batch.notes));
     let code = summarise(&results, &out_dir, &notes);
     if let Some(sim) = emulator {
         let submits = sim.stats().endpoint(daglo::sim::Endpoint::Submit);
@@ -390,7 +333,7 @@ impl Batch<'_> {
     }
 
     fn note(&self, line: String) {
-        self.notes.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        lock(&self.notes).push(line);
     }
 
     /// A journal read failed: this input's error, and the batch's stop when the journal is gone.
@@ -634,7 +577,7 @@ fn name_outputs(inputs: &mut [Item], known: &[Entry]) {
                 format!(
                     "{}-{:08x}",
                     input.stem,
-                    daglo::fnv1a64(input.name.as_bytes()) >> 32
+                    daglo::internal::fnv1a64(input.name.as_bytes()) >> 32
                 )
             } else {
                 input.stem.clone()
@@ -757,7 +700,7 @@ fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8
             Ended::Uncertain { at } => eprintln!(
                 "  uncertain  (no rid)  {name}  — submitted {}with no answer: a job may exist (and be billed); \
                  check the Daglo console for a job created then. It is never submitted again by itself",
-                at.map(|at| format!("at {} ", daglo::rfc3339::format(at)))
+                at.map(|at| format!("at {} ", daglo::jobs::rfc3339::format(at)))
                     .unwrap_or_default()
             ),
             Ended::NotSubmitted { reason } => eprintln!("  not submitted  {name}  {}", safe(reason)),
@@ -779,75 +722,4 @@ fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8
         }
     }
     results.iter().map(|(_, e)| e.code()).max().unwrap_or(exit::OK)
-}
-
-/// The batch's journal: the SQLite file at `path`, or — with `--redis` — the journal on Redis
-/// named after that path, which every process and machine running the batch shares.
-fn open_journal(path: &Path, redis: Option<daglo::redis::RedisStore>) -> Result<Arc<dyn Journal>, Failure> {
-    Ok(match redis {
-        Some(store) => {
-            let name = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-            Arc::new(daglo::redis::RedisJournal::new(
-                store,
-                &name.display().to_string(),
-            ))
-        }
-        None => Arc::new(SqliteJournal::open(path).map_err(|e| Failure::usage(chain(&e)))?),
-    })
-}
-
-/// `daglo jobs`: the journal as a table.
-pub(crate) async fn jobs(args: Jobs) -> Result<u8, Failure> {
-    let path = match (args.journal, args.out_dir) {
-        (Some(journal), _) => journal,
-        (None, Some(dir)) => dir.join(JOURNAL_FILE),
-        (None, None) => return Err(Failure::usage("give --out-dir DIR or --journal FILE")),
-    };
-    let redis = match &args.redis {
-        Some(url) => Some(setup::redis_store(url).await?),
-        None if !path.exists() => return Err(Failure::usage(format!("no journal at {}", path.display()))),
-        None => None,
-    };
-    let journal = open_journal(&path, redis)?;
-    if let Some(days) = args.prune {
-        if !days.is_finite() || days < 0.0 {
-            return Err(Failure::usage("--prune takes a number of days, 0 or more"));
-        }
-        let before = std::time::Duration::try_from_secs_f64(days * 86_400.0)
-            .ok()
-            .and_then(|age| std::time::SystemTime::now().checked_sub(age))
-            .unwrap_or(std::time::UNIX_EPOCH);
-        let pruned = journal.prune(before).await.map_err(|e| Failure::service(&e))?;
-        eprintln!("pruned {} ended entries older than {days} days", pruned.len());
-    }
-    let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
-    println!(
-        "{:>5}  {:<13}  {:<36}  {:<16}  {:>8}  {:<24}  input",
-        "entry", "state", "rid", "outcome", "requests", "output"
-    );
-    for entry in entries {
-        let (state, rid, outcome) = match &entry.state {
-            EntryState::Intended => ("uncertain", String::new(), String::new()),
-            EntryState::NotSubmitted { reason } => ("not submitted", String::new(), reason.clone()),
-            EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new()),
-            EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.to_string()),
-            _ => ("?", String::new(), String::new()),
-        };
-        let output = entry
-            .intent
-            .labels
-            .get(OUTPUT_LABEL)
-            .map(|stem| format!("{stem}.txt"))
-            .unwrap_or_default();
-        println!(
-            "{:>5}  {state:<13}  {:<36}  {:<16}  {:>8}  {:<24}  {}",
-            entry.id,
-            safe(&rid),
-            safe(&outcome),
-            entry.status_requests,
-            safe(&output),
-            safe(&entry.intent.input)
-        );
-    }
-    Ok(exit::OK)
 }

@@ -25,7 +25,7 @@ pub(crate) async fn run(command: Callbacks) -> Result<u8, Failure> {
     } else {
         format!("{base}/v1/jobs/{job}/callbacks")
     };
-    daglo::install_crypto_provider();
+    daglo::client::install_crypto_provider();
     let http = reqwest::Client::new();
     let request = if replay { http.post(&path) } else { http.get(&path) };
     let answer = request

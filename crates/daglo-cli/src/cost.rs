@@ -2,6 +2,7 @@
 //! and refused, and the time — one line at the end of every run. Counted by this program's
 //! metrics recorder, which also feeds the Prometheus exporter when `--metrics-listen` asks.
 
+use daglo::internal::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +25,7 @@ struct Tally {
 impl Tally {
     /// The sum of counter `name` over the labels `select` accepts.
     fn sum(&self, name: &str, select: impl Fn(&Key) -> bool) -> u64 {
-        self.counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.counters)
             .iter()
             .filter(|(key, _)| key.name() == name && select(key))
             .map(|(_, value)| value.load(Ordering::Relaxed))
@@ -84,14 +83,7 @@ impl Recorder for Recording {
     }
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        let ours = self
-            .tally
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let ours = lock(&self.tally.counters).entry(key.clone()).or_default().clone();
         let theirs = self.exporter.as_ref().map(|e| e.register_counter(key, metadata));
         Counter::from_arc(Arc::new(Tee { ours, theirs }))
     }

@@ -47,4 +47,4 @@ impl Failure {
 }
 
 /// An error and its causes, one line (the library's one helper for it).
-pub(crate) use daglo::error_chain as chain;
+pub(crate) use daglo::internal::error_chain as chain;

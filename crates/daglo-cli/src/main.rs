@@ -17,6 +17,8 @@ mod batch;
 mod callbacks;
 mod cost;
 mod failure;
+mod gate;
+mod jobs;
 mod outputs;
 mod progress;
 mod serve;
@@ -77,7 +79,7 @@ async fn main() -> ExitCode {
         Command::Transcribe(args) if batch::is_batch(&args) => batch::run(*args).await,
         Command::Transcribe(args) => single::transcribe(*args).await,
         Command::Resume(args) => single::resume(args).await,
-        Command::Jobs(args) => batch::jobs(args).await,
+        Command::Jobs(args) => jobs::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Callbacks(args) => callbacks::run(args).await,
     };

@@ -3,6 +3,7 @@
 //! and a fingerprint of the transcript recorded with it, so a rerun can tell the input's own
 //! finished output from a missing, partial or foreign one.
 
+use daglo::internal::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,11 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use daglo::client::SrtAnswer;
+use daglo::jobs::{ResultError, ResultStore};
 use daglo::journal::Journal;
-use daglo::{Client, JobId, JobSnapshot, Outcome, ResultError, ResultStore, Rid};
+use daglo::{Client, JobId, JobSnapshot, Outcome, Rid};
 
-use crate::batch::Gate;
 use crate::failure::chain;
+use crate::gate::Gate;
 use crate::terminal::safe;
 
 /// The label that records an input's output name (its files' stem) in the journal.
@@ -125,12 +127,7 @@ impl OutputFiles {
 
     /// The job's subtitles, asked for until ready (once per output name).
     async fn subtitles(&self, stem: &str, rid: &Rid) -> Result<String, ResultError> {
-        let known = self
-            .subtitles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stem)
-            .cloned();
+        let known = lock(&self.subtitles).get(stem).cloned();
         let fetched = match known {
             Some(known) => known,
             None => {
@@ -145,10 +142,7 @@ impl OutputFiles {
                     )),
                     Err(e) => Err(format!("subtitles for {}: {}", safe(rid.as_str()), chain(&e))),
                 };
-                self.subtitles
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(stem.to_owned(), fetched.clone());
+                lock(&self.subtitles).insert(stem.to_owned(), fetched.clone());
                 fetched
             }
         };
@@ -158,7 +152,7 @@ impl OutputFiles {
 
 /// The fingerprint of an output recorded in the journal.
 fn fingerprint(bytes: &[u8]) -> String {
-    format!("fnv1a64:{:016x}", daglo::fnv1a64(bytes))
+    format!("fnv1a64:{:016x}", daglo::internal::fnv1a64(bytes))
 }
 
 /// The transcriber keeps each batch job's result here, named by its output label, before it

@@ -63,7 +63,7 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
                 "{}; the submit went out at {}: look in the Daglo console for a job created then \
                  before running this again",
                 crate::terminal::escaped(&chain(&e)),
-                daglo::rfc3339::format(sent_at)
+                daglo::jobs::rfc3339::format(sent_at)
             ),
         },
         _ => Failure::service(&e),
@@ -86,7 +86,7 @@ pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
                     Ok(Outcome::GaveUp {
                         rid: rid.clone(),
                         last_status: None,
-                        reason: daglo::GaveUpReason::Deadline(limit),
+                        reason: daglo::delivery::GaveUpReason::Deadline(limit),
                     })
                 })
         }

@@ -1,5 +1,6 @@
 //! Request budgets: how fast one endpoint may be called, shared by everything that calls it.
 
+use daglo_core::internal::lock;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -73,7 +74,7 @@ impl TokenBucket {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BucketState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Refills tokens and recovers the rate up to `now`.

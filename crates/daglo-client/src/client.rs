@@ -1,5 +1,6 @@
 //! The client: configuration, the three endpoints, and the request plumbing they share.
 
+use daglo_core::internal::lock;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -305,27 +306,16 @@ impl Client {
     /// The status requests this client (and its clones) sent about `rid` so far — polls,
     /// confirmations and retries alike: what the job cost in requests.
     pub fn status_requests(&self, rid: &Rid) -> u64 {
-        self.inner
-            .status_counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(rid)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.inner.status_counts).get(rid).copied().unwrap_or(0)
     }
 
     /// [`status_requests`](Client::status_requests), and forgets the count (the job ended).
     pub fn take_status_requests(&self, rid: &Rid) -> u64 {
-        self.inner
-            .status_counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(rid)
-            .unwrap_or(0)
+        lock(&self.inner.status_counts).remove(rid).unwrap_or(0)
     }
 
     fn count_status_request(&self, rid: &Rid) {
-        let mut counts = self.inner.status_counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.inner.status_counts);
         if counts.len() >= COUNTED_RIDS && !counts.contains_key(rid) {
             counts.clear();
         }

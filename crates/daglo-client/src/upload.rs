@@ -1,5 +1,6 @@
 //! The multipart body of a file submit, with the file streamed from disk.
 
+use daglo_core::internal::lock;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,42 +101,41 @@ pub(crate) async fn form(
     fields: &[(&'static str, String)],
     progress: Arc<UploadProgress>,
 ) -> Result<Form, Error> {
-    let body =
-        match source {
-            UploadSource::File(path) => {
-                let file = tokio::fs::File::open(path).await.map_err(|source| Error::File {
-                    path: path.clone(),
-                    source,
-                })?;
-                Body::wrap_stream(Tracked {
-                    inner: ReaderStream::with_capacity(file, 64 * 1024),
-                    progress,
-                })
-            }
-            UploadSource::Bytes(bytes) => {
-                let chunks = bytes
-                    .chunks(64 * 1024)
-                    .map(|chunk| Ok::<_, std::io::Error>(bytes.slice_ref(chunk)))
-                    .collect::<Vec<_>>();
-                Body::wrap_stream(Tracked {
-                    inner: futures_util::stream::iter(chunks),
-                    progress,
-                })
-            }
-            UploadSource::Reader(reader) => {
-                let reader = reader.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
+    let body = match source {
+        UploadSource::File(path) => {
+            let file = tokio::fs::File::open(path).await.map_err(|source| Error::File {
+                path: path.clone(),
+                source,
+            })?;
+            Body::wrap_stream(Tracked {
+                inner: ReaderStream::with_capacity(file, 64 * 1024),
+                progress,
+            })
+        }
+        UploadSource::Bytes(bytes) => {
+            let chunks = bytes
+                .chunks(64 * 1024)
+                .map(|chunk| Ok::<_, std::io::Error>(bytes.slice_ref(chunk)))
+                .collect::<Vec<_>>();
+            Body::wrap_stream(Tracked {
+                inner: futures_util::stream::iter(chunks),
+                progress,
+            })
+        }
+        UploadSource::Reader(reader) => {
+            let reader = lock(&reader).take().ok_or_else(|| {
                 ValidationError::new(
                     "file",
                     "the stream was refused before its upload finished (no job was created) and a stream \
                      cannot be read twice: start again with a new one",
                 )
             })?;
-                Body::wrap_stream(Tracked {
-                    inner: ReaderStream::with_capacity(reader, 64 * 1024),
-                    progress,
-                })
-            }
-        };
+            Body::wrap_stream(Tracked {
+                inner: ReaderStream::with_capacity(reader, 64 * 1024),
+                progress,
+            })
+        }
+    };
     let part = Part::stream_with_length(body, length)
         .file_name(file_name.to_owned())
         .mime_str("application/octet-stream")

@@ -366,14 +366,14 @@ pub struct Word {
     /// When it starts in the audio.
     #[serde(
         default,
-        deserialize_with = "lenient::time",
+        deserialize_with = "crate::offset::lenient_time",
         skip_serializing_if = "Option::is_none"
     )]
     pub start_time: Option<TimeOffset>,
     /// When it ends in the audio.
     #[serde(
         default,
-        deserialize_with = "lenient::time",
+        deserialize_with = "crate::offset::lenient_time",
         skip_serializing_if = "Option::is_none"
     )]
     pub end_time: Option<TimeOffset>,

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::delivery::OutcomeKind;
 use crate::job::JobState;
-use crate::journal::{Claim, EntryState, Intent, Journal, OutcomeKind};
+use crate::journal::{Claim, EntryState, Intent, Journal};
 use crate::request::Rid;
 use crate::status::Status;
 

@@ -402,3 +402,84 @@ mod tests {
         fn _takes(_: std::sync::Arc<dyn ResultDelivery>, _: Box<dyn Ticket>) {}
     }
 }
+
+/// How a job ended, as a journal keeps it: the kind of its [`Outcome`], without the transcript.
+///
+/// Stored as its [`as_str`](OutcomeKind::as_str) spelling — `transcript`, `empty`, or the
+/// failure status (`input_error`, `file_error`, `transcript_error`) — and read back with
+/// [`parse`](OutcomeKind::parse).
+///
+/// ```
+/// use daglo::journal::OutcomeKind;
+/// use daglo::Status;
+///
+/// assert_eq!(OutcomeKind::parse("empty"), OutcomeKind::Empty);
+/// assert_eq!(OutcomeKind::parse("file_error"), OutcomeKind::Failed(Status::FileError));
+/// assert_eq!(OutcomeKind::Failed(Status::FileError).as_str(), "file_error");
+/// assert!(OutcomeKind::Transcript.is_success());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutcomeKind {
+    /// A transcript ([`Outcome::Transcript`]).
+    Transcript,
+    /// No speech ([`Outcome::Empty`]).
+    Empty,
+    /// The job failed with this status ([`Outcome::Failed`]).
+    Failed(Status),
+}
+
+impl OutcomeKind {
+    /// The kind of `outcome`; `None` for [`Outcome::GaveUp`], which is not an end (the job goes
+    /// on).
+    pub fn of(outcome: &Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Transcript { .. } => Some(Self::Transcript),
+            Outcome::Empty { .. } => Some(Self::Empty),
+            Outcome::Failed { status, .. } => Some(Self::Failed(status.clone())),
+            Outcome::GaveUp { .. } => None,
+        }
+    }
+
+    /// The stored spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Transcript => "transcript",
+            Self::Empty => "empty",
+            Self::Failed(status) => status.as_str(),
+        }
+    }
+
+    /// Reads the stored spelling back; anything else is a failure with that status.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "transcript" => Self::Transcript,
+            "empty" => Self::Empty,
+            other => Self::Failed(Status::parse(other)),
+        }
+    }
+
+    /// Whether the job produced its result (a transcript, or an empty one).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Transcript | Self::Empty)
+    }
+}
+
+impl serde::Serialize for OutcomeKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OutcomeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::OutcomeKind;
 use crate::error::ValidationError;
-use crate::journal::OutcomeKind;
 use crate::request::Rid;
 use crate::status::Status;
 

@@ -7,8 +7,6 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::offset::TimeOffset;
-
 /// One JSON value as the lenient readers see it: a scalar, or `Other` for an array or object
 /// (read past without being built — an odd nested value costs neither time nor memory).
 ///
@@ -133,11 +131,6 @@ pub(crate) fn text(value: Value) -> Option<String> {
         Value::Bool(flag) => Some(flag.to_string()),
         _ => None,
     }
-}
-
-/// A time offset, or `None` when it is absent or cannot be read (the word is kept either way).
-pub(crate) fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<TimeOffset>, D::Error> {
-    Ok(deserializer.deserialize_any(crate::offset::Lenient)?.ok())
 }
 
 /// A boolean from `true`/`false`, `"true"`/`"false"` or `1`/`0`; `None` otherwise.

@@ -45,6 +45,8 @@ pub mod conformance;
 mod decode;
 mod delivery;
 mod error;
+#[doc(hidden)]
+pub mod internal;
 mod job;
 mod journal;
 mod language;
@@ -79,16 +81,15 @@ pub use body::{ErrorBody, Sentiment, SentimentScore, StatusBody, SttResult, Word
 pub use decode::decode_json;
 pub use decode::{decode_error_body, decode_status_body, decode_submit_response};
 pub use delivery::{
-    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, ProgressEvent, ProgressObserver,
-    ResultDelivery, Ticket,
+    BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, OutcomeKind, ProgressEvent,
+    ProgressObserver, ResultDelivery, Ticket,
 };
 pub use error::{DecodeError, ValidationError, error_chain};
 #[doc(hidden)]
 pub use error::{EXCERPT_CHARS, excerpt};
 pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
 pub use journal::{
-    Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, OutcomeKind, Recovery,
-    SUBMIT_LEASE,
+    Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, Recovery, SUBMIT_LEASE,
 };
 pub use language::Language;
 pub use offset::TimeOffset;

@@ -275,3 +275,10 @@ mod tests {
         }
     }
 }
+
+/// A time offset, or `None` when it is absent or cannot be read (the word is kept either way).
+pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TimeOffset>, D::Error> {
+    Ok(deserializer.deserialize_any(Lenient)?.ok())
+}

@@ -1,5 +1,6 @@
 //! The journal's table and the statements that move an entry through its states.
 
+use daglo_core::internal::lock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -179,7 +180,7 @@ impl SqliteJournal {
         let path = self.path.clone();
         let opened = self.file;
         tokio::task::spawn_blocking(move || {
-            let connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            let connection = lock(&connection);
             if opened.is_some() && file_identity(&path) != opened {
                 return Err(JournalError::gone(format!(
                     "the journal file {} was deleted or replaced while in use",

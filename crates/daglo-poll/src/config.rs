@@ -10,7 +10,7 @@ use crate::clock::PollClock;
 use daglo_client::RateBudget;
 
 /// The poller's default backoff after a failed status request: 500 ms, doubling, at most 30 s.
-pub const DEFAULT_RETRY_BACKOFF: Backoff =
+pub const DEFAULT_ERROR_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(500), 2.0, Duration::from_secs(30));
 
 /// How a [`PollingDelivery`](crate::PollingDelivery) polls.
@@ -47,7 +47,7 @@ impl Default for PollingConfig {
             stall_after: Duration::from_secs(300),
             max_in_flight: 32,
             max_queueing: Duration::from_secs(30),
-            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            retry_backoff: DEFAULT_ERROR_BACKOFF,
             clock: PollClock::Tokio,
             seed: None,
         }
@@ -112,7 +112,7 @@ impl PollingConfig {
     }
 
     /// The waits after failed status requests (`5xx`, transport, an undecodable answer), per
-    /// consecutive failure of one job (default [`DEFAULT_RETRY_BACKOFF`]: 500 ms doubling to
+    /// consecutive failure of one job (default [`DEFAULT_ERROR_BACKOFF`]: 500 ms doubling to
     /// 30 s, full jitter).
     #[must_use]
     pub fn retry_backoff(mut self, backoff: Backoff) -> Self {

@@ -54,7 +54,7 @@ mod source;
 
 #[cfg(feature = "test-util")]
 pub use clock::PollClock;
-pub use config::{DEFAULT_RETRY_BACKOFF, PollingConfig};
+pub use config::{DEFAULT_ERROR_BACKOFF, PollingConfig};
 pub use daglo_client::{RateBudget, TokenBucket};
 pub use delivery::{PollingDelivery, Watch, WatchOptions};
 pub use scheduler::SchedulerStats;

@@ -1,6 +1,7 @@
 //! Where the scheduler leaves a waiter's events and outcome: one small allocation per waiter
 //! (a channel would allocate a block of slots up front), so 10,000 waiting jobs stay cheap.
 
+use daglo_core::internal::lock;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +37,7 @@ pub(crate) struct Mailbox {
 
 impl Mailbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     pub(crate) fn push_event(&self, event: ProgressEvent) {

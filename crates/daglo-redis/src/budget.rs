@@ -1,5 +1,6 @@
 //! [`RedisBudget`]: one endpoint's request budget, shared by every process on an account.
 
+use daglo_core::internal::lock;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,7 +108,7 @@ impl fmt::Debug for RedisBudget {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Local> {
-        self.local.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.local)
     }
 }
 

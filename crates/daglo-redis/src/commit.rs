@@ -19,6 +19,7 @@
 //! `docs/architecture.md`, "Group commit and the writer thread" and "The writer looks before
 //! it sleeps", has the measurements.
 
+use daglo_core::internal::lock;
 use std::sync::Arc;
 
 use redis::Script;
@@ -131,7 +132,7 @@ fn spawn_thread(writer: Writer, pending: Pending) -> Result<tokio::runtime::Hand
     let spawned = std::thread::Builder::new()
         .name("daglo-redis-writer".to_owned())
         .spawn(move || {
-            let taken = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let taken = lock(&taken).take();
             if let Some((writer, pending)) = taken {
                 runtime.block_on(commit(writer, pending));
             }
@@ -141,7 +142,7 @@ fn spawn_thread(writer: Writer, pending: Pending) -> Result<tokio::runtime::Hand
         Err(error) => {
             warn!(%error, "cannot start the Redis writer thread; writing from the caller's runtime");
             // A failed spawn never ran the closure: the hand-off is still there.
-            match handoff.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            match lock(&handoff).take() {
                 Some(back) => Err(Box::new(back)),
                 None => Ok(handle),
             }

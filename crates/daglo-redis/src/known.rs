@@ -17,6 +17,7 @@
 //! - **Gaps.** Nothing is trusted unless the subscription is up: every (re)subscription and
 //!   every loss forgets all and starts a new epoch, and a lookup that raced a gap is not kept.
 
+use daglo_core::internal::lock;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,7 +60,7 @@ enum State {
 
 impl Known {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.jobs)
     }
 
     /// The subscription is up (`true`) or lost (`false`): either way, what was known may have

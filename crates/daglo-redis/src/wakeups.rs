@@ -2,6 +2,7 @@
 //! registry, fanned out to local watch channels. Every change is also stored, so a waiter that
 //! subscribes late, or a subscription that was down, reads the stored state — nothing is missed.
 
+use daglo_core::internal::lock;
 use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
@@ -30,7 +31,7 @@ struct Watched {
 
 impl Watchers {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Watched>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.jobs)
     }
 
     /// A receiver for `key`, starting from what this process last saw of it.

@@ -6,9 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use daglo::StatusBody;
 use daglo::callback::{Applied, JobKey, JobRegistry, Registered};
+use daglo::models::Status;
 use daglo::redis::RedisRegistry;
-use daglo::{Status, StatusBody};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 /// What the counter gained, for each `why`, since the last call (the debugging recorder's

@@ -48,12 +48,15 @@ impl Problem {
 
     /// `503`: the journal or another store of the service failed.
     pub(crate) fn unavailable(error: &dyn std::error::Error) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, daglo::error_chain(error))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            daglo::internal::error_chain(error),
+        )
     }
 
     /// `502`: Daglo failed.
     pub(crate) fn upstream(error: &dyn std::error::Error) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, daglo::error_chain(error))
+        Self::new(StatusCode::BAD_GATEWAY, daglo::internal::error_chain(error))
     }
 
     /// `500` for a local file operation.

@@ -32,13 +32,18 @@ impl RunError {
 /// prints `daglo serve: listening on http://ADDR` to stderr, and serves until SIGTERM or
 /// Ctrl-C, then drains within `grace_secs`.
 pub async fn run(config: Option<&Path>) -> Result<(), RunError> {
-    let usage = |e: &dyn std::error::Error| RunError::Usage(daglo::error_chain(e));
+    let usage = |e: &dyn std::error::Error| RunError::Usage(daglo::internal::error_chain(e));
     let mut config = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| RunError::Usage(format!("--config {}: {e}", path.display())))?;
-            Config::from_toml(&text)
-                .map_err(|e| RunError::Usage(format!("{}: {}", path.display(), daglo::error_chain(&e))))?
+            Config::from_toml(&text).map_err(|e| {
+                RunError::Usage(format!(
+                    "{}: {}",
+                    path.display(),
+                    daglo::internal::error_chain(&e)
+                ))
+            })?
         }
         None => Config::from_toml("").map_err(|e| usage(&e))?,
     };

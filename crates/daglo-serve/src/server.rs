@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use daglo::callback::{CallbackReceiver, CallbackServer, ConnectionLimits, JobRegistry};
+use daglo::jobs::DirResults;
 use daglo::journal::{JobLog, Journal, SqliteJournal};
-use daglo::{Client, DirResults, Transcriber};
+use daglo::{Client, Transcriber};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -111,7 +112,7 @@ impl Server {
         };
         let client = builder
             .build()
-            .map_err(|e| Error::config("base_url", daglo::error_chain(&e)))?;
+            .map_err(|e| Error::config("base_url", daglo::internal::error_chain(&e)))?;
         let results =
             DirResults::open(config.data_dir.join("results")).map_err(|e| Error::start("the results", e))?;
         let mut transcriber = Transcriber::builder(client)
@@ -176,7 +177,7 @@ impl Server {
                         "jobs taken up from the journal"
                     ),
                     Err(e) => {
-                        tracing::warn!(error = %daglo::error_chain(&e), "could not take up the journal's jobs");
+                        tracing::warn!(error = %daglo::internal::error_chain(&e), "could not take up the journal's jobs");
                     }
                 }
                 // And every webhook not yet delivered: this service's alone.

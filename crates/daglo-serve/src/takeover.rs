@@ -26,7 +26,7 @@ pub(crate) async fn run(
     let mut held: std::collections::HashSet<JobId> = std::collections::HashSet::new();
     loop {
         if let Err(e) = replicas.heartbeat(&me, ALIVE).await {
-            tracing::warn!(error = %daglo::error_chain(&e), "replica heartbeat failed");
+            tracing::warn!(error = %daglo::internal::error_chain(&e), "replica heartbeat failed");
         }
         match journal.entries().await {
             Ok(entries) => {
@@ -59,14 +59,14 @@ pub(crate) async fn run(
                                 held.insert(job);
                             }
                             Err(e) => {
-                                tracing::warn!(job = %job, error = %daglo::error_chain(&e), "could not take over a job")
+                                tracing::warn!(job = %job, error = %daglo::internal::error_chain(&e), "could not take over a job")
                             }
                         }
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %daglo::error_chain(&e), "could not read the journal for gone replicas' jobs")
+                tracing::warn!(error = %daglo::internal::error_chain(&e), "could not read the journal for gone replicas' jobs")
             }
         }
         // Webhooks a gone replica had not delivered yet (its job may have ended before it

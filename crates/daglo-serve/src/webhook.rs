@@ -3,6 +3,7 @@
 //! `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` for every active
 //! secret. Each delivery attempt is written to the job's log before the next one.
 
+use daglo_core::internal::lock;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,8 +14,9 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
+use daglo::client::Backoff;
 use daglo::journal::JobLog;
-use daglo::{Backoff, JobEvent, JobId, JobSnapshot, JobState, Transcriber};
+use daglo::{JobEvent, JobId, JobSnapshot, JobState, Transcriber};
 
 use crate::auth::digest;
 use crate::error::Error;
@@ -265,7 +267,7 @@ impl Webhooks {
         transcriber: Transcriber,
     ) -> Result<Self, Error> {
         config.validate()?;
-        daglo::install_crypto_provider();
+        daglo::client::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(config.timeout_secs))
@@ -330,11 +332,7 @@ impl Webhooks {
 
     /// Whether this process follows `job`'s deliveries now.
     pub(crate) fn follows(&self, job: &JobId) -> bool {
-        self.inner
-            .following
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(job)
+        lock(&self.inner.following).contains(job)
     }
 
     /// Delivers `job`'s final event again (`POST /v1/jobs/{id}/webhook/retry`) — now, or
@@ -358,19 +356,11 @@ impl Webhooks {
     }
 
     fn claim(&self, job: &JobId) -> bool {
-        self.inner
-            .following
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job.clone())
+        lock(&self.inner.following).insert(job.clone())
     }
 
     fn release(&self, job: &JobId) {
-        self.inner
-            .following
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(job);
+        lock(&self.inner.following).remove(job);
         self.inner.released.notify_waiters();
     }
 
@@ -392,7 +382,10 @@ impl Webhooks {
                 JobEvent::Progress { .. } if self.inner.progress => {
                     // A terminal status is the end's to tell (`job.finished`), not progress's.
                     if let Ok(Some(snapshot)) = self.inner.transcriber.job(&job).await
-                        && !snapshot.status.as_ref().is_some_and(daglo::Status::is_terminal)
+                        && !snapshot
+                            .status
+                            .as_ref()
+                            .is_some_and(daglo::models::Status::is_terminal)
                     {
                         let n = snapshot.progress.unwrap_or(0);
                         let status = snapshot.status.as_ref().map_or("", |s| s.as_str()).to_owned();
@@ -444,7 +437,7 @@ impl Webhooks {
         loop {
             number += 1;
             let wait = {
-                let unit = self.inner.jitter.lock().unwrap_or_else(|p| p.into_inner()).unit();
+                let unit = lock(&self.inner.jitter).unit();
                 backoff.delay(number, unit)
             };
             let last = Instant::now() + wait >= until;

@@ -9,7 +9,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::state::{CallbackRecord, MILESTONES, Shared, lock};
+use crate::state::{CallbackRecord, MILESTONES, Shared};
+use daglo_core::internal::lock;
 
 /// One POST the driver will make.
 struct Planned {

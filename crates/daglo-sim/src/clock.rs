@@ -166,7 +166,7 @@ mod precise {
         };
         let (wake, woken) = oneshot::channel();
         {
-            let mut pending = crate::state::lock(&timer.pending);
+            let mut pending = daglo_core::internal::lock(&timer.pending);
             let earliest = pending.peek().is_none_or(|Reverse(first)| at < first.at);
             pending.push(Reverse(Entry { at, wake }));
             if earliest {
@@ -202,7 +202,7 @@ mod precise {
     }
 
     fn run(timer: &Timer) {
-        let mut pending = crate::state::lock(&timer.pending);
+        let mut pending = daglo_core::internal::lock(&timer.pending);
         loop {
             let now = std::time::Instant::now();
             match pending.peek() {

@@ -97,7 +97,8 @@ pub use logs::LogCapture;
 pub use plan::{Ending, ErrorBurst, Faults, JobPlan, Planner, Submission};
 pub use state::{CallbackRecord, Endpoint, EndpointStats, JobRecord, Stats};
 
-use state::{Shared, lock};
+use daglo_core::internal::lock;
+use state::Shared;
 
 /// How long a graceful shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,6 +1,7 @@
 //! Capturing what the code under test logs, to prove what never appears there (tokens,
 //! credentials, transcript text).
 
+use daglo_core::internal::lock;
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -63,7 +64,7 @@ struct Buffer(Arc<Mutex<Vec<u8>>>);
 
 impl Buffer {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 }
 

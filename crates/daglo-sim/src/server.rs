@@ -16,9 +16,10 @@ use tracing::{debug, info};
 use crate::callbacks;
 use crate::plan::{Ending, JobPlan, Submission, default_ending_and_duration};
 use crate::rng::hash;
-use crate::state::{Endpoint, Job, JobOutput, Phase, Shared, lock};
+use crate::state::{Endpoint, Job, JobOutput, Phase, Shared};
 use crate::submit::{ReadSubmit, Refusal, read_json, read_multipart};
 use daglo_core::Status;
+use daglo_core::internal::lock;
 
 type Answer = Response<Full<Bytes>>;
 

@@ -1,7 +1,9 @@
 //! The emulator's memory: jobs, their timeline, and what was served.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use daglo_core::internal::lock;
 use std::time::Duration;
 
 use daglo_core::{JsonObject, Rid, Status, StatusBody, SttResult};
@@ -233,12 +235,6 @@ pub(crate) struct Shared {
     pub(crate) callback_client: reqwest::Client,
     pub(crate) callback_log: Mutex<Vec<CallbackRecord>>,
     pub(crate) drivers: Mutex<Vec<AbortHandle>>,
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical
-/// section here leaves the state consistent, so the emulator keeps serving.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {

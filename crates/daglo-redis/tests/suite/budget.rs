@@ -6,10 +6,11 @@ use crate::support;
 
 use std::time::Duration;
 
+use daglo::delivery::IgnoreProgress;
 use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery};
 use daglo::redis::{BudgetOptions, SharedBudgets};
 use daglo::sim::{Endpoint, SimConfig, Simulator};
-use daglo::{IgnoreProgress, JobOptions, Outcome, ResultDelivery};
+use daglo::{JobOptions, Outcome, ResultDelivery};
 
 const PROCESSES: usize = 3;
 const JOBS: usize = 150;

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, CallbackServer, FinalCallbacks, Secret};
-use daglo::poll::TokenBucket;
+use daglo::client::TokenBucket;
+use daglo::delivery::IgnoreProgress;
 use daglo::redis::{RedisRegistry, RedisStore};
 use daglo::sim::{Planner, SimConfig, Simulator};
-use daglo::{IgnoreProgress, JobOptions, Outcome, ResultDelivery};
+use daglo::{JobOptions, Outcome, ResultDelivery};
 
 const REPLICAS: usize = 3;
 const JOBS: usize = 1000;

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, Secret};
+use daglo::client::RateBudget;
+use daglo::delivery::IgnoreProgress;
 use daglo::journal::{Intent, Journal};
-use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery, RateBudget};
+use daglo::poll::{PollPolicy, PollingConfig, PollingDelivery};
 use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisOptions, RedisRegistry, RedisStore};
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{DeliveryError, HybridDelivery, IgnoreProgress, JobOptions, Outcome, ResultDelivery};
+use daglo::{DeliveryError, HybridDelivery, JobOptions, Outcome, ResultDelivery};
 
 /// Waits (bounded) until `check` holds: for states of other components there is no event.
 async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daglo::callback::{CallbackConfig, CallbackDelivery, FinalCallbacks, JobRegistry};
+use daglo::client::RateBudget;
+use daglo::delivery::IgnoreProgress;
 use daglo::journal::{Entry, EntryState, Intent, Journal};
-use daglo::poll::RateBudget;
 use daglo::redis::{BudgetOptions, RedisBudget, RedisJournal, RedisRegistry};
 use daglo::sim::{SimConfig, Simulator};
-use daglo::{IgnoreProgress, JobOptions, Outcome, ResultDelivery, Rid};
+use daglo::{JobOptions, Outcome, ResultDelivery, Rid};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_registry_passes_the_registry_conformance_checks() {
@@ -98,7 +99,7 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
         key: &daglo::callback::JobKey,
         percent: u32,
     ) -> Option<daglo::callback::Applied> {
-        let mut body = daglo::StatusBody::new(daglo::Status::Transcribing);
+        let mut body = daglo::StatusBody::new(daglo::models::Status::Transcribing);
         body.progress = Some(percent);
         assert!(registry.lookup(key).await.unwrap().is_some());
         registry.apply(key, body).await.unwrap()
@@ -235,7 +236,7 @@ async fn concurrent_callbacks_on_two_replicas_land_in_order_whatever_the_batches
     // Every job gets progress 1..=30 from both replicas at once, then a final from each: the
     // writes queue up and go in batches of whatever size, with conflicts inside and across them.
     async fn progress(registry: &RedisRegistry, key: daglo::callback::JobKey, percent: u32) {
-        let mut body = daglo::StatusBody::new(daglo::Status::Transcribing);
+        let mut body = daglo::StatusBody::new(daglo::models::Status::Transcribing);
         body.progress = Some(percent);
         registry.apply(&key, body).await.unwrap();
     }
@@ -263,7 +264,7 @@ async fn concurrent_callbacks_on_two_replicas_land_in_order_whatever_the_batches
             let key = key.clone();
             finals.push(async move {
                 registry
-                    .apply(&key, daglo::StatusBody::new(daglo::Status::Transcribed))
+                    .apply(&key, daglo::StatusBody::new(daglo::models::Status::Transcribed))
                     .await
                     .unwrap()
             });
@@ -298,7 +299,7 @@ async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
         .await
         .unwrap();
     let mut view = here.subscribe(&key).await.unwrap().unwrap();
-    let body = daglo::StatusBody::new(daglo::Status::Transcribed);
+    let body = daglo::StatusBody::new(daglo::models::Status::Transcribed);
     assert_eq!(
         there.apply(&key, body).await.unwrap(),
         Some(daglo::callback::Applied::Final)
@@ -630,7 +631,7 @@ async fn two_transcribers_on_one_redis_journal_start_each_key_once() {
         }
         // Both replicas list every job from the shared journal, filtered by label.
         let listed = b
-            .jobs(daglo::JobFilter::default().label("team", "sales"))
+            .jobs(daglo::jobs::JobFilter::default().label("team", "sales"))
             .await
             .unwrap();
         assert_eq!(listed.len(), 6);

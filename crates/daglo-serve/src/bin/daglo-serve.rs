@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
     match daglo_serve::run(config.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("daglo-serve: {}", escaped(&daglo::error_chain(&e)));
+            eprintln!("daglo-serve: {}", escaped(&daglo::internal::error_chain(&e)));
             ExitCode::from(e.exit_code())
         }
     }

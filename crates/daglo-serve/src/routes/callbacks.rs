@@ -63,7 +63,7 @@ async fn replay(State(app): State<App>, Path(id): Path<String>) -> Result<Respon
     for entry in &entries {
         let (answer, error) = match receiver.replay(entry).await {
             Ok(answer) => (Some(answer), None),
-            Err(e) => (None, Some(daglo::error_chain(&e))),
+            Err(e) => (None, Some(daglo::internal::error_chain(&e))),
         };
         replayed.push(serde_json::json!({
             "received_at": entry.received_at,

@@ -31,7 +31,7 @@ async fn readyz(State(app): State<App>) -> Result<Response, Problem> {
         Ok(_) => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))),
         Err(e) => Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the journal: {}", daglo::error_chain(&e)),
+            format!("the journal: {}", daglo::internal::error_chain(&e)),
         )),
     }
 }

@@ -13,7 +13,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use daglo::client::SrtAnswer;
-use daglo::{Input, JobFilter, JobId, JobOptions, JobSnapshot, JobState, Outcome, TranscribeError};
+use daglo::jobs::JobFilter;
+use daglo::{Input, JobId, JobOptions, JobSnapshot, JobState, Outcome, TranscribeError};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
@@ -34,7 +35,7 @@ pub(super) fn router() -> Router<App> {
 
 /// A failed start, as an answer: what went wrong, and whether a job may exist.
 fn failed_start(error: &TranscribeError) -> Problem {
-    let message = daglo::error_chain(error);
+    let message = daglo::internal::error_chain(error);
     match error {
         TranscribeError::Invalid(_)
         | TranscribeError::Prepare(_)
@@ -121,7 +122,7 @@ async fn create(State(app): State<App>, request: Request) -> Result<Response, Pr
     if let Some(options) = &options {
         options
             .validate()
-            .map_err(|e| Problem::invalid(daglo::error_chain(&e)))?;
+            .map_err(|e| Problem::invalid(daglo::internal::error_chain(&e)))?;
     }
     let started = app.transcriber.start(input, &options.unwrap_or_default()).await;
     // The upload went out with the submit (or was not needed): the copy goes.
@@ -166,7 +167,7 @@ async fn multipart(
                     .unwrap_or("upload")
                     .to_owned();
                 daglo::internal::check_media_file_name(&original)
-                    .map_err(|e| Problem::invalid(daglo::error_chain(&e)))?;
+                    .map_err(|e| Problem::invalid(daglo::internal::error_chain(&e)))?;
                 let dir = app.uploads.join(JobId::random().as_str());
                 tokio::fs::create_dir_all(&dir)
                     .await
@@ -404,7 +405,7 @@ async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<
         for state in state.split(',') {
             let state: JobState = state
                 .parse()
-                .map_err(|e| Problem::invalid(daglo::error_chain(&e)))?;
+                .map_err(|e| Problem::invalid(daglo::internal::error_chain(&e)))?;
             filter = filter.state(state);
         }
     }

@@ -1,6 +1,7 @@
 //! The job table behind a [`Transcriber`](crate::Transcriber): inputs, job handles, the
 //! in-memory cells that follow each job, the event stream, and the result store.
 
+use daglo_core::internal::lock;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -470,18 +471,14 @@ impl Cell {
 
     /// The job's span while it runs (a disabled one after its end).
     pub(crate) fn span(&self) -> tracing::Span {
-        self.span
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(tracing::Span::none)
+        lock(&self.span).clone().unwrap_or_else(tracing::Span::none)
     }
 
     pub(crate) fn snapshot(&self) -> JobSnapshot {
         let mut snapshot = self.view.borrow().snapshot.clone();
         // Stalled: running, and no progress for far longer than the job was predicted to take.
         if snapshot.state == JobState::Running && !snapshot.stalled {
-            let tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let tracker = lock(&self.tracker);
             let (tracker, moved) = &*tracker;
             let at = self.started.elapsed();
             if let Some(remaining) = tracker.predicted_remaining(at) {
@@ -521,7 +518,7 @@ impl Cell {
                 }
                 if after.state.is_ended() || after.state == JobState::GaveUp {
                     // Its last child is done: the span closes once the waiting task lets go.
-                    self.span.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    lock(&self.span).take();
                 }
             }
         });
@@ -536,7 +533,7 @@ impl Cell {
         match event {
             ProgressEvent::Progress { status, percent, .. } => {
                 let eta = {
-                    let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut tracker = lock(&self.tracker);
                     let at = self.started.elapsed();
                     tracker.0.observe(at, *percent, 0.5);
                     // Without a percent there is no prediction, and so no stall to measure.
@@ -573,11 +570,7 @@ pub(crate) struct Table {
 
 impl Table {
     pub(crate) fn get(&self, id: &JobId) -> Option<Arc<Cell>> {
-        self.cells
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        lock(&self.cells).get(id).cloned()
     }
 
     /// Lists `cell` under its id and, when it has one, its key: a job taken up from the
@@ -588,10 +581,7 @@ impl Table {
             (view.snapshot.id.clone(), view.snapshot.key.clone())
         };
         if let Some(key) = key {
-            self.keys
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, id);
+            lock(&self.keys).insert(key, id);
         }
         self.insert(cell);
     }
@@ -600,7 +590,7 @@ impl Table {
     /// ago are let go (the journal and the result store still answer for them).
     pub(crate) fn insert(&self, cell: Arc<Cell>) {
         let id = cell.view.borrow().snapshot.id.clone();
-        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cells = lock(&self.cells);
         cells.insert(id, cell);
         if cells.len() <= MEMORY_JOBS {
             return;
@@ -623,17 +613,12 @@ impl Table {
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Cell>> {
-        self.cells
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        lock(&self.cells).values().cloned().collect()
     }
 
     /// Runs `work` in the background until it ends or the transcriber shuts down.
     pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = lock(&self.tasks);
         let tasks = tasks.get_or_insert_with(tokio::task::JoinSet::new);
         // Reap what has ended, so the set holds only running waits.
         while tasks.try_join_next().is_some() {}
@@ -643,7 +628,7 @@ impl Table {
     /// Stops every background wait, and waits until each has let go of what it held (its
     /// job's span among them: the span is closed, and exported, when this returns).
     pub(crate) async fn stop(&self) {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let tasks = lock(&self.tasks).take();
         if let Some(mut tasks) = tasks {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}

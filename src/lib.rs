@@ -33,13 +33,13 @@
 //! ```
 //!
 //! ## Choosing a strategy
-//! Every strategy implements [`ResultDelivery`]; a [`Transcriber`] takes any of them, and a
-//! [`StrategyConfig`] (serde) builds one from configuration, receiver included — so switching is
-//! one value.
+//! Every strategy implements [`ResultDelivery`]; a [`Transcriber`] takes any of them, and
+//! [`Transcriber::builder`] builds one from a [`StrategyConfig`] (serde), receiver included — so
+//! switching is one value. The builder also takes the journal that makes jobs survive a crash.
 //!
 //! | strategy | costs | choose it when |
 //! |---|---|---|
-//! | polling ([`Transcriber::polling`], [`poll`]) | ~7–11 status requests per job with the adaptive policy, under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
+//! | polling ([`Transcriber::polling`], [`poll`]) | a handful of status requests per job with the adaptive policy (5.4–5.6 in the strategies bench), under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
 //! | callback ([`callback`]) | one status request per job, confirming the final callback; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
 //! | hybrid ([`HybridDelivery`]) | callbacks, plus sparse polling for a job whose final callback is late | results must never be lost, even when a callback is |
 //!
@@ -57,8 +57,10 @@
 //! ## Modules and feature flags
 //! | module | feature | default | what |
 //! |---|---|---|---|
-//! | root | — | — | [`Transcriber`], [`StrategyConfig`], [`Client`], the common models, [`Outcome`], the [`ResultDelivery`] seam |
-//! | [`client`] | — | — | the REST client, its typed [`Error`](client::Error), retries and rate budgets |
+//! | root | — | — | [`Transcriber`] and its builder, [`StrategyConfig`], [`Client`], the common models, [`Outcome`], the [`ResultDelivery`] seam |
+//! | [`client`] | — | — | the client's builder, its typed [`Error`](client::Error), retries and rate budgets |
+//! | [`jobs`] | — | — | jobs as durable objects: event streams, filters, result stores, recovery reports |
+//! | [`delivery`] | — | — | the rest of the delivery seam |
 //! | [`strategy`] | `poll` or `callback` | yes | each strategy's settings, as configuration |
 //! | [`poll`] | `poll` | yes | polling: one scheduler for every job, a shared rate budget, adaptive intervals |
 //! | [`callback`] | `callback` | yes | callbacks: per-job credentials, a forward-only registry, a tower receiver, a standalone server |
@@ -221,7 +223,7 @@ pub mod sim {
 }
 
 /// The durable job journal: the [`Journal`](journal::Journal) trait that
-/// [`Transcriber::with_journal`] writes each job's intent, rid and outcome to as they happen (so a
+/// a transcriber built with [`TranscriberBuilder::journal`] writes each job's intent, rid and outcome to as they happen (so a
 /// crash loses nothing), its entries, and — with feature `journal` — the embedded SQLite
 /// implementation, [`SqliteJournal`](journal::SqliteJournal). The Redis one is
 /// [`redis::RedisJournal`](crate::redis) (feature `redis`).
@@ -306,3 +308,13 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]
 pub struct ConfigurationDoctests;
+
+/// `docs/guide.md`'s examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
+
+/// `docs/testing.md`'s examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingDoctests;

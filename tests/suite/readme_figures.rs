@@ -1,11 +1,12 @@
-//! The README's measured tables are the benches' CSVs, never hand-copied figures:
+//! The measured tables are the benches' CSVs, never hand-copied figures:
 //! `docs/bench/strategies.csv`, `docs/bench/receiver.csv` and `docs/bench/receiver-cpu.csv` are
 //! the last runs' CSVs (`cargo bench --bench strategies` and `--bench receiver` write them under
-//! `target/daglo-bench/`), and the README blocks between the `<!-- strategies.csv -->`,
-//! `<!-- receiver.csv -->` and `<!-- receiver-cpu.csv -->` markers must be their renderings.
+//! `target/daglo-bench/`), and the blocks between the `<!-- strategies.csv -->` markers (in the
+//! README), `<!-- receiver.csv -->` and `<!-- receiver-cpu.csv -->` (in `docs/benchmarks.md`)
+//! must be their renderings.
 //!
-//! After a bench run: `DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures` copies the new
-//! CSVs that exist to `docs/bench/` and rewrites the README blocks.
+//! After a bench run: `DAGLO_UPDATE_FIGURES=1 cargo test --test suite readme_figures::` copies
+//! the new CSVs that exist to `docs/bench/` and rewrites the blocks.
 
 use std::path::PathBuf;
 
@@ -103,19 +104,19 @@ fn render_receiver_cpu(csv: &str) -> String {
 /// The README's block for `name` (between its markers), as byte offsets.
 fn block(readme: &str, name: &str) -> Option<(usize, usize)> {
     let start_marker =
-        format!("<!-- {name}: generated from docs/bench/{name} by tests/readme_figures.rs -->");
+        format!("<!-- {name}: generated from docs/bench/{name} by tests/suite/readme_figures.rs -->");
     let start = readme.find(&start_marker)? + start_marker.len();
     let end = start + readme[start..].find(&format!("<!-- /{name} -->"))?;
     Some((start, end))
 }
 
 /// Copies the fresh CSV (when asked to) and checks the README's block is its rendering.
-fn check(name: &str, render: fn(&str) -> String, extra: &[(&str, &str)]) {
+fn check(doc: &str, name: &str, render: fn(&str) -> String, extra: &[(&str, &str)]) {
     // The tests run in parallel and both rewrite README.md: one at a time.
     static README: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = README.lock().unwrap_or_else(|p| p.into_inner());
     let csv_path = root().join("docs/bench").join(name);
-    let readme_path = root().join("README.md");
+    let readme_path = root().join(doc);
     if std::env::var_os("DAGLO_UPDATE_FIGURES").is_some() {
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
@@ -138,7 +139,7 @@ fn check(name: &str, render: fn(&str) -> String, extra: &[(&str, &str)]) {
     assert_eq!(
         readme[start..end].trim(),
         render(&csv).trim(),
-        "README.md's table differs from docs/bench/{name}: run the bench, then DAGLO_UPDATE_FIGURES=1 cargo test --test readme_figures",
+        "{doc}'s table differs from docs/bench/{name}: run the bench, then DAGLO_UPDATE_FIGURES=1 cargo test --test suite readme_figures::",
     );
 }
 
@@ -146,6 +147,7 @@ fn check(name: &str, render: fn(&str) -> String, extra: &[(&str, &str)]) {
 fn the_readme_table_is_the_bench_csv() {
     // The chart is drawn from the same run.
     check(
+        "README.md",
         "strategies.csv",
         render_strategies,
         &[("tradeoff.svg", "docs/img/tradeoff.svg")],
@@ -153,11 +155,11 @@ fn the_readme_table_is_the_bench_csv() {
 }
 
 #[test]
-fn the_readme_receiver_table_is_the_receiver_bench_csv() {
-    check("receiver.csv", render_receiver, &[]);
+fn the_benchmarks_receiver_table_is_the_receiver_bench_csv() {
+    check("docs/benchmarks.md", "receiver.csv", render_receiver, &[]);
 }
 
 #[test]
-fn the_readme_receiver_cpu_table_is_the_receiver_bench_csv() {
-    check("receiver-cpu.csv", render_receiver_cpu, &[]);
+fn the_benchmarks_receiver_cpu_table_is_the_receiver_bench_csv() {
+    check("docs/benchmarks.md", "receiver-cpu.csv", render_receiver_cpu, &[]);
 }

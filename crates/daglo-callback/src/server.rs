@@ -85,7 +85,7 @@ impl CallbackServer {
     /// timeout (which also bounds the idle wait between keep-alive requests), a 16 KiB head of at
     /// most 32 header lines, a lifetime per connection, back-off when `accept` fails, and
     /// graceful shutdown. This is what a mounted receiver
-    /// ([`Transcriber::from_config_mounted`](https://docs.rs/daglo/latest/daglo/struct.Transcriber.html#method.from_config_mounted))
+    /// ([`TranscriberBuilder::build_mounted`](https://docs.rs/daglo/latest/daglo/struct.TranscriberBuilder.html#method.build_mounted))
     /// needs from the server it is mounted in.
     ///
     /// ```no_run

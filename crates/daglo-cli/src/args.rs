@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Print a batch's job journal as a table.
     Jobs(Jobs),
     /// Run the HTTP service: submit, look up, follow and fetch jobs from any language, with
-    /// the Daglo callback receiver, health, readiness and metrics on one port (docs/serve.md).
+    /// the Daglo callback receiver, health, readiness and metrics on one port (crates/daglo-serve/docs/serve.md).
     /// The Daglo token is read from DAGLO_API_TOKEN only; DAGLO_* variables override the file.
     Serve(Serve),
     /// The Daglo callbacks a running `daglo serve` wrote down for a job: list them, or replay
@@ -87,7 +87,7 @@ pub(crate) struct CallbacksArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct Serve {
-    /// The configuration file (TOML; every key in docs/serve.md). Without one, the defaults
+    /// The configuration file (TOML; every key in crates/daglo-serve/docs/serve.md). Without one, the defaults
     /// and the DAGLO_* variables.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

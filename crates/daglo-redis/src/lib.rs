@@ -28,8 +28,11 @@
 //! let registry = Arc::new(RedisRegistry::new(store.clone()).await);
 //! let callbacks = CallbackDelivery::with_registry(client.clone(), config, registry)?;
 //!
-//! let transcriber = Transcriber::new(client, callbacks)
-//!     .with_journal(Arc::new(RedisJournal::new(store, "meetings")));
+//! let transcriber = Transcriber::builder(client)
+//!     .delivery(callbacks)
+//!     .journal(Arc::new(RedisJournal::new(store, "meetings")))
+//!     .build()
+//!     .await?;
 //! # let _ = transcriber;
 //! # Ok(())
 //! # }

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             Some("-h" | "--help") => {
                 println!(
                     "daglo-serve [--config FILE]\n\nRuns the Daglo job service (the same as `daglo serve`). \
-                     The token is read from DAGLO_API_TOKEN; every key of FILE is in docs/serve.md."
+                     The token is read from DAGLO_API_TOKEN; every key of FILE is in crates/daglo-serve/docs/serve.md."
                 );
                 return ExitCode::SUCCESS;
             }

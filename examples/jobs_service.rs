@@ -26,6 +26,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use daglo::jobs::{DirResults, JobFilter};
@@ -96,15 +97,12 @@ async fn events(State(transcriber): State<Transcriber>, Path(id): Path<String>) 
     let Some(job) = meeting(&transcriber, &id).await else {
         return problem(StatusCode::NOT_FOUND, "no such meeting");
     };
-    // Server-Sent Events by hand: `event: <name>` and `data: <json>` per event.
-    let stream = transcriber
-        .events(&job.id)
-        .map(|event| Ok::<_, Infallible>(event.to_sse()));
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    // Server-Sent Events: `event: <name>` and `data: <json>` per event, ending after the outcome.
+    let stream = transcriber.events(&job.id).map(|event| {
+        let data = serde_json::to_string(&event).unwrap_or_default();
+        Ok::<_, Infallible>(Event::default().event(event.name()).data(data))
+    });
+    Sse::new(stream).into_response()
 }
 
 async fn transcript(State(transcriber): State<Transcriber>, Path(id): Path<String>) -> Response {

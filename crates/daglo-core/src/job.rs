@@ -387,17 +387,6 @@ impl JobEvent {
             Self::Ended { .. } => "ended",
         }
     }
-
-    /// The event as one Server-Sent Events frame: `event: <name>`, `data: <JSON>`, a blank line.
-    ///
-    /// ```
-    /// let frame = daglo::JobEvent::Stalled.to_sse();
-    /// assert_eq!(frame, "event: stalled\ndata: {\"event\":\"stalled\"}\n\n");
-    /// ```
-    pub fn to_sse(&self) -> String {
-        let data = serde_json::to_string(self).unwrap_or_default();
-        format!("event: {}\ndata: {data}\n\n", self.name())
-    }
 }
 
 /// RFC 3339 text for a [`SystemTime`] (UTC, milliseconds), to and from serde.

@@ -40,6 +40,25 @@ pub struct Metric {
     pub unit: Option<Unit>,
 }
 
+impl Metric {
+    /// A metric's row: what [`describe_all`] registers and the docs list.
+    pub const fn new(
+        name: &'static str,
+        kind: Kind,
+        labels: &'static str,
+        help: &'static str,
+        unit: Option<Unit>,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            labels,
+            help,
+            unit,
+        }
+    }
+}
+
 const fn metric(
     name: &'static str,
     kind: Kind,
@@ -92,12 +111,6 @@ pub const REDIS_OPERATIONS: &str = "daglo_redis_operations_total";
 pub const REDIS_SECONDS: &str = "daglo_redis_operation_seconds";
 /// Callback registry changes on Redis that had to go round again, by why.
 pub const REDIS_REGISTRY_RETRIES: &str = "daglo_redis_registry_retries_total";
-/// Requests `daglo serve` answered, by route and status class.
-pub const API_REQUESTS: &str = "daglo_api_requests_total";
-/// How long `daglo serve` took to answer.
-pub const API_SECONDS: &str = "daglo_api_request_seconds";
-/// Webhook delivery attempts `daglo serve` made, by event type and result.
-pub const WEBHOOK_ATTEMPTS: &str = "daglo_webhook_attempts_total";
 
 /// Every metric the library records: what `docs/metrics.md` lists and [`describe`] registers.
 pub const METRICS: &[Metric] = &[
@@ -227,33 +240,18 @@ pub const METRICS: &[Metric] = &[
         "Registry changes that took a second round trip: the state this replica knew was behind (conflict), or a callback that changed nothing on it was checked against the stored one (recheck).",
         None,
     ),
-    metric(
-        API_REQUESTS,
-        Kind::Counter,
-        "route=/v1/jobs|/v1/jobs/{id}|/v1/jobs/{id}/transcript|/v1/jobs/{id}/events|/v1/jobs/{id}/callbacks|/v1/jobs/{id}/callbacks/replay|/v1/jobs/{id}/webhooks|/v1/jobs/{id}/webhook/retry|/|/assets/{file}|/healthz|/readyz|/metrics|/daglo/{key}|other, class=2xx|4xx|5xx",
-        "Requests `daglo serve` answered (its API, probes and Daglo's callbacks).",
-        None,
-    ),
-    metric(
-        API_SECONDS,
-        Kind::Histogram,
-        "route",
-        "How long `daglo serve` took to answer (an event stream: until it ended).",
-        Some(Unit::Seconds),
-    ),
-    metric(
-        WEBHOOK_ATTEMPTS,
-        Kind::Counter,
-        "type=job.finished|job.progress, result=delivered|failed",
-        "Webhook delivery attempts `daglo serve` made (a failed attempt may be retried).",
-        None,
-    ),
 ];
 
 /// Registers every metric's help text and unit with the installed recorder (call it once after
 /// installing one; without a recorder it does nothing).
 pub fn describe() {
-    for m in METRICS {
+    describe_all(METRICS);
+}
+
+/// Registers the help text and unit of each of `metrics` (a program's own, `daglo serve`'s say)
+/// with the installed recorder.
+pub fn describe_all(metrics: &[Metric]) {
+    for m in metrics {
         match (m.kind, m.unit) {
             (Kind::Counter, Some(unit)) => describe_counter!(m.name, unit, m.help),
             (Kind::Counter, None) => describe_counter!(m.name, m.help),
@@ -345,30 +343,6 @@ pub fn journal_operation(backend: &'static str, operation: &'static str, ok: boo
     counter!(JOURNAL_OPERATIONS, "backend" => backend, "operation" => operation, "result" => result)
         .increment(1);
     histogram!(JOURNAL_SECONDS, "backend" => backend, "operation" => operation).record(seconds);
-}
-
-/// `daglo serve` answered a request on `route` with `status` after `seconds`.
-pub fn api_request(route: &str, status: u16, seconds: f64) {
-    let class = match status {
-        200..=299 => "2xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
-    };
-    // The route is a template of the service's router: a bounded set, never a path.
-    counter!(API_REQUESTS, "route" => route.to_owned(), "class" => class).increment(1);
-    histogram!(API_SECONDS, "route" => route.to_owned()).record(seconds);
-}
-
-/// `daglo serve` tried to deliver a webhook event of `kind` (`job.finished`, `job.progress`).
-pub fn webhook(kind: &str, delivered: bool) {
-    let kind = if kind == "job.progress" {
-        "job.progress"
-    } else {
-        "job.finished"
-    };
-    let result = if delivered { "delivered" } else { "failed" };
-    counter!(WEBHOOK_ATTEMPTS, "type" => kind, "result" => result).increment(1);
 }
 
 /// A change of the Redis callback registry went round again: `why` is `conflict` (the

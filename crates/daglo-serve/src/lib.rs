@@ -27,6 +27,7 @@ mod auth;
 mod config;
 mod error;
 mod inbox;
+mod metrics;
 mod problem;
 mod routes;
 mod run;

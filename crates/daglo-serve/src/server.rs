@@ -48,6 +48,7 @@ fn exporter() -> Result<daglo::metrics::Prometheus, Error> {
     }
     let prometheus =
         daglo::metrics::Prometheus::install().map_err(|e| Error::start("the metrics exporter", e))?;
+    crate::metrics::describe();
     Ok(INSTALLED.get_or_init(|| prometheus).clone())
 }
 
@@ -227,6 +228,6 @@ async fn counted(request: Request, next: axum::middleware::Next) -> Response {
         .to_owned();
     let started = std::time::Instant::now();
     let answer = next.run(request).await;
-    daglo::telemetry::api_request(&route, answer.status().as_u16(), started.elapsed().as_secs_f64());
+    crate::metrics::api_request(&route, answer.status().as_u16(), started.elapsed().as_secs_f64());
     answer
 }

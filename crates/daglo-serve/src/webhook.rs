@@ -518,7 +518,7 @@ impl Webhooks {
             Err(e) => (None, Some(daglo_core::excerpt(&daglo_core::error_chain(&e), 200))),
         };
         let delivered = error.is_none();
-        daglo_core::telemetry::webhook(kind, delivered);
+        crate::metrics::webhook(kind, delivered);
         let record = Attempt {
             event_id: id.to_owned(),
             kind: kind.to_owned(),

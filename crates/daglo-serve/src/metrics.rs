@@ -1,0 +1,82 @@
+//! What the service counts beyond the library's metrics (`docs/metrics.md`, "The service"):
+//! answers by route template and status class, and webhook delivery attempts.
+
+use daglo::telemetry::{Kind, Metric};
+use metrics::{Unit, counter, histogram};
+
+/// Requests the service answered, by route template and status class.
+pub(crate) const API_REQUESTS: &str = "daglo_api_requests_total";
+/// How long the service took to answer.
+pub(crate) const API_SECONDS: &str = "daglo_api_request_seconds";
+/// Webhook delivery attempts the service made, by event type and result.
+pub(crate) const WEBHOOK_ATTEMPTS: &str = "daglo_webhook_attempts_total";
+
+/// The service's metrics, as `docs/metrics.md` lists them.
+pub(crate) const METRICS: &[Metric] = &[
+    Metric::new(
+        API_REQUESTS,
+        Kind::Counter,
+        "route=the router's route templates (`/v1/jobs/{id}`, `/daglo/{key}`, …) or `other`, class=2xx|4xx|5xx",
+        "Requests `daglo serve` answered (its API, probes and Daglo's callbacks).",
+        None,
+    ),
+    Metric::new(
+        API_SECONDS,
+        Kind::Histogram,
+        "route",
+        "How long `daglo serve` took to answer (an event stream: until it ended).",
+        Some(Unit::Seconds),
+    ),
+    Metric::new(
+        WEBHOOK_ATTEMPTS,
+        Kind::Counter,
+        "type=job.finished|job.progress, result=delivered|failed",
+        "Webhook delivery attempts `daglo serve` made (a failed attempt may be retried).",
+        None,
+    ),
+];
+
+/// Registers the service's metrics with the installed recorder.
+pub(crate) fn describe() {
+    daglo::telemetry::describe_all(METRICS);
+}
+
+/// The service answered a request on `route` (a template of its router: a bounded set, never a
+/// path) with `status` after `seconds`.
+pub(crate) fn api_request(route: &str, status: u16, seconds: f64) {
+    let class = match status {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    counter!(API_REQUESTS, "route" => route.to_owned(), "class" => class).increment(1);
+    histogram!(API_SECONDS, "route" => route.to_owned()).record(seconds);
+}
+
+/// The service tried to deliver a webhook event of `kind` (`job.finished`, `job.progress`).
+pub(crate) fn webhook(kind: &str, delivered: bool) {
+    let kind = if kind == "job.progress" {
+        "job.progress"
+    } else {
+        "job.finished"
+    };
+    let result = if delivered { "delivered" } else { "failed" };
+    counter!(WEBHOOK_ATTEMPTS, "type" => kind, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_of_the_service_is_documented() {
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md")).unwrap();
+        for metric in super::METRICS {
+            assert!(
+                docs.contains(&format!("`{}`", metric.name)),
+                "{} is not in docs/metrics.md",
+                metric.name
+            );
+        }
+    }
+}

@@ -15,7 +15,7 @@
 /// [`ClientBuilder::build`]: crate::ClientBuilder::build
 ///
 /// ```
-/// daglo_client::install_crypto_provider(); // or `daglo::install_crypto_provider()`
+/// daglo_client::install_crypto_provider(); // or `daglo::client::install_crypto_provider()`
 /// let http = reqwest::Client::new(); // no panic: a provider is installed
 /// # drop(http);
 /// ```

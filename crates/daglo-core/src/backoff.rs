@@ -14,7 +14,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use daglo::Backoff;
+/// use daglo::client::Backoff;
 ///
 /// let backoff = Backoff::new(Duration::from_millis(250), 2.0, Duration::from_secs(5));
 /// assert_eq!(backoff.cap(1), Duration::from_millis(250));

@@ -411,7 +411,7 @@ mod tests {
 ///
 /// ```
 /// use daglo::journal::OutcomeKind;
-/// use daglo::Status;
+/// use daglo::models::Status;
 ///
 /// assert_eq!(OutcomeKind::parse("empty"), OutcomeKind::Empty);
 /// assert_eq!(OutcomeKind::parse("file_error"), OutcomeKind::Failed(Status::FileError));

@@ -144,7 +144,7 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
 ///
 /// ```
 /// let error = std::io::Error::other("disk full");
-/// assert_eq!(daglo::error_chain(&error), "disk full");
+/// assert_eq!(daglo_core::error_chain(&error), "disk full");
 /// ```
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

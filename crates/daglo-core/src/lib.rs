@@ -68,8 +68,8 @@ pub use budget::{DECODE_FLOOR, DECODE_RATIO};
 /// output fingerprints) — fast and stable, not a secret and not collision-proof.
 ///
 /// ```
-/// assert_eq!(daglo::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-/// assert_eq!(daglo::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+/// assert_eq!(daglo_core::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(daglo_core::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
 /// ```
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {

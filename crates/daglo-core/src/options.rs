@@ -211,7 +211,7 @@ impl JobOptions {
     /// assert_eq!(ko.digest(), JobOptions::default().digest());
     /// assert_ne!(ko.digest(), en.digest());
     /// assert!(ko.digest().starts_with("fnv1a64:"));
-    /// # Ok::<(), daglo::ValidationError>(())
+    /// # Ok::<(), daglo::models::ValidationError>(())
     /// ```
     pub fn digest(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();

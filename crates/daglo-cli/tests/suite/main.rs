@@ -9,5 +9,6 @@
 mod common;
 
 mod billing;
+mod callbacks;
 mod cli;
 mod monitoring;

@@ -1102,65 +1102,73 @@ async fn callbacks_are_written_down_before_answered_and_replayed_after_a_crash()
             "its final was taken before the crash: {job}"
         );
 
-        // `daglo callbacks replay`: the written-down final goes through the state machine and
-        // its confirmation again.
-        let base = restarted.base.clone();
-        let id_for_cli = id.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_daglo-serve"))
-                .args(["callbacks", "replay", "--job", &id_for_cli, "--server", &base])
-                .env("DAGLO_SERVE_API_KEY", KEY)
-                .output()
+        // `POST …/callbacks/replay` (what `daglo callbacks replay` sends): the written-down final
+        // goes through the state machine and its confirmation again.
+        let replay_url = format!("{}/v1/jobs/{id}/callbacks/replay", restarted.base);
+        let replayed: Value = http
+            .post(&replay_url)
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let answers = |body: &Value| -> Vec<String> {
+            body["replayed"]
+                .as_array()
                 .unwrap()
-        })
-        .await
-        .unwrap();
-        let printed = text(&out.stdout);
-        assert!(out.status.success(), "{printed}{}", text(&out.stderr));
-        assert!(printed.contains("transcribed"), "{printed}");
+                .iter()
+                .map(|r| r["answer"].as_str().unwrap_or("-").to_owned())
+                .collect()
+        };
         assert!(
-            printed.contains("replayed: accepted"),
-            "the final moved the job: {printed}"
+            replayed["replayed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["status"] == "transcribed"),
+            "{replayed}"
+        );
+        assert!(
+            answers(&replayed).iter().any(|a| a == "accepted"),
+            "the final moved the job: {replayed}"
         );
         let finished = wait_finished(&http, &restarted.base, &id).await;
         assert_eq!(finished["outcome"], "transcript");
         assert_eq!(sim.jobs().len(), 1, "never submitted again");
 
-        // A second replay changes nothing; the list is there from the CLI too.
-        let base = restarted.base.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let replay = std::process::Command::new(env!("CARGO_BIN_EXE_daglo-serve"))
-                .args(["callbacks", "replay", "--job", &id, "--server", &base])
-                .env("DAGLO_SERVE_API_KEY", KEY)
-                .output()
-                .unwrap();
-            let list = std::process::Command::new(env!("CARGO_BIN_EXE_daglo-serve"))
-                .args(["callbacks", "list", "--job", &id, "--server", &base])
-                .env("DAGLO_SERVE_API_KEY", KEY)
-                .output()
-                .unwrap();
-            let nokey = std::process::Command::new(env!("CARGO_BIN_EXE_daglo-serve"))
-                .args(["callbacks", "list", "--job", &id, "--server", &base])
-                .env_remove("DAGLO_SERVE_API_KEY")
-                .output()
-                .unwrap();
-            (replay, list, nokey)
-        })
-        .await
-        .unwrap();
-        let (replay, list, nokey) = out;
-        assert!(replay.status.success());
+        // A second replay changes nothing; the list says how each was answered; no key is 401.
+        let again: Value = http
+            .post(&replay_url)
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!answers(&again).iter().any(|a| a == "accepted"), "{again}");
+        let list_url = format!("{}/v1/jobs/{id}/callbacks", restarted.base);
+        let list: Value = http
+            .get(&list_url)
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert!(
-            !text(&replay.stdout).contains("replayed: accepted"),
-            "{}",
-            text(&replay.stdout)
+            list["callbacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["answer_code"] == 200 && c["answer"] == "accepted"),
+            "{list}"
         );
-        assert!(
-            text(&list.stdout).contains("200 accepted"),
-            "{}",
-            text(&list.stdout)
-        );
-        assert_eq!(nokey.status.code(), Some(2), "{}", text(&nokey.stderr));
+        let nokey = http.get(&list_url).send().await.unwrap();
+        assert_eq!(nokey.status(), 401);
         drop(restarted);
         let _ = std::fs::remove_dir_all(dir);
     })

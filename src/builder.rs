@@ -119,7 +119,7 @@ impl TranscriberBuilder {
         self
     }
 
-    /// Keeps each finished job's result in `store` (say [`DirResults`](crate::DirResults)), so
+    /// Keeps each finished job's result in `store` (say [`DirResults`](crate::jobs::DirResults)), so
     /// [`Transcriber::result`] and [`Transcriber::outcome`] answer after a restart. Without
     /// one, results live only in memory, for the jobs this process ran.
     pub fn results(mut self, store: Arc<dyn ResultStore>) -> Self {

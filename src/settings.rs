@@ -165,7 +165,7 @@ pub struct PollingSettings {
     pub policy: PollPolicy,
     /// A status budget of this poller's own, in requests per second (burst 2). Left out (the
     /// default), the poller draws from the client's status budget
-    /// ([`ClientBuilder::status_budget`](crate::ClientBuilder::status_budget), 16/s unless the
+    /// ([`ClientBuilder::status_budget`](crate::client::ClientBuilder::status_budget), 16/s unless the
     /// client was given another, a Redis-shared one included), which every other status request
     /// of the process — confirmations of final callbacks among them — draws from too.
     pub requests_per_second: Option<f64>,

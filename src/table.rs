@@ -100,7 +100,7 @@ impl Input {
         self
     }
 
-    /// A label to filter jobs by ([`JobFilter::label`](crate::JobFilter::label)).
+    /// A label to filter jobs by ([`JobFilter::label`](crate::jobs::JobFilter::label)).
     #[must_use]
     pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(name.into(), value.into());

@@ -123,7 +123,7 @@ pub(crate) async fn form(
             })
         }
         UploadSource::Reader(reader) => {
-            let reader = lock(&reader).take().ok_or_else(|| {
+            let reader = lock(reader).take().ok_or_else(|| {
                 ValidationError::new(
                     "file",
                     "the stream was refused before its upload finished (no job was created) and a stream \

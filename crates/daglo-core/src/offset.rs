@@ -235,6 +235,13 @@ impl<'de> Deserialize<'de> for TimeOffset {
     }
 }
 
+/// A time offset, or `None` when it is absent or cannot be read (the word is kept either way).
+pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TimeOffset>, D::Error> {
+    Ok(deserializer.deserialize_any(Lenient)?.ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,11 +281,4 @@ mod tests {
             prop_assert!(json.contains(&expected));
         }
     }
-}
-
-/// A time offset, or `None` when it is absent or cannot be read (the word is kept either way).
-pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<TimeOffset>, D::Error> {
-    Ok(deserializer.deserialize_any(Lenient)?.ok())
 }

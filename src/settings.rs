@@ -8,6 +8,7 @@
 //! [`HybridDelivery`](crate::HybridDelivery)'s — so there is one set of defaults.
 //! `docs/configuration.md` lists every key.
 
+#[cfg(feature = "callback")]
 use std::net::SocketAddr;
 use std::time::Duration;
 

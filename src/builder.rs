@@ -268,9 +268,9 @@ impl TranscriberBuilder {
 async fn kept(
     config: &StrategyConfig,
     journal: Option<&dyn Journal>,
-) -> Result<Option<crate::transcriber::KeptSecret>, StrategyError> {
+) -> Result<Option<KeptSecret>, StrategyError> {
     match journal {
-        Some(journal) => crate::transcriber::kept_secret(config, journal).await,
+        Some(journal) => kept_secret(config, journal).await,
         None => Ok(None),
     }
 }
@@ -325,4 +325,41 @@ pub enum StrategyError {
     #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
     #[error("the callback settings were refused")]
     Callback(#[from] daglo_callback::CallbackError),
+}
+
+/// The key secret a journal keeps, in the form the callback settings take.
+#[cfg(feature = "callback")]
+pub(crate) type KeptSecret = daglo_callback::Secret;
+#[cfg(all(feature = "poll", not(feature = "callback")))]
+pub(crate) type KeptSecret = ();
+
+/// The journal's key secret, when `config` uses callbacks and names none of its own.
+#[cfg(any(feature = "poll", feature = "callback"))]
+pub(crate) async fn kept_secret(
+    config: &StrategyConfig,
+    journal: &dyn Journal,
+) -> Result<Option<KeptSecret>, StrategyError> {
+    #[cfg(feature = "callback")]
+    {
+        let settings = match config {
+            StrategyConfig::Callback(settings) => Some(settings),
+            #[cfg(feature = "poll")]
+            StrategyConfig::Hybrid(settings) => Some(&settings.callback),
+            #[cfg(feature = "poll")]
+            StrategyConfig::Polling(_) => None,
+        };
+        if let Some(settings) = settings
+            && settings.key_secret_env.is_none()
+            && let Some(bytes) = journal.key_secret().await.map_err(StrategyError::Journal)?
+        {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            return Ok(Some(daglo_callback::Secret::new(hex)));
+        }
+        Ok(None)
+    }
+    #[cfg(not(feature = "callback"))]
+    {
+        let _ = (config, journal);
+        Ok(None)
+    }
 }

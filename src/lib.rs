@@ -76,9 +76,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod durable;
+mod error;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod metrics;
+mod pending;
 #[cfg(any(feature = "poll", feature = "callback"))]
 mod settings;
 mod table;
@@ -93,14 +96,16 @@ pub use daglo_core::{
     DeliveryError, JobEvent, JobId, JobOptions, JobSnapshot, JobState, Language, Outcome, ProgressEvent,
     ProgressObserver, ResultDelivery, Rid, StatusBody, Ticket,
 };
+pub use error::TranscribeError;
 #[cfg(all(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "poll", feature = "callback"))))]
 pub use hybrid::HybridDelivery;
+pub use pending::Pending;
 #[cfg(any(feature = "poll", feature = "callback"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "poll", feature = "callback"))))]
 pub use settings::StrategyConfig;
 pub use table::{Input, Job};
-pub use transcriber::{Pending, TranscribeError, Transcriber};
+pub use transcriber::Transcriber;
 
 /// What the library counts through the `metrics` facade: see `docs/metrics.md`.
 pub use daglo_core::telemetry;
@@ -123,7 +128,7 @@ pub mod delivery {
 /// [`Error`](client::Error) (with [`ErrorKind`](client::ErrorKind)), the retry policy and the
 /// per-endpoint rate budgets every request of a process draws from.
 pub mod client {
-    pub use crate::transcriber::SRT_WAIT;
+    pub use crate::durable::SRT_WAIT;
     pub use daglo_client::{
         ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_RETRY_BACKOFF, Error, ErrorKind,
         RateBudget, RetryPolicy, SRT_BACKOFF, SrtAnswer, StatusAnswer, TokenBucket, install_crypto_provider,
@@ -287,7 +292,7 @@ pub mod internal {
     /// Who this process is in the journal's claims (`<host>:<pid>`): what a peer reads in
     /// [`Intent::owner`](daglo_core::Intent::owner).
     pub fn owner() -> String {
-        crate::transcriber::owner()
+        crate::durable::owner()
     }
 
     /// Follows job `id` from now on, when the journal lists it as running and nobody in this

@@ -267,7 +267,7 @@ pub mod test_util {
 /// promise. `daglo-serve` takes over a gone replica's jobs, aborts tasks and names files with it.
 #[doc(hidden)]
 pub mod internal {
-    pub use daglo_core::internal::lock;
+    pub use daglo_core::internal::{escaped, lock, safe};
     pub use daglo_core::{check_media_file_name, error_chain, fnv1a64};
 
     use crate::{JobId, TranscribeError, Transcriber};

@@ -37,7 +37,10 @@ async fn main() -> ExitCode {
     match daglo_serve::run(config.as_deref()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("daglo-serve: {}", escaped(&daglo::internal::error_chain(&e)));
+            eprintln!(
+                "daglo-serve: {}",
+                daglo::internal::escaped(&daglo::internal::error_chain(&e))
+            );
             ExitCode::from(e.exit_code())
         }
     }
@@ -46,17 +49,4 @@ async fn main() -> ExitCode {
 fn usage(message: &str) -> ExitCode {
     eprintln!("daglo-serve: {message}\nusage: daglo-serve [--config FILE]");
     ExitCode::from(2)
-}
-
-/// Control characters escaped: a message may carry text from the network.
-fn escaped(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }

@@ -14,4 +14,4 @@ pub(crate) fn temp(name: &str) -> PathBuf {
 
 #[path = "../../../../tests/shared/private_redis.rs"]
 mod shared_redis;
-pub(crate) use shared_redis::{RedisGuard, private_redis};
+pub(crate) use shared_redis::private_redis;

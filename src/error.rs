@@ -66,7 +66,7 @@ pub enum TranscribeError {
         reason: String,
     },
     /// Following the job stopped without an outcome (the wait failed, or the transcriber shut
-    /// down); the job may still run at the service: [`recover`](Transcriber::recover) resumes it.
+    /// down); the job may still run at the service: [`recover`](crate::Transcriber::recover) resumes it.
     #[error("following job `{id}` stopped: {reason}")]
     Stopped {
         /// The job.

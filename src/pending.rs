@@ -4,7 +4,7 @@ use daglo_core::{EntryId, Rid, Ticket};
 
 /// A job that has been submitted and not yet waited for. Save [`rid`](Pending::rid) somewhere
 /// durable (it is serde-serialisable) before waiting, so a restart can
-/// [`resume`](Transcriber::resume) it.
+/// [`resume`](crate::Transcriber::resume) it.
 ///
 /// It owns the strategy's preparation for this job; dropping it without waiting releases that
 /// preparation (the job itself goes on at the service).

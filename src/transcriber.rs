@@ -250,7 +250,7 @@ impl Transcriber {
     /// A job submitted earlier, known by its rid (saved before a restart), ready to
     /// [`wait`](Transcriber::wait) for. Polling and hybrid strategies poll it; a callback-only
     /// strategy cannot (its callback was fixed at submit) and the wait answers
-    /// [`DeliveryError::NotPrepared`].
+    /// [`DeliveryError::NotPrepared`](crate::DeliveryError::NotPrepared).
     pub fn resume(&self, rid: Rid) -> Pending {
         Pending {
             rid,

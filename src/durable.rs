@@ -15,7 +15,9 @@ use tracing::Instrument as _;
 use tracing::warn;
 
 use crate::internal::AbortOnDrop;
-use crate::table::{Cell, Input, Job, JobEvents, RecoveryReport, ResultError, ResultStore, Source};
+use crate::table::{
+    Cell, Input, Job, JobEvents, RecoveryReport, Resolution, ResultError, ResultStore, Source,
+};
 
 /// How often keeping a result is tried before the job is reported unsaved.
 const KEEP_TRIES: u32 = 3;
@@ -502,6 +504,98 @@ impl Transcriber {
             }
             _ => false,
         })
+    }
+
+    /// Settles an [`Uncertain`](JobState::Uncertain) job — one whose submit may have created
+    /// a job whose rid was never recorded — with what an operator found at the service (its
+    /// console): [`Resolution::Submitted`] records the rid and follows the job to its end like
+    /// any other; [`Resolution::NotSubmitted`] records that no job exists, which gives its key
+    /// up to a new start. Any other state is [`TranscribeError::NotUncertain`]: nothing to
+    /// settle.
+    pub async fn resolve(&self, id: &JobId, resolution: Resolution) -> Result<JobSnapshot, TranscribeError> {
+        let journal_error = |source| TranscribeError::Journal { rid: None, source };
+        let cell = self.table.get(id);
+        let entry = match &self.journal {
+            Some(journal) => journal.by_job(id).await.map_err(journal_error)?,
+            None => None,
+        };
+        let state = match (&cell, &entry) {
+            (Some(cell), _) => cell.snapshot().state,
+            (None, Some(entry)) => entry.snapshot().state,
+            (None, None) => return Err(TranscribeError::UnknownJob { id: id.clone() }),
+        };
+        // A journal entry with no rid whose lease lapsed is uncertain whatever a cell says.
+        let uncertain = state == JobState::Uncertain
+            || entry
+                .as_ref()
+                .is_some_and(|e| matches!(e.state, EntryState::Intended) && !e.is_leased());
+        if !uncertain {
+            return Err(TranscribeError::NotUncertain {
+                id: id.clone(),
+                state,
+            });
+        }
+        let entry_id = cell
+            .as_ref()
+            .and_then(|c| c.entry.get().copied())
+            .or(entry.as_ref().map(|e| e.id));
+        match resolution {
+            Resolution::Submitted(rid) => {
+                if let (Some(journal), Some(entry_id)) = (&self.journal, entry_id) {
+                    journal.submitted(entry_id, &rid).await.map_err(journal_error)?;
+                }
+                tracing::info!(job = %id, rid = %daglo_core::excerpt(rid.as_str(), 64), "uncertain job resolved: submitted");
+                let callback_key = entry.as_ref().and_then(|e| e.intent.callback_key.clone());
+                let cell = match cell {
+                    Some(cell) => cell,
+                    None => {
+                        let mut snapshot = entry
+                            .as_ref()
+                            .map(Entry::snapshot)
+                            .ok_or_else(|| TranscribeError::UnknownJob { id: id.clone() })?;
+                        snapshot.state = JobState::Running;
+                        let cell = Cell::new(snapshot, entry_id);
+                        self.table.track(cell.clone());
+                        cell
+                    }
+                };
+                cell.update(|view| {
+                    view.snapshot.state = JobState::Running;
+                    view.snapshot.rid = Some(rid.clone());
+                    view.snapshot.reason = None;
+                });
+                self.follow(cell.clone(), rid, None, callback_key);
+                Ok(cell.snapshot())
+            }
+            Resolution::NotSubmitted => {
+                let reason = "resolved by an operator: no job exists at the service";
+                if let (Some(journal), Some(entry_id)) = (&self.journal, entry_id) {
+                    journal
+                        .not_submitted(entry_id, reason)
+                        .await
+                        .map_err(journal_error)?;
+                }
+                tracing::info!(job = %id, "uncertain job resolved: not submitted");
+                match cell {
+                    Some(cell) => {
+                        cell.update(|view| {
+                            view.snapshot.state = JobState::NotSubmitted;
+                            view.snapshot.reason = Some(reason.to_owned());
+                        });
+                        Ok(cell.snapshot())
+                    }
+                    None => {
+                        let mut snapshot = entry
+                            .as_ref()
+                            .map(Entry::snapshot)
+                            .ok_or_else(|| TranscribeError::UnknownJob { id: id.clone() })?;
+                        snapshot.state = JobState::NotSubmitted;
+                        snapshot.reason = Some(reason.to_owned());
+                        Ok(snapshot)
+                    }
+                }
+            }
+        }
     }
 
     /// The job as it is now: from this process's table, or from the journal. `None` for an id

@@ -116,6 +116,15 @@ pub enum TranscribeError {
         #[source]
         source: Arc<JournalError>,
     },
+    /// [`Transcriber::resolve`](crate::Transcriber::resolve) was asked about a job that is
+    /// not uncertain: nothing to settle.
+    #[error("job `{id}` is {state}, not uncertain: nothing to resolve")]
+    NotUncertain {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: daglo_core::JobState,
+    },
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
     #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
@@ -178,6 +187,7 @@ impl TranscribeError {
             | Self::Invalid(_)
             | Self::UnknownJob { .. }
             | Self::NotSubmitted { .. }
+            | Self::NotUncertain { .. }
             | Self::Results(_) => false,
             Self::Submit(error) => error.may_have_created_job(),
             Self::Wait { .. }

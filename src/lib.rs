@@ -114,7 +114,7 @@ pub use daglo_core::telemetry;
 /// filter of [`Transcriber::jobs`], where results are kept ([`ResultStore`](jobs::ResultStore),
 /// [`DirResults`](jobs::DirResults)) and what [`Transcriber::recover`] reports.
 pub mod jobs {
-    pub use crate::table::{DirResults, JobEvents, RecoveryReport, ResultError, ResultStore};
+    pub use crate::table::{DirResults, JobEvents, RecoveryReport, Resolution, ResultError, ResultStore};
     pub use daglo_core::{JobFilter, rfc3339};
 }
 
@@ -248,8 +248,8 @@ pub mod journal {
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis {
     pub use daglo_redis::{
-        BudgetOptions, RedisBudget, RedisError, RedisJournal, RedisOptions, RedisRegistry, RedisStore,
-        Replicas, SharedBudgets,
+        BudgetOptions, Durability, RedisBudget, RedisError, RedisJournal, RedisOptions, RedisRegistry,
+        RedisStore, Replicas, SharedBudgets,
     };
 }
 
@@ -267,7 +267,7 @@ pub mod test_util {
 /// promise. `daglo-serve` takes over a gone replica's jobs, aborts tasks and names files with it.
 #[doc(hidden)]
 pub mod internal {
-    pub use daglo_core::internal::{escaped, lock, safe};
+    pub use daglo_core::internal::{escaped, lock, private_dir, private_file, safe};
     pub use daglo_core::{check_media_file_name, error_chain, fnv1a64};
 
     use crate::{JobId, TranscribeError, Transcriber};

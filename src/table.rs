@@ -139,6 +139,17 @@ impl fmt::Debug for Input {
     }
 }
 
+/// What an operator found at the service about an uncertain job
+/// ([`Transcriber::resolve`](crate::Transcriber::resolve)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resolution {
+    /// The job exists under this rid: record it and follow the job.
+    Submitted(Rid),
+    /// No job exists: record that nothing was submitted, which frees its key.
+    NotSubmitted,
+}
+
 /// A started job: its id, and what it looked like when `start` returned.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -238,10 +249,11 @@ pub struct DirResults {
 }
 
 impl DirResults {
-    /// Results in `dir`, created (with its parents) when missing.
+    /// Results in `dir`, created (with its parents) when missing. On Unix the folder is
+    /// created `0700` and every result file `0600`: transcripts are for this user alone.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, ResultError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)
+        daglo_core::internal::private_dir(&dir)
             .map_err(|e| ResultError::new(format!("cannot create {}", dir.display()), e))?;
         Ok(Self { dir })
     }
@@ -277,7 +289,7 @@ fn write_whole(path: &Path, contents: &[u8]) -> Result<(), ResultError> {
         "{}.partial",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
-    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+    let written = daglo_core::internal::private_file(&temporary).and_then(|mut file| {
         file.write_all(contents)?;
         file.sync_all()
     });

@@ -7,22 +7,20 @@ use std::process::Command;
 /// kills or flushes its Redis, never the shared one. `None` (said on the terminal) when
 /// redis-server is not installed, which CI must not allow.
 pub(crate) fn private_redis(test: &str) -> Option<(String, RedisGuard)> {
+    private_redis_with(test, &["--save", "", "--appendonly", "no"])
+}
+
+/// A private `redis-server` started with `args` (its persistence, its eviction policy…).
+#[allow(dead_code)] // Not every suite that includes this file needs it.
+pub(crate) fn private_redis_with(test: &str, args: &[&str]) -> Option<(String, RedisGuard)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let spawned = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();

@@ -13,9 +13,9 @@ use tracing::{debug, warn};
 pub(crate) const CONFIRM_BACKOFF: Backoff =
     Backoff::new(Duration::from_millis(250), 2.0, Duration::from_secs(30));
 
-/// Consecutive transport or server failures tolerated (about two minutes of backoff) before the
-/// wait ends with the error and the rid, to be resumed later.
-const MAX_FAILURES: u32 = 8;
+/// Consecutive transport or server failures after which a warning says the service is
+/// unreachable (once); asking goes on until the deadline — an outage is not an ending.
+const WARN_AFTER_FAILURES: u32 = 8;
 
 /// A random number in `[0, 1)` for the backoff's jitter.
 pub(crate) fn unit() -> f64 {
@@ -28,8 +28,9 @@ pub(crate) fn unit() -> f64 {
 
 /// What the service says of a job whose final callback arrived: its outcome, asking again with
 /// [`CONFIRM_BACKOFF`] while it still reports the job running (a forged final, or a service that lags its
-/// own callback) or answers `429`, until `deadline` (`Ok(None)`). A refused token, an unknown
-/// rid, or [`MAX_FAILURES`] transport or server failures in a row end it with the typed error.
+/// own callback), answers `429`, or cannot be reached (a transport failure, a `5xx`, an
+/// unreadable answer: an outage is not an ending), until `deadline` (`Ok(None)`). Only a
+/// refused token or an unknown rid end it early, with the typed error.
 pub(crate) async fn confirm(
     client: &Client,
     rid: &Rid,
@@ -58,9 +59,13 @@ pub(crate) async fn confirm(
             }
             Err(error) => match error.kind() {
                 ErrorKind::RateLimited => debug!(%rid, "confirming a final callback: 429; slowing down"),
-                ErrorKind::Transient | ErrorKind::Malformed if failures + 1 < MAX_FAILURES => {
+                ErrorKind::Transient | ErrorKind::Malformed => {
                     failures += 1;
-                    debug!(%rid, %error, failures, "confirming a final callback failed; asking again");
+                    if failures == WARN_AFTER_FAILURES {
+                        warn!(%rid, %error, failures, "the service is unreachable while confirming a final callback; asking until the job's deadline");
+                    } else {
+                        debug!(%rid, %error, failures, "confirming a final callback failed; asking again");
+                    }
                 }
                 _ => return Err(std::sync::Arc::new(error).into_delivery_error(rid)),
             },

@@ -256,9 +256,11 @@ where
     ) {
         return error(StatusCode::UNAUTHORIZED, "missing or invalid credential");
     }
-    if registered.is_none() {
+    if registered.is_none() && checks.inbox.is_none() {
         // A job that finished, was dropped or expired, and a credential that is its own:
-        // nothing to change, and no reason for the sender to retry.
+        // nothing to change, and no reason for the sender to retry. With an inbox the body is
+        // read and written down first (answered `ignored` all the same): a job whose submit was
+        // cut off, or that is being settled, can still be recovered from it.
         debug!("callback for a job no longer waited for; ignored");
         return accepted("ignored");
     }

@@ -63,3 +63,21 @@ mod tests {
         assert_eq!(safe("다글로"), "다글로");
     }
 }
+
+/// Creates `dir` (and its parents) when missing; on Unix a folder it creates is `0700`.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates (or truncates) `path` for writing; on Unix a file it creates is `0600`.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}

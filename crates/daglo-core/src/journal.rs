@@ -342,6 +342,13 @@ pub trait Journal: Send + Sync + fmt::Debug {
     /// Every entry, oldest first.
     async fn entries(&self) -> Result<Vec<Entry>, JournalError>;
 
+    /// Whether the journal can be used now: it answers, and it is not gone (its file deleted
+    /// or replaced, its Redis keys flushed: [`JournalError::is_gone`]). For a readiness probe;
+    /// writes nothing. The default asks for a key no entry holds.
+    async fn check(&self) -> Result<(), JournalError> {
+        self.by_key("daglo-journal-check").await.map(drop)
+    }
+
     /// The newest entry for `input` (as [`Intent::input`] named it), if any: what a rerun of
     /// the same batch consults before submitting that input again. The default scans
     /// [`entries`](Journal::entries); a store with an index should answer directly.

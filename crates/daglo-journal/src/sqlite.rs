@@ -108,7 +108,19 @@ impl SqliteJournal {
     /// Opens the journal at `path`, creating it (and its table) when missing, and adding the
     /// columns a journal written by an older version lacks.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = path.as_ref().to_owned();
+        // A new journal file is this user's alone (`0600` on Unix): it lists inputs and signed
+        // URLs. SQLite gives its `-wal` and `-shm` files the database file's permissions.
+        #[cfg(unix)]
+        if !path.exists() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+        }
         let connection = Connection::open(&path)
             .map_err(|e| JournalError::new(format!("cannot open {}", path.display()), e))?;
         // Durable when a write returns, and readable by another process meanwhile (`daglo jobs`).
@@ -407,6 +419,11 @@ fn insert(connection: &Connection, intent: &Intent) -> Result<Option<EntryId>, J
 
 #[async_trait]
 impl Journal for SqliteJournal {
+    async fn check(&self) -> Result<(), JournalError> {
+        // The file's identity is checked before any work; the read proves the file answers.
+        self.by_key("daglo-journal-check").await.map(drop)
+    }
+
     async fn latest_for(&self, input: &str) -> Result<Option<Entry>, JournalError> {
         self.one("input = ?1", input.to_owned()).await
     }

@@ -287,6 +287,22 @@ fn millis(at: SystemTime) -> String {
 
 #[async_trait]
 impl Journal for RedisJournal {
+    async fn check(&self) -> Result<(), JournalError> {
+        // Gone when the mark this process knows is not the one on Redis (flushed, replaced).
+        let known = self.generation().await?.to_owned();
+        let now: Option<String> = self
+            .store
+            .conn()
+            .get(self.key(&["generation"]))
+            .await
+            .map_err(failed("read the journal's generation"))?;
+        if now.as_deref() == Some(known.as_str()) {
+            Ok(())
+        } else {
+            Err(self.flushed())
+        }
+    }
+
     async fn intend(&self, intent: Intent) -> Result<EntryId, JournalError> {
         let key = intent.key.clone();
         match self.claim(intent).await? {

@@ -64,7 +64,7 @@ pub use budget::{BudgetOptions, RedisBudget};
 pub use journal::RedisJournal;
 pub use registry::RedisRegistry;
 pub use replicas::Replicas;
-pub use store::{RedisError, RedisOptions, RedisStore};
+pub use store::{Durability, RedisError, RedisOptions, RedisStore};
 
 /// The three endpoint budgets of one account, shared through Redis.
 #[derive(Debug, Clone)]

@@ -133,6 +133,29 @@ impl RedisStore {
         &self.address
     }
 
+    /// What this Redis keeps across its own restart, and whether it may evict keys: its
+    /// `appendonly`, `save` and `maxmemory-policy` settings (`CONFIG GET`). A journal, a
+    /// registry and rate budgets need both: data that survives a restart (`appendonly yes`,
+    /// or RDB snapshots) and `maxmemory-policy noeviction` — otherwise Redis forgets which jobs
+    /// were submitted, and a retried key is billed again.
+    pub async fn durability(&self) -> Result<Durability, RedisError> {
+        let mut conn = self.conn();
+        let mut one = async |name: &'static str| -> Result<String, RedisError> {
+            let pairs: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut conn)
+                .await
+                .map_err(command("CONFIG GET"))?;
+            Ok(pairs.get(1).cloned().unwrap_or_default())
+        };
+        Ok(Durability {
+            appendonly: one("appendonly").await?.eq_ignore_ascii_case("yes"),
+            save: one("save").await?,
+            maxmemory_policy: one("maxmemory-policy").await?,
+        })
+    }
+
     /// The namespace's key for `parts`, joined by `:`.
     pub(crate) fn key(&self, parts: &[&str]) -> String {
         let mut key = self.options.namespace.clone();
@@ -152,6 +175,50 @@ impl RedisStore {
     /// A connection handle for one command (cheap: it multiplexes one connection).
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+}
+
+/// What a Redis keeps across its restart and whether it evicts: [`RedisStore::durability`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Durability {
+    /// `appendonly yes`: every write is logged to the append-only file.
+    pub appendonly: bool,
+    /// `save`: the RDB snapshot schedule (`""` when off).
+    pub save: String,
+    /// `maxmemory-policy`: `noeviction`, or the policy by which keys are evicted under memory
+    /// pressure.
+    pub maxmemory_policy: String,
+}
+
+impl Durability {
+    /// Whether the data survives a restart of Redis (the append-only file, or RDB snapshots).
+    pub fn survives_restart(&self) -> bool {
+        self.appendonly || !self.save.trim().is_empty()
+    }
+
+    /// Whether Redis may evict keys (any `maxmemory-policy` but `noeviction`).
+    pub fn evicts(&self) -> bool {
+        !self.maxmemory_policy.eq_ignore_ascii_case("noeviction")
+    }
+
+    /// What is wrong, each naming its setting; empty when the data is kept and nothing is
+    /// evicted.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.survives_restart() {
+            problems.push(
+                "`appendonly no` and `save \"\"`: nothing survives a Redis restart (set `appendonly yes`)"
+                    .to_owned(),
+            );
+        }
+        if self.evicts() {
+            problems.push(format!(
+                "`maxmemory-policy {}`: keys may be evicted (set `maxmemory-policy noeviction`)",
+                self.maxmemory_policy.escape_debug()
+            ));
+        }
+        problems
     }
 }
 

@@ -30,14 +30,10 @@ impl Keys {
 
     /// Whether `headers` carry `Authorization: Bearer <one of the keys>`.
     pub(crate) fn admit(&self, headers: &HeaderMap) -> bool {
-        let Some(presented) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        else {
+        let Some(presented) = bearer(headers) else {
             return false;
         };
-        let presented = digest(presented.trim().as_bytes());
+        let presented = digest(presented.as_bytes());
         // Every key compared, whatever matched: the time says nothing about which.
         self.0
             .iter()
@@ -48,13 +44,31 @@ impl Keys {
     }
 }
 
+/// Who called: the SHA-256 digest of the API key the request carried (a request extension the
+/// layer sets), for what is counted per key (event streams).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller(pub(crate) [u8; 32]);
+
 /// The layer's function: `401` unless the request carries a key.
-pub(crate) async fn require_key(State(keys): State<Keys>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_key(State(keys): State<Keys>, mut request: Request, next: Next) -> Response {
     if keys.admit(request.headers()) {
+        if let Some(presented) = bearer(request.headers()) {
+            let caller = Caller(digest(presented.as_bytes()));
+            request.extensions_mut().insert(caller);
+        }
         next.run(request).await
     } else {
         Problem::unauthorized().into_response()
     }
+}
+
+/// The `Bearer` credential of `headers`, trimmed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
 }
 
 /// SHA-256 of `bytes`.

@@ -124,6 +124,99 @@ pub struct Config {
     /// Signed webhooks to the application (`[webhook]`; none without it).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// Start on a Redis whose data does not survive its restart (no `appendonly`, no `save`)
+    /// or that may evict keys (`maxmemory-policy` other than `noeviction`). Off by default:
+    /// such a Redis forgets which jobs were submitted, and a retried key is billed again. When
+    /// on, every start logs a warning naming the setting.
+    #[serde(default)]
+    pub redis_allow_volatile: bool,
+    /// Accept plain `http://` for `base_url`, `public_url` and `webhook.url` to hosts other
+    /// than loopback (default off: tokens, transcripts and signed URLs would cross the network
+    /// in clear text).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// How connections are shared between API callers, event streams, Daglo's callbacks and
+    /// the probes (`[limits]`; every key has a default).
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[limits]`: what each kind of traffic may hold. Connections have no fixed lifetime: an
+/// upload lives while it makes progress, an event stream until its job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Connections open at once (default 1,024; lowered to what the open-file limit allows).
+    pub max_connections: usize,
+    /// Of those, how many API callers and event streams can never take: kept for Daglo's
+    /// callbacks and the probes (`/healthz`, `/readyz`, `/metrics`) (default 128). An API
+    /// request over its share is answered `503` with `Retry-After` at once.
+    pub reserved_connections: usize,
+    /// Event streams open at once, all keys together (default 512).
+    pub max_streams: usize,
+    /// Event streams one API key may hold open (default 64); one more is `429`.
+    pub max_streams_per_key: usize,
+    /// Seconds between keep-alive comments on an idle event stream (default 15).
+    pub stream_keepalive_secs: u64,
+    /// The slowest a request body (an upload) may arrive: at least this many bytes in every
+    /// window of `upload_window_secs` (default 16,384 bytes, i.e. ~550 B/s over 30 s windows
+    /// would fail; any upload at 16 KiB per 30 s or more lives as long as it needs).
+    pub upload_min_bytes: u64,
+    /// The window `upload_min_bytes` is measured over, in seconds (default 30).
+    pub upload_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            reserved_connections: 128,
+            max_streams: 512,
+            max_streams_per_key: 64,
+            stream_keepalive_secs: 15,
+            upload_min_bytes: 16 * 1024,
+            upload_window_secs: 30,
+        }
+    }
+}
+
+impl Limits {
+    /// The connections API callers and streams may hold: all but the reserved ones.
+    pub(crate) fn api_share(&self) -> usize {
+        self.max_connections.saturating_sub(self.reserved_connections)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.max_connections < 2 {
+            return Err(Error::config("limits.max_connections", "must be at least 2"));
+        }
+        if self.reserved_connections == 0 || self.reserved_connections >= self.max_connections {
+            return Err(Error::config(
+                "limits.reserved_connections",
+                format!(
+                    "must be at least 1 and below max_connections ({})",
+                    self.max_connections
+                ),
+            ));
+        }
+        if self.max_streams == 0 || self.max_streams_per_key == 0 {
+            return Err(Error::config(
+                "limits.max_streams",
+                "max_streams and max_streams_per_key must be at least 1",
+            ));
+        }
+        if self.stream_keepalive_secs == 0 {
+            return Err(Error::config(
+                "limits.stream_keepalive_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.upload_window_secs == 0 {
+            return Err(Error::config("limits.upload_window_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -240,6 +333,56 @@ impl Config {
         Ok(())
     }
 
+    /// Checks what can be checked without a network: the URLs (an `http(s)` URL each; plain
+    /// `http://` only to loopback unless [`allow_insecure_http`](Self::allow_insecure_http)),
+    /// the limits, the keys.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.limits.validate()?;
+        self.checked_url("base_url", &self.base_url)?;
+        if let Some(public) = &self.public_url {
+            let url = self.checked_url("public_url", public)?;
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(Error::config(
+                    "public_url",
+                    "must not carry a query or a fragment: callbacks go to <public_url>/daglo/<key>",
+                ));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(Error::config("public_url", "must not carry credentials"));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            self.checked_url("webhook.url", &webhook.url)?;
+        }
+        Ok(())
+    }
+
+    /// `text` as an `http(s)` URL with a host; plain `http://` only to loopback unless allowed.
+    fn checked_url(&self, key: &str, text: &str) -> Result<url::Url, Error> {
+        let url = url::Url::parse(text).map_err(|e| {
+            Error::config(
+                key,
+                format!("`{}` is not a URL: {e}", daglo::internal::safe(text)),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(Error::config(
+                key,
+                "must be an http:// or https:// URL with a host",
+            ));
+        }
+        if url.scheme() == "http" && !self.allow_insecure_http && !is_loopback(&url) {
+            return Err(Error::config(
+                key,
+                format!(
+                    "plain http:// to `{}`, which is not loopback: use https://, or set allow_insecure_http = true",
+                    daglo::internal::safe(url.host_str().unwrap_or_default())
+                ),
+            ));
+        }
+        Ok(url)
+    }
+
     /// The strategy these settings name, its callbacks under [`public_url`](Self::public_url).
     pub(crate) fn strategy_config(&self) -> Result<StrategyConfig, Error> {
         let callback = || -> Result<CallbackSettings, Error> {
@@ -252,10 +395,7 @@ impl Config {
                     ),
                 )
             })?;
-            let url = url::Url::parse(public).map_err(|e| Error::config("public_url", e.to_string()))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(Error::config("public_url", "must be an http(s) URL"));
-            }
+            self.checked_url("public_url", public)?;
             let mut settings = CallbackSettings::new(self.listen, None);
             settings.listen = None;
             settings.public_url = Some(format!("{}{CALLBACK_PATH}", public.trim_end_matches('/')));
@@ -266,5 +406,17 @@ impl Config {
             Strategy::Callback => StrategyConfig::Callback(callback()?),
             Strategy::Hybrid => StrategyConfig::Hybrid(HybridSettings::new(callback()?)),
         })
+    }
+}
+
+/// Whether `url`'s host is loopback (`localhost`, `127.0.0.0/8`, `[::1]`).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }

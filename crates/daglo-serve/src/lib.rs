@@ -27,15 +27,17 @@ mod auth;
 mod config;
 mod error;
 mod inbox;
+mod limits;
 mod metrics;
 mod problem;
+mod readiness;
 mod routes;
 mod run;
 mod server;
 mod takeover;
 mod webhook;
 
-pub use config::{ApiKey, Config, Strategy};
+pub use config::{ApiKey, Config, Limits, Strategy};
 pub use error::Error;
 pub use run::{RunError, run};
 pub use server::Server;

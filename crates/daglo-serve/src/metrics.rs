@@ -11,6 +11,9 @@ pub(crate) const API_SECONDS: &str = "daglo_api_request_seconds";
 /// Webhook delivery attempts the service made, by event type and result.
 pub(crate) const WEBHOOK_ATTEMPTS: &str = "daglo_webhook_attempts_total";
 
+/// Requests refused at once because their kind of traffic was at its share.
+pub(crate) const SHED: &str = "daglo_serve_shed_total";
+
 /// The service's metrics, as `docs/metrics.md` lists them.
 pub(crate) const METRICS: &[Metric] = &[
     Metric::new(
@@ -34,6 +37,13 @@ pub(crate) const METRICS: &[Metric] = &[
         "Webhook delivery attempts `daglo serve` made (a failed attempt may be retried).",
         None,
     ),
+    Metric::new(
+        SHED,
+        Kind::Counter,
+        "kind=api|stream",
+        "Requests `daglo serve` refused at once because their kind of traffic held its share of connections (`[limits]`).",
+        None,
+    ),
 ];
 
 /// Registers the service's metrics with the installed recorder.
@@ -52,6 +62,11 @@ pub(crate) fn api_request(route: &str, status: u16, seconds: f64) {
     };
     counter!(API_REQUESTS, "route" => route.to_owned(), "class" => class).increment(1);
     histogram!(API_SECONDS, "route" => route.to_owned()).record(seconds);
+}
+
+/// A request of `kind` (`api`, `stream`) was refused at its share.
+pub(crate) fn shed(kind: &'static str) {
+    counter!(SHED, "kind" => kind).increment(1);
 }
 
 /// The service tried to deliver a webhook event of `kind` (`job.finished`, `job.progress`).

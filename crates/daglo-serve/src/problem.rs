@@ -17,6 +17,7 @@ pub(crate) struct Problem {
     status: StatusCode,
     body: serde_json::Map<String, serde_json::Value>,
     challenge: bool,
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -28,6 +29,7 @@ impl Problem {
             status,
             body,
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -46,12 +48,20 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    /// `503`: the journal or another store of the service failed.
+    /// `503` with `Retry-After`: the journal or another store of the service failed — a
+    /// local failure, never blamed on Daglo.
     pub(crate) fn unavailable(error: &dyn std::error::Error) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             daglo::internal::error_chain(error),
         )
+        .retry_after(crate::readiness::RETRY_AFTER_SECS)
+    }
+
+    /// Adds `Retry-After: secs`.
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// `502`: Daglo failed.
@@ -59,9 +69,10 @@ impl Problem {
         Self::new(StatusCode::BAD_GATEWAY, daglo::internal::error_chain(error))
     }
 
-    /// `500` for a local file operation.
+    /// `503` with `Retry-After` for a local file operation that failed (a full disk, say).
     pub(crate) fn uploads(error: &std::io::Error) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("uploads: {error}"))
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("uploads: {error}"))
+            .retry_after(crate::readiness::RETRY_AFTER_SECS)
     }
 
     /// `401` with a `WWW-Authenticate: Bearer` challenge.
@@ -86,6 +97,11 @@ impl IntoResponse for Problem {
             answer
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         answer
     }

@@ -16,6 +16,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::limits::Shares;
+use crate::readiness::Readiness;
 use crate::{auth, inbox, routes, takeover, webhook};
 
 /// What the handlers share.
@@ -32,6 +34,10 @@ pub(crate) struct App {
     pub(crate) max_upload_bytes: u64,
     pub(crate) draining: watch::Receiver<bool>,
     pub(crate) metrics: daglo::metrics::Prometheus,
+    /// What each kind of traffic may hold (`[limits]`).
+    pub(crate) shares: Shares,
+    /// What `/readyz` asks.
+    pub(crate) readiness: Readiness,
 }
 
 impl std::fmt::Debug for App {
@@ -61,6 +67,8 @@ pub struct Server {
     draining: watch::Sender<bool>,
     /// With replicas: the task that keeps this one alive and takes over gone replicas' jobs.
     _takeover: Option<daglo::internal::AbortOnDrop>,
+    /// Asks Daglo now and then whether it still takes the token.
+    _token_watch: daglo::internal::AbortOnDrop,
 }
 
 impl Server {
@@ -77,15 +85,19 @@ impl Server {
         if config.api_keys.iter().any(|k| k.expose().len() < 16) {
             return Err(Error::config("api_keys", "a key must be at least 16 characters"));
         }
+        config.validate()?;
         let strategy = config.strategy_config()?;
         if let Some(webhook) = &config.webhook {
             webhook.validate()?;
         }
         let metrics = exporter()?;
-        std::fs::create_dir_all(&config.data_dir)
+        daglo::internal::private_dir(&config.data_dir)
             .map_err(|e| Error::start(&format!("the data directory {}", config.data_dir.display()), e))?;
         let uploads = config.data_dir.join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|e| Error::start("the uploads directory", e))?;
+        // Uploads in flight belong to the process that receives them: whatever a previous run
+        // left (a SIGKILL mid-upload) is removed.
+        let _ = std::fs::remove_dir_all(&uploads);
+        daglo::internal::private_dir(&uploads).map_err(|e| Error::start("the uploads directory", e))?;
         let mut builder = Client::builder().token(token).base_url(config.base_url.clone());
         // With Redis, the replicas share the journal (and its key secret), the rate budgets and
         // the callback registry: a callback that lands on any replica reaches its job.
@@ -97,6 +109,7 @@ impl Server {
                 let store = daglo::redis::RedisStore::connect(url)
                     .await
                     .map_err(|e| Error::start("Redis", e))?;
+                trusted(&store, config.redis_allow_volatile).await?;
                 builder = daglo::redis::SharedBudgets::new(&store, "daglo-serve").apply(builder);
                 registry = Some(Arc::new(daglo::redis::RedisRegistry::new(store.clone()).await));
                 replicas = Some(daglo::redis::Replicas::new(store.clone(), "daglo-serve"));
@@ -114,6 +127,10 @@ impl Server {
         let client = builder
             .build()
             .map_err(|e| Error::config("base_url", daglo::internal::error_chain(&e)))?;
+        let readiness = Readiness::new(journal.clone(), &config.data_dir, client.clone());
+        // Whether Daglo takes the token, before the first job (not ready while it refuses).
+        let _ = tokio::time::timeout(Duration::from_secs(10), readiness.ask_token()).await;
+        let token_watch = daglo::internal::AbortOnDrop::new(tokio::spawn(readiness.clone().watch_token()));
         let results =
             DirResults::open(config.data_dir.join("results")).map_err(|e| Error::start("the results", e))?;
         let mut transcriber = Transcriber::builder(client)
@@ -143,6 +160,7 @@ impl Server {
             None => None,
         };
         let (draining, watching) = watch::channel(false);
+        let shares = Shares::new(config.limits);
         let app = App {
             transcriber: transcriber.clone(),
             journal: journal.clone(),
@@ -153,14 +171,21 @@ impl Server {
             max_upload_bytes: config.max_upload_bytes,
             draining: watching,
             metrics,
+            shares: shares.clone(),
+            readiness,
         };
-        let router = routes::router(app, auth::Keys::new(&config.api_keys), receiver)
+        let router = routes::router(app, auth::Keys::new(&config.api_keys), shares, receiver)
             .layer(axum::middleware::from_fn(counted));
         let listener = daglo::callback::bind_with_backlog(config.listen, config.accept_backlog)
             .map_err(|e| Error::start(&format!("listen {}", config.listen), e))?;
         let local_addr = listener.local_addr().map_err(|e| Error::start("listen", e))?;
-        let http = CallbackServer::serve(listener, router, ConnectionLimits::default())
-            .map_err(|e| Error::start("serve", e))?;
+        // No lifetime per connection: an upload lives while it makes progress and an event
+        // stream until its job ends; the API's share (all but `reserved_connections`) bounds
+        // what callers can hold, so Daglo's callbacks and the probes always find room.
+        let limits = ConnectionLimits::default()
+            .max_connections(config.limits.max_connections)
+            .max_connection_time(Duration::MAX);
+        let http = CallbackServer::serve(listener, router, limits).map_err(|e| Error::start("serve", e))?;
         let takeover = match replicas {
             // Replicas: each takes up only the running jobs of replicas that are gone.
             Some(replicas) => Some(daglo::internal::AbortOnDrop::new(tokio::spawn(takeover::run(
@@ -195,6 +220,7 @@ impl Server {
             transcriber,
             draining,
             _takeover: takeover,
+            _token_watch: token_watch,
         })
     }
 
@@ -216,6 +242,36 @@ impl Server {
         let _ = tokio::time::timeout(grace, self.http.shutdown()).await;
         self.transcriber.shutdown().await;
     }
+}
+
+/// Refuses a Redis that forgets (no persistence) or evicts, naming the setting, unless the
+/// operator accepts it (`redis_allow_volatile`, then a warning at every start).
+async fn trusted(store: &daglo::redis::RedisStore, allow_volatile: bool) -> Result<(), Error> {
+    let problems = match store.durability().await {
+        Ok(durability) => durability.problems(),
+        Err(e) => vec![format!(
+            "its settings could not be read (CONFIG GET: {})",
+            daglo::internal::error_chain(&e)
+        )],
+    };
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let said = problems.join("; ");
+    if allow_volatile {
+        tracing::warn!(
+            problems = %said,
+            "redis_allow_volatile = true: this Redis may forget submitted jobs, and a retried key may be billed twice"
+        );
+        return Ok(());
+    }
+    Err(Error::config(
+        "redis_url",
+        format!(
+            "the Redis at {} cannot be trusted with jobs: {said}. Fix it, or set redis_allow_volatile = true to accept that a retried key may be billed twice",
+            store.address()
+        ),
+    ))
 }
 
 /// Counts every answer by its route template (the router's own, so bounded: never the path

@@ -146,10 +146,7 @@ fn default_attempt_timeout() -> u64 {
 impl WebhookConfig {
     /// Checks the table: an http(s) URL, at least one secret, known events.
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let url = url::Url::parse(&self.url).map_err(|e| Error::config("webhook.url", e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::config("webhook.url", "must be an http(s) URL"));
-        }
+        // The URL itself is checked with the others (`Config::validate`).
         if self.secret.is_none() && self.secrets.is_empty() {
             return Err(Error::config(
                 "webhook.secret",
@@ -246,6 +243,8 @@ struct Inner {
     transcriber: Transcriber,
     /// Jobs followed by this process now.
     following: Mutex<HashSet<JobId>>,
+    /// Jobs with a retry waiting or under way (one at a time per job).
+    retrying: Mutex<HashSet<JobId>>,
     /// Told whenever a job is let go, for a retry waiting its turn.
     released: tokio::sync::Notify,
     /// A random source for the jitter.
@@ -288,6 +287,7 @@ impl Webhooks {
                 log,
                 transcriber,
                 following: Mutex::default(),
+                retrying: Mutex::default(),
                 released: tokio::sync::Notify::new(),
                 jitter: Mutex::new(daglo_core::SplitMix64::new(seed)),
             }),
@@ -336,9 +336,13 @@ impl Webhooks {
     }
 
     /// Delivers `job`'s final event again (`POST /v1/jobs/{id}/webhook/retry`) — now, or
-    /// after the delivery under way ends; the job must have ended. Returns at once; the
+    /// after the delivery under way ends; the job must have ended. Coalesced: while one retry
+    /// of the job waits or runs, asking again adds none (`false`). Returns at once; the
     /// attempts go to the job's log.
-    pub(crate) fn retry(&self, job: JobSnapshot) {
+    pub(crate) fn retry(&self, job: JobSnapshot) -> bool {
+        if !lock(&self.inner.retrying).insert(job.id.clone()) {
+            return false;
+        }
         let this = self.clone();
         tokio::spawn(async move {
             let id = job.id.clone();
@@ -351,8 +355,10 @@ impl Webhooks {
             }
             let _ = this.inner.log.mark(PENDING, &id, true).await;
             this.finish(&job).await;
+            lock(&this.inner.retrying).remove(&id);
             this.release(&id);
         });
+        true
     }
 
     fn claim(&self, job: &JobId) -> bool {
@@ -452,6 +458,11 @@ impl Webhooks {
                 break;
             }
             tokio::time::sleep(wait).await;
+        }
+        if job.state == JobState::GaveUp {
+            // Given up on here, yet still running at Daglo (the journal still lists it): it
+            // stays pending, so the restart that takes the job up again announces its real end.
+            return;
         }
         if let Err(e) = self.inner.log.mark(PENDING, &job.id, false).await {
             tracing::warn!(job = %job.id, error = %daglo_core::error_chain(&e), "could not clear a pending webhook");

@@ -132,34 +132,55 @@ async function loadJobs() {
 }
 
 // Server-Sent Events through fetch, so the key goes in a header (EventSource cannot send one).
+// A stream that ends before its job's `ended` (a restart, a proxy that cut it, a network
+// blip) is opened again after a pause that doubles up to 30 s, with `Last-Event-ID`, so the
+// service sends only what came after.
 async function follow(id) {
   if (state.streams.has(id) || !state.key) return;
   const controller = new AbortController();
   state.streams.set(id, controller);
+  let lastId = null;
+  let pause = 1000;
   try {
-    const answer = await api(`/v1/jobs/${encodeURIComponent(id)}/events`, { signal: controller.signal });
-    if (!answer.ok || !answer.body) throw new Error("HTTP " + answer.status);
-    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const frame = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let name = "message";
-        const data = [];
-        for (const line of frame.split("\n")) {
-          if (line.startsWith("event:")) name = line.slice(6).trim();
-          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      let ended = false;
+      try {
+        const headers = lastId === null ? {} : { "Last-Event-ID": lastId };
+        const answer = await api(`/v1/jobs/${encodeURIComponent(id)}/events`, { signal: controller.signal, headers });
+        if (answer.status === 204 || answer.status === 404) return;
+        if (!answer.ok || !answer.body) throw new Error("HTTP " + answer.status);
+        const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let name = "message";
+            const data = [];
+            for (const line of frame.split("\n")) {
+              if (line.startsWith("event:")) name = line.slice(6).trim();
+              else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+              else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+            }
+            if (!data.length) continue; // a keep-alive comment
+            pause = 1000;
+            await onEvent(id, name, JSON.parse(data.join("\n")));
+            if (name === "ended") ended = true;
+          }
         }
-        await onEvent(id, name, data.length ? JSON.parse(data.join("\n")) : {});
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        console.warn("events of", id, error);
       }
+      if (ended) return;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 30000);
+      if (controller.signal.aborted) return;
     }
-  } catch (error) {
-    if (error.name !== "AbortError") console.warn("events of", id, error);
   } finally {
     state.streams.delete(id);
   }

@@ -22,17 +22,15 @@ async fn healthz() -> Response {
     json(StatusCode::OK, &serde_json::json!({ "status": "alive" }))
 }
 
-/// Ready: not draining, and the journal answers.
+/// Ready: not draining, the journal answers and is not gone (deleted, flushed, restarted
+/// without its data), the data directory takes a write, and Daglo takes the token.
 async fn readyz(State(app): State<App>) -> Result<Response, Problem> {
     if *app.draining.borrow() {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "draining"));
     }
-    match app.journal.by_key("daglo-readyz-probe").await {
-        Ok(_) => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))),
-        Err(e) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the journal: {}", daglo::internal::error_chain(&e)),
-        )),
+    match app.readiness.check().await {
+        Ok(()) => Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))),
+        Err(reason) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, reason)),
     }
 }
 

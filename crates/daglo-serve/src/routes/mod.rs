@@ -13,18 +13,23 @@ use axum::middleware::from_fn_with_state;
 use daglo::callback::CallbackReceiver;
 
 use crate::auth::{Keys, require_key};
+use crate::limits::{Shares, api_share};
 use crate::problem::Problem;
 use crate::server::App;
 
 /// Every route of the service: the API behind the keys, the page, the probes and metrics, and
 /// Daglo's callbacks when the strategy takes them.
-pub(crate) fn router(app: App, keys: Keys, receiver: Option<CallbackReceiver>) -> Router {
+///
+/// The API and the page hold the API's share of connections (`limits::api_share`); the probes
+/// and Daglo's callbacks do not, so they find room whatever callers hold.
+pub(crate) fn router(app: App, keys: Keys, shares: Shares, receiver: Option<CallbackReceiver>) -> Router {
     let api = jobs::router()
         .merge(callbacks::router())
         .merge(webhooks::router())
-        .route_layer(from_fn_with_state(keys, require_key));
-    let mut router = api
+        .route_layer(from_fn_with_state(keys, require_key))
         .merge(page::router())
+        .route_layer(from_fn_with_state(shares, api_share));
+    let mut router = api
         .merge(health::router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such route") })
         .with_state(app);

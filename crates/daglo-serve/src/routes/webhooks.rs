@@ -54,9 +54,14 @@ async fn retry(State(app): State<App>, Path(id): Path<String>) -> Result<Respons
         )));
     }
     let id = job.id.clone();
-    webhooks.retry(job);
+    // One retry per job at a time: asking while one waits or runs adds none.
+    let status = if webhooks.retry(job) {
+        "delivering"
+    } else {
+        "already_delivering"
+    };
     Ok(json(
         StatusCode::ACCEPTED,
-        &serde_json::json!({ "job": id, "event_id": format!("msg_{id}_finished"), "status": "delivering" }),
+        &serde_json::json!({ "job": id, "event_id": format!("msg_{id}_finished"), "status": status }),
     ))
 }

@@ -4,4 +4,5 @@
 
 mod support;
 
+mod front_door;
 mod serve;

@@ -9,21 +9,21 @@ use crate::support::*;
 use daglo::sim::{SimConfig, Simulator};
 use serde_json::{Value, json};
 
-const KEY: &str = "sk-test-0123456789abcdef";
+pub(crate) const KEY: &str = "sk-test-0123456789abcdef";
 
 /// The backends a test proxy forwards to, set once the services say where they listen.
-type Backends = std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
+pub(crate) type Backends = std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
 
 /// A running `daglo serve`, killed when dropped.
-struct Serve {
-    child: tokio::process::Child,
-    base: String,
-    addr: std::net::SocketAddr,
+pub(crate) struct Serve {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) base: String,
+    pub(crate) addr: std::net::SocketAddr,
 }
 
 impl Serve {
     /// Starts the binary on `config` (written to `dir/daglo.toml`) and waits until it is ready.
-    async fn start(sim: &Simulator, dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(sim: &Simulator, dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let file = dir.join("daglo.toml");
         std::fs::write(&file, config).unwrap();
@@ -57,7 +57,7 @@ impl Serve {
 }
 
 /// A configuration on a port of its own (`127.0.0.1:0`), reached by Daglo at `public`.
-fn config(sim: &Simulator, public: &str, data: &Path, strategy: &str) -> String {
+pub(crate) fn config(sim: &Simulator, public: &str, data: &Path, strategy: &str) -> String {
     format!(
         "listen = \"127.0.0.1:0\"\npublic_url = \"{public}\"\nbase_url = \"{}\"\n\
          data_dir = \"{}\"\napi_keys = [\"{KEY}\"]\nstrategy = \"{strategy}\"\ngrace_secs = 5\n",
@@ -66,13 +66,13 @@ fn config(sim: &Simulator, public: &str, data: &Path, strategy: &str) -> String 
     )
 }
 
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     let dir = temp(&format!("serve-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-async fn wait_finished(http: &reqwest::Client, base: &str, id: &str) -> Value {
+pub(crate) async fn wait_finished(http: &reqwest::Client, base: &str, id: &str) -> Value {
     loop {
         let job: Value = http
             .get(format!("{base}/v1/jobs/{id}"))
@@ -614,7 +614,7 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
 
 /// A round-robin TCP proxy in front of `backends`: each connection goes to the next backend
 /// that accepts it (a dead one is skipped), as a load balancer would.
-async fn round_robin(backends: Backends) -> std::net::SocketAddr {
+pub(crate) async fn round_robin(backends: Backends) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -639,7 +639,20 @@ async fn round_robin(backends: Backends) -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
-    let Some((redis, _guard)) = private_redis("two_replicas_on_redis_…") else {
+    // A Redis the service trusts with jobs: it keeps them across its restart.
+    let aof = dir("replicas-aof");
+    std::fs::create_dir_all(&aof).unwrap();
+    let Some((redis, _guard)) = private_redis_with(
+        "two_replicas_on_redis_…",
+        &[
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--dir",
+            aof.to_str().unwrap(),
+        ],
+    ) else {
         return;
     };
     tokio::time::timeout(Duration::from_secs(240), async {

@@ -14,4 +14,5 @@ pub(crate) fn temp(name: &str) -> PathBuf {
 
 #[path = "../../../../tests/shared/private_redis.rs"]
 mod shared_redis;
-pub(crate) use shared_redis::private_redis;
+#[allow(unused_imports)]
+pub(crate) use shared_redis::{private_redis, private_redis_with};

@@ -235,6 +235,7 @@ async function renderDetail(job, reload) {
     if (value === undefined || value === null || value === "") continue;
     fields.append(el("dt", name), el("dd", value));
   }
+  $("#resolve").hidden = job.state !== "uncertain";
   if (!reload) return;
   const path = `/v1/jobs/${encodeURIComponent(job.id)}`;
   const transcript = $("#transcript");
@@ -342,6 +343,25 @@ document.addEventListener("DOMContentLoaded", () => {
       await apiJson(`/v1/jobs/${encodeURIComponent(state.selected)}/webhook/retry`, { method: "POST" });
     } catch (error) { showError(error.message); }
   });
+  const resolve = async (body) => {
+    if (!state.selected) return;
+    try {
+      const job = await apiJson(`/v1/jobs/${encodeURIComponent(state.selected)}/resolve`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      $("#resolve-status").textContent = `Settled: the job is ${job.state}.`;
+      state.jobs.set(job.id, job);
+      renderRow(job);
+      renderDetail(job, true);
+      if (!ENDED.has(job.state)) follow(job.id);
+    } catch (error) { $("#resolve-status").textContent = error.message; }
+  };
+  $("#resolve").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const rid = $("#resolve-rid").value.trim();
+    if (rid) resolve({ rid });
+  });
+  $("#resolve-release").addEventListener("click", () => resolve({ submitted: false }));
   const kept = sessionStorage.getItem("daglo-api-key");
   if (kept) connect(kept);
 });

@@ -79,3 +79,35 @@ pub(crate) async fn confirm(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Daglo unreachable (every connection refused) far longer than the old eight failures
+    /// (about 30 s of backoff): confirming goes on until the job's deadline and ends there with
+    /// "not confirmed yet" (`Ok(None)`), never with an error that would end the job.
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_is_asked_through_until_the_deadline_not_given_up_on() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let client = Client::builder().token("t").base_url(base).build().unwrap();
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(300);
+        let confirmed = tokio::time::timeout(
+            Duration::from_secs(600),
+            confirm(&client, &Rid::new("r1"), deadline),
+        )
+        .await
+        .expect("ends by the deadline");
+        assert!(
+            confirmed.is_ok_and(|o| o.is_none()),
+            "not an error: the job keeps running"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(299),
+            "asked until the deadline"
+        );
+    }
+}

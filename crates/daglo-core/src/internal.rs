@@ -47,23 +47,6 @@ fn shown(value: &str, max_chars: usize) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_and_long_values_cut() {
-        assert_eq!(safe("r-1"), "r-1");
-        assert_eq!(safe("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
-        assert_eq!(safe("x\u{202e}y"), "x\\u{202e}y");
-        let long = "r".repeat(10_000);
-        let shown = safe(&long);
-        assert_eq!(shown.chars().count(), MAX_CHARS + 1);
-        assert!(shown.ends_with('…'));
-        assert_eq!(safe("다글로"), "다글로");
-    }
-}
-
 /// Creates `dir` (and its parents) when missing; on Unix a folder it creates is `0700`.
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -80,4 +63,21 @@ pub fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_long_values_cut() {
+        assert_eq!(safe("r-1"), "r-1");
+        assert_eq!(safe("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+        assert_eq!(safe("x\u{202e}y"), "x\\u{202e}y");
+        let long = "r".repeat(10_000);
+        let shown = safe(&long);
+        assert_eq!(shown.chars().count(), MAX_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(safe("다글로"), "다글로");
+    }
 }

@@ -38,21 +38,27 @@ fn free_port() -> u16 {
 
 /// One `EventSource`-like client: opens the stream of `job`, reads until it ends or is refused,
 /// waits a second, and again — until `stop`.
-async fn crowd_client(addr: SocketAddr, job: String, key: String, stop: Arc<AtomicBool>, opened: Arc<AtomicU64>) {
+async fn crowd_client(
+    addr: SocketAddr,
+    job: String,
+    key: String,
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicU64>,
+) {
     let request =
         format!("GET /v1/jobs/{job}/events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n\r\n");
     let mut buffer = vec![0_u8; 4096];
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            if stream.write_all(request.as_bytes()).await.is_ok() {
-                opened.fetch_add(1, Ordering::Relaxed);
-                loop {
-                    let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buffer)).await;
-                    match read {
-                        Ok(Ok(0) | Err(_)) => break,
-                        _ if stop.load(Ordering::Relaxed) => return,
-                        _ => {}
-                    }
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await
+            && stream.write_all(request.as_bytes()).await.is_ok()
+        {
+            opened.fetch_add(1, Ordering::Relaxed);
+            loop {
+                let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buffer)).await;
+                match read {
+                    Ok(Ok(0) | Err(_)) => break,
+                    _ if stop.load(Ordering::Relaxed) => return,
+                    _ => {}
                 }
             }
         }
@@ -78,13 +84,15 @@ struct Row {
 }
 
 async fn run(streams: usize) -> Row {
-    let sim = Simulator::start(SimConfig::default().processing_time(PROCESSING).planner(Planner::new(
-        |submission, plan| {
-            if submission.audio_name.contains("long") {
-                plan.processing_time = Duration::from_secs(3600);
-            }
-        },
-    )))
+    let sim = Simulator::start(
+        SimConfig::default()
+            .processing_time(PROCESSING)
+            .planner(Planner::new(|submission, plan| {
+                if submission.audio_name.contains("long") {
+                    plan.processing_time = Duration::from_secs(3600);
+                }
+            })),
+    )
     .await
     .unwrap();
     let port = free_port();
@@ -147,8 +155,16 @@ async fn run(streams: usize) -> Row {
             let mut times = Vec::new();
             while probing.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let ok = http.get(format!("{base}/healthz")).send().await.is_ok_and(|a| a.status() == 200);
-                times.push(if ok { started.elapsed().as_secs_f64() * 1000.0 } else { f64::INFINITY });
+                let ok = http
+                    .get(format!("{base}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|a| a.status() == 200);
+                times.push(if ok {
+                    started.elapsed().as_secs_f64() * 1000.0
+                } else {
+                    f64::INFINITY
+                });
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             times
@@ -176,11 +192,7 @@ async fn run(streams: usize) -> Row {
     for client in crowd {
         client.abort();
     }
-    let failed = sim
-        .callback_log()
-        .iter()
-        .filter(|c| c.answer != Ok(200))
-        .count();
+    let failed = sim.callback_log().iter().filter(|c| c.answer != Ok(200)).count();
     server.drain(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&data);
     late.sort_by(f64::total_cmp);
@@ -204,23 +216,38 @@ fn main() {
         .unwrap();
     let mut rows = Vec::new();
     for streams in [0_usize, 2000] {
-        if filter.as_deref().is_some_and(|f| !streams.to_string().contains(f)) {
+        if filter
+            .as_deref()
+            .is_some_and(|f| !streams.to_string().contains(f))
+        {
             continue;
         }
         let row = runtime.block_on(run(streams));
         println!(
             "stream clients {:>5}: job end after Daglo's p50 {:>7.1} ms p99 {:>7.1} ms; /healthz p99 {:>7.1} ms; callbacks failed {}; stream requests {}",
-            row.streams, row.finish_p50_ms, row.finish_p99_ms, row.healthz_p99_ms, row.callbacks_failed, row.stream_requests
+            row.streams,
+            row.finish_p50_ms,
+            row.finish_p99_ms,
+            row.healthz_p99_ms,
+            row.callbacks_failed,
+            row.stream_requests
         );
         rows.push(row);
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/daglo-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut csv = String::from("stream_clients,jobs,finish_p50_ms,finish_p99_ms,healthz_p99_ms,callbacks_failed,stream_requests\n");
+    let mut csv = String::from(
+        "stream_clients,jobs,finish_p50_ms,finish_p99_ms,healthz_p99_ms,callbacks_failed,stream_requests\n",
+    );
     for row in &rows {
         csv.push_str(&format!(
             "{},{JOBS},{:.1},{:.1},{:.1},{},{}\n",
-            row.streams, row.finish_p50_ms, row.finish_p99_ms, row.healthz_p99_ms, row.callbacks_failed, row.stream_requests
+            row.streams,
+            row.finish_p50_ms,
+            row.finish_p99_ms,
+            row.healthz_p99_ms,
+            row.callbacks_failed,
+            row.stream_requests
         ));
     }
     std::fs::write(dir.join("front_door.csv"), csv).unwrap();

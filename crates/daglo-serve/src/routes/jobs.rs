@@ -539,6 +539,12 @@ async fn events(
         });
         std::future::ready(sent)
     });
+    // A draining service ends its streams (their clients resume elsewhere with
+    // `Last-Event-ID`) instead of holding the drain until every job ends.
+    let mut draining = app.draining.clone();
+    let stream = stream.take_until(async move {
+        let _ = draining.wait_for(|draining| *draining).await;
+    });
     let stream = crate::limits::Guarded {
         inner: Box::pin(stream),
         _guard: slot,

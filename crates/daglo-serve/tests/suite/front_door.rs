@@ -598,7 +598,15 @@ async fn requests_are_bounded_and_the_service_owns_its_callbacks() {
             assert_eq!(mode(&data.join("journal.sqlite")), 0o600);
             assert_eq!(mode(&data.join("uploads")), 0o700);
         }
+        // What a killed process left in `uploads/` is removed at the next start.
         drop(serve);
+        let stray = dir.join("data").join("uploads").join("job_stray");
+        std::fs::create_dir_all(&stray).unwrap();
+        std::fs::write(stray.join("half.wav"), b"RIFF").unwrap();
+        let config = std::fs::read_to_string(dir.join("daglo.toml")).unwrap();
+        let again = Serve::start(&sim, &dir, &config, &[]).await;
+        assert!(!stray.exists(), "a partial upload left by a killed process is removed at start");
+        drop(again);
         let _ = std::fs::remove_dir_all(dir);
     })
     .await
@@ -639,6 +647,25 @@ fn plain_http_off_loopback_and_a_public_url_with_a_query_are_exit_2() {
         assert!(stderr.contains(key), "{key}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_daglo_refuses_makes_the_service_unready() {
+    tokio::time::timeout(DEADLINE, async {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let dir = dir("bad-token");
+        let text = config(&sim, "http://127.0.0.1:9", &dir.join("data"), "polling");
+        let serve = Serve::start(&sim, &dir, &text, &[("DAGLO_API_TOKEN", "not-the-token")]).await;
+        let ready = reqwest::get(format!("{}/readyz", serve.base)).await.unwrap();
+        assert_eq!(ready.status(), 503);
+        let body: Value = ready.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+        assert_eq!(sim.jobs().len(), 0);
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
 }
 
 /// Daglo behind a proxy that loses every submit's answer: the job is created (and billed) at

@@ -1033,6 +1033,19 @@ async fn a_webhook_nobody_answers_is_marked_failed_and_can_be_retried() {
             .await
             .unwrap();
         assert_eq!(retry.status(), 202);
+        let said: Value = retry.json().await.unwrap();
+        assert_eq!(said["status"], "delivering");
+        // Asked again at once, while that retry runs (it lasts `retry_for_secs`): coalesced.
+        let again: Value = http
+            .post(format!("{base}/v1/jobs/{id}/webhook/retry"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(again["status"], "already_delivering", "{again}");
         loop {
             let listed = get_json(&http, &format!("{base}/v1/jobs/{id}/webhooks")).await;
             let finished = &listed["deliveries"][0];

@@ -128,7 +128,7 @@ impl TranscriberBuilder {
     }
 
     /// The callback registry the receiver records into — a
-    /// [`RedisRegistry`](crate::redis::RedisRegistry) every replica shares, so a callback that
+    /// [`RedisRegistry`](https://docs.rs/daglo/latest/daglo/redis/struct.RedisRegistry.html) every replica shares, so a callback that
     /// lands on any replica reaches the job's waiter. Give the replicas one journal (whose key
     /// secret they then share) or one `key_secret_env`. Used by configured callback and hybrid
     /// strategies.

@@ -65,10 +65,10 @@
 //! | [`poll`] | `poll` | yes | polling: one scheduler for every job, a shared rate budget, adaptive intervals |
 //! | [`callback`] | `callback` | yes | callbacks: per-job credentials, a forward-only registry, a tower receiver, a standalone server |
 //! | [`HybridDelivery`] | `poll` + `callback` | yes | callback first, polling as the safety net |
-//! | [`sim`] | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
-//! | [`journal`] | — (`journal` for SQLite) | — (no) | the durable job journal: the trait and its entries; [`SqliteJournal`](journal::SqliteJournal) on embedded SQLite with feature `journal` |
-//! | [`redis`](mod@redis) | `redis` | no | several replicas or processes: the callback registry, the rate budgets and the journal shared through Redis |
-//! | [`test_util`] | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
+//! | [`sim`](https://docs.rs/daglo/latest/daglo/sim/index.html) | `sim` | no | the local emulator of the service, for tests and demos without a token or a network |
+//! | [`journal`] | — (`journal` for SQLite) | — (no) | the durable job journal: the trait and its entries; [`SqliteJournal`](https://docs.rs/daglo/latest/daglo/journal/struct.SqliteJournal.html) on embedded SQLite with feature `journal` |
+//! | [`redis`](https://docs.rs/daglo/latest/daglo/redis/index.html) | `redis` | no | several replicas or processes: the callback registry, the rate budgets and the journal shared through Redis |
+//! | [`test_util`](https://docs.rs/daglo/latest/daglo/test_util/index.html) | `test-util` | no | virtual time and seeded randomness for reproducible tests and benchmarks |
 //! | [`models`] | — | — | every request and answer field of the API |
 //!
 //! Examples (`cargo run --example NAME`): `quickstart`, `switch_strategy`, `axum_receiver`,
@@ -230,8 +230,8 @@ pub mod sim {
 /// The durable job journal: the [`Journal`](journal::Journal) trait that
 /// a transcriber built with [`TranscriberBuilder::journal`] writes each job's intent, rid and outcome to as they happen (so a
 /// crash loses nothing), its entries, and — with feature `journal` — the embedded SQLite
-/// implementation, [`SqliteJournal`](journal::SqliteJournal). The Redis one is
-/// [`redis::RedisJournal`](crate::redis) (feature `redis`).
+/// implementation, [`SqliteJournal`](https://docs.rs/daglo/latest/daglo/journal/struct.SqliteJournal.html). The Redis one is
+/// [`redis::RedisJournal`](https://docs.rs/daglo/latest/daglo/redis/struct.RedisJournal.html) (feature `redis`).
 pub mod journal {
     pub use daglo_core::conformance::check_job_log;
     pub use daglo_core::conformance::check_journal;

@@ -460,7 +460,10 @@ impl Drop for Unmount {
         let unmounted = std::process::Command::new("umount").arg(&self.0).status();
         if !unmounted.is_ok_and(|s| s.success()) {
             // Still busy (a process not yet reaped): detached now, freed when it lets go.
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
 }

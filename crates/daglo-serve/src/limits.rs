@@ -198,24 +198,27 @@ impl HttpBody for Progressing {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
+        // What has arrived is read first: a window is judged only when nothing more is
+        // waiting, so a server that was slow to read (a busy machine) never blames the sender.
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.seen += data.len() as u64;
+        }
         if this.sleep.as_mut().poll(cx).is_ready() {
-            if this.seen < this.min_bytes {
+            if polled.is_pending() && this.seen < this.min_bytes {
                 return Poll::Ready(Some(Err(axum::Error::new(TooSlow {
                     min_bytes: this.min_bytes,
                     window_secs: this.window.as_secs(),
                 }))));
             }
             this.seen = 0;
-            let next = tokio::time::Instant::now() + this.window;
-            this.sleep.as_mut().reset(next);
+            this.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + this.window);
             // Register the new deadline with this task.
             let _ = this.sleep.as_mut().poll(cx);
-        }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            this.seen += data.len() as u64;
         }
         polled
     }

@@ -69,6 +69,16 @@ fn post_head(path: &str, content_type: &str, length: usize) -> String {
     )
 }
 
+async fn post_multipart(http: &reqwest::Client, base: &str, kind: &str, body: Vec<u8>) -> reqwest::Response {
+    http.post(format!("{base}/v1/jobs"))
+        .bearer_auth(KEY)
+        .header("content-type", kind)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn post(http: &reqwest::Client, base: &str, body: Value) -> reqwest::Response {
     http.post(format!("{base}/v1/jobs"))
         .bearer_auth(KEY)
@@ -487,7 +497,12 @@ async fn a_full_disk_makes_the_service_unready_within_a_probe_and_uploads_503() 
         let sim = Simulator::start(SimConfig::default()).await.unwrap();
         let text = config(&sim, "http://127.0.0.1:9", &data, "polling");
         let serve = Serve::start(&sim, &root.join("svc"), &text, &[]).await;
-        let http = reqwest::Client::new();
+        // A connection per request: a refused upload's connection is closed by the service
+        // before its body is read, and must not be picked up again from the pool.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         let ready = http.get(format!("{}/readyz", serve.base)).send().await.unwrap();
         assert_eq!(ready.status(), 200);
         // Fill the disk.
@@ -506,14 +521,7 @@ async fn a_full_disk_makes_the_service_unready_within_a_probe_and_uploads_503() 
         assert_eq!(ready.status(), 503, "the next probe after the disk filled");
         eprintln!("readiness 503 {took:?} after the disk filled (one probe)");
         let (kind, body) = multipart("full.wav", &[7_u8; 64_000], &[]);
-        let answer = http
-            .post(format!("{}/v1/jobs", serve.base))
-            .bearer_auth(KEY)
-            .header("content-type", kind)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let answer = post_multipart(&http, &serve.base, &kind, body).await;
         assert_eq!(answer.status(), 503, "a local failure: {:?}", answer.text().await);
         assert_eq!(sim.jobs().len(), 0);
         std::fs::remove_file(data.join("filler.bin")).unwrap();
@@ -536,7 +544,9 @@ async fn requests_are_bounded_and_the_service_owns_its_callbacks() {
             .await
             .unwrap();
         let (serve, dir) = polling(&sim, "bounded", "").await;
-        let http = reqwest::Client::new();
+        // A connection per request: a refused upload's connection is closed by the service
+        // before its body is read, and must not be picked up again from the pool.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
         let status = |answer: reqwest::Response| answer.status().as_u16();
         // Two `file` parts.
         let boundary = "b";
@@ -559,14 +569,7 @@ async fn requests_are_bounded_and_the_service_owns_its_callbacks() {
         // A 1 MB `labels` part: refused before it is held.
         let huge = "x".repeat(1 << 20);
         let (kind, body) = multipart("a.wav", b"RIFF", &[("labels", &huge)]);
-        let answer = http
-            .post(format!("{}/v1/jobs", serve.base))
-            .bearer_auth(KEY)
-            .header("content-type", kind)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let answer = post_multipart(&http, &serve.base, &kind, body).await;
         assert_eq!(status(answer), 413);
         // Too many labels, a URL too long, a callback of the caller's own.
         let labels: serde_json::Map<String, Value> = (0..33).map(|i| (format!("l{i}"), json!("v"))).collect();
@@ -587,14 +590,7 @@ async fn requests_are_bounded_and_the_service_owns_its_callbacks() {
         // A 300-character file name: taken, shortened, its extension kept.
         let long = format!("{}.wav", "n".repeat(300));
         let (kind, body) = multipart(&long, &[7_u8; 2000], &[]);
-        let answer = http
-            .post(format!("{}/v1/jobs", serve.base))
-            .bearer_auth(KEY)
-            .header("content-type", kind)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let answer = post_multipart(&http, &serve.base, &kind, body).await;
         assert_eq!(answer.status(), 201);
         assert_eq!(sim.jobs().len(), 1, "only the valid request was submitted");
         // The data directory is this user's alone.

@@ -475,8 +475,12 @@ impl Transcriber {
             if kind.as_ref().is_some_and(OutcomeKind::is_success) {
                 job.progress = Some(100);
             }
-            if let Outcome::GaveUp { reason, .. } = &outcome {
-                job.reason = Some(format!("{reason:?}"));
+            match &outcome {
+                Outcome::GaveUp { reason, .. } => job.reason = Some(format!("{reason:?}")),
+                Outcome::Failed { status, message, .. } => {
+                    job.reason = Some(failure_reason(status, message.as_deref()))
+                }
+                _ => {}
             }
             view.outcome = Some(outcome);
             view.unkept = unkept;
@@ -599,7 +603,8 @@ impl Transcriber {
     }
 
     /// The job as it is now: from this process's table, or from the journal. `None` for an id
-    /// neither knows.
+    /// neither knows. A failed job's [`reason`](JobSnapshot::reason) is the service's message
+    /// (from the result store for a job that ended before this process started).
     pub async fn job(&self, id: &JobId) -> Result<Option<JobSnapshot>, TranscribeError> {
         if let Some(cell) = self.table.get(id) {
             return Ok(Some(cell.snapshot()));
@@ -607,11 +612,29 @@ impl Transcriber {
         let Some(journal) = &self.journal else {
             return Ok(None);
         };
-        Ok(journal
+        let mut job = journal
             .by_job(id)
             .await
             .map_err(|source| TranscribeError::Journal { rid: None, source })?
-            .map(|entry| entry.snapshot()))
+            .map(|entry| entry.snapshot());
+        if let Some(job) = &mut job {
+            self.explain(job).await;
+        }
+        Ok(job)
+    }
+
+    /// Gives a failed job read from the journal its reason: the service's message as the
+    /// result store kept it, else the failure status.
+    async fn explain(&self, job: &mut JobSnapshot) {
+        if job.state != JobState::Failed || job.reason.is_some() {
+            return;
+        }
+        job.reason = match self.kept(&job.id).await {
+            Ok(Some(Outcome::Failed { status, message, .. })) => {
+                Some(failure_reason(&status, message.as_deref()))
+            }
+            _ => job.outcome.as_ref().map(|kind| kind.as_str().to_owned()),
+        };
     }
 
     /// The jobs `filter` selects, newest first: those this process follows and those the
@@ -643,6 +666,9 @@ impl Transcriber {
         jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
         if let Some(limit) = filter.limit {
             jobs.truncate(limit);
+        }
+        for job in &mut jobs {
+            self.explain(job).await;
         }
         Ok(jobs)
     }
@@ -791,6 +817,52 @@ impl Transcriber {
         Ok(answer)
     }
 
+    /// Deletes a job that ended (finished, failed, not submitted): its kept result and
+    /// subtitles, its journal entry (input, key, labels — its key may then name a new job) and
+    /// this process's record of it. `Ok(false)` for a job neither this process nor the journal
+    /// knows; [`TranscribeError::NotEnded`] for one that runs, stopped waiting or is uncertain.
+    /// What a service logged about the job (its inbox, say) is the service's to clear.
+    ///
+    /// ```
+    /// # async fn demo(transcriber: daglo::Transcriber, id: daglo::JobId) -> Result<(), daglo::TranscribeError> {
+    /// if transcriber.delete(&id).await? {
+    ///     println!("job {id} and its transcript are gone");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, id: &JobId) -> Result<bool, TranscribeError> {
+        let Some(job) = self.job(id).await? else {
+            return Ok(false);
+        };
+        if !matches!(
+            job.state,
+            JobState::Finished | JobState::Failed | JobState::NotSubmitted
+        ) {
+            return Err(TranscribeError::NotEnded {
+                id: id.clone(),
+                state: job.state,
+            });
+        }
+        // The result first: a failure here leaves the job listed, and asking again finishes.
+        if let Some(store) = &self.results {
+            store.remove(id).await.map_err(TranscribeError::Results)?;
+        }
+        if let Some(journal) = &self.journal {
+            journal
+                .forget(id)
+                .await
+                .map_err(|source| TranscribeError::Journal { rid: None, source })?;
+        }
+        let mut keys = lock(&self.table.keys);
+        let mut cells = lock(&self.table.cells);
+        if let Some(cell) = cells.remove(id)
+            && let Some(key) = &cell.view.borrow().snapshot.key
+        {
+            keys.remove(key);
+        }
+        Ok(true)
+    }
+
     /// Retention: forgets every job that ended (finished, failed, not submitted) and last
     /// changed more than `older_than` ago — its journal entry ([`Journal::prune`]), its kept
     /// result, and this process's record of it. Running and uncertain jobs are kept. Returns
@@ -869,5 +941,14 @@ impl Transcriber {
             report.uncertain.push(snapshot);
         }
         Ok(report)
+    }
+}
+
+/// What a failed job's `reason` says: the service's message, with its status
+/// (`file_error: the audio could not be decoded`), or the status alone.
+fn failure_reason(status: &Status, message: Option<&str>) -> String {
+    match message.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(message) => format!("{}: {message}", status.as_str()),
+        None => status.as_str().to_owned(),
     }
 }

@@ -125,6 +125,15 @@ pub enum TranscribeError {
         /// Its state.
         state: daglo_core::JobState,
     },
+    /// [`Transcriber::delete`](crate::Transcriber::delete) was asked about a job that has not
+    /// ended (running, submitting, stopped waiting, or uncertain): its data is still needed.
+    #[error("job `{id}` is {state}: only a job that ended can be deleted")]
+    NotEnded {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: daglo_core::JobState,
+    },
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
     #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
@@ -188,6 +197,7 @@ impl TranscribeError {
             | Self::UnknownJob { .. }
             | Self::NotSubmitted { .. }
             | Self::NotUncertain { .. }
+            | Self::NotEnded { .. }
             | Self::Results(_) => false,
             Self::Submit(error) => error.may_have_created_job(),
             Self::Wait { .. }

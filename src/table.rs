@@ -107,6 +107,16 @@ impl Input {
         self
     }
 
+    /// The caller's key ([`key`](Self::key)), if it has one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The caller's labels ([`label`](Self::label)).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
     /// What the journal records as the input: the path, the URL, or `upload:<file name>`.
     pub fn describe(&self) -> String {
         match &self.source {

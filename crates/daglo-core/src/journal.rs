@@ -434,6 +434,16 @@ pub trait Journal: Send + Sync + fmt::Debug {
         Err(JournalError::message("this journal cannot prune its entries"))
     }
 
+    /// Removes the entry of job `job` if it ended ([`Entry::is_ended`]) — what deleting one job
+    /// means (`DELETE /v1/jobs/{id}` of `daglo serve`): its input, key and labels go, and its
+    /// key may name a new job. `Ok(true)` when removed, `Ok(false)` when no ended entry holds
+    /// the job (none, or one still running or uncertain: never removed). What a [`JobLog`]
+    /// kept about the job is the log's to clear. The default cannot remove and says so.
+    async fn forget(&self, job: &JobId) -> Result<bool, JournalError> {
+        let _ = job;
+        Err(JournalError::message("this journal cannot remove an entry"))
+    }
+
     /// The secret that signs callback keys, kept by the journal so a restarted process accepts
     /// the callbacks of the jobs it resumes — never in the journal's rows (the SQLite journal
     /// keeps it in a file beside its own that only its owner can read). `None`: this journal
@@ -470,6 +480,8 @@ pub trait JobLog: Send + Sync + fmt::Debug {
     async fn append(&self, list: &str, job: &JobId, record: &str, keep: usize) -> Result<(), JournalError>;
     /// `job`'s list `list`, oldest first (empty when there is none).
     async fn read(&self, list: &str, job: &JobId) -> Result<Vec<String>, JournalError>;
+    /// Removes `job`'s list `list` (a job deleted: what it held goes with it).
+    async fn clear(&self, list: &str, job: &JobId) -> Result<(), JournalError>;
     /// Puts `job` into the set `set` (`member` true) or takes it out.
     async fn mark(&self, set: &str, job: &JobId, member: bool) -> Result<(), JournalError>;
     /// The jobs in the set `set`.

@@ -15,9 +15,11 @@ pub type JsonObject = Map<String, Value>;
 /// Everything a submit may carry besides the audio, for both body kinds (JSON and multipart).
 ///
 /// Build one with [`JobOptions::builder`], which validates every value against the contract.
-/// Unset options are omitted from the JSON, so the service applies its own defaults.
+/// Unset options are omitted from the JSON, so the service applies its own defaults. Read from
+/// JSON, every level refuses a field the contract does not name (`speakerDiarisation` is an
+/// error naming it, not an option silently dropped).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct JobOptions {
     /// Recognition settings.
@@ -36,7 +38,7 @@ pub struct JobOptions {
 
 /// `sttConfig`: how the audio is recognised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SttConfig {
     /// The recognition model; the service defaults to `general`.
@@ -67,7 +69,7 @@ pub enum Model {
 
 /// `sttConfig.keywordBoost`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct KeywordBoost {
     /// Whether boosting is on (omitted: off — boosting is on only with `enable: true`).
@@ -96,7 +98,7 @@ fn default_boost() -> u32 {
 
 /// `sttConfig.multiChannel`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MultiChannel {
     /// How many channels to recognise separately, `1..=2`.
@@ -105,7 +107,7 @@ pub struct MultiChannel {
 
 /// `sttConfig.speakerDiarization`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SpeakerDiarization {
     /// Whether diarization is on (omitted: off).
@@ -118,7 +120,7 @@ pub struct SpeakerDiarization {
 
 /// `nlpConfig`: analysis run on the transcript.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NlpConfig {
     /// Extract keywords into `sttResults[].keywords`.
@@ -131,7 +133,7 @@ pub struct NlpConfig {
 
 /// `nlpConfig.keywordExtraction`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct KeywordExtraction {
     /// Whether extraction is on (omitted: off).
@@ -144,7 +146,7 @@ pub struct KeywordExtraction {
 
 /// `nlpConfig.sentimentAnalysis`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SentimentAnalysis {
     /// Whether the analysis is on (omitted: off).
@@ -156,6 +158,7 @@ pub struct SentimentAnalysis {
 ///
 /// Header values usually carry a credential, so `Debug` shows header names only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Callback {
     /// An absolute `http` or `https` URL.

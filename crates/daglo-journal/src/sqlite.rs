@@ -607,6 +607,34 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn forget(&self, job: &JobId) -> Result<bool, JournalError> {
+        let job = job.to_string();
+        self.run("forget", move |connection| {
+            let transaction = connection
+                .unchecked_transaction()
+                .map_err(failed("cannot remove from the journal"))?;
+            let removed = transaction
+                .execute(
+                    "DELETE FROM jobs WHERE job_id = ?1 AND (not_submitted IS NOT NULL OR outcome IS NOT NULL)",
+                    params![job],
+                )
+                .map_err(failed("cannot remove from the journal"))?;
+            if removed > 0 {
+                for sql in [
+                    "DELETE FROM job_log WHERE job = ?1",
+                    "DELETE FROM job_marks WHERE job = ?1",
+                ] {
+                    transaction
+                        .execute(sql, params![job])
+                        .map_err(failed("cannot remove from the journal"))?;
+                }
+            }
+            transaction.commit().map_err(failed("cannot remove from the journal"))?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
     async fn key_secret(&self) -> Result<Option<Vec<u8>>, JournalError> {
         let path = self.key_secret_path();
         tokio::task::spawn_blocking(move || crate::secret::load_or_create(&path))
@@ -653,6 +681,20 @@ impl JobLog for SqliteJournal {
                 .query_map(params![list, job], |row| row.get::<_, String>(0))
                 .and_then(Iterator::collect::<Result<Vec<_>, _>>)
                 .map_err(failed("cannot read the job log"))
+        })
+        .await
+    }
+
+    async fn clear(&self, list: &str, job: &JobId) -> Result<(), JournalError> {
+        let (list, job) = (list.to_owned(), job.to_string());
+        self.run("clear", move |connection| {
+            connection
+                .execute(
+                    "DELETE FROM job_log WHERE list = ?1 AND job = ?2",
+                    params![list, job],
+                )
+                .map(drop)
+                .map_err(failed("cannot write the job log"))
         })
         .await
     }

@@ -537,6 +537,38 @@ impl Journal for RedisJournal {
         .await
     }
 
+    async fn forget(&self, job: &JobId) -> Result<bool, JournalError> {
+        counted("forget", async {
+            let Some(entry) = self.by_job(job).await? else {
+                return Ok(false);
+            };
+            if !entry.is_ended() {
+                return Ok(false);
+            }
+            let generation = self.generation().await?.to_owned();
+            let [entries, latest, keys, jobs] = self.indexes();
+            // The prune script with a cut-off in the far future: this ended entry, whenever.
+            let removed: i64 = PRUNE
+                .key(self.entry_key(entry.id))
+                .key(entries)
+                .key(latest)
+                .key(keys)
+                .key(jobs)
+                .key(self.key(&["generation"]))
+                .arg(entry.id.0)
+                .arg(i64::MAX)
+                .arg(&generation)
+                .invoke_async(&mut self.store.conn())
+                .await
+                .map_err(failed("forget entry"))?;
+            if removed == -1 {
+                return Err(self.flushed());
+            }
+            Ok(removed == 1)
+        })
+        .await
+    }
+
     async fn entries(&self) -> Result<Vec<Entry>, JournalError> {
         counted("read", async {
             let mut conn = self.store.conn();
@@ -646,6 +678,17 @@ impl JobLog for RedisJournal {
                 .lrange(self.key(&["log", job.as_str(), list]), 0, -1)
                 .await
                 .map_err(failed("read a job log"))
+        })
+        .await
+    }
+
+    async fn clear(&self, list: &str, job: &JobId) -> Result<(), JournalError> {
+        counted("clear", async {
+            self.store
+                .conn()
+                .del::<_, ()>(self.key(&["log", job.as_str(), list]))
+                .await
+                .map_err(failed("DEL log"))
         })
         .await
     }

@@ -100,9 +100,23 @@ pub struct Config {
     /// The SQLite journal, the results and the callback key secret (default `./daglo-data`).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// The keys callers send as `Authorization: Bearer <key>`; at least one.
+    /// The keys callers send as `Authorization: Bearer <key>`: the keys of the tenant named
+    /// `default` (the only tenant when no `[[tenants]]` are given).
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// Keys that see and act on every tenant's jobs (operators). A job they create goes to the
+    /// tenant their `Daglo-Tenant` header names.
+    #[serde(default)]
+    pub admin_api_keys: Vec<ApiKey>,
+    /// Tenants sharing this service and its Daglo account (`[[tenants]]`): each sees only its
+    /// own jobs, keys, inbox and webhooks, and gets its weighted share of Daglo's submit budget.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// Delete ended jobs' data (transcript, subtitles, inbox, labels, input, journal entry) this
+    /// many days after they ended (fractions allowed: `0.5` is twelve hours); none by default
+    /// (kept until `DELETE /v1/jobs/{id}`).
+    #[serde(default)]
+    pub retention_days: Option<f64>,
     /// `polling`, `callback` or `hybrid` (the default).
     #[serde(default)]
     pub strategy: Strategy,
@@ -140,6 +154,50 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
 }
+
+/// One `[[tenants]]` table: a team or product sharing the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TenantConfig {
+    /// Its name: 1 to 32 of `a-z`, `0-9`, `-`, `_` (in metrics as the `tenant` label, in job
+    /// answers as `tenant`). `default` is the top-level `api_keys`' tenant.
+    pub name: String,
+    /// The keys its callers send as `Authorization: Bearer <key>`; at least one.
+    pub api_keys: Vec<ApiKey>,
+    /// Its weight in the fair sharing of Daglo's submit budget among the tenants with submits
+    /// waiting (default 1; a tenant alone may use all of it).
+    #[serde(default = "default_share")]
+    pub share: u32,
+    /// The most of its jobs submitting or running at once; one more submit is `429` with
+    /// `Retry-After` (default: no limit).
+    #[serde(default)]
+    pub max_running: Option<usize>,
+    /// Its own signed webhooks (default: the top-level `[webhook]`, if any).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+fn default_share() -> u32 {
+    1
+}
+
+impl TenantConfig {
+    /// A tenant called `name` with these keys, a share of 1, no running limit and no webhook of
+    /// its own.
+    pub fn new(name: impl Into<String>, api_keys: Vec<ApiKey>) -> Self {
+        Self {
+            name: name.into(),
+            api_keys,
+            share: 1,
+            max_running: None,
+            webhook: None,
+        }
+    }
+}
+
+/// The tenant of the top-level `api_keys`.
+pub const DEFAULT_TENANT: &str = "default";
 
 /// `[limits]`: what each kind of traffic may hold. Connections have no fixed lifetime: an
 /// upload lives while it makes progress, an event stream until its job ends.
@@ -257,6 +315,7 @@ impl Config {
 
     /// Applies the `DAGLO_*` environment overrides `var` reports: `DAGLO_LISTEN`,
     /// `DAGLO_PUBLIC_URL`, `DAGLO_BASE_URL`, `DAGLO_DATA_DIR`, `DAGLO_API_KEYS` (comma-separated),
+    /// `DAGLO_ADMIN_API_KEYS` (comma-separated), `DAGLO_RETENTION_DAYS`,
     /// `DAGLO_STRATEGY`, `DAGLO_REDIS_URL`, `DAGLO_GRACE_SECS`, `DAGLO_MAX_UPLOAD_BYTES`,
     /// `DAGLO_ACCEPT_BACKLOG`, `DAGLO_WEBHOOK_URL` and `DAGLO_WEBHOOK_SECRET` (with a `[webhook]`
     /// table).
@@ -282,6 +341,21 @@ impl Config {
                 .filter(|k| !k.is_empty())
                 .map(ApiKey::new)
                 .collect();
+        }
+        if let Some(keys) = var("DAGLO_ADMIN_API_KEYS") {
+            self.admin_api_keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(ApiKey::new)
+                .collect();
+        }
+        if let Some(days) = var("DAGLO_RETENTION_DAYS") {
+            self.retention_days = Some(days)
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| d.trim().parse())
+                .transpose()
+                .map_err(|e| Error::config("DAGLO_RETENTION_DAYS", format!("{e}")))?;
         }
         if let Some(strategy) = var("DAGLO_STRATEGY") {
             self.strategy = strategy
@@ -338,6 +412,7 @@ impl Config {
     /// the limits, the keys.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         self.limits.validate()?;
+        self.validate_tenants()?;
         self.checked_url("base_url", &self.base_url)?;
         if let Some(public) = &self.public_url {
             let url = self.checked_url("public_url", public)?;
@@ -353,6 +428,115 @@ impl Config {
         }
         if let Some(webhook) = &self.webhook {
             self.checked_url("webhook.url", &webhook.url)?;
+            webhook.validate()?;
+        }
+        for tenant in &self.tenants {
+            if let Some(webhook) = &tenant.webhook {
+                self.checked_url("tenants.webhook.url", &webhook.url)?;
+                webhook.validate()?;
+            }
+        }
+        if let Some(days) = self.retention_days
+            && !(days.is_finite() && days > 0.0 && days <= 36_500.0)
+        {
+            return Err(Error::config(
+                "retention_days",
+                "must be more than 0 and at most 36500 (or left out: keep every job)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tenants as configured: `default` (the top-level `api_keys`, when there are any)
+    /// first, then `[[tenants]]` in order.
+    pub(crate) fn all_tenants(&self) -> Vec<TenantConfig> {
+        let mut all = Vec::new();
+        if !self.api_keys.is_empty() {
+            let mut default = TenantConfig::new(DEFAULT_TENANT, self.api_keys.clone());
+            default.webhook.clone_from(&self.webhook);
+            all.push(default);
+        }
+        for tenant in &self.tenants {
+            let mut tenant = tenant.clone();
+            if tenant.webhook.is_none() {
+                tenant.webhook.clone_from(&self.webhook);
+            }
+            all.push(tenant);
+        }
+        all
+    }
+
+    /// Names well formed and distinct, every key long enough and used once, at least one key.
+    fn validate_tenants(&self) -> Result<(), Error> {
+        let mut names = std::collections::HashSet::new();
+        for tenant in &self.tenants {
+            let good = !tenant.name.is_empty()
+                && tenant.name.len() <= 32
+                && tenant
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !good {
+                return Err(Error::config(
+                    "tenants.name",
+                    format!(
+                        "`{}`: 1 to 32 of a-z, 0-9, '-', '_'",
+                        daglo::internal::safe(&tenant.name)
+                    ),
+                ));
+            }
+            if tenant.name == DEFAULT_TENANT && !self.api_keys.is_empty() {
+                return Err(Error::config(
+                    "tenants.name",
+                    "`default` is the tenant of the top-level api_keys; name this one otherwise, or move those keys here",
+                ));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return Err(Error::config(
+                    "tenants.name",
+                    format!("`{}` is named twice", tenant.name),
+                ));
+            }
+            if tenant.api_keys.is_empty() {
+                return Err(Error::config(
+                    "tenants.api_keys",
+                    format!("tenant `{}` has no key", tenant.name),
+                ));
+            }
+            if tenant.share == 0 || tenant.share > 1000 {
+                return Err(Error::config(
+                    "tenants.share",
+                    format!("tenant `{}`: a share is 1 to 1000", tenant.name),
+                ));
+            }
+            if tenant.max_running == Some(0) {
+                return Err(Error::config(
+                    "tenants.max_running",
+                    format!("tenant `{}`: at least 1 (or left out: no limit)", tenant.name),
+                ));
+            }
+        }
+        let keys: Vec<&ApiKey> = self
+            .api_keys
+            .iter()
+            .chain(&self.admin_api_keys)
+            .chain(self.tenants.iter().flat_map(|t| &t.api_keys))
+            .collect();
+        if keys.is_empty() {
+            return Err(Error::config(
+                "api_keys",
+                "give at least one key callers send as Bearer (api_keys, [[tenants]] or admin_api_keys)",
+            ));
+        }
+        if keys.iter().any(|k| k.expose().len() < 16) {
+            return Err(Error::config("api_keys", "a key must be at least 16 characters"));
+        }
+        let distinct: std::collections::HashSet<&str> = keys.iter().map(|k| k.expose()).collect();
+        if distinct.len() != keys.len() {
+            return Err(Error::config(
+                "api_keys",
+                "a key is given twice (each key belongs to one tenant, or is an admin key)",
+            ));
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use daglo::callback::{CallbackInbox, InboxEntry, RegistryError};
 use daglo::journal::{JobLog, Journal};
 
 /// The job log list that holds a job's callbacks.
-const CALLBACKS: &str = "callbacks";
+pub(crate) const LIST: &str = "callbacks";
 /// Callbacks kept per job (the newest).
 pub(crate) const KEEP: usize = 100;
 
@@ -40,7 +40,7 @@ impl CallbackInbox for Inbox {
         let text =
             serde_json::to_string(&entry).map_err(|e| RegistryError::new("encode an inbox entry", e))?;
         self.log
-            .append(CALLBACKS, &list, &text, KEEP)
+            .append(LIST, &list, &text, KEEP)
             .await
             .map_err(|e| RegistryError::new("write the callback inbox", e))
     }
@@ -57,7 +57,7 @@ pub(crate) async fn entries(
         // Polled, or not submitted: no callback could come.
         return Ok(Vec::new());
     };
-    let records = log.read(CALLBACKS, &list_of(&key)).await?;
+    let records = log.read(LIST, &list_of(&key)).await?;
     Ok(records
         .iter()
         .filter_map(|record| serde_json::from_str::<InboxEntry>(record).ok())

@@ -26,18 +26,21 @@
 mod auth;
 mod config;
 mod error;
+mod fair;
 mod inbox;
 mod limits;
 mod metrics;
 mod problem;
 mod readiness;
+mod retention;
 mod routes;
 mod run;
 mod server;
 mod takeover;
+mod tenants;
 mod webhook;
 
-pub use config::{ApiKey, Config, Limits, Strategy};
+pub use config::{ApiKey, Config, DEFAULT_TENANT, Limits, Strategy, TenantConfig};
 pub use error::Error;
 pub use run::{RunError, run};
 pub use server::Server;

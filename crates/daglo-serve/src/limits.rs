@@ -61,7 +61,7 @@ impl Shares {
             .retry_after(5)
         })?;
         let mut counts = lock(&self.per_key);
-        let count = counts.entry(caller.0).or_default();
+        let count = counts.entry(caller.key).or_default();
         if *count >= self.limits.max_streams_per_key {
             return Err(Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -75,7 +75,7 @@ impl Shares {
         *count += 1;
         Ok(StreamSlot {
             _permit: permit,
-            caller: caller.0,
+            caller: caller.key,
             per_key: self.per_key.clone(),
         })
     }

@@ -11,6 +11,9 @@ pub(crate) const API_SECONDS: &str = "daglo_api_request_seconds";
 /// Webhook delivery attempts the service made, by event type and result.
 pub(crate) const WEBHOOK_ATTEMPTS: &str = "daglo_webhook_attempts_total";
 
+/// Jobs created, by tenant and how their submit ended.
+pub(crate) const TENANT_JOBS: &str = "daglo_serve_jobs_created_total";
+
 /// Requests refused at once because their kind of traffic was at its share.
 pub(crate) const SHED: &str = "daglo_serve_shed_total";
 
@@ -19,14 +22,14 @@ pub(crate) const METRICS: &[Metric] = &[
     Metric::new(
         API_REQUESTS,
         Kind::Counter,
-        "route=the router's route templates (`/v1/jobs/{id}`, `/daglo/{key}`, …) or `other`, class=2xx|4xx|5xx",
+        "route=the router's route templates (`/v1/jobs/{id}`, `/daglo/{key}`, …) or `other`, tenant=a configured tenant's name, `admin`, or `none` (no key: probes, callbacks, refusals), class=2xx|4xx|5xx",
         "Requests `daglo serve` answered (its API, probes and Daglo's callbacks).",
         None,
     ),
     Metric::new(
         API_SECONDS,
         Kind::Histogram,
-        "route",
+        "route, tenant",
         "How long `daglo serve` took to answer (an event stream: until it ended).",
         Some(Unit::Seconds),
     ),
@@ -35,6 +38,13 @@ pub(crate) const METRICS: &[Metric] = &[
         Kind::Counter,
         "type=job.finished|job.progress, result=delivered|failed",
         "Webhook delivery attempts `daglo serve` made (a failed attempt may be retried).",
+        None,
+    ),
+    Metric::new(
+        TENANT_JOBS,
+        Kind::Counter,
+        "tenant=a configured tenant's name, result=submitted|existing|failed|refused",
+        "Job requests `daglo serve` took, by tenant: `submitted` (a new job at Daglo), `existing` (its key named a job already), `failed` (the submit failed), `refused` (`max_running` reached).",
         None,
     ),
     Metric::new(
@@ -53,15 +63,31 @@ pub(crate) fn describe() {
 
 /// The service answered a request on `route` (a template of its router: a bounded set, never a
 /// path) with `status` after `seconds`.
-pub(crate) fn api_request(route: &str, status: u16, seconds: f64) {
+pub(crate) fn api_request(route: &str, tenant: &str, status: u16, seconds: f64) {
     let class = match status {
         200..=299 => "2xx",
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "other",
     };
-    counter!(API_REQUESTS, "route" => route.to_owned(), "class" => class).increment(1);
-    histogram!(API_SECONDS, "route" => route.to_owned()).record(seconds);
+    counter!(API_REQUESTS, "route" => route.to_owned(), "tenant" => tenant.to_owned(), "class" => class)
+        .increment(1);
+    histogram!(API_SECONDS, "route" => route.to_owned(), "tenant" => tenant.to_owned()).record(seconds);
+}
+
+/// Every tenant's job counters at zero, so a dashboard sees each configured tenant from the
+/// start (and only configured names ever appear).
+pub(crate) fn tenants<'a>(names: impl Iterator<Item = &'a str>) {
+    for name in names {
+        for result in ["submitted", "existing", "failed", "refused"] {
+            counter!(TENANT_JOBS, "tenant" => name.to_owned(), "result" => result).increment(0);
+        }
+    }
+}
+
+/// A job request of `tenant` ended `result` (`submitted`, `existing`, `failed`, `refused`).
+pub(crate) fn tenant_job(tenant: &str, result: &'static str) {
+    counter!(TENANT_JOBS, "tenant" => tenant.to_owned(), "result" => result).increment(1);
 }
 
 /// A request of `kind` (`api`, `stream`) was refused at its share.

@@ -1,5 +1,8 @@
-//! The API's answers: JSON bodies, and every error as `{"error": …}` with its status — one type
-//! that is `IntoResponse`, so handlers return `Result<_, Problem>` and use `?`.
+//! The API's answers: JSON bodies, and every error as `{"error": …, "code": …}` with its status —
+//! one type that is `IntoResponse`, so handlers return `Result<_, Problem>` and use `?`.
+//!
+//! `code` is one of [`CODES`] (documented in `docs/serve.md` and the API document): what a
+//! program branches on, while `error` is for people.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +14,75 @@ pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// An error answer: its status and message, and any further fields of its JSON body.
+/// Every `code` an error answer carries, with what it means. The default of a status is the
+/// first listed for it; the others are set where they apply.
+pub(crate) const CODES: &[(&str, u16, &str)] = &[
+    (
+        "invalid_request",
+        422,
+        "the request (its body, a field, the query) is not valid; `error` names what",
+    ),
+    ("unauthorized", 401, "no API key, or not one of the service's"),
+    ("not_found", 404, "no such job for this tenant, or no such route"),
+    ("request_timeout", 408, "the request body stopped arriving"),
+    ("conflict", 409, "the job is not in a state that allows this"),
+    (
+        "key_reused",
+        409,
+        "the idempotency key names a job made by a different request (`job_id`)",
+    ),
+    (
+        "job_failed",
+        409,
+        "the job failed: it has no transcript (`state`, `reason`)",
+    ),
+    ("not_ended", 409, "the job has not ended yet (`state`)"),
+    (
+        "payload_too_large",
+        413,
+        "the upload or a text part is larger than allowed",
+    ),
+    (
+        "unsupported_media_type",
+        415,
+        "send application/json or multipart/form-data",
+    ),
+    (
+        "too_many_requests",
+        429,
+        "this API key holds as many event streams as it may",
+    ),
+    (
+        "too_many_running",
+        429,
+        "the tenant has `max_running` jobs running: retry after `Retry-After`",
+    ),
+    ("internal", 500, "the service failed unexpectedly"),
+    (
+        "upstream_failed",
+        502,
+        "Daglo failed or answered what it should not",
+    ),
+    (
+        "unavailable",
+        503,
+        "the service cannot serve this now (store, disk, draining, overload): retry after `Retry-After`",
+    ),
+];
+
+/// The default code of `status`.
+fn default_code(status: StatusCode) -> &'static str {
+    CODES.iter().find(|(_, code, _)| *code == status.as_u16()).map_or(
+        if status.is_client_error() {
+            "invalid_request"
+        } else {
+            "internal"
+        },
+        |(name, _, _)| name,
+    )
+}
+
+/// An error answer: its status, code and message, and any further fields of its JSON body.
 #[derive(Debug)]
 pub(crate) struct Problem {
     status: StatusCode,
@@ -25,6 +96,7 @@ impl Problem {
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         let mut body = serde_json::Map::new();
         body.insert("error".to_owned(), message.into().into());
+        body.insert("code".to_owned(), default_code(status).into());
         Self {
             status,
             body,
@@ -81,6 +153,16 @@ impl Problem {
             challenge: true,
             ..Self::new(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <api key>")
         }
+    }
+
+    /// Sets the `code` (one of [`CODES`]).
+    pub(crate) fn code(mut self, code: &'static str) -> Self {
+        debug_assert!(
+            CODES.iter().any(|(name, _, _)| *name == code),
+            "undocumented code {code}"
+        );
+        self.body.insert("code".to_owned(), code.into());
+        self
     }
 
     /// Adds `name: value` to the body.

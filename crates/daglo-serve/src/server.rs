@@ -16,8 +16,10 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::fair::FairBudget;
 use crate::limits::Shares;
 use crate::readiness::Readiness;
+use crate::tenants::Tenants;
 use crate::{auth, inbox, routes, takeover, webhook};
 
 /// What the handlers share.
@@ -29,7 +31,9 @@ pub(crate) struct App {
     pub(crate) log: Arc<dyn JobLog>,
     /// The callback receiver, for replays (none for polling).
     pub(crate) receiver: Option<CallbackReceiver>,
-    pub(crate) webhooks: Option<webhook::Webhooks>,
+    pub(crate) webhooks: Option<webhook::WebhookSet>,
+    /// The tenants, by name.
+    pub(crate) tenants: crate::tenants::Tenants,
     pub(crate) uploads: PathBuf,
     pub(crate) max_upload_bytes: u64,
     pub(crate) draining: watch::Receiver<bool>,
@@ -69,6 +73,8 @@ pub struct Server {
     _takeover: Option<daglo::internal::AbortOnDrop>,
     /// Asks Daglo now and then whether it still takes the token.
     _token_watch: daglo::internal::AbortOnDrop,
+    /// Deletes ended jobs' data after `retention_days`, when set.
+    _retention: Option<daglo::internal::AbortOnDrop>,
 }
 
 impl Server {
@@ -76,20 +82,8 @@ impl Server {
     /// `data_dir` (or the journal on Redis), takes up the jobs the journal holds
     /// ([`Transcriber::recover`]), and serves on `listen`. `token` is the Daglo API token.
     pub async fn start(config: Config, token: String) -> Result<Self, Error> {
-        if config.api_keys.is_empty() {
-            return Err(Error::config(
-                "api_keys",
-                "give at least one key callers send as Bearer",
-            ));
-        }
-        if config.api_keys.iter().any(|k| k.expose().len() < 16) {
-            return Err(Error::config("api_keys", "a key must be at least 16 characters"));
-        }
         config.validate()?;
         let strategy = config.strategy_config()?;
-        if let Some(webhook) = &config.webhook {
-            webhook.validate()?;
-        }
         let metrics = exporter()?;
         daglo::internal::private_dir(&config.data_dir)
             .map_err(|e| Error::start(&format!("the data directory {}", config.data_dir.display()), e))?;
@@ -98,7 +92,12 @@ impl Server {
         // left (a SIGKILL mid-upload) is removed.
         let _ = std::fs::remove_dir_all(&uploads);
         daglo::internal::private_dir(&uploads).map_err(|e| Error::start("the uploads directory", e))?;
+        let tenants = Tenants::new(&config);
+        crate::metrics::tenants(tenants.names());
         let mut builder = Client::builder().token(token).base_url(config.base_url.clone());
+        // Daglo's submit budget, shared fairly by the tenants with submits waiting.
+        let mut submit_budget: Arc<dyn daglo::client::RateBudget> =
+            Arc::new(daglo::client::TokenBucket::default());
         // With Redis, the replicas share the journal (and its key secret), the rate budgets and
         // the callback registry: a callback that lands on any replica reaches its job.
         let mut replicas = None;
@@ -110,7 +109,9 @@ impl Server {
                     .await
                     .map_err(|e| Error::start("Redis", e))?;
                 trusted(&store, config.redis_allow_volatile).await?;
-                builder = daglo::redis::SharedBudgets::new(&store, "daglo-serve").apply(builder);
+                let shared = daglo::redis::SharedBudgets::new(&store, "daglo-serve");
+                builder = shared.apply(builder);
+                submit_budget = shared.submit.clone();
                 registry = Some(Arc::new(daglo::redis::RedisRegistry::new(store.clone()).await));
                 replicas = Some(daglo::redis::Replicas::new(store.clone(), "daglo-serve"));
                 let journal = Arc::new(daglo::redis::RedisJournal::new(store, "daglo-serve"));
@@ -125,6 +126,7 @@ impl Server {
             }
         };
         let client = builder
+            .submit_budget(Arc::new(FairBudget::new(submit_budget, tenants.weights())))
             .build()
             .map_err(|e| Error::config("base_url", daglo::internal::error_chain(&e)))?;
         let readiness = Readiness::new(journal.clone(), &config.data_dir, client.clone());
@@ -151,14 +153,7 @@ impl Server {
                 daglo::callback::DEFAULT_INBOX_BODY_BYTES,
             )
         });
-        let webhooks = match &config.webhook {
-            Some(webhook) => Some(webhook::Webhooks::new(
-                webhook.clone(),
-                log.clone(),
-                transcriber.clone(),
-            )?),
-            None => None,
-        };
+        let webhooks = webhook::WebhookSet::new(&config, &log, &transcriber)?;
         let (draining, watching) = watch::channel(false);
         let shares = Shares::new(config.limits);
         let app = App {
@@ -167,6 +162,7 @@ impl Server {
             log,
             receiver: receiver.clone(),
             webhooks: webhooks.clone(),
+            tenants: tenants.clone(),
             uploads,
             max_upload_bytes: config.max_upload_bytes,
             draining: watching,
@@ -174,7 +170,13 @@ impl Server {
             shares: shares.clone(),
             readiness,
         };
-        let router = routes::router(app, auth::Keys::new(&config.api_keys), shares, receiver)
+        let retention = config.retention_days.map(|days| {
+            daglo::internal::AbortOnDrop::new(tokio::spawn(crate::retention::run(
+                app.clone(),
+                Duration::from_secs_f64(days * 86_400.0),
+            )))
+        });
+        let router = routes::router(app, auth::Keys::new(&config, &tenants), shares, receiver)
             .layer(axum::middleware::from_fn(counted));
         let listener = daglo::callback::bind_with_backlog(config.listen, config.accept_backlog)
             .map_err(|e| Error::start(&format!("listen {}", config.listen), e))?;
@@ -221,6 +223,7 @@ impl Server {
             draining,
             _takeover: takeover,
             _token_watch: token_watch,
+            _retention: retention,
         })
     }
 
@@ -284,6 +287,15 @@ async fn counted(request: Request, next: axum::middleware::Next) -> Response {
         .to_owned();
     let started = std::time::Instant::now();
     let answer = next.run(request).await;
-    crate::metrics::api_request(&route, answer.status().as_u16(), started.elapsed().as_secs_f64());
+    let tenant = answer
+        .extensions()
+        .get::<auth::AnsweredFor>()
+        .map(|t| t.0.clone());
+    crate::metrics::api_request(
+        &route,
+        tenant.as_deref().unwrap_or("none"),
+        answer.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     answer
 }

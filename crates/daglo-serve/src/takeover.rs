@@ -7,7 +7,7 @@ use std::time::Duration;
 use daglo::journal::{EntryState, Journal};
 use daglo::{JobId, Transcriber};
 
-use crate::webhook::Webhooks;
+use crate::webhook::WebhookSet;
 
 /// How often a replica says it is alive, and looks for gone replicas' jobs.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -20,7 +20,7 @@ pub(crate) async fn run(
     replicas: daglo::redis::Replicas,
     transcriber: Transcriber,
     journal: Arc<dyn Journal>,
-    webhooks: Option<Webhooks>,
+    webhooks: Option<WebhookSet>,
 ) {
     let me = daglo::internal::owner();
     let mut held: std::collections::HashSet<JobId> = std::collections::HashSet::new();
@@ -54,7 +54,7 @@ pub(crate) async fn run(
                             Ok(_) => {
                                 tracing::info!(job = %job, from = %owner, "took over a gone replica's job");
                                 if let Some(webhooks) = &webhooks {
-                                    webhooks.follow(job.clone()).await;
+                                    webhooks.follow_id(&job).await;
                                 }
                                 held.insert(job);
                             }
@@ -86,7 +86,7 @@ pub(crate) async fn run(
                 let hold = format!("webhook-{job}");
                 if matches!(replicas.hold(&hold, &me, ALIVE).await, Ok(true)) {
                     tracing::info!(job = %job, from = %owner, "took over a gone replica's webhook");
-                    webhooks.follow(job).await;
+                    webhooks.follow_id(&job).await;
                 }
             }
         }

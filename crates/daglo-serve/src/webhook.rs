@@ -228,6 +228,93 @@ pub(crate) fn deliveries(attempts: Vec<Attempt>) -> Vec<Delivery> {
     out
 }
 
+/// Every tenant's sender: a job's events go to its tenant's webhook (`[tenants.webhook]`, or
+/// the top-level `[webhook]`). The jobs with a delivery outstanding are one set for all.
+#[derive(Clone)]
+pub(crate) struct WebhookSet {
+    by_tenant: Arc<std::collections::HashMap<String, Webhooks>>,
+    transcriber: Transcriber,
+}
+
+impl std::fmt::Debug for WebhookSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSet")
+            .field("tenants", &self.by_tenant.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookSet {
+    /// The senders of `config`'s tenants that have a webhook; `None` when none has.
+    pub(crate) fn new(
+        config: &crate::Config,
+        log: &Arc<dyn JobLog>,
+        transcriber: &Transcriber,
+    ) -> Result<Option<Self>, Error> {
+        let mut by_tenant = std::collections::HashMap::new();
+        for tenant in config.all_tenants() {
+            if let Some(webhook) = tenant.webhook {
+                by_tenant.insert(
+                    tenant.name,
+                    Webhooks::new(webhook, log.clone(), transcriber.clone())?,
+                );
+            }
+        }
+        Ok((!by_tenant.is_empty()).then(|| Self {
+            by_tenant: Arc::new(by_tenant),
+            transcriber: transcriber.clone(),
+        }))
+    }
+
+    /// The sender of `job`'s tenant, if it has a webhook.
+    pub(crate) fn of(&self, job: &JobSnapshot) -> Option<&Webhooks> {
+        self.by_tenant.get(crate::tenants::tenant_of(job))
+    }
+
+    /// Follows `job`'s events to its tenant's webhook (see [`Webhooks::follow`]).
+    pub(crate) async fn follow(&self, job: &JobSnapshot) {
+        if let Some(webhooks) = self.of(job) {
+            webhooks.follow(job.id.clone()).await;
+        }
+    }
+
+    /// Follows the job `id` (looked up for its tenant).
+    pub(crate) async fn follow_id(&self, id: &JobId) {
+        match self.transcriber.job(id).await {
+            Ok(Some(job)) => self.follow(&job).await,
+            Ok(None) => {
+                // Deleted: nothing more to tell anyone.
+                if let Some(any) = self.by_tenant.values().next() {
+                    let _ = any.inner.log.mark(PENDING, id, false).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %daglo_core::error_chain(&e), "could not read a job with a webhook pending");
+            }
+        }
+    }
+
+    /// Takes up every job marked pending (see [`Webhooks::resume`]).
+    pub(crate) async fn resume(&self) {
+        for job in self.pending().await {
+            self.follow_id(&job).await;
+        }
+    }
+
+    /// The jobs whose final event is not yet delivered or given up on.
+    pub(crate) async fn pending(&self) -> Vec<JobId> {
+        match self.by_tenant.values().next() {
+            Some(any) => any.pending().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether this process follows `job`'s deliveries now.
+    pub(crate) fn follows(&self, job: &JobId) -> bool {
+        self.by_tenant.values().any(|w| w.follows(job))
+    }
+}
+
 /// The sender: follows jobs and delivers their events.
 #[derive(Clone)]
 pub(crate) struct Webhooks {
@@ -310,24 +397,15 @@ impl Webhooks {
         });
     }
 
-    /// Takes up every job marked pending (after a restart of a service that runs alone; with
-    /// replicas, the takeover loop takes up only a gone replica's).
-    pub(crate) async fn resume(&self) {
+    /// The jobs whose final event is not yet delivered or given up on (every tenant's).
+    pub(crate) async fn pending(&self) -> Vec<JobId> {
         match self.inner.log.marked(PENDING).await {
-            Ok(jobs) => {
-                for job in jobs {
-                    self.follow(job).await;
-                }
-            }
+            Ok(jobs) => jobs,
             Err(e) => {
-                tracing::warn!(error = %daglo_core::error_chain(&e), "could not read the pending webhooks")
+                tracing::warn!(error = %daglo_core::error_chain(&e), "could not read the pending webhooks");
+                Vec::new()
             }
         }
-    }
-
-    /// The jobs whose final event is not yet delivered or given up on.
-    pub(crate) async fn pending(&self) -> Vec<JobId> {
-        self.inner.log.marked(PENDING).await.unwrap_or_default()
     }
 
     /// Whether this process follows `job`'s deliveries now.
@@ -473,10 +551,13 @@ impl Webhooks {
     /// rid, status, progress, outcome and times — never its input (a URL may carry a
     /// signature), the Daglo token or a credential — and the transcript when configured.
     fn payload(kind: &str, job: &JobSnapshot, transcript: Option<String>) -> Vec<u8> {
+        let shown = crate::tenants::present(job);
         let mut data = serde_json::json!({
             "id": job.id,
-            "key": job.key,
-            "labels": job.labels,
+            "tenant": shown["tenant"],
+            "key": shown["key"],
+            "labels": shown["labels"],
+            "input": job.input,
             "state": job.state,
             "rid": job.rid,
             "status": job.status,

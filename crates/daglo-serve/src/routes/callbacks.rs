@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use daglo::callback::InboxEntry;
 
 use super::found;
+use crate::auth::Caller;
 use crate::inbox::entries;
 use crate::problem::{Problem, json};
 use crate::server::App;
@@ -36,8 +37,12 @@ fn listed(entry: &InboxEntry) -> serde_json::Value {
     })
 }
 
-async fn list(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
+async fn list(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
     let entries = entries(app.journal.as_ref(), app.log.as_ref(), &job.id)
         .await
         .map_err(|e| Problem::unavailable(&e))?;
@@ -47,8 +52,12 @@ async fn list(State(app): State<App>, Path(id): Path<String>) -> Result<Response
     ))
 }
 
-async fn replay(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
+async fn replay(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
     let Some(receiver) = &app.receiver else {
         return Err(Problem::conflict(
             "this service polls: it receives no callbacks to replay",

@@ -1,5 +1,6 @@
 //! Jobs: `POST /v1/jobs` (by URL as JSON, or a file as multipart), `GET /v1/jobs` (a page,
-//! newest first), `GET /v1/jobs/{id}`, its transcript and its events (Server-Sent Events).
+//! newest first), `GET` and `DELETE /v1/jobs/{id}`, its transcript and its events (Server-Sent
+//! Events). Every job is its tenant's: another tenant's is `404`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -7,29 +8,31 @@ use std::path::{Path as FsPath, PathBuf};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, http::Uri};
 use daglo::client::SrtAnswer;
 use daglo::jobs::JobFilter;
 use daglo::{Input, JobEvent, JobId, JobOptions, JobSnapshot, JobState, Outcome, TranscribeError};
 use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
-use super::found;
+use super::{found, query_pairs, single};
 use crate::auth::Caller;
 use crate::problem::{Problem, json};
 use crate::server::App;
+use crate::tenants::{RESERVED_PREFIX, TENANT_LABEL, Tenant, namespaced, present};
 use crate::webhook;
 
 /// `/v1/jobs`, `/v1/jobs/{id}`, `…/transcript`, `…/events`.
 pub(super) fn router() -> Router<App> {
     Router::new()
         .route("/v1/jobs", get(list).post(create))
-        .route("/v1/jobs/{id}", get(job))
+        .route("/v1/jobs/{id}", get(job).delete(delete))
         .route("/v1/jobs/{id}/transcript", get(transcript))
         .route("/v1/jobs/{id}/events", get(events))
         .route("/v1/jobs/{id}/resolve", post(resolve))
@@ -80,6 +83,29 @@ struct JobRequest {
     options: Option<JobOptions>,
 }
 
+/// Reads JSON text as `T`, a failure naming where (`options.sttConfig.speakerDiarisation: unknown
+/// field …`): the library's own types refuse unknown fields.
+fn parsed<T: serde::de::DeserializeOwned>(what: &str, text: &[u8]) -> Result<T, Problem> {
+    let mut reader = serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(&mut reader)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let at = match (what, path.as_str()) {
+                ("", ".") => String::new(),
+                ("", path) => format!("`{path}`: "),
+                (what, ".") => format!("`{what}`: "),
+                (what, path) => format!("`{what}.{path}`: "),
+            };
+            Problem::invalid(format!("{at}{}", e.into_inner()))
+        })
+        .and_then(|value| {
+            reader
+                .end()
+                .map_err(|e| Problem::invalid(format!("{what}: {e}")))
+                .map(|()| value)
+        })
+}
+
 impl JobRequest {
     /// Checks what the service bounds (labels, the URL) and owns (`options.callback`).
     fn check(&self) -> Result<(), Problem> {
@@ -90,6 +116,18 @@ impl JobRequest {
             )));
         }
         for (name, value) in &self.labels {
+            if name.starts_with(RESERVED_PREFIX) {
+                return Err(Problem::invalid(format!(
+                    "`labels`: names starting `{RESERVED_PREFIX}` are the service's own (`{}`)",
+                    daglo::internal::safe(name)
+                )));
+            }
+            if name.is_empty() || name.contains('=') {
+                return Err(Problem::invalid(format!(
+                    "`labels`: a name is not empty and has no `=` (`{}`)",
+                    daglo::internal::safe(name)
+                )));
+            }
             if name.len() > MAX_LABEL_NAME || value.len() > MAX_LABEL_VALUE {
                 return Err(Problem::invalid(format!(
                     "`labels`: a name is at most {MAX_LABEL_NAME} bytes and a value at most {MAX_LABEL_VALUE} (`{}`)",
@@ -118,14 +156,16 @@ impl JobRequest {
         Ok(())
     }
 
-    fn into_input(self, source: Input) -> (Input, Option<JobOptions>) {
+    /// The input for `tenant`: its key namespaced, its tenant a reserved label.
+    fn into_input(self, source: Input, tenant: &Tenant) -> (Input, Option<JobOptions>) {
         let mut input = source;
         if let Some(key) = self.key {
-            input = input.key(key);
+            input = input.key(namespaced(&tenant.name, &key));
         }
         for (name, value) in self.labels {
             input = input.label(name, value);
         }
+        input = input.label(TENANT_LABEL, &*tenant.name);
         (input, self.options)
     }
 }
@@ -143,7 +183,12 @@ impl Drop for Spooled {
     }
 }
 
-async fn create(State(app): State<App>, request: Request) -> Result<Response, Problem> {
+async fn create(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Response, Problem> {
+    let tenant = caller.access.creating_for(&app.tenants, request.headers())?;
     let kind = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -158,18 +203,17 @@ async fn create(State(app): State<App>, request: Request) -> Result<Response, Pr
             let bytes = axum::body::to_bytes(body, MAX_REQUEST_TEXT)
                 .await
                 .map_err(|e| body_failed(&e, "a JSON job request"))?;
-            let fields: JobRequest = serde_json::from_slice(&bytes)
-                .map_err(|e| Problem::invalid(format!("the job request: {e}")))?;
+            let fields: JobRequest = parsed("", &bytes)?;
             fields.check()?;
             let Some(url) = fields.url.clone() else {
                 return Err(Problem::invalid(
                     "`url` is required (or send multipart with a `file`)",
                 ));
             };
-            let (input, options) = fields.into_input(Input::url(url));
+            let (input, options) = fields.into_input(Input::url(url), &tenant);
             (input, options, None)
         }
-        "multipart/form-data" => multipart(&app, &kind, body).await?,
+        "multipart/form-data" => multipart(&app, &kind, body, &tenant).await?,
         _ => {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -177,37 +221,124 @@ async fn create(State(app): State<App>, request: Request) -> Result<Response, Pr
             ));
         }
     };
+    let options = options.unwrap_or_default();
+    // A key names one request: the same again is its job, another request under it is `409`.
+    if let Some(key) = input_key(&input) {
+        match app.journal.by_key(&key).await {
+            Ok(Some(entry)) if !matches!(entry.state, daglo::journal::EntryState::NotSubmitted { .. }) => {
+                let job = entry.snapshot();
+                if let Some(different) = differs(&entry.intent, &input, &options) {
+                    crate::metrics::tenant_job(&tenant.name, "existing");
+                    return Err(Problem::conflict(format!(
+                        "the key names job {} made by another request ({different} differ): send the same request, or another key",
+                        job.id
+                    ))
+                    .code("key_reused")
+                    .with("job_id", job.id.to_string()));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Problem::unavailable(&e)),
+        }
+    }
+    if let Some(max) = tenant.max_running {
+        let running = app
+            .transcriber
+            .jobs(
+                JobFilter::default()
+                    .state(JobState::Submitting)
+                    .state(JobState::Running)
+                    .label(TENANT_LABEL, &*tenant.name),
+            )
+            .await
+            .map_err(|e| Problem::unavailable(&e))?
+            .len();
+        let known = match input_key(&input) {
+            Some(key) => app.journal.by_key(&key).await.ok().flatten().is_some(),
+            None => false,
+        };
+        if running >= max && !known {
+            crate::metrics::tenant_job(&tenant.name, "refused");
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "tenant `{}` has {running} jobs running, its max_running is {max}: retry when one ends",
+                    tenant.name
+                ),
+            )
+            .code("too_many_running")
+            .retry_after(crate::readiness::RETRY_AFTER_SECS));
+        }
+    }
     // Detached: once the submit may reach Daglo it runs to its end on a task of the service's
     // own, whatever happens to this request (a caller who hangs up, a proxy that times out), so
     // its rid is always recorded and the same key later answers with the job. The upload's
-    // copy and the webhook subscription go with it.
+    // copy and the webhook subscription go with it. The task is the tenant's: its submit waits
+    // its fair turn at Daglo's budget.
     let transcriber = app.transcriber.clone();
     let webhooks = app.webhooks.clone();
-    let submit = tokio::spawn(async move {
-        let started = transcriber.start(input, &options.unwrap_or_default()).await;
+    let name = tenant.name.clone();
+    let submit = tokio::spawn(crate::fair::for_tenant(name, async move {
+        let started = transcriber.start(input, &options).await;
         // The upload went out with the submit (or was not needed): the copy goes.
         drop(spooled);
         if let (Ok(job), Some(webhooks)) = (&started, &webhooks) {
             // Its events go to the application (once per job, whoever asked first).
-            webhooks.follow(job.id()).await;
+            webhooks.follow(job.snapshot()).await;
         }
         started
-    });
-    let job = submit
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the submit task failed: {e}"),
-            )
-        })?
-        .map_err(|e| failed_start(&e))?;
+    }));
+    let started = submit.await.map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the submit task failed: {e}"),
+        )
+    })?;
+    let job = match started {
+        Ok(job) => job,
+        Err(e) => {
+            crate::metrics::tenant_job(&tenant.name, "failed");
+            return Err(failed_start(&e));
+        }
+    };
     let status = if job.is_new() {
+        crate::metrics::tenant_job(&tenant.name, "submitted");
         StatusCode::CREATED
     } else {
+        crate::metrics::tenant_job(&tenant.name, "existing");
         StatusCode::OK
     };
-    Ok(json(status, job.snapshot()))
+    Ok(json(status, &present(job.snapshot())))
+}
+
+/// The key an input carries (namespaced already).
+fn input_key(input: &Input) -> Option<String> {
+    input.idempotency_key().map(str::to_owned)
+}
+
+/// What differs between the request a key's entry recorded and this one (`None`: the same
+/// request — input, options and labels).
+fn differs(recorded: &daglo::journal::Intent, input: &Input, options: &JobOptions) -> Option<&'static str> {
+    let mut what = Vec::new();
+    if recorded.input != input.describe() {
+        what.push("input");
+    }
+    if recorded.options_digest != options.digest() {
+        what.push("options");
+    }
+    if &recorded.labels != input.labels() {
+        what.push("labels");
+    }
+    match what.as_slice() {
+        [] => None,
+        ["input"] => Some("input"),
+        ["options"] => Some("options"),
+        ["labels"] => Some("labels"),
+        ["input", "options"] => Some("input and options"),
+        ["input", "labels"] => Some("input and labels"),
+        ["options", "labels"] => Some("options and labels"),
+        _ => Some("input, options and labels"),
+    }
 }
 
 /// A request body that could not be read: `408` when it stalled, `413` when too large, `422`
@@ -236,6 +367,7 @@ async fn multipart(
     app: &App,
     content_type: &str,
     body: Body,
+    tenant: &Tenant,
 ) -> Result<(Input, Option<JobOptions>, Option<Spooled>), Problem> {
     let boundary =
         multer::parse_boundary(content_type).map_err(|e| Problem::invalid(format!("multipart: {e}")))?;
@@ -272,16 +404,8 @@ async fn multipart(
                 match name.as_str() {
                     "url" => fields.url = Some(text),
                     "key" => fields.key = Some(text),
-                    "labels" => {
-                        fields.labels = serde_json::from_str(&text)
-                            .map_err(|e| Problem::invalid(format!("`labels`: {e}")))?;
-                    }
-                    _ => {
-                        fields.options = Some(
-                            serde_json::from_str(&text)
-                                .map_err(|e| Problem::invalid(format!("`options`: {e}")))?,
-                        );
-                    }
+                    "labels" => fields.labels = parsed("labels", text.as_bytes())?,
+                    _ => fields.options = Some(parsed("options", text.as_bytes())?),
                 }
             }
             other => {
@@ -298,11 +422,11 @@ async fn multipart(
             let opened = tokio::fs::File::open(&spooled.0)
                 .await
                 .map_err(|e| Problem::uploads(&e))?;
-            let (input, options) = fields.into_input(Input::stream(name, length, opened));
+            let (input, options) = fields.into_input(Input::stream(name, length, opened), tenant);
             Ok((input, options, Some(spooled)))
         }
         (None, Some(url)) => {
-            let (input, options) = fields.into_input(Input::url(url));
+            let (input, options) = fields.into_input(Input::url(url), tenant);
             Ok((input, options, None))
         }
         (Some(_), Some(_)) => Err(Problem::invalid("send a `file` or a `url`, not both")),
@@ -383,43 +507,118 @@ async fn spool(mut part: multer::Field<'_>, path: &FsPath, max: u64) -> Result<u
     Ok(length)
 }
 
-async fn job(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
-    let Some(webhooks) = &app.webhooks else {
-        return Ok(json(StatusCode::OK, &job));
-    };
+async fn job(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
+    let mut value = present(&job);
     // With webhooks, the job lists its deliveries (as `GET …/webhooks` does).
-    let mut value = serde_json::to_value(&job).unwrap_or_default();
-    if let Ok(attempts) = webhooks.attempts(&job.id).await {
+    if let Some(webhooks) = app.webhooks.as_ref().and_then(|w| w.of(&job))
+        && let Ok(attempts) = webhooks.attempts(&job.id).await
+    {
         value["webhook_deliveries"] = serde_json::to_value(webhook::deliveries(attempts)).unwrap_or_default();
     }
     Ok(json(StatusCode::OK, &value))
 }
 
-/// `?format=` of a transcript.
-#[derive(Debug, Deserialize)]
-struct Format {
-    format: Option<String>,
+/// `DELETE /v1/jobs/{id}`: an ended job's transcript, subtitles, inbox, labels and input record
+/// removed (`204`); its key may then make a new job. `409` while it runs.
+async fn delete(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
+    forget(&app, &job.id).await.map_err(|e| match e {
+        TranscribeError::NotEnded { state, .. } => Problem::conflict(format!(
+            "the job is {state}: only a job that ended (finished, failed, not submitted) can be deleted"
+        ))
+        .code("not_ended")
+        .with("state", state.as_str()),
+        e => Problem::unavailable(&e),
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Deletes an ended job everywhere the service keeps something of it: the library's stores
+/// (result, subtitles, journal entry) and the job log (inbox, webhook deliveries).
+pub(crate) async fn forget(app: &App, id: &JobId) -> Result<(), TranscribeError> {
+    let journal_error = |source| TranscribeError::Journal { rid: None, source };
+    let job = app.transcriber.job(id).await?;
+    if let Some(job) = &job
+        && !matches!(
+            job.state,
+            JobState::Finished | JobState::Failed | JobState::NotSubmitted
+        )
+    {
+        return Err(TranscribeError::NotEnded {
+            id: id.clone(),
+            state: job.state,
+        });
+    }
+    // The logs first: a failure after them leaves a job listed that can be deleted again.
+    // Its callbacks are listed under its callback key, which the journal holds.
+    if let Some(entry) = app.journal.by_job(id).await.map_err(journal_error)?
+        && let Some(key) = &entry.intent.callback_key
+    {
+        app.log
+            .clear(crate::inbox::LIST, &crate::inbox::list_of(key))
+            .await
+            .map_err(journal_error)?;
+    }
+    app.log
+        .clear(webhook::DELIVERIES, id)
+        .await
+        .map_err(journal_error)?;
+    app.log
+        .mark(webhook::PENDING, id, false)
+        .await
+        .map_err(|source| TranscribeError::Journal { rid: None, source })?;
+    app.transcriber.delete(id).await.map(drop)
+}
+
+/// The formats `/transcript` serves.
+const FORMATS: &str = "text, json, srt";
 
 async fn transcript(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(format): Query<Format>,
+    uri: Uri,
 ) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
-    if !matches!(job.state, JobState::Finished | JobState::Failed) {
-        return Err(Problem::conflict(format!(
-            "the job is {}; no transcript yet",
-            job.state
+    let pairs = query_pairs(uri.query(), &["format"])?;
+    let format = single(&pairs, "format")?.unwrap_or("text").to_owned();
+    if !matches!(format.as_str(), "text" | "txt" | "json" | "srt") {
+        return Err(Problem::invalid(format!(
+            "`format`: `{}` is not one of {FORMATS}",
+            daglo::internal::safe(&format)
         )));
+    }
+    let job = found(&app, &caller, &id).await?;
+    match job.state {
+        JobState::Finished => {}
+        JobState::Failed => {
+            let reason = job.reason.clone().unwrap_or_else(|| "failed".to_owned());
+            return Err(Problem::conflict(format!("the job failed: {reason}"))
+                .code("job_failed")
+                .with("state", job.state.as_str())
+                .with("reason", reason));
+        }
+        state => {
+            return Err(
+                Problem::conflict(format!("the job is {state}; no transcript yet"))
+                    .code("not_ended")
+                    .with("state", state.as_str()),
+            );
+        }
     }
     let text = |kind: &'static str, body: String| {
         (StatusCode::OK, [(header::CONTENT_TYPE, kind)], body).into_response()
     };
-    let format = format.format.as_deref().unwrap_or("text");
     let result =
-        if matches!(format, "text" | "txt" | "json") {
+        if matches!(format.as_str(), "text" | "txt" | "json") {
             // The result as kept here — or, for a job another replica finished (its result is in
             // that replica's data directory), as Daglo still has it: one status request, nothing
             // billed.
@@ -445,23 +644,19 @@ async fn transcript(
         } else {
             None
         };
-    Ok(match format {
+    Ok(match format.as_str() {
         "text" | "txt" => text(
             "text/plain; charset=utf-8",
             result.and_then(|o| o.transcript()).unwrap_or_default(),
         ),
         "json" => match result {
             Some(Outcome::Transcript { body, .. }) => json(StatusCode::OK, body.as_ref()),
-            Some(Outcome::Failed { status, message, .. }) => json(
-                StatusCode::OK,
-                &serde_json::json!({"status": status.as_str(), "message": message}),
-            ),
             _ => json(
                 StatusCode::OK,
                 &serde_json::json!({"status": "transcribed", "sttResults": []}),
             ),
         },
-        "srt" => match app
+        _ => match app
             .transcriber
             .srt(&job.id)
             .await
@@ -473,15 +668,10 @@ async fn transcript(
                 return Err(Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the subtitles are not ready yet; ask again",
-                ));
+                )
+                .retry_after(crate::readiness::RETRY_AFTER_SECS));
             }
         },
-        other => {
-            return Err(Problem::invalid(format!(
-                "format `{}` is not one of text, json, srt",
-                other.escape_debug()
-            )));
-        }
     })
 }
 
@@ -511,11 +701,11 @@ const ENDED: u64 = 999_999;
 /// `limits.max_streams_per_key` streams.
 async fn events(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    caller: Option<axum::Extension<Caller>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
+    let job = found(&app, &caller, &id).await?;
     let after: u64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -524,20 +714,34 @@ async fn events(
     if after >= ENDED {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let caller = caller.map_or(Caller([0; 32]), |c| c.0);
+    let job_id = job.id.clone();
     let slot = app
         .shares
         .stream(&caller)
         .inspect_err(|_| crate::metrics::shed("stream"))?;
     let mut last = 0_u64;
+    let transcriber = app.transcriber.clone();
     let stream = app.transcriber.events(&job.id).filter_map(move |event| {
         let at = position(&event, last);
         last = at;
-        let sent = (at > after || matches!(event, JobEvent::Ended { .. })).then(|| {
-            let data = serde_json::to_string(&event).unwrap_or_default();
-            Ok::<_, Infallible>(Event::default().id(at.to_string()).event(event.name()).data(data))
-        });
-        std::future::ready(sent)
+        let transcriber = transcriber.clone();
+        let job_id = job_id.clone();
+        async move {
+            if at <= after && !matches!(event, JobEvent::Ended { .. }) {
+                return None;
+            }
+            let mut data = serde_json::to_value(&event).unwrap_or_default();
+            // The end says why a job failed (or was not submitted, or stopped), as the job does.
+            if let JobEvent::Ended { .. } = &event
+                && let Ok(Some(job)) = transcriber.job(&job_id).await
+            {
+                data["reason"] = serde_json::to_value(&job.reason).unwrap_or_default();
+            }
+            let data = serde_json::to_string(&data).unwrap_or_default();
+            Some(Ok::<_, Infallible>(
+                Event::default().id(at.to_string()).event(event.name()).data(data),
+            ))
+        }
     });
     // A draining service ends its streams (their clients resume elsewhere with
     // `Last-Event-ID`) instead of holding the drain until every job ends.
@@ -571,12 +775,12 @@ struct ResolveRequest {
 /// Settles an uncertain job with what an operator found in the Daglo console.
 async fn resolve(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
-    let request: ResolveRequest =
-        serde_json::from_slice(&body).map_err(|e| Problem::invalid(format!("the resolve request: {e}")))?;
+    let job = found(&app, &caller, &id).await?;
+    let request: ResolveRequest = parsed("", &body)?;
     let resolution = match (request.rid, request.submitted) {
         (Some(rid), None | Some(true)) => {
             let rid = rid.trim();
@@ -597,61 +801,89 @@ async fn resolve(
     match app.transcriber.resolve(&job.id, resolution).await {
         Ok(snapshot) => {
             if let (Some(webhooks), JobState::Running) = (&app.webhooks, snapshot.state) {
-                webhooks.follow(snapshot.id.clone()).await;
+                webhooks.follow(&snapshot).await;
             }
-            Ok(json(StatusCode::OK, &snapshot))
+            Ok(json(StatusCode::OK, &present(&snapshot)))
         }
         Err(e @ TranscribeError::NotUncertain { .. }) => {
-            Err(Problem::conflict(daglo::internal::error_chain(&e)))
+            Err(Problem::conflict(daglo::internal::error_chain(&e)).with("state", job.state.as_str()))
         }
         Err(e) => Err(Problem::unavailable(&e)),
     }
-}
-
-/// `GET /v1/jobs`'s query.
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    state: Option<String>,
-    label: Option<String>,
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
-/// A page of jobs, newest first.
-#[derive(Debug, Serialize)]
-struct Page {
-    jobs: Vec<JobSnapshot>,
-    /// Pass as `cursor` for the next page; `null` on the last.
-    next_cursor: Option<String>,
 }
 
 /// Jobs per page unless `limit` says otherwise, and at most.
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
-async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<Response, Problem> {
+/// `GET /v1/jobs?state=&label=&limit=&cursor=&tenant=`: a page of the caller's jobs, newest
+/// first. `state` is one state or several comma-separated; `label` is `name=value`, repeated
+/// for every one of several; `limit` 1–500 (default 50); `cursor` the `next_cursor` of the page
+/// before; `tenant` (admin keys only) one tenant's jobs.
+async fn list(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    let pairs = query_pairs(uri.query(), &["state", "label", "limit", "cursor", "tenant"])?;
     let mut filter = JobFilter::default();
-    if let Some(state) = &query.state {
-        for state in state.split(',') {
+    if let Some(states) = single(&pairs, "state")? {
+        for state in states.split(',') {
             let state: JobState = state
+                .trim()
                 .parse()
-                .map_err(|e| Problem::invalid(daglo::internal::error_chain(&e)))?;
+                .map_err(|e| Problem::invalid(format!("`state`: {}", daglo::internal::error_chain(&e))))?;
             filter = filter.state(state);
         }
     }
-    if let Some(label) = &query.label {
-        let Some((name, value)) = label.split_once(':') else {
-            return Err(Problem::invalid("`label` is name:value"));
+    for (_, label) in pairs.iter().filter(|(name, _)| name == "label") {
+        let Some((name, value)) = label.split_once('=') else {
+            return Err(Problem::invalid(format!(
+                "`label`: `{}` is not name=value",
+                daglo::internal::safe(label)
+            )));
         };
+        if name.starts_with(RESERVED_PREFIX) {
+            return Err(Problem::invalid(format!(
+                "`label`: names starting `{RESERVED_PREFIX}` are the service's own"
+            )));
+        }
         filter = filter.label(name, value);
     }
-    let limit = query.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
+    let tenant = match (&caller.access, single(&pairs, "tenant")?) {
+        (crate::tenants::Access::Tenant(own), None) => Some(own.name.to_string()),
+        (crate::tenants::Access::Tenant(_), Some(_)) => {
+            return Err(Problem::invalid("`tenant`: only an admin key chooses a tenant"));
+        }
+        (crate::tenants::Access::Admin, named) => named.map(str::to_owned),
+    };
+    let limit = match single(&pairs, "limit")? {
+        None => PAGE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                Problem::invalid(format!(
+                    "`limit`: `{}` is not a number from 1 to {MAX_PAGE}",
+                    daglo::internal::safe(text)
+                ))
+            })?,
+    };
     let all = app
         .transcriber
         .jobs(filter)
         .await
         .map_err(|e| Problem::unavailable(&e))?;
-    let start = match &query.cursor {
+    let all: Vec<JobSnapshot> = all
+        .into_iter()
+        .filter(|job| {
+            tenant
+                .as_deref()
+                .is_none_or(|t| crate::tenants::tenant_of(job) == t)
+        })
+        .collect();
+    let start = match single(&pairs, "cursor")? {
         Some(cursor) => {
             all.iter()
                 .position(|j| j.id.as_str() == cursor)
@@ -660,9 +892,12 @@ async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<
         }
         None => 0,
     };
-    let jobs: Vec<JobSnapshot> = all.iter().skip(start).take(limit).cloned().collect();
+    let jobs: Vec<serde_json::Value> = all.iter().skip(start).take(limit).map(present).collect();
     let next_cursor = (start + jobs.len() < all.len())
-        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .then(|| all.get(start + jobs.len() - 1).map(|j| j.id.to_string()))
         .flatten();
-    Ok(json(StatusCode::OK, &Page { jobs, next_cursor }))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),
+    ))
 }

@@ -7,12 +7,14 @@ mod jobs;
 mod page;
 mod webhooks;
 
+pub(crate) use jobs::forget;
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use daglo::callback::CallbackReceiver;
 
-use crate::auth::{Keys, require_key};
+use crate::auth::{Caller, Keys, require_key};
 use crate::limits::{Shares, api_share};
 use crate::problem::Problem;
 use crate::server::App;
@@ -39,12 +41,40 @@ pub(crate) fn router(app: App, keys: Keys, shares: Shares, receiver: Option<Call
     router
 }
 
-/// The job a path's `{id}` names, or `404`.
-pub(crate) async fn found(app: &App, id: &str) -> Result<daglo::JobSnapshot, Problem> {
+/// The job a path's `{id}` names, or `404` — also for another tenant's job, which the caller
+/// cannot tell from one that does not exist.
+pub(crate) async fn found(app: &App, caller: &Caller, id: &str) -> Result<daglo::JobSnapshot, Problem> {
     let id: daglo::JobId = id.parse().map_err(|_| Problem::no_job())?;
     match app.transcriber.job(&id).await {
-        Ok(Some(job)) => Ok(job),
-        Ok(None) => Err(Problem::no_job()),
+        Ok(Some(job)) if caller.access.sees(&job) => Ok(job),
+        Ok(_) => Err(Problem::no_job()),
         Err(e) => Err(Problem::unavailable(&e)),
     }
+}
+
+/// A query string as `(name, value)` pairs, every name one of `known` (else `422` naming it).
+pub(crate) fn query_pairs(query: Option<&str>, known: &[&str]) -> Result<Vec<(String, String)>, Problem> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    for (name, _) in &pairs {
+        if !known.contains(&name.as_str()) {
+            return Err(Problem::invalid(format!(
+                "unknown query parameter `{}` (known: {})",
+                daglo::internal::safe(name),
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The one value of query parameter `name`, if given; given twice is `422`.
+pub(crate) fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, Problem> {
+    let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Problem::invalid(format!("`{name}` is given more than once")));
+    }
+    Ok(first)
 }

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use daglo::JobState;
 
 use super::found;
+use crate::auth::Caller;
 use crate::problem::{Problem, json};
 use crate::server::App;
 use crate::webhook;
@@ -20,9 +21,13 @@ pub(super) fn router() -> Router<App> {
         .route("/v1/jobs/{id}/webhook/retry", post(retry))
 }
 
-async fn deliveries(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
-    let Some(webhooks) = &app.webhooks else {
+async fn deliveries(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
+    let Some(webhooks) = app.webhooks.as_ref().and_then(|w| w.of(&job)) else {
         return Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "configured": false, "deliveries": [] }),
@@ -40,11 +45,15 @@ async fn deliveries(State(app): State<App>, Path(id): Path<String>) -> Result<Re
 
 /// The job's `job.finished` delivered again (after a delivery that failed, or to send it once
 /// more — receivers dedupe by `webhook-id`).
-async fn retry(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Problem> {
-    let job = found(&app, &id).await?;
-    let Some(webhooks) = &app.webhooks else {
+async fn retry(
+    State(app): State<App>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = found(&app, &caller, &id).await?;
+    let Some(webhooks) = app.webhooks.as_ref().and_then(|w| w.of(&job)) else {
         return Err(Problem::conflict(
-            "no webhook is configured (`[webhook]` in daglo.toml)",
+            "no webhook is configured for this job's tenant (`[webhook]` or `[tenants.webhook]` in daglo.toml)",
         ));
     };
     if !job.state.is_ended() && job.state != JobState::GaveUp {

@@ -5,4 +5,5 @@
 mod support;
 
 mod front_door;
+mod product;
 mod serve;

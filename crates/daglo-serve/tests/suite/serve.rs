@@ -169,9 +169,22 @@ async fn the_http_api_submits_follows_and_serves_transcripts() {
             assert!(job.get(field).is_some(), "{field} in {job}");
         }
         let id = job["id"].as_str().unwrap().to_owned();
-        let again = post(json!({"url": "https://a.example/a.wav", "key": "meeting-1"})).send().await.unwrap();
+        let again = post(json!({"url": "https://a.example/a.wav", "key": "meeting-1", "labels": {"team": "sales"}}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 200);
         assert_eq!(again.json::<Value>().await.unwrap()["id"], job["id"]);
+        // The same key with another request is a conflict naming the job, never the old job.
+        let other = post(json!({"url": "https://a.example/b.wav", "key": "meeting-1", "labels": {"team": "sales"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 409);
+        let conflict: Value = other.json().await.unwrap();
+        assert_eq!(conflict["code"], "key_reused", "{conflict}");
+        assert_eq!(conflict["job_id"], job["id"], "{conflict}");
+        assert!(conflict["error"].as_str().unwrap().contains("input"), "{conflict}");
         assert_eq!(sim.jobs().len(), 1, "the same key is never a second submit");
 
         // Its events, to the end.
@@ -224,7 +237,7 @@ async fn the_http_api_submits_follows_and_serves_transcripts() {
 
         // Lists, filtered and paged.
         let sales: Value = http
-            .get(format!("{base}/v1/jobs?label=team:sales"))
+            .get(format!("{base}/v1/jobs?label=team=sales"))
             .bearer_auth(KEY)
             .send()
             .await
@@ -549,7 +562,7 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
         }
         let answer = http.get(format!("{base}/")).send().await.unwrap();
         capture(c, "GET", "/", answer).await;
-        for query in ["?state=finished&label=team:docs&limit=10", "?state=sleeping"] {
+        for query in ["?state=finished&label=team=docs&limit=10", "?state=sleeping"] {
             let answer = http
                 .get(format!("{jobs}{query}"))
                 .bearer_auth(KEY)

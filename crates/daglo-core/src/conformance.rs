@@ -155,6 +155,34 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     // Writes to an entry the journal does not hold fail.
     assert!(journal.submitted(crate::EntryId(i64::MAX), &rid).await.is_err());
 
+    // Deleting one job: only an ended entry goes, with its key; others are left alone.
+    let doomed = intent("d");
+    let doomed_job = doomed.job.clone();
+    let Claim::Created(d) = journal.claim(doomed).await.expect("claim") else {
+        panic!("a new key is recorded");
+    };
+    assert!(
+        !journal.forget(&doomed_job).await.expect("forget"),
+        "an entry under way is not removed"
+    );
+    journal.submitted(d, &rid).await.expect("submitted");
+    assert!(
+        !journal.forget(&doomed_job).await.expect("forget"),
+        "nor a running one"
+    );
+    journal
+        .finished(d, &OutcomeKind::Empty, None)
+        .await
+        .expect("finished");
+    assert!(
+        journal.forget(&doomed_job).await.expect("forget"),
+        "an ended one is"
+    );
+    assert!(journal.by_job(&doomed_job).await.expect("by_job").is_none());
+    assert!(journal.by_key(&name("key-d")).await.expect("by_key").is_none());
+    assert!(!journal.forget(&doomed_job).await.expect("forget"), "once");
+    assert!(!journal.forget(&crate::JobId::random()).await.expect("forget"));
+
     // Retention: only ended entries changed before the cut-off go, and the key is free again.
     let past = SystemTime::now() - Duration::from_secs(3600);
     assert!(
@@ -217,5 +245,12 @@ pub async fn check_job_log(log: &dyn crate::JobLog, prefix: &str) {
     assert_eq!(marked, expected, "a job is in a set once");
     log.mark(&set, &a, false).await.expect("unmark");
     log.mark(&set, &a, false).await.expect("unmark twice");
-    assert_eq!(log.marked(&set).await.expect("marked"), [b]);
+    assert_eq!(log.marked(&set).await.expect("marked"), [b.clone()]);
+
+    // Clearing one list of one job leaves the others.
+    log.clear(&list, &a).await.expect("clear");
+    assert!(log.read(&list, &a).await.expect("read").is_empty());
+    assert_eq!(log.read(&other, &a).await.expect("read"), ["other list"]);
+    assert_eq!(log.read(&list, &b).await.expect("read"), ["other job"]);
+    log.clear(&list, &a).await.expect("clear twice");
 }

@@ -486,3 +486,41 @@ async fn deleting_a_job_removes_its_data_and_frees_its_key_and_retention_does_it
     .await
     .expect("within the deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_generated_from_the_api_document_drives_the_service() {
+    let Some(python) = crate::serve::python_with(
+        "openapi_python_client, openapi_spec_validator, httpx, attrs",
+        "the generated Python client",
+    ) else {
+        return;
+    };
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let sim = Simulator::start(SimConfig::default().processing_time(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        let dir = dir("generated-client");
+        let serve = Serve::start(&sim, &dir, &tenants_config(&sim, &dir.join("data"), ""), &[]).await;
+        let root = concat!(env!("CARGO_MANIFEST_DIR"));
+        let out = tokio::process::Command::new(python)
+            .arg(format!("{root}/scripts/drive_generated_client.py"))
+            .arg(format!("{root}/docs/serve-openapi.yaml"))
+            .arg(dir.join("python"))
+            .arg(&serve.base)
+            .arg(SALES)
+            .output()
+            .await
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains(" passed, 0 failed"), "{said}");
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}

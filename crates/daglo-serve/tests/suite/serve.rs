@@ -758,7 +758,7 @@ async fn two_replicas_on_redis_one_killed_mid_batch_finish_every_job_once() {
 
 /// The interpreter `DAGLO_TEST_PYTHON` names (else `python3`) if it imports every module of
 /// `modules`; in CI its absence fails the test, elsewhere it is skipped with a message.
-fn python_with(modules: &str, test: &str) -> Option<PathBuf> {
+pub(crate) fn python_with(modules: &str, test: &str) -> Option<PathBuf> {
     let candidate =
         std::env::var_os("DAGLO_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
     let ok = std::process::Command::new(&candidate)

@@ -3,7 +3,7 @@
 //! Start the emulator as its own process (it must outlive this one), then submit and stop:
 //!
 //! ```text
-//! cargo run -p daglo-sim -- --port 8080 --processing-ms 15000 &
+//! daglo sim --port 8080 --processing-ms 15000 &        # or: cargo run -p daglo-sim -- …
 //! cargo run --example resume -- submit http://127.0.0.1:8080     # prints the rid, saves it, exits
 //! cargo run --example resume -- wait http://127.0.0.1:8080       # a new process picks it up
 //! ```

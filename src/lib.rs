@@ -209,7 +209,7 @@ pub mod callback {
 
 /// The local emulator of the service (`daglo-sim`): every endpoint, the rate limit, callbacks
 /// and fault injection, in-process on `127.0.0.1:0`. For tests and demos without a token or a
-/// network; the same emulator runs standalone as `cargo run -p daglo-sim`.
+/// network; the same emulator runs standalone as `daglo sim` (or the `daglo-sim` binary).
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim {

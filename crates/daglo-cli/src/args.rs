@@ -59,6 +59,19 @@ pub(crate) enum Command {
     /// them through the service's receiver (the same checks, state machine and confirmation).
     #[command(subcommand)]
     Callbacks(Callbacks),
+    /// Run the Daglo emulator as a standalone server (what the `daglo-sim` binary runs), for
+    /// the examples and your own tests: `daglo sim --port 8080`; `daglo sim --help` for its
+    /// flags.
+    #[command(disable_help_flag = true)]
+    Sim(Sim),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Sim {
+    /// The emulator's flags (`--host`, `--port`, `--token`, `--seed`, `--processing-ms`,
+    /// `--rate-limit`, `--lenient`, `--help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "FLAGS")]
+    pub(crate) args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,8 +102,13 @@ pub(crate) struct CallbacksArgs {
 pub(crate) struct Serve {
     /// The configuration file (TOML; every key in crates/daglo-serve/docs/serve.md). Without one, the defaults
     /// and the DAGLO_* variables.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "emulate")]
     pub(crate) config: Option<PathBuf>,
+    /// Try it: serve on 127.0.0.1:8080 (DAGLO_LISTEN to change) against an emulator of Daglo
+    /// in this process — no token, a throw-away API key printed at start, data in a temporary
+    /// directory removed at exit. Nothing reaches Daglo.
+    #[arg(long)]
+    pub(crate) emulate: bool,
 }
 
 #[derive(Debug, Args)]

@@ -65,7 +65,7 @@ async fn main() -> ExitCode {
     let listen = match &cli.command {
         Command::Transcribe(args) => Some(args.service.metrics_listen),
         Command::Resume(args) => Some(args.service.metrics_listen),
-        Command::Jobs(_) | Command::Serve(_) | Command::Callbacks(_) => None,
+        Command::Jobs(_) | Command::Serve(_) | Command::Callbacks(_) | Command::Sim(_) => None,
     };
     // Every run that talks to the service ends with what it cost.
     let cost = match listen {
@@ -82,6 +82,11 @@ async fn main() -> ExitCode {
         Command::Jobs(args) => jobs::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Callbacks(args) => callbacks::run(args).await,
+        Command::Sim(args) => Ok(match daglo_sim::cli::run(args.args.into_iter()).await {
+            code if code == ExitCode::SUCCESS => failure::exit::OK,
+            code if code == ExitCode::from(2) => failure::exit::USAGE,
+            _ => 4,
+        }),
     };
     // (Not after bad input: nothing was asked of the service.)
     if let Some(cost) = &cost

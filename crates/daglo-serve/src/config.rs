@@ -60,7 +60,7 @@ impl std::str::FromStr for Strategy {
 
 /// A caller's API key. Its text never appears in `Debug`, logs or answers; the service keeps
 /// only its SHA-256 digest.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct ApiKey(String);
 
@@ -82,12 +82,14 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// The service's configuration (`daglo.toml`; see `docs/serve.md`).
-#[derive(Debug, Clone, Deserialize)]
+/// The service's configuration (`daglo.toml`; see `docs/serve.md`, and `examples/daglo.toml`
+/// for every key at its default).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
-    /// Where the API and Daglo's callbacks are served (default `0.0.0.0:8080`).
+    /// Where the API and Daglo's callbacks are served (default `127.0.0.1:8080`: this host
+    /// only; `0.0.0.0:8080` to serve others, as in a container).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// How Daglo reaches this service; callbacks go to `<public_url>/daglo/…`. Needed by the
@@ -156,7 +158,7 @@ pub struct Config {
 }
 
 /// One `[[tenants]]` table: a team or product sharing the service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TenantConfig {
@@ -278,7 +280,7 @@ impl Limits {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8080))
+    SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 fn default_base_url() -> String {
     daglo::client::DEFAULT_BASE_URL.to_owned()
@@ -602,5 +604,132 @@ fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names serde reads for `T`: what `deserialize_struct` is told.
+    fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Recorder(&'static [&'static str]);
+        #[derive(Debug)]
+        struct Stop;
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("stop")
+            }
+        }
+        impl std::error::Error for Stop {}
+        impl serde::de::Error for Stop {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Self
+            }
+        }
+        impl<'de> serde::Deserializer<'de> for &mut Recorder {
+            type Error = Stop;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Stop> {
+                self.0 = fields;
+                Err(Stop)
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut recorder = Recorder(&[]);
+        let _ = T::deserialize(&mut recorder);
+        recorder.0
+    }
+
+    const EXAMPLE: &str = include_str!("../../../examples/daglo.toml");
+    const DOCS: &str = include_str!("../docs/serve.md");
+
+    #[test]
+    fn the_example_lists_every_key_at_the_code_s_default() {
+        let example = Config::from_toml(EXAMPLE).expect("examples/daglo.toml parses");
+        let defaults = Config::from_toml("").expect("the defaults");
+        assert_eq!(example, defaults, "examples/daglo.toml's values are the defaults");
+        let listed = |key: &str| {
+            EXAMPLE.lines().any(|line| {
+                let line = line.trim_start_matches('#').trim_start();
+                line.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+        };
+        for (table, keys) in [
+            ("", fields::<Config>()),
+            ("limits.", fields::<Limits>()),
+            ("webhook.", fields::<WebhookConfig>()),
+            ("tenants.", fields::<TenantConfig>()),
+        ] {
+            assert!(!keys.is_empty());
+            for key in keys {
+                // A table (`[limits]`, `[webhook]`, `[[tenants]]`) is checked key by key.
+                if matches!(*key, "limits" | "webhook" | "tenants") {
+                    assert!(
+                        EXAMPLE.contains(&format!("[{table}{key}]"))
+                            || EXAMPLE.contains(&format!("[[{key}]]"))
+                            || EXAMPLE.contains(&format!("[{key}]")),
+                        "[{table}{key}] is not in examples/daglo.toml"
+                    );
+                    continue;
+                }
+                assert!(listed(key), "`{table}{key}` is not in examples/daglo.toml");
+                assert!(
+                    DOCS.contains(&format!("`{key}`")) || DOCS.contains(&format!("`{table}{key}`")),
+                    "`{table}{key}` is not in docs/serve.md"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tenants_are_checked_when_the_configuration_is() {
+        let base = "api_keys = [\"sk-default-0123456789\"]\n";
+        let bad = [
+            (
+                "[[tenants]]\nname = \"Sales Team\"\napi_keys = [\"sk-sales-0123456789\"]\n",
+                "tenants.name",
+            ),
+            (
+                "[[tenants]]\nname = \"default\"\napi_keys = [\"sk-sales-0123456789\"]\n",
+                "tenants.name",
+            ),
+            ("[[tenants]]\nname = \"a\"\napi_keys = []\n", "tenants.api_keys"),
+            (
+                "[[tenants]]\nname = \"a\"\napi_keys = [\"sk-default-0123456789\"]\n",
+                "api_keys",
+            ),
+            (
+                "[[tenants]]\nname = \"a\"\napi_keys = [\"sk-a-0123456789abc\"]\nshare = 0\n",
+                "tenants.share",
+            ),
+            ("retention_days = 0\n", "retention_days"),
+        ];
+        for (extra, key) in bad {
+            let config = Config::from_toml(&format!("{base}{extra}")).unwrap();
+            let error = config.validate().expect_err(extra).to_string();
+            assert!(error.contains(key), "{extra}: {error}");
+        }
+        let good = Config::from_toml(&format!(
+            "{base}admin_api_keys = [\"sk-admin-0123456789\"]\n[[tenants]]\nname = \"sales\"\napi_keys = [\"sk-sales-0123456789\"]\nshare = 3\n"
+        ))
+        .unwrap();
+        good.validate().unwrap();
+        let names: Vec<String> = good.all_tenants().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["default", "sales"]);
+        let error = Config::from_toml("").unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("api_keys"), "{error}");
     }
 }

@@ -42,7 +42,7 @@ mod webhook;
 
 pub use config::{ApiKey, Config, DEFAULT_TENANT, Limits, Strategy, TenantConfig};
 pub use error::Error;
-pub use run::{RunError, run};
+pub use run::{RunError, run, serve};
 pub use server::Server;
 pub use webhook::{JOB_FINISHED, JOB_PROGRESS, WebhookConfig, WebhookSecret};
 

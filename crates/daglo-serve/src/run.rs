@@ -58,6 +58,15 @@ pub async fn run(config: Option<&Path>) -> Result<(), RunError> {
                 "set DAGLO_API_TOKEN to the Daglo API token (it is read from there only)".to_owned(),
             )
         })?;
+    serve(config, token).await
+}
+
+/// Starts the service on `config` with the Daglo API token `token`, prints `daglo serve:
+/// listening on http://ADDR` to stderr, and serves until SIGTERM or Ctrl-C, then drains within
+/// `grace_secs` — what [`run`] does once it has read the configuration (and `daglo serve
+/// --emulate` with a configuration of its own).
+pub async fn serve(config: Config, token: String) -> Result<(), RunError> {
+    let usage = |e: &dyn std::error::Error| RunError::Usage(daglo::internal::error_chain(e));
     let grace = std::time::Duration::from_secs(config.grace_secs);
     // The handler first: a SIGTERM from the moment the address is printed drains.
     let stop = stopped();
@@ -66,6 +75,7 @@ pub async fn run(config: Option<&Path>) -> Result<(), RunError> {
         _ => RunError::Start(e),
     })?;
     eprintln!("daglo serve: listening on http://{}", server.local_addr());
+    eprintln!("daglo serve: the page is at http://{}/", server.local_addr());
     stop.await;
     eprintln!("daglo serve: draining (at most {} s)", grace.as_secs());
     server.drain(grace).await;

@@ -35,7 +35,7 @@ pub const JOB_PROGRESS: &str = "job.progress";
 
 /// A webhook signing secret: `whsec_` and the base64 of at least 16 random bytes (the prefix
 /// may be left out). Never shown in `Debug` or logs.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(Arc<Vec<u8>>);
 
 impl WebhookSecret {
@@ -99,7 +99,7 @@ impl<'de> Deserialize<'de> for WebhookSecret {
 }
 
 /// The `[webhook]` table of `daglo.toml`: where job events go, signed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WebhookConfig {
@@ -557,7 +557,6 @@ impl Webhooks {
             "tenant": shown["tenant"],
             "key": shown["key"],
             "labels": shown["labels"],
-            "input": job.input,
             "state": job.state,
             "rid": job.rid,
             "status": job.status,

@@ -57,6 +57,7 @@
 //! both sides, so thousands of rate-limited jobs run in seconds.
 
 mod callbacks;
+pub mod cli;
 mod clock;
 mod config;
 mod logs;

@@ -12,3 +12,4 @@ mod billing;
 mod callbacks;
 mod cli;
 mod monitoring;
+mod try_it;

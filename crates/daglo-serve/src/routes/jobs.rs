@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
 use super::{found, query_pairs, single};
+use crate::DEFAULT_TENANT;
 use crate::auth::Caller;
 use crate::problem::{Problem, json};
 use crate::server::App;
@@ -222,6 +223,40 @@ async fn create(
         }
     };
     let options = options.unwrap_or_default();
+    // A key of the default tenant may name a job made before tenants existed (its key not
+    // namespaced, no tenant label): that job is the key's, never submitted again.
+    if let Some(own) = input_key(&input)
+        .as_deref()
+        .and_then(|k| k.strip_prefix(&format!("{DEFAULT_TENANT}/")))
+        .filter(|_| &*tenant.name == DEFAULT_TENANT)
+    {
+        match app.journal.by_key(own).await {
+            Ok(Some(entry))
+                if !entry.intent.labels.contains_key(TENANT_LABEL)
+                    && !matches!(entry.state, daglo::journal::EntryState::NotSubmitted { .. }) =>
+            {
+                let mut labels = input.labels().clone();
+                labels.remove(TENANT_LABEL);
+                let job = entry.snapshot();
+                if entry.intent.input != input.describe()
+                    || entry.intent.options_digest != options.digest()
+                    || entry.intent.labels != labels
+                {
+                    return Err(Problem::conflict(format!(
+                        "the key names job {} made by another request: send the same request, or another key",
+                        job.id
+                    ))
+                    .code("key_reused")
+                    .with("job_id", job.id.to_string()));
+                }
+                let now = app.transcriber.job(&job.id).await.ok().flatten().unwrap_or(job);
+                crate::metrics::tenant_job(&tenant.name, "existing");
+                return Ok(json(StatusCode::OK, &present(&now)));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Problem::unavailable(&e)),
+        }
+    }
     // A key names one request: the same again is its job, another request under it is `409`.
     if let Some(key) = input_key(&input) {
         match app.journal.by_key(&key).await {

@@ -524,3 +524,53 @@ async fn a_python_client_generated_from_the_api_document_drives_the_service() {
     .await
     .expect("within the deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_from_before_tenants_still_names_its_job_after_the_upgrade() {
+    use daglo::journal::{Claim, Intent, Journal as _, OutcomeKind, SqliteJournal};
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let sim = Simulator::start(SimConfig::default()).await.unwrap();
+        let dir = dir("upgrade");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        // A job written by a version without tenants: its key as the caller gave it, no label.
+        let url = "https://a.example/old.wav";
+        let options = daglo::JobOptions::default();
+        let old = {
+            let journal = SqliteJournal::open(data.join("journal.sqlite")).unwrap();
+            let intent = Intent::new(url, options.digest(), "polling").with_key(Some("legacy-1".to_owned()));
+            let job = intent.job.clone();
+            let Claim::Created(entry) = journal.claim(intent).await.unwrap() else {
+                panic!("a new entry");
+            };
+            journal
+                .submitted(entry, &daglo::Rid::new("rid-old"))
+                .await
+                .unwrap();
+            journal.finished(entry, &OutcomeKind::Empty, None).await.unwrap();
+            job
+        };
+        let serve = Serve::start(&sim, &dir, &tenants_config(&sim, &data, ""), &[]).await;
+        let (base, http) = (&serve.base, reqwest::Client::new());
+        let (status, job) = create(&http, base, KEY, json!({"url": url, "key": "legacy-1"})).await;
+        assert_eq!(status, 200, "{job}");
+        assert_eq!(job["id"], old.to_string());
+        assert_eq!(job["tenant"], "default");
+        let (status, other) = create(
+            &http,
+            base,
+            KEY,
+            json!({"url": "https://a.example/new.wav", "key": "legacy-1"}),
+        )
+        .await;
+        assert_eq!((status, &other["code"]), (409, &json!("key_reused")), "{other}");
+        // Another tenant's same key is its own.
+        let (status, _) = create(&http, base, SALES, json!({"url": url, "key": "legacy-1"})).await;
+        assert_eq!(status, 201);
+        assert_eq!(sim.jobs().len(), 1, "only the other tenant's job was submitted");
+        drop(serve);
+        let _ = std::fs::remove_dir_all(dir);
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -1216,7 +1216,8 @@ async fn callbacks_are_written_down_before_answered_and_replayed_after_a_crash()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_uploads_a_file_shows_progress_to_100_and_its_transcript_in_chromium() {
+async fn the_page_uploads_a_file_shows_progress_to_100_and_its_transcript_in_chromium_and_each_state_at_1280_and_420_px()
+ {
     let Some(python) = python_with("selenium", "the page test") else {
         return;
     };
@@ -1287,6 +1288,20 @@ async fn the_page_uploads_a_file_shows_progress_to_100_and_its_transcript_in_chr
         assert!(
             png.starts_with(b"\x89PNG"),
             "a screenshot is kept at {screenshot}"
+        );
+        let narrow = std::fs::read(screenshot.replace(".png", "-420.png")).unwrap();
+        assert!(narrow.starts_with(b"\x89PNG"), "a screenshot at 420 px");
+        assert_eq!(
+            report["checked"],
+            json!([
+                "times with a zone",
+                "replay says what it did",
+                "a failed job is red with its reason",
+                "delete says what it did",
+                "420 px",
+                "offline said and recovered"
+            ]),
+            "{report}"
         );
         // The job the page made carries the label it typed.
         let id = report["job"].as_str().unwrap();

@@ -64,6 +64,10 @@ pub(crate) async fn run(args: Jobs) -> Result<u8, Failure> {
             EntryState::Intended => ("uncertain", String::new(), String::new()),
             EntryState::NotSubmitted { reason } => ("not submitted", String::new(), reason.clone()),
             EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new()),
+            // A job Daglo failed ended, but not with a transcript: `failed`, its status beside.
+            EntryState::Finished { rid, outcome, .. } if !outcome.is_success() => {
+                ("failed", rid.to_string(), outcome.to_string())
+            }
             EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.to_string()),
             _ => ("?", String::new(), String::new()),
         };

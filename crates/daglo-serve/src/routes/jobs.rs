@@ -223,58 +223,37 @@ async fn create(
         }
     };
     let options = options.unwrap_or_default();
+    let described = input.describe();
+    let digest = options.digest();
     // A key of the default tenant may name a job made before tenants existed (its key not
     // namespaced, no tenant label): that job is the key's, never submitted again.
     if let Some(own) = input_key(&input)
         .as_deref()
         .and_then(|k| k.strip_prefix(&format!("{DEFAULT_TENANT}/")))
         .filter(|_| &*tenant.name == DEFAULT_TENANT)
+        && let Some(entry) = held(&app, own).await?
+        && !entry.intent.labels.contains_key(TENANT_LABEL)
     {
-        match app.journal.by_key(own).await {
-            Ok(Some(entry))
-                if !entry.intent.labels.contains_key(TENANT_LABEL)
-                    && !matches!(entry.state, daglo::journal::EntryState::NotSubmitted { .. }) =>
-            {
-                let mut labels = input.labels().clone();
-                labels.remove(TENANT_LABEL);
-                let job = entry.snapshot();
-                if entry.intent.input != input.describe()
-                    || entry.intent.options_digest != options.digest()
-                    || entry.intent.labels != labels
-                {
-                    return Err(Problem::conflict(format!(
-                        "the key names job {} made by another request: send the same request, or another key",
-                        job.id
-                    ))
-                    .code("key_reused")
-                    .with("job_id", job.id.to_string()));
-                }
-                let now = app.transcriber.job(&job.id).await.ok().flatten().unwrap_or(job);
-                crate::metrics::tenant_job(&tenant.name, "existing");
-                return Ok(json(StatusCode::OK, &present(&now)));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(Problem::unavailable(&e)),
+        let mut labels = input.labels().clone();
+        labels.remove(TENANT_LABEL);
+        let job = entry.snapshot();
+        if let Some(different) = differs(&entry.intent, &described, &digest, &labels) {
+            return Err(key_reused(&job.id, different));
         }
+        let now = app.transcriber.job(&job.id).await.ok().flatten().unwrap_or(job);
+        crate::metrics::tenant_job(&tenant.name, "existing");
+        return Ok(json(StatusCode::OK, &present(&now)));
     }
     // A key names one request: the same again is its job, another request under it is `409`.
-    if let Some(key) = input_key(&input) {
-        match app.journal.by_key(&key).await {
-            Ok(Some(entry)) if !matches!(entry.state, daglo::journal::EntryState::NotSubmitted { .. }) => {
-                let job = entry.snapshot();
-                if let Some(different) = differs(&entry.intent, &input, &options) {
-                    crate::metrics::tenant_job(&tenant.name, "existing");
-                    return Err(Problem::conflict(format!(
-                        "the key names job {} made by another request ({different} differ): send the same request, or another key",
-                        job.id
-                    ))
-                    .code("key_reused")
-                    .with("job_id", job.id.to_string()));
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return Err(Problem::unavailable(&e)),
+    let mut known = false;
+    if let Some(key) = input_key(&input)
+        && let Some(entry) = held(&app, &key).await?
+    {
+        if let Some(different) = differs(&entry.intent, &described, &digest, input.labels()) {
+            crate::metrics::tenant_job(&tenant.name, "existing");
+            return Err(key_reused(&entry.intent.job, different));
         }
+        known = true;
     }
     if let Some(max) = tenant.max_running {
         let running = app
@@ -288,10 +267,6 @@ async fn create(
             .await
             .map_err(|e| Problem::unavailable(&e))?
             .len();
-        let known = match input_key(&input) {
-            Some(key) => app.journal.by_key(&key).await.ok().flatten().is_some(),
-            None => false,
-        };
         if running >= max && !known {
             crate::metrics::tenant_job(&tenant.name, "refused");
             return Err(Problem::new(
@@ -351,28 +326,45 @@ fn input_key(input: &Input) -> Option<String> {
     input.idempotency_key().map(str::to_owned)
 }
 
-/// What differs between the request a key's entry recorded and this one (`None`: the same
-/// request — input, options and labels).
-fn differs(recorded: &daglo::journal::Intent, input: &Input, options: &JobOptions) -> Option<&'static str> {
-    let mut what = Vec::new();
-    if recorded.input != input.describe() {
-        what.push("input");
+/// The journal entry holding `key`, unless it provably submitted nothing (which frees the key).
+async fn held(app: &App, key: &str) -> Result<Option<daglo::journal::Entry>, Problem> {
+    match app.journal.by_key(key).await {
+        Ok(entry) => {
+            Ok(entry.filter(|e| !matches!(e.state, daglo::journal::EntryState::NotSubmitted { .. })))
+        }
+        Err(e) => Err(Problem::unavailable(&e)),
     }
-    if recorded.options_digest != options.digest() {
-        what.push("options");
-    }
-    if &recorded.labels != input.labels() {
-        what.push("labels");
-    }
-    match what.as_slice() {
-        [] => None,
-        ["input"] => Some("input"),
-        ["options"] => Some("options"),
-        ["labels"] => Some("labels"),
-        ["input", "options"] => Some("input and options"),
-        ["input", "labels"] => Some("input and labels"),
-        ["options", "labels"] => Some("options and labels"),
-        _ => Some("input, options and labels"),
+}
+
+/// `409 key_reused` naming the job the key holds.
+fn key_reused(job: &JobId, different: &str) -> Problem {
+    Problem::conflict(format!(
+        "the key names job {job} made by another request ({different} differ): send the same request, or another key"
+    ))
+    .code("key_reused")
+    .with("job_id", job.to_string())
+}
+
+/// What differs between the request a key's entry recorded and this one — its input as the
+/// journal describes it, its options' digest, its labels (`None`: the same request).
+fn differs(
+    recorded: &daglo::journal::Intent,
+    input: &str,
+    options_digest: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<&'static str> {
+    let input = recorded.input != input;
+    let options = recorded.options_digest != options_digest;
+    let labels = &recorded.labels != labels;
+    match (input, options, labels) {
+        (false, false, false) => None,
+        (true, false, false) => Some("input"),
+        (false, true, false) => Some("options"),
+        (false, false, true) => Some("labels"),
+        (true, true, false) => Some("input and options"),
+        (true, false, true) => Some("input and labels"),
+        (false, true, true) => Some("options and labels"),
+        (true, true, true) => Some("input, options and labels"),
     }
 }
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use daglo_client::SrtAnswer;
 use daglo_core::{
-    Claim, DeliveryError, Entry, EntryId, EntryState, Intent, JobFilter, JobId, JobOptions, JobSnapshot,
-    JobState, Journal, JournalError, Outcome, OutcomeKind, ProgressEvent, ResultDelivery, Rid, Status,
-    SubmitResponse, Ticket,
+    Claim, DeliveryError, Entry, EntryId, EntryPage, EntryQuery, EntryState, Intent, JobCursor, JobFilter,
+    JobId, JobOptions, JobPage, JobSnapshot, JobState, Journal, JournalError, Outcome, OutcomeKind,
+    ProgressEvent, ResultDelivery, Rid, Stage, Status, SubmitResponse, Ticket,
 };
 use tracing::Instrument as _;
 use tracing::warn;
@@ -74,6 +74,11 @@ pub(crate) fn owner() -> String {
 
 /// Renews entry `entry`'s lease every third of [`SUBMIT_LEASE`](daglo_core::SUBMIT_LEASE) on
 /// a task of its own (the upload is never held up by it) until the guard is dropped.
+/// Jobs a page holds when the filter sets no limit ([`Transcriber::page`]).
+const PAGE: usize = 50;
+/// Jobs read a page at a time by [`Transcriber::jobs`] without a limit.
+const LIST_STEP: usize = 500;
+
 fn renew_lease(journal: Arc<dyn Journal>, entry: EntryId) -> AbortOnDrop {
     AbortOnDrop::new(tokio::spawn(async move {
         let every = daglo_core::SUBMIT_LEASE / 3;
@@ -638,39 +643,116 @@ impl Transcriber {
     }
 
     /// The jobs `filter` selects, newest first: those this process follows and those the
-    /// journal holds.
+    /// journal holds. With a [`limit`](JobFilter::limit), one page of them ([`page`](Transcriber::page));
+    /// without one, every page, read in turn.
     pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobSnapshot>, TranscribeError> {
-        let mut found: std::collections::HashMap<JobId, JobSnapshot> = std::collections::HashMap::new();
-        if let Some(journal) = &self.journal {
-            let journal_error = |source| TranscribeError::Journal { rid: None, source };
-            // A key names one entry at most: look it up rather than read every entry.
-            let entries = match &filter.key {
-                Some(key) => journal
-                    .by_key(key)
-                    .await
-                    .map_err(journal_error)?
-                    .into_iter()
-                    .collect(),
-                None => journal.entries().await.map_err(journal_error)?,
-            };
-            for entry in entries {
-                let snapshot = entry.snapshot();
-                found.insert(snapshot.id.clone(), snapshot);
+        if filter.limit.is_some() {
+            return Ok(self.page(filter, None).await?.jobs);
+        }
+        let mut jobs = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.page(filter.clone().limit(LIST_STEP), after.as_ref()).await?;
+            jobs.extend(page.jobs);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(jobs),
             }
         }
-        for cell in self.table.all() {
-            let snapshot = cell.snapshot();
-            found.insert(snapshot.id.clone(), snapshot);
-        }
-        let mut jobs: Vec<JobSnapshot> = found.into_values().filter(|job| filter.matches(job)).collect();
-        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-        if let Some(limit) = filter.limit {
-            jobs.truncate(limit);
-        }
-        for job in &mut jobs {
+    }
+
+    /// One page of the jobs `filter` selects, newest first: at most its
+    /// [`limit`](JobFilter::limit) (50 when it sets none), starting after `after` (the
+    /// [`next`](JobPage::next) of the page before). With a journal the page is read from its
+    /// indexes ([`Journal::page`]): it costs what it returns, however many jobs the journal
+    /// holds; each job is shown as this process knows it when it follows it. A cursor of
+    /// another transcriber kind is [`TranscribeError::Cursor`].
+    ///
+    /// A page may hold fewer jobs than the limit and still have a next one: the journal tells
+    /// a submit under way from an uncertain one, or a running job from one given up on, only
+    /// after reading it.
+    pub async fn page(
+        &self,
+        filter: JobFilter,
+        after: Option<&JobCursor>,
+    ) -> Result<JobPage, TranscribeError> {
+        let limit = filter.limit.unwrap_or(PAGE).max(1);
+        let journal_error = |source| TranscribeError::Journal { rid: None, source };
+        let wrong_cursor = |cursor: &JobCursor| TranscribeError::Cursor {
+            cursor: cursor.to_string(),
+        };
+        let mut page = match &self.journal {
+            Some(journal) => {
+                let before = match after {
+                    Some(cursor) => Some(cursor.as_entry().ok_or_else(|| wrong_cursor(cursor))?),
+                    None => None,
+                };
+                let entries = match &filter.key {
+                    // A key names one entry at most.
+                    Some(key) => EntryPage::new(
+                        journal
+                            .by_key(key)
+                            .await
+                            .map_err(journal_error)?
+                            .filter(|entry| before.is_none_or(|before| entry.id < before))
+                            .into_iter()
+                            .collect(),
+                        false,
+                    ),
+                    None => {
+                        let mut query = EntryQuery::newest(limit).before(before);
+                        for state in &filter.states {
+                            query = query.stage(Stage::of_job(*state));
+                        }
+                        query.labels.clone_from(&filter.labels);
+                        journal.page(&query).await.map_err(journal_error)?
+                    }
+                };
+                let next = entries
+                    .more
+                    .then(|| entries.entries.last().map(|entry| JobCursor::entry(entry.id)))
+                    .flatten();
+                let jobs = entries
+                    .entries
+                    .iter()
+                    .map(|entry| match self.table.get(&entry.intent.job) {
+                        Some(cell) => cell.snapshot(),
+                        None => entry.snapshot(),
+                    })
+                    .filter(|job| filter.matches(job))
+                    .collect();
+                JobPage::new(jobs, next)
+            }
+            None => {
+                // Only this process's jobs, at most a few thousand: sorted in memory.
+                let mut jobs: Vec<JobSnapshot> = self
+                    .table
+                    .all()
+                    .iter()
+                    .map(|cell| cell.snapshot())
+                    .filter(|job| filter.matches(job))
+                    .collect();
+                if let Some(cursor) = after {
+                    let mut kept = Vec::with_capacity(jobs.len());
+                    for job in jobs {
+                        if cursor.is_before(&job).ok_or_else(|| wrong_cursor(cursor))? {
+                            kept.push(job);
+                        }
+                    }
+                    jobs = kept;
+                }
+                jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+                let next = (jobs.len() > limit)
+                    .then(|| jobs.get(limit - 1).map(JobCursor::job))
+                    .flatten();
+                jobs.truncate(limit);
+                JobPage::new(jobs, next)
+            }
+        };
+        for job in &mut page.jobs {
             self.explain(job).await;
         }
-        Ok(jobs)
+        Ok(page)
     }
 
     /// The job's events, in order, ending after its outcome (a `futures` [`Stream`](futures_util::Stream)).
@@ -867,27 +949,61 @@ impl Transcriber {
     /// changed more than `older_than` ago — its journal entry ([`Journal::prune`]), its kept
     /// result, and this process's record of it. Running and uncertain jobs are kept. Returns
     /// the ids forgotten.
+    ///
+    /// The journal is pruned in small steps ([`PRUNE_STEP`](crate::journal::PRUNE_STEP)
+    /// entries each, the task yielding between them), so pruning a million entries never
+    /// holds the journal for long: other reads and writes go on meanwhile.
     pub async fn prune(&self, older_than: std::time::Duration) -> Result<Vec<JobId>, TranscribeError> {
         let before = std::time::SystemTime::now()
             .checked_sub(older_than)
             .unwrap_or(std::time::UNIX_EPOCH);
-        let mut pruned = match &self.journal {
-            Some(journal) => journal
-                .prune(before)
-                .await
-                .map_err(|source| TranscribeError::Journal { rid: None, source })?,
-            None => Vec::new(),
-        };
+        let mut pruned = Vec::new();
+        if let Some(journal) = &self.journal {
+            loop {
+                let step = self.prune_step(journal.as_ref(), before).await?;
+                let last = step.len() < crate::journal::PRUNE_STEP;
+                pruned.extend(step.into_iter().map(|entry| entry.intent.job));
+                if last {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut ended = Vec::new();
         for cell in self.table.all() {
             let job = cell.snapshot();
             if job.state.is_ended() && job.updated_at < before && !pruned.contains(&job.id) {
-                pruned.push(job.id);
+                ended.push(job.id);
             }
         }
+        self.let_go(&ended).await?;
+        pruned.extend(ended);
+        Ok(pruned)
+    }
+
+    /// One step of [`prune`](Transcriber::prune): at most [`PRUNE_STEP`](crate::journal::PRUNE_STEP)
+    /// entries ended before `before` removed from `journal`, and let go of here.
+    pub(crate) async fn prune_step(
+        &self,
+        journal: &dyn Journal,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<Entry>, TranscribeError> {
+        let step = journal
+            .prune(before, crate::journal::PRUNE_STEP)
+            .await
+            .map_err(|source| TranscribeError::Journal { rid: None, source })?;
+        let jobs: Vec<JobId> = step.iter().map(|entry| entry.intent.job.clone()).collect();
+        self.let_go(&jobs).await?;
+        Ok(step)
+    }
+
+    /// Lets go of jobs pruned from the journal: this process's record of each and its kept
+    /// result.
+    async fn let_go(&self, pruned: &[JobId]) -> Result<(), TranscribeError> {
         {
             let mut keys = lock(&self.table.keys);
             let mut cells = lock(&self.table.cells);
-            for id in &pruned {
+            for id in pruned {
                 if let Some(cell) = cells.remove(id)
                     && let Some(key) = &cell.view.borrow().snapshot.key
                 {
@@ -896,11 +1012,11 @@ impl Transcriber {
             }
         }
         if let Some(store) = &self.results {
-            for id in &pruned {
+            for id in pruned {
                 store.remove(id).await.map_err(TranscribeError::Results)?;
             }
         }
-        Ok(pruned)
+        Ok(())
     }
 
     /// After a restart: follows again every job the journal lists as running (re-registering

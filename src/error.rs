@@ -134,6 +134,13 @@ pub enum TranscribeError {
         /// Its state.
         state: daglo_core::JobState,
     },
+    /// A cursor from another kind of list: one made by a transcriber with a journal given to
+    /// one without, or the other way round ([`Transcriber::page`](crate::Transcriber::page)).
+    #[error("the cursor `{cursor}` is not a position in this transcriber's list of jobs")]
+    Cursor {
+        /// The cursor, as text.
+        cursor: String,
+    },
     /// The job journal could not be written. Before the submit, nothing was sent; after it,
     /// the rid is here: the job runs, but the journal does not know it.
     #[error("the job journal could not be written{}", rid.as_ref().map(|r| format!(" for job `{r}`")).unwrap_or_default())]
@@ -198,6 +205,7 @@ impl TranscribeError {
             | Self::NotSubmitted { .. }
             | Self::NotUncertain { .. }
             | Self::NotEnded { .. }
+            | Self::Cursor { .. }
             | Self::Results(_) => false,
             Self::Submit(error) => error.may_have_created_job(),
             Self::Wait { .. }

@@ -115,7 +115,7 @@ pub use daglo_core::telemetry;
 /// [`DirResults`](jobs::DirResults)) and what [`Transcriber::recover`] reports.
 pub mod jobs {
     pub use crate::table::{DirResults, JobEvents, RecoveryReport, Resolution, ResultError, ResultStore};
-    pub use daglo_core::{JobFilter, rfc3339};
+    pub use daglo_core::{CursorError, JobCursor, JobFilter, JobPage, rfc3339};
 }
 
 /// The seam every strategy implements beyond [`ResultDelivery`] and [`Ticket`]: why a wait gave
@@ -236,7 +236,8 @@ pub mod journal {
     pub use daglo_core::conformance::check_job_log;
     pub use daglo_core::conformance::check_journal;
     pub use daglo_core::{
-        Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, OutcomeKind, Recovery,
+        Claim, Entry, EntryId, EntryPage, EntryQuery, EntryState, Intent, JobLog, Journal, JournalError,
+        OutcomeKind, PRUNE_STEP, Recovery, Stage,
     };
     #[cfg(feature = "journal")]
     #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
@@ -301,6 +302,20 @@ pub mod internal {
     /// it; `Ok(false)` for a job followed here already, ended, or not running.
     pub async fn adopt_job(transcriber: &Transcriber, id: &JobId) -> Result<bool, TranscribeError> {
         transcriber.adopt_job(id).await
+    }
+
+    /// One step of [`Transcriber::prune`]: at most [`PRUNE_STEP`](crate::journal::PRUNE_STEP)
+    /// entries that ended before `before` removed from the journal (their kept results and this
+    /// process's record of them too), returned so the caller can clear what it kept about them
+    /// (`daglo serve`: the inbox under each callback key). Empty without a journal.
+    pub async fn prune_step(
+        transcriber: &Transcriber,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<crate::journal::Entry>, TranscribeError> {
+        match &transcriber.journal {
+            Some(journal) => transcriber.prune_step(journal.as_ref(), before).await,
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -51,8 +51,19 @@ pub(crate) async fn run(args: Jobs) -> Result<u8, Failure> {
             .ok()
             .and_then(|age| std::time::SystemTime::now().checked_sub(age))
             .unwrap_or(std::time::UNIX_EPOCH);
-        let pruned = journal.prune(before).await.map_err(|e| Failure::service(&e))?;
-        eprintln!("pruned {} ended entries older than {days} days", pruned.len());
+        let mut pruned = 0;
+        loop {
+            let step = journal
+                .prune(before, daglo::journal::PRUNE_STEP)
+                .await
+                .map_err(|e| Failure::service(&e))?
+                .len();
+            pruned += step;
+            if step < daglo::journal::PRUNE_STEP {
+                break;
+            }
+        }
+        eprintln!("pruned {pruned} ended entries older than {days} days");
     }
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
     println!(

@@ -186,13 +186,23 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
     // Retention: only ended entries changed before the cut-off go, and the key is free again.
     let past = SystemTime::now() - Duration::from_secs(3600);
     assert!(
-        journal.prune(past).await.expect("prune").is_empty(),
+        journal.prune(past, 100).await.expect("prune").is_empty(),
         "nothing that recent"
     );
-    let mut pruned = journal
-        .prune(SystemTime::now() + Duration::from_secs(1))
-        .await
-        .expect("prune");
+    // In steps of at most two, oldest first, until a step removes fewer.
+    let mut pruned = Vec::new();
+    loop {
+        let step = journal
+            .prune(SystemTime::now() + Duration::from_secs(1), 2)
+            .await
+            .expect("prune");
+        assert!(step.len() <= 2, "a step removes at most what it may");
+        let last = step.len() < 2;
+        pruned.extend(step.into_iter().map(|entry| entry.intent.job));
+        if last {
+            break;
+        }
+    }
     pruned.sort();
     let mut expected = vec![job, keyless.job, refused_job, retried_job];
     expected.sort();
@@ -205,6 +215,92 @@ pub async fn check_journal(journal: &dyn Journal, prefix: &str) {
         journal.claim(intent("a")).await.expect("claim"),
         Claim::Created(_)
     ));
+
+    check_pages(journal, prefix).await;
+}
+
+/// Pages through `journal` with several queries and limits, each page compared with what
+/// reading every entry and filtering gives; and recovery lists exactly the entries not ended.
+async fn check_pages(journal: &dyn Journal, prefix: &str) {
+    use crate::journal::{EntryQuery, Stage};
+    let rid = Rid::new("page-rid");
+    for n in 0..24u32 {
+        let labels = [
+            ("team".to_owned(), if n % 3 == 0 { "a" } else { "b" }.to_owned()),
+            ("kind".to_owned(), if n % 2 == 0 { "x" } else { "y" }.to_owned()),
+        ];
+        let intent =
+            Intent::new(format!("{prefix}-page-{n}"), "fnv1a64:0", "polling").with_labels(labels.into());
+        let id = journal.intend(intent).await.expect("intend");
+        match n % 5 {
+            0 => {}
+            1 => journal.submitted(id, &rid).await.expect("submitted"),
+            2 | 3 => {
+                journal.submitted(id, &rid).await.expect("submitted");
+                let outcome = if n % 5 == 2 {
+                    OutcomeKind::Transcript
+                } else {
+                    OutcomeKind::Failed(Status::parse("file_error"))
+                };
+                journal.finished(id, &outcome, None).await.expect("finished");
+            }
+            _ => journal.not_submitted(id, "400").await.expect("not_submitted"),
+        }
+    }
+    let all = journal.entries().await.expect("entries");
+    let queries = [
+        EntryQuery::default(),
+        EntryQuery::default().stage(Stage::Finished),
+        EntryQuery::default().stage(Stage::Submitted).stage(Stage::Failed),
+        EntryQuery::default().label("team", "a"),
+        EntryQuery::default().label("team", "b").stage(Stage::Finished),
+        EntryQuery::default().label("team", "a").label("kind", "x"),
+        EntryQuery::default()
+            .label("team", "b")
+            .stage(Stage::Intended)
+            .stage(Stage::NotSubmitted),
+        EntryQuery::default().label("team", "nobody"),
+    ];
+    for query in queries {
+        let expected: Vec<_> = all
+            .iter()
+            .rev()
+            .filter(|entry| query.matches(entry))
+            .map(|entry| entry.id)
+            .collect();
+        for limit in [1, 4, 50] {
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let mut asked = query.clone().before(before);
+                asked.limit = limit;
+                let page = journal.page(&asked).await.expect("page");
+                assert!(page.entries.len() <= limit, "a page holds at most its limit");
+                seen.extend(page.entries.iter().map(|entry| entry.id));
+                if !page.more {
+                    break;
+                }
+                assert_eq!(page.entries.len(), limit, "a page followed by more is full");
+                before = page.entries.last().map(|entry| entry.id);
+                assert!(seen.len() <= all.len(), "pages end");
+            }
+            assert_eq!(seen, expected, "{query:?} in pages of {limit}");
+        }
+    }
+    let recovery = journal.recover().await.expect("recover");
+    let mut unended: Vec<_> = recovery
+        .pending
+        .iter()
+        .chain(&recovery.uncertain)
+        .map(|entry| entry.id)
+        .collect();
+    unended.sort();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|entry| !entry.is_ended())
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(unended, expected, "recovery lists exactly the entries not ended");
 }
 
 /// Runs every check on `log`, whose lists and sets named `<prefix>-…` must be empty, panicking

@@ -343,6 +343,114 @@ impl JobFilter {
     }
 }
 
+/// Where a list of jobs goes on: the position after the last job of a page
+/// ([`JobPage::next`]). Opaque: written and read back as text (`daglo serve`'s `next_cursor`),
+/// never built by hand. A cursor from a transcriber with a journal names a journal position;
+/// one without a journal, a job and its creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobCursor(Position);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Position {
+    /// Older than this journal entry.
+    Entry(i64),
+    /// Older than this job (creation time in ms, then id), in a transcriber without a journal.
+    Job(u64, JobId),
+}
+
+impl JobCursor {
+    /// The position after journal entry `entry`.
+    pub fn entry(entry: crate::EntryId) -> Self {
+        Self(Position::Entry(entry.0))
+    }
+
+    /// The position after `job`, in a list of jobs ordered newest first by creation.
+    pub fn job(job: &JobSnapshot) -> Self {
+        let ms = job
+            .created_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        Self(Position::Job(
+            u64::try_from(ms).unwrap_or(u64::MAX),
+            job.id.clone(),
+        ))
+    }
+
+    /// The journal entry it goes on after, for a cursor of a transcriber with a journal.
+    pub fn as_entry(&self) -> Option<crate::EntryId> {
+        match &self.0 {
+            Position::Entry(entry) => Some(crate::EntryId(*entry)),
+            Position::Job(..) => None,
+        }
+    }
+
+    /// Whether `job` comes after the position (is older), for a cursor of a transcriber
+    /// without a journal; `None` for a journal cursor.
+    pub fn is_before(&self, job: &JobSnapshot) -> Option<bool> {
+        match (&self.0, Self::job(job).0) {
+            (Position::Job(at, last), Position::Job(ms, id)) => Some((ms, &id) < (*at, last)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for JobCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Position::Entry(entry) => write!(f, "e{entry}"),
+            Position::Job(ms, id) => write!(f, "m{ms}.{id}"),
+        }
+    }
+}
+
+/// A text that is not a [`JobCursor`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{}` is not a cursor of this list (pass the `next_cursor` of the page before)", crate::internal::safe(.0))]
+pub struct CursorError(String);
+
+impl std::str::FromStr for JobCursor {
+    type Err = CursorError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || CursorError(text.chars().take(80).collect());
+        if let Some(digits) = text.strip_prefix('e') {
+            // Written one way only: digits, no sign, no leading zero.
+            return digits
+                .parse::<i64>()
+                .ok()
+                .filter(|entry| *entry > 0 && entry.to_string() == digits)
+                .map(|entry| Self(Position::Entry(entry)))
+                .ok_or_else(bad);
+        }
+        if let Some((ms, id)) = text.strip_prefix('m').and_then(|rest| rest.split_once('.')) {
+            return match (ms.parse::<u64>(), id.parse::<JobId>()) {
+                (Ok(ms), Ok(id)) => Ok(Self(Position::Job(ms, id))),
+                _ => Err(bad()),
+            };
+        }
+        Err(bad())
+    }
+}
+
+/// One page of jobs ([`Transcriber::page`](../daglo/struct.Transcriber.html#method.page)):
+/// newest first, and where the next page starts when there is one.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct JobPage {
+    /// The jobs, newest first.
+    pub jobs: Vec<JobSnapshot>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<JobCursor>,
+}
+
+impl JobPage {
+    /// A page of `jobs`, the next starting at `next`.
+    pub fn new(jobs: Vec<JobSnapshot>, next: Option<JobCursor>) -> Self {
+        Self { jobs, next }
+    }
+}
+
 /// What happened to a job, in order, as [`Transcriber::events`](../daglo/struct.Transcriber.html)
 /// streams it. The stream ends after [`Ended`](JobEvent::Ended).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

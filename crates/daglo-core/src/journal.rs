@@ -238,6 +238,167 @@ impl Entry {
     }
 }
 
+/// How many entries one step of pruning removes at most ([`Journal::prune`]'s `at_most` as
+/// the transcriber and the command line call it): small enough that a reader waits for one
+/// step at most, large enough that a million entries go in a few thousand steps.
+pub const PRUNE_STEP: usize = 500;
+
+/// Where an entry stands, as the journal's indexes know it: [`EntryState`] without its data.
+/// A [`JobState`] maps onto one stage ([`Stage::of_job`]); the lease that tells
+/// [`JobState::Submitting`] from [`JobState::Uncertain`] is read from the entry itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Recorded, no rid yet ([`EntryState::Intended`]).
+    Intended,
+    /// Submitted, not ended ([`EntryState::Submitted`]).
+    Submitted,
+    /// Ended with a transcript or an empty one.
+    Finished,
+    /// Ended with a failure status.
+    Failed,
+    /// Provably not submitted ([`EntryState::NotSubmitted`]).
+    NotSubmitted,
+}
+
+impl Stage {
+    /// Every stage, in the order above.
+    pub const ALL: [Self; 5] = [
+        Self::Intended,
+        Self::Submitted,
+        Self::Finished,
+        Self::Failed,
+        Self::NotSubmitted,
+    ];
+
+    /// The stage of `state`.
+    pub fn of(state: &EntryState) -> Self {
+        match state {
+            EntryState::Intended => Self::Intended,
+            EntryState::Submitted { .. } => Self::Submitted,
+            EntryState::Finished { outcome, .. } if outcome.is_success() => Self::Finished,
+            EntryState::Finished { .. } => Self::Failed,
+            EntryState::NotSubmitted { .. } => Self::NotSubmitted,
+        }
+    }
+
+    /// The stage a job in `state` has in the journal: submitting and uncertain jobs are
+    /// intended entries, running and given-up ones submitted entries.
+    pub fn of_job(state: JobState) -> Self {
+        match state {
+            JobState::Submitting | JobState::Uncertain => Self::Intended,
+            JobState::Running | JobState::GaveUp => Self::Submitted,
+            JobState::Finished => Self::Finished,
+            JobState::Failed => Self::Failed,
+            JobState::NotSubmitted => Self::NotSubmitted,
+        }
+    }
+
+    /// The stage's number in a journal's index (0 to 4, in the order of [`Stage::ALL`]).
+    pub fn index(self) -> u8 {
+        match self {
+            Self::Intended => 0,
+            Self::Submitted => 1,
+            Self::Finished => 2,
+            Self::Failed => 3,
+            Self::NotSubmitted => 4,
+        }
+    }
+
+    /// Whether an entry in this stage has ended ([`Entry::is_ended`]).
+    pub fn is_ended(self) -> bool {
+        self.index() >= 2
+    }
+}
+
+/// Which entries a [`Journal::page`] holds: newest first, older than a position, in some
+/// stages, carrying some labels — each read on an index, so a page costs what it returns, not
+/// what the journal holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryQuery {
+    /// Only entries in one of these stages (any stage when empty).
+    pub stages: Vec<Stage>,
+    /// Only entries carrying every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only entries older than this one (the last entry of the page before): the position a
+    /// page goes on from. `None`: from the newest.
+    pub before: Option<EntryId>,
+    /// At most this many entries (at least one is asked for).
+    pub limit: usize,
+}
+
+impl EntryQuery {
+    /// The newest `limit` entries.
+    pub fn newest(limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Also entries in `stage` (called again, any of the stages given).
+    #[must_use]
+    pub fn stage(mut self, stage: Stage) -> Self {
+        if !self.stages.contains(&stage) {
+            self.stages.push(stage);
+        }
+        self
+    }
+
+    /// Only entries labelled `name` = `value`.
+    #[must_use]
+    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(name.into(), value.into());
+        self
+    }
+
+    /// Only entries older than `entry`.
+    #[must_use]
+    pub fn before(mut self, entry: Option<EntryId>) -> Self {
+        self.before = entry;
+        self
+    }
+
+    /// Whether `entry` passes the query (its position and limit aside).
+    pub fn matches(&self, entry: &Entry) -> bool {
+        (self.stages.is_empty() || self.stages.contains(&Stage::of(&entry.state)))
+            && self
+                .labels
+                .iter()
+                .all(|(name, value)| entry.intent.labels.get(name) == Some(value))
+    }
+
+    /// The label a journal walks its index of: the first whose name does not start with
+    /// `daglo.` (a caller's own label names fewer entries than the service's reserved ones),
+    /// else the first.
+    pub fn leading_label(&self) -> Option<(&str, &str)> {
+        self.labels
+            .iter()
+            .find(|(name, _)| !name.starts_with("daglo."))
+            .or_else(|| self.labels.iter().next())
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+}
+
+/// One page of a [`Journal::page`]: the entries, newest first, and whether more follow (go on
+/// with [`EntryQuery::before`] the last entry's id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryPage {
+    /// The entries, newest first.
+    pub entries: Vec<Entry>,
+    /// Whether older entries match too.
+    pub more: bool,
+}
+
+impl EntryPage {
+    /// A page of `entries` (newest first), `more` saying whether older ones match too.
+    pub fn new(entries: Vec<Entry>, more: bool) -> Self {
+        Self { entries, more }
+    }
+}
+
 /// A claim's lease: an intent with no answer yet whose entry was renewed within this is a
 /// submit under way in its owner's process, which renews it every third of this while the
 /// upload lasts ([`Journal::renew`]). Not renewed for this long, the owner is gone: the entry
@@ -426,12 +587,33 @@ pub trait Journal: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Removes every ended entry ([`Entry::is_ended`]) last changed before `before`, and returns
-    /// their jobs' ids (so their stored results can go too). Running and uncertain entries are
-    /// never removed. The default cannot remove and says so.
-    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
-        let _ = before;
+    /// Removes at most `at_most` ended entries ([`Entry::is_ended`]) last changed before
+    /// `before`, oldest first, and returns them (so their stored results, and whatever was
+    /// kept under their callback keys, can go too): one small step, so that a caller pruning a million entries calls it until it
+    /// returns fewer than `at_most` and the journal serves others between the calls. Running
+    /// and uncertain entries are never removed. The default cannot remove and says so.
+    async fn prune(&self, before: SystemTime, at_most: usize) -> Result<Vec<Entry>, JournalError> {
+        let _ = (before, at_most);
         Err(JournalError::message("this journal cannot prune its entries"))
+    }
+
+    /// One page of the entries `query` selects, newest first. Both journals of this project
+    /// read it from indexes — a page reads what it returns and one more (per stage asked for,
+    /// beyond the first), however many entries the journal holds. The default reads every
+    /// entry ([`entries`](Journal::entries)): correct, and as slow as the journal is big.
+    async fn page(&self, query: &EntryQuery) -> Result<EntryPage, JournalError> {
+        let limit = query.limit.max(1);
+        let mut found: Vec<Entry> = self
+            .entries()
+            .await?
+            .into_iter()
+            .rev()
+            .filter(|entry| query.before.is_none_or(|before| entry.id < before) && query.matches(entry))
+            .take(limit + 1)
+            .collect();
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok(EntryPage::new(found, more))
     }
 
     /// Removes the entry of job `job` if it ended ([`Entry::is_ended`]) — what deleting one job
@@ -452,7 +634,9 @@ pub trait Journal: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
-    /// What needs attention after a restart.
+    /// What needs attention after a restart: the entries not ended, and nothing else — both
+    /// journals of this project read them from an index of stages, so a restart costs what is
+    /// running, not what the journal has held. The default reads every entry.
     async fn recover(&self) -> Result<Recovery, JournalError> {
         let mut recovery = Recovery::default();
         for entry in self.entries().await? {

@@ -87,9 +87,13 @@ pub use delivery::{
 pub use error::{DecodeError, ValidationError, error_chain};
 #[doc(hidden)]
 pub use error::{EXCERPT_CHARS, excerpt};
-pub use job::{JobEvent, JobFilter, JobId, JobSnapshot, JobState, MAX_JOB_TEXT, check_job_text, rfc3339};
+pub use job::{
+    CursorError, JobCursor, JobEvent, JobFilter, JobId, JobPage, JobSnapshot, JobState, MAX_JOB_TEXT,
+    check_job_text, rfc3339,
+};
 pub use journal::{
-    Claim, Entry, EntryId, EntryState, Intent, JobLog, Journal, JournalError, Recovery, SUBMIT_LEASE,
+    Claim, Entry, EntryId, EntryPage, EntryQuery, EntryState, Intent, JobLog, Journal, JournalError,
+    PRUNE_STEP, Recovery, SUBMIT_LEASE, Stage,
 };
 pub use language::Language;
 pub use offset::TimeOffset;

@@ -4,12 +4,14 @@ use daglo_core::internal::lock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use daglo_core::{
-    Claim, Entry, EntryId, EntryState, Intent, JobId, JobLog, Journal, JournalError, OutcomeKind, Rid, Status,
+    Claim, Entry, EntryId, EntryPage, EntryQuery, EntryState, Intent, JobId, JobLog, Journal, JournalError,
+    OutcomeKind, Recovery, Rid, Status,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -52,7 +54,7 @@ CREATE TABLE IF NOT EXISTS job_marks (
 
 /// Columns added since the first version (a fresh journal has them from the start), each added
 /// to an older journal when it is opened.
-const ADDED: [(&str, &str); 9] = [
+const ADDED: [(&str, &str); 10] = [
     ("job_id", "TEXT"),
     ("key", "TEXT"),
     ("labels", "TEXT"),
@@ -62,12 +64,61 @@ const ADDED: [(&str, &str); 9] = [
     ("updated_at_ms", "INTEGER"),
     ("owner", "TEXT"),
     ("status_requests", "INTEGER"),
+    // Where the entry stands (`Stage::index`), computed from the columns that say it: what
+    // the indexes of stages are built on.
+    (
+        "stage",
+        "INTEGER GENERATED ALWAYS AS (CASE WHEN not_submitted IS NOT NULL THEN 4 WHEN rid IS NULL THEN 0 \
+         WHEN outcome IS NULL THEN 1 WHEN outcome IN ('transcript', 'empty') THEN 2 ELSE 3 END) VIRTUAL",
+    ),
 ];
 
-/// Indexes over the added columns; a key is held by one entry at most.
+/// The schema's version (`PRAGMA user_version`) once every index below is filled: an older
+/// journal's labels and times are copied into them once, when it is opened.
+const VERSION: i64 = 2;
+
+/// Indexes over the added columns; a key is held by one entry at most. Every read of a page,
+/// a recovery or a pruning step walks one of these (named in the statement: `INDEXED BY`), so
+/// it costs what it returns, not what the journal holds. Labels live in a table of their own,
+/// one row per label with its entry's stage, kept by triggers — so a write by any version of
+/// this code keeps them right.
 const INDEXES: &str = "
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_key ON jobs (key) WHERE key IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_job ON jobs (job_id) WHERE job_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_stage ON jobs (stage, id);
+CREATE INDEX IF NOT EXISTS jobs_ended_by_time ON jobs (updated_at_ms) WHERE stage >= 2;
+CREATE INDEX IF NOT EXISTS job_log_of_job ON job_log (job);
+CREATE INDEX IF NOT EXISTS job_marks_of_job ON job_marks (job);
+CREATE TABLE IF NOT EXISTS job_labels (
+    entry   INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    stage   INTEGER NOT NULL,
+    PRIMARY KEY (entry, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_labels_by_label ON job_labels (name, value, entry);
+CREATE INDEX IF NOT EXISTS job_labels_by_stage ON job_labels (name, value, stage, entry);
+CREATE TRIGGER IF NOT EXISTS jobs_labels_insert AFTER INSERT ON jobs
+WHEN NEW.labels IS NOT NULL AND json_valid(NEW.labels) BEGIN
+    INSERT OR IGNORE INTO job_labels (entry, name, value, stage)
+    SELECT NEW.id, key, value, NEW.stage FROM json_each(NEW.labels) WHERE type = 'text';
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_labels_stage AFTER UPDATE OF not_submitted, rid, outcome ON jobs
+WHEN NEW.stage IS NOT OLD.stage BEGIN
+    UPDATE job_labels SET stage = NEW.stage WHERE entry = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_labels_delete AFTER DELETE ON jobs BEGIN
+    DELETE FROM job_labels WHERE entry = OLD.id;
+END;
+";
+
+/// Fills the indexes of an older journal (before [`VERSION`]): its labels into their table,
+/// a time of last change on every entry.
+const UPGRADE: &str = "
+INSERT OR IGNORE INTO job_labels (entry, name, value, stage)
+SELECT jobs.id, j.key, j.value, jobs.stage FROM jobs, json_each(jobs.labels) AS j
+WHERE jobs.labels IS NOT NULL AND json_valid(jobs.labels) AND j.type = 'text';
+UPDATE jobs SET updated_at_ms = intended_at_ms WHERE updated_at_ms IS NULL;
 ";
 
 /// A [`Journal`] in one SQLite file. Cheap to clone; clones share the connection. Writes run
@@ -81,6 +132,8 @@ pub struct SqliteJournal {
     connection: Arc<Mutex<Connection>>,
     /// The file opened (device and inode), to notice it deleted or replaced under us.
     file: Option<(u64, u64)>,
+    /// Rows the reads of pages, recoveries and pruning steps went through ([`SqliteJournal::rows_read`]).
+    rows_read: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for SqliteJournal {
@@ -144,12 +197,21 @@ impl SqliteJournal {
             file: file_identity(&path),
             path,
             connection: Arc::new(Mutex::new(connection)),
+            rows_read: Arc::default(),
         })
     }
 
     /// Where the journal is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many rows of entries [`page`](Journal::page), [`recover`](Journal::recover) and
+    /// [`prune`](Journal::prune) have gone through since the journal was opened (clones share
+    /// the count): what shows a page reads what it returns and one more, however many entries
+    /// the journal holds.
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read.load(Ordering::Relaxed)
     }
 
     /// Where the callback key secret is kept: beside the journal, `<journal file>.key`.
@@ -312,7 +374,7 @@ fn migrate(connection: &Connection) -> Result<(), JournalError> {
 
 fn add_columns(connection: &Connection) -> Result<(), JournalError> {
     let mut statement = connection
-        .prepare("SELECT name FROM pragma_table_info('jobs')")
+        .prepare("SELECT name FROM pragma_table_xinfo('jobs')")
         .map_err(failed("cannot read the journal's table"))?;
     let present = statement
         .query_map([], |row| row.get::<_, String>(0))
@@ -327,11 +389,31 @@ fn add_columns(connection: &Connection) -> Result<(), JournalError> {
     }
     connection
         .execute_batch(INDEXES)
-        .map_err(failed("cannot index the journal's table"))
+        .map_err(failed("cannot index the journal's table"))?;
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(failed("cannot read the journal's version"))?;
+    if version < VERSION {
+        connection
+            .execute_batch(UPGRADE)
+            .map_err(failed("cannot index an older journal"))?;
+        connection
+            .pragma_update(None, "user_version", VERSION)
+            .map_err(failed("cannot upgrade the journal"))?;
+    }
+    Ok(())
 }
 
-const SELECT: &str = "SELECT id, input, options_digest, strategy, intended_at_ms, not_submitted, rid, outcome, result, \
-                      job_id, key, labels, callback_key, status, progress, updated_at_ms, owner, status_requests FROM jobs";
+/// An entry's columns, in the order [`entry`] reads them.
+macro_rules! columns {
+    () => {
+        "jobs.id, jobs.input, jobs.options_digest, jobs.strategy, jobs.intended_at_ms, jobs.not_submitted, \
+         jobs.rid, jobs.outcome, jobs.result, jobs.job_id, jobs.key, jobs.labels, jobs.callback_key, jobs.status, \
+         jobs.progress, jobs.updated_at_ms, jobs.owner, jobs.status_requests"
+    };
+}
+
+const SELECT: &str = concat!("SELECT ", columns!(), " FROM jobs");
 
 /// An entry from a row of [`SELECT`].
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -378,6 +460,111 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         .unwrap_or(0);
     entry.updated_at = updated_at;
     Ok(entry)
+}
+
+/// One page of entries, merged newest first from one stream per stage asked for, each walking
+/// an index and stepped only when its head is taken: a page reads what it returns, plus one
+/// per stream (and the rows another label of the query turns away).
+fn page(
+    connection: &Connection,
+    query: &EntryQuery,
+    rows_read: &AtomicU64,
+) -> Result<EntryPage, JournalError> {
+    let limit = query.limit.max(1);
+    let before = query.before.map_or(i64::MAX, |entry| entry.0);
+    let label = query.leading_label();
+    let stages: Vec<Option<i64>> = if query.stages.is_empty() {
+        vec![None]
+    } else {
+        query
+            .stages
+            .iter()
+            .map(|stage| Some(i64::from(stage.index())))
+            .collect()
+    };
+    let mut statements = Vec::with_capacity(stages.len());
+    for stage in &stages {
+        let sql = match (label.is_some(), stage.is_some()) {
+            (false, false) => concat!("SELECT ", columns!(), " FROM jobs WHERE id < ?1 ORDER BY id DESC"),
+            (false, true) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM jobs INDEXED BY jobs_by_stage WHERE stage = ?2 AND id < ?1 ORDER BY id DESC"
+            ),
+            (true, false) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM job_labels INDEXED BY job_labels_by_label JOIN jobs ON jobs.id = job_labels.entry \
+                 WHERE job_labels.name = ?2 AND job_labels.value = ?3 AND job_labels.entry < ?1 \
+                 ORDER BY job_labels.entry DESC"
+            ),
+            (true, true) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM job_labels INDEXED BY job_labels_by_stage JOIN jobs ON jobs.id = job_labels.entry \
+                 WHERE job_labels.name = ?2 AND job_labels.value = ?3 AND job_labels.stage = ?4 \
+                 AND job_labels.entry < ?1 ORDER BY job_labels.entry DESC"
+            ),
+        };
+        statements.push(
+            connection
+                .prepare_cached(sql)
+                .map_err(failed("cannot read a page of the journal"))?,
+        );
+    }
+    let mut streams = Vec::with_capacity(stages.len());
+    for (statement, stage) in statements.iter_mut().zip(&stages) {
+        let mut values: Vec<rusqlite::types::Value> = vec![before.into()];
+        if let Some((name, value)) = label {
+            values.push(name.to_owned().into());
+            values.push(value.to_owned().into());
+        }
+        if let Some(stage) = stage {
+            values.push((*stage).into());
+        }
+        streams.push(
+            statement
+                .query(rusqlite::params_from_iter(values))
+                .map_err(failed("cannot read a page of the journal"))?,
+        );
+    }
+    let next = |stream: &mut rusqlite::Rows<'_>| -> Result<Option<Entry>, JournalError> {
+        while let Some(row) = stream
+            .next()
+            .map_err(failed("cannot read a page of the journal"))?
+        {
+            rows_read.fetch_add(1, Ordering::Relaxed);
+            let found = entry(row).map_err(failed("cannot read a page of the journal"))?;
+            if query.matches(&found) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    };
+    let mut heads = Vec::with_capacity(streams.len());
+    for stream in &mut streams {
+        heads.push(next(stream)?);
+    }
+    let mut entries = Vec::with_capacity(limit.min(1024));
+    loop {
+        let newest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(at, head)| head.as_ref().map(|entry| (entry.id, at)))
+            .max();
+        let Some((_, at)) = newest else {
+            return Ok(EntryPage::new(entries, false));
+        };
+        if entries.len() == limit {
+            return Ok(EntryPage::new(entries, true));
+        }
+        if let (Some(head), Some(stream)) = (heads.get_mut(at), streams.get_mut(at)) {
+            if let Some(taken) = head.take() {
+                entries.push(taken);
+            }
+            *head = next(stream)?;
+        }
+    }
 }
 
 /// Inserts `intent`; `None` when its key is held already (the unique index said so).
@@ -566,43 +753,81 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
+    async fn prune(&self, before: SystemTime, at_most: usize) -> Result<Vec<Entry>, JournalError> {
         let before = millis(before);
+        let at_most = i64::try_from(at_most).unwrap_or(i64::MAX);
+        let rows_read = self.rows_read.clone();
         self.run("prune", move |connection| {
-            let ended = "(not_submitted IS NOT NULL OR outcome IS NOT NULL) \
-                         AND COALESCE(updated_at_ms, intended_at_ms) < ?1";
-            // One transaction: what is reported is exactly what is removed.
+            // One small transaction, its entries found on the index of ended entries by time:
+            // what is reported is exactly what is removed, and readers wait one step at most.
             let transaction = connection
                 .unchecked_transaction()
                 .map_err(failed("cannot prune the journal"))?;
-            let mut statement = transaction
-                .prepare(&format!("{SELECT} WHERE {ended}"))
-                .map_err(failed("cannot read the journal"))?;
-            let jobs = statement
-                .query_map(params![before], entry)
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .map_err(failed("cannot read the journal"))?
-                .into_iter()
-                .map(|entry| entry.intent.job)
-                .collect();
-            drop(statement);
-            transaction
-                .execute(&format!("DELETE FROM jobs WHERE {ended}"), params![before])
-                .map_err(failed("cannot prune the journal"))?;
-            // What was written down about the pruned jobs goes with them.
-            for job in &jobs {
-                let job: &JobId = job;
+            let entries: Vec<Entry> = {
+                let mut statement = transaction
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM jobs INDEXED BY jobs_ended_by_time WHERE stage >= 2 AND updated_at_ms < ?1 \
+                         ORDER BY updated_at_ms LIMIT ?2"
+                    ))
+                    .map_err(failed("cannot read the journal"))?;
+                statement
+                    .query_map(params![before, at_most], entry)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(failed("cannot read the journal"))?
+            };
+            rows_read.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            for found in &entries {
+                transaction
+                    .execute("DELETE FROM jobs WHERE id = ?1", params![found.id.0])
+                    .map_err(failed("cannot prune the journal"))?;
+                // What was written down about the pruned job goes with it.
                 for sql in [
                     "DELETE FROM job_log WHERE job = ?1",
                     "DELETE FROM job_marks WHERE job = ?1",
                 ] {
                     transaction
-                        .execute(sql, params![job.as_str()])
+                        .execute(sql, params![found.intent.job.as_str()])
                         .map_err(failed("cannot prune the journal"))?;
                 }
             }
             transaction.commit().map_err(failed("cannot prune the journal"))?;
-            Ok(jobs)
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn page(&self, query: &EntryQuery) -> Result<EntryPage, JournalError> {
+        let query = query.clone();
+        let rows_read = self.rows_read.clone();
+        self.run("page", move |connection| page(connection, &query, &rows_read))
+            .await
+    }
+
+    async fn recover(&self) -> Result<Recovery, JournalError> {
+        let rows_read = self.rows_read.clone();
+        self.run("recover", move |connection| {
+            let mut statement = connection
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM jobs INDEXED BY jobs_by_stage WHERE stage IN (0, 1) ORDER BY id"
+                ))
+                .map_err(failed("cannot read the journal"))?;
+            let entries = statement
+                .query_map([], entry)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(failed("cannot read the journal"))?;
+            rows_read.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            let mut recovery = Recovery::default();
+            for found in entries {
+                match found.state {
+                    EntryState::Submitted { .. } => recovery.pending.push(found),
+                    _ => recovery.uncertain.push(found),
+                }
+            }
+            Ok(recovery)
         })
         .await
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use daglo_core::{
-    Claim, Entry, EntryId, EntryState, Intent, JobId, JobLog, Journal, JournalError, OutcomeKind, Rid, Status,
+    Claim, Entry, EntryId, EntryPage, EntryQuery, EntryState, Intent, JobId, JobLog, Journal, JournalError,
+    OutcomeKind, Recovery, Rid, Stage, Status,
 };
 use redis::AsyncCommands;
 
@@ -32,6 +33,10 @@ pub struct RedisJournal {
     store: RedisStore,
     name: String,
     generation: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    /// Set once the indexes of stages, labels and ended entries hold every entry (those
+    /// written by an older version are added on first use).
+    indexed: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    rows_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RedisJournal {
@@ -41,7 +46,39 @@ impl RedisJournal {
             store,
             name: name.to_owned(),
             generation: std::sync::Arc::default(),
+            indexed: std::sync::Arc::default(),
+            rows_read: std::sync::Arc::default(),
         }
+    }
+
+    /// How many entries [`page`](Journal::page), [`recover`](Journal::recover) and
+    /// [`prune`](Journal::prune) have read since this handle was made (clones share the
+    /// count): what shows a page reads what it returns and one more.
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted_rows(&self, rows: usize) {
+        self.rows_read
+            .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The journal's key prefix, ending with the separator: what the scripts name the index
+    /// keys with (`<prefix>stage:<n>`, `<prefix>ended`).
+    fn prefix(&self) -> String {
+        self.key(&[""])
+    }
+
+    /// The index of the entries labelled `name` = `value` (any stage); `<it>:<stage>` is the
+    /// index of those in one stage. Name and value are written in hex: no label can make
+    /// another's key.
+    fn label_key(&self, name: &str, value: &str) -> String {
+        self.key(&["label", &hex(name), &hex(value)])
+    }
+
+    /// The index of the entries in `stage`.
+    fn stage_key(&self, stage: Stage) -> String {
+        self.key(&["stage", &stage.index().to_string()])
     }
 
     /// The journal's generation mark, set on its first use by any process.
@@ -107,10 +144,19 @@ impl RedisJournal {
         let key = self.entry_key(id);
         let now = millis(SystemTime::now());
         let generation = self.generation().await?;
+        let moves = if fields.iter().any(|(name, _)| *name == "state") {
+            "1"
+        } else {
+            ""
+        };
         let updated: i64 = UPDATE
             .key(&key)
             .key(self.key(&["generation"]))
             .arg(generation)
+            .arg(self.prefix())
+            .arg(id.0)
+            .arg(moves)
+            .arg(&now)
             .arg(
                 fields
                     .iter()
@@ -131,15 +177,56 @@ impl RedisJournal {
     }
 }
 
+/// Lua shared by the scripts that move an entry between stages: `stage_of(state, outcome)`
+/// (the numbers of `Stage::index`), and `place(prefix, entry, id, from, to, at)` — the entry
+/// out of the indexes of stage `from` (its own and its labels') and into those of `to`
+/// (`nil`: none), and into the index of ended entries by time when `to` has ended.
+const PLACE: &str = "\
+local function stage_of(state, outcome) \
+  if state == 'intended' then return 0 end \
+  if state == 'submitted' then return 1 end \
+  if state == 'finished' then \
+    if outcome == 'transcript' or outcome == 'empty' then return 2 end \
+    return 3 \
+  end \
+  if state == 'not_submitted' then return 4 end \
+  return nil \
+end \
+local function place(prefix, entry, id, from, to, at) \
+  local labels = redis.call('HGET', entry, 'label_keys') \
+  if from ~= nil then redis.call('ZREM', prefix .. 'stage:' .. from, id) end \
+  if to ~= nil then redis.call('ZADD', prefix .. 'stage:' .. to, id, id) end \
+  if labels then \
+    for base in string.gmatch(labels, '%S+') do \
+      if from ~= nil then redis.call('ZREM', base .. ':' .. from, id) end \
+      if to ~= nil then redis.call('ZADD', base .. ':' .. to, id, id) end \
+    end \
+  end \
+  if to ~= nil and to >= 2 then redis.call('ZADD', prefix .. 'ended', at, id) \
+  else redis.call('ZREM', prefix .. 'ended', id) end \
+end ";
+
 /// Sets fields of an entry that exists, in the journal's generation: 1, or 0 for no such
-/// entry, or -1 for another generation (flushed). KEYS: entry, generation. ARGV: the
-/// generation, then field/value pairs.
+/// entry, or -1 for another generation (flushed). A write that changes the state moves the
+/// entry between the indexes of stages; any write to an ended entry moves its time in the
+/// index of ended entries. KEYS: entry, generation. ARGV: the generation, the key prefix, the
+/// entry id, `1` when the state changes (else `''`), now in ms, then field/value pairs.
 static UPDATE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end \
+    redis::Script::new(&format!(
+        "{PLACE} \
+         if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end \
          if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-         redis.call('HSET', KEYS[1], unpack(ARGV, 2)) return 1",
-    )
+         local before = redis.call('HMGET', KEYS[1], 'state', 'outcome') \
+         local from = stage_of(before[1], before[2]) \
+         redis.call('HSET', KEYS[1], unpack(ARGV, 6)) \
+         if ARGV[4] ~= '' then \
+           local after = redis.call('HMGET', KEYS[1], 'state', 'outcome') \
+           place(ARGV[2], KEYS[1], ARGV[3], from, stage_of(after[1], after[2]), ARGV[5]) \
+         elseif from ~= nil and from >= 2 then \
+           redis.call('ZADD', ARGV[2] .. 'ended', ARGV[5], ARGV[3]) \
+         end \
+         return 1"
+    ))
 });
 
 /// Renews the lease of an entry with no answer yet (its `updated_ms`): 1, 0 for an entry that
@@ -156,12 +243,15 @@ static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
 /// a provably not-submitted holder gives the key up): `{1, id}` for a new entry, `{0, id}` for
 /// the holder, `{-1, 0}` in another generation. A fresh sequence starts at Redis's clock in
 /// microseconds, so ids are not reused after a flush (ids are written with `%d`: Lua would
-/// print a 16-digit number in exponent form). KEYS: sequence, entries, latest, keys,
-/// jobs, generation. ARGV: entry key prefix, input, caller key (`''` for none), job id,
-/// generation, then the entry's field/value pairs.
+/// print a 16-digit number in exponent form). The new entry goes into the indexes: every
+/// entry, its stage (intended), each of its labels (any stage and intended). KEYS: sequence,
+/// entries, latest, keys, jobs, generation. ARGV: entry key prefix, input, caller key (`''`
+/// for none), job id, generation, the journal's key prefix, then the entry's field/value pairs
+/// (`label_keys` among them when it has labels).
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        "if redis.call('GET', KEYS[6]) ~= ARGV[5] then return {-1, 0} end \
+    redis::Script::new(&format!(
+        "{PLACE} \
+         if redis.call('GET', KEYS[6]) ~= ARGV[5] then return {{-1, 0}} end \
          if redis.call('EXISTS', KEYS[1]) == 0 then \
            local t = redis.call('TIME') \
            redis.call('SET', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2]))) \
@@ -169,38 +259,80 @@ static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
          if ARGV[3] ~= '' then \
            local held = redis.call('HGET', KEYS[4], ARGV[3]) \
            if held and redis.call('HGET', ARGV[1] .. held, 'state') ~= 'not_submitted' then \
-             return {0, tonumber(held)} \
+             return {{0, tonumber(held)}} \
            end \
            if held then redis.call('HDEL', ARGV[1] .. held, 'key') end \
          end \
          local id = redis.call('INCR', KEYS[1]) \
          local sid = string.format('%d', id) \
-         redis.call('HSET', ARGV[1] .. sid, unpack(ARGV, 6)) \
+         redis.call('HSET', ARGV[1] .. sid, unpack(ARGV, 7)) \
          redis.call('ZADD', KEYS[2], id, sid) \
          redis.call('HSET', KEYS[3], ARGV[2], sid) \
          if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], sid) end \
          redis.call('HSET', KEYS[5], ARGV[4], sid) \
-         return {1, id}",
-    )
+         local labels = redis.call('HGET', ARGV[1] .. sid, 'label_keys') \
+         if labels then \
+           for base in string.gmatch(labels, '%S+') do redis.call('ZADD', base, id, sid) end \
+         end \
+         place(ARGV[6], ARGV[1] .. sid, sid, nil, 0, 0) \
+         return {{1, id}}"
+    ))
 });
 
-/// Removes one ended entry last changed before ARGV[2], and its index entries: 1 if removed,
-/// -1 in another generation. KEYS: entry, entries, latest, keys, jobs, generation. ARGV: entry
-/// id, cut-off in ms, generation.
+/// Removes the ended entries among ARGV[4..] last changed before ARGV[3], with their index
+/// entries (every index: entries, latest, keys, jobs, stages, labels, ended): the job ids of
+/// those removed, or -1 in another generation. KEYS: entries, latest, keys, jobs, generation.
+/// ARGV: generation, the journal's key prefix, cut-off in ms, then entry ids.
 static PRUNE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        "if redis.call('GET', KEYS[6]) ~= ARGV[3] then return -1 end \
-         local f = redis.call('HMGET', KEYS[1], 'state', 'updated_ms', 'at_ms', 'input', 'key', 'job') \
-         if not f[1] or (f[1] ~= 'finished' and f[1] ~= 'not_submitted') then return 0 end \
-         local at = tonumber(f[2] or f[3]) \
-         if not at or at >= tonumber(ARGV[2]) then return 0 end \
-         redis.call('DEL', KEYS[1]) \
-         redis.call('ZREM', KEYS[2], ARGV[1]) \
-         if redis.call('HGET', KEYS[3], f[4]) == ARGV[1] then redis.call('HDEL', KEYS[3], f[4]) end \
-         if f[5] and redis.call('HGET', KEYS[4], f[5]) == ARGV[1] then redis.call('HDEL', KEYS[4], f[5]) end \
-         if f[6] then redis.call('HDEL', KEYS[5], f[6]) end \
-         return 1",
-    )
+    redis::Script::new(&format!(
+        "{PLACE} \
+         if redis.call('GET', KEYS[5]) ~= ARGV[1] then return -1 end \
+         local removed = {{}} \
+         for i = 4, #ARGV do \
+           local id = ARGV[i] \
+           local entry = ARGV[2] .. 'entry:' .. id \
+           local f = redis.call('HMGET', entry, 'state', 'updated_ms', 'at_ms', 'input', 'key', 'job', 'outcome') \
+           local at = tonumber(f[2] or f[3]) \
+           if f[1] and (f[1] == 'finished' or f[1] == 'not_submitted') and at and at < tonumber(ARGV[3]) then \
+             place(ARGV[2], entry, id, stage_of(f[1], f[7]), nil, 0) \
+             local labels = redis.call('HGET', entry, 'label_keys') \
+             if labels then \
+               for base in string.gmatch(labels, '%S+') do redis.call('ZREM', base, id) end \
+             end \
+             redis.call('DEL', entry) \
+             redis.call('ZREM', KEYS[1], id) \
+             if redis.call('HGET', KEYS[2], f[4]) == id then redis.call('HDEL', KEYS[2], f[4]) end \
+             if f[5] and redis.call('HGET', KEYS[3], f[5]) == id then redis.call('HDEL', KEYS[3], f[5]) end \
+             if f[6] then redis.call('HDEL', KEYS[4], f[6]) end \
+             table.insert(removed, f[6] or ('entry-' .. id)) \
+           end \
+         end \
+         return removed"
+    ))
+});
+
+/// Index entries written before the indexes of stages, labels and ended entries: each entry
+/// named in ARGV[3..] gets its `label_keys` (from ARGV pairs: id, then its label keys or `''`)
+/// and its places. KEYS: generation. ARGV: generation, the journal's key prefix, then pairs of
+/// entry id and space-separated label keys.
+static REINDEX: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{PLACE} \
+         if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end \
+         for i = 3, #ARGV, 2 do \
+           local id = ARGV[i] \
+           local entry = ARGV[2] .. 'entry:' .. id \
+           local f = redis.call('HMGET', entry, 'state', 'outcome', 'updated_ms', 'at_ms') \
+           if f[1] then \
+             if ARGV[i + 1] ~= '' then \
+               redis.call('HSET', entry, 'label_keys', ARGV[i + 1]) \
+               for base in string.gmatch(ARGV[i + 1], '%S+') do redis.call('ZADD', base, id, id) end \
+             end \
+             place(ARGV[2], entry, id, nil, stage_of(f[1], f[2]), f[3] or f[4] or 0) \
+           end \
+         end \
+         return 1"
+    ))
 });
 
 impl RedisJournal {
@@ -341,6 +473,15 @@ impl Journal for RedisJournal {
             if let Some(owner) = &intent.owner {
                 fields.push(("owner", owner));
             }
+            let label_keys = intent
+                .labels
+                .iter()
+                .map(|(name, value)| self.label_key(name, value))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !label_keys.is_empty() {
+                fields.push(("label_keys", &label_keys));
+            }
             let generation = self.generation().await?;
             let [entries, latest, keys, jobs] = self.indexes();
             let (created, id): (i64, i64) = CLAIM
@@ -355,6 +496,7 @@ impl Journal for RedisJournal {
                 .arg(intent.key.as_deref().unwrap_or(""))
                 .arg(intent.job.as_str())
                 .arg(generation)
+                .arg(self.prefix())
                 .arg(fields.iter().flat_map(|(k, v)| [*k, *v]).collect::<Vec<_>>())
                 .invoke_async(&mut self.store.conn())
                 .await
@@ -501,38 +643,42 @@ impl Journal for RedisJournal {
         }
     }
 
-    async fn prune(&self, before: SystemTime) -> Result<Vec<JobId>, JournalError> {
+    async fn prune(&self, before: SystemTime, at_most: usize) -> Result<Vec<Entry>, JournalError> {
         counted("prune", async {
+            self.ensure_indexed().await?;
             let before = millis(before);
-            let generation = self.generation().await?.to_owned();
-            let mut pruned = Vec::new();
-            for entry in self.entries().await? {
-                if !entry.is_ended() {
-                    continue;
-                }
-                let [entries, latest, keys, jobs] = self.indexes();
-                let removed: i64 = PRUNE
-                    .key(self.entry_key(entry.id))
-                    .key(entries)
-                    .key(latest)
-                    .key(keys)
-                    .key(jobs)
-                    .key(self.key(&["generation"]))
-                    .arg(entry.id.0)
-                    .arg(&before)
-                    .arg(&generation)
-                    .invoke_async(&mut self.store.conn())
-                    .await
-                    .map_err(failed("prune entry"))?;
-                if removed == -1 {
-                    return Err(self.flushed());
-                }
-                if removed == 1 {
-                    // Its logs (`JobLog`) expire on their own, a week after their last record.
-                    pruned.push(entry.intent.job);
-                }
+            // The oldest ended entries, from the index of ended entries by time.
+            let ids: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.key(&["ended"]))
+                .arg("-inf")
+                .arg(format!("({before}"))
+                .arg("LIMIT")
+                .arg(0)
+                .arg(at_most)
+                .query_async(&mut self.store.conn())
+                .await
+                .map_err(failed("ZRANGEBYSCORE ended"))?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
             }
-            Ok(pruned)
+            // Read first, so what is reported is what was removed.
+            let mut conn = self.store.conn();
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(self.entry_key(EntryId(*id)));
+            }
+            let hashes: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("read entries to prune"))?;
+            self.counted_rows(ids.len());
+            let removed = self.remove(&before, &ids).await?;
+            Ok(ids
+                .into_iter()
+                .zip(hashes)
+                .filter_map(|(id, fields)| read_entry(EntryId(id), &fields))
+                .filter(|entry| removed.contains(&entry.intent.job))
+                .collect())
         })
         .await
     }
@@ -545,26 +691,125 @@ impl Journal for RedisJournal {
             if !entry.is_ended() {
                 return Ok(false);
             }
-            let generation = self.generation().await?.to_owned();
-            let [entries, latest, keys, jobs] = self.indexes();
             // The prune script with a cut-off in the far future: this ended entry, whenever.
-            let removed: i64 = PRUNE
-                .key(self.entry_key(entry.id))
-                .key(entries)
-                .key(latest)
-                .key(keys)
-                .key(jobs)
-                .key(self.key(&["generation"]))
-                .arg(entry.id.0)
-                .arg(i64::MAX)
-                .arg(&generation)
-                .invoke_async(&mut self.store.conn())
-                .await
-                .map_err(failed("forget entry"))?;
-            if removed == -1 {
-                return Err(self.flushed());
+            Ok(!self
+                .remove(&i64::MAX.to_string(), &[entry.id.0])
+                .await?
+                .is_empty())
+        })
+        .await
+    }
+
+    async fn page(&self, query: &EntryQuery) -> Result<EntryPage, JournalError> {
+        counted("page", async {
+            self.ensure_indexed().await?;
+            let limit = query.limit.max(1);
+            let streams: Vec<String> = match (query.leading_label(), query.stages.is_empty()) {
+                (None, true) => vec![self.key(&["entries"])],
+                (None, false) => query.stages.iter().map(|stage| self.stage_key(*stage)).collect(),
+                (Some((name, value)), true) => vec![self.label_key(name, value)],
+                (Some((name, value)), false) => query
+                    .stages
+                    .iter()
+                    .map(|stage| format!("{}:{}", self.label_key(name, value), stage.index()))
+                    .collect(),
+            };
+            let mut conn = self.store.conn();
+            let mut entries: Vec<Entry> = Vec::new();
+            let mut before = query.before.map_or(i64::MAX, |entry| entry.0);
+            loop {
+                // The newest ids of each stream below the position, merged; then the entries
+                // of as many as the page still needs (and one more), in one round trip each.
+                let need = limit + 1 - entries.len();
+                let mut pipe = redis::pipe();
+                for stream in &streams {
+                    pipe.cmd("ZREVRANGEBYSCORE")
+                        .arg(stream)
+                        .arg(format!("({before}"))
+                        .arg("-inf")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(need);
+                }
+                let found: Vec<Vec<i64>> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed("read a page of the journal"))?;
+                let exhausted = found.iter().all(|ids| ids.len() < need);
+                let mut ids: Vec<i64> = found.into_iter().flatten().collect();
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                ids.dedup();
+                ids.truncate(need);
+                let Some(&last) = ids.last() else { break };
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    pipe.hgetall(self.entry_key(EntryId(*id)));
+                }
+                let hashes: Vec<HashMap<String, String>> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed("read a page of the journal"))?;
+                self.counted_rows(ids.len());
+                for (id, fields) in ids.into_iter().zip(hashes) {
+                    // Gone since the index named it (pruned, forgotten): not in the page.
+                    if fields.is_empty() {
+                        continue;
+                    }
+                    let entry = read_entry(EntryId(id), &fields)
+                        .ok_or_else(|| corrupt(self.entry_key(EntryId(id))))?;
+                    if query.matches(&entry) {
+                        entries.push(entry);
+                    }
+                }
+                before = last;
+                if entries.len() > limit || exhausted {
+                    break;
+                }
             }
-            Ok(removed == 1)
+            let more = entries.len() > limit;
+            entries.truncate(limit);
+            Ok(EntryPage::new(entries, more))
+        })
+        .await
+    }
+
+    async fn recover(&self) -> Result<Recovery, JournalError> {
+        counted("recover", async {
+            self.ensure_indexed().await?;
+            let mut conn = self.store.conn();
+            let (intended, submitted): (Vec<i64>, Vec<i64>) = redis::pipe()
+                .zrange(self.stage_key(Stage::Intended), 0, -1)
+                .zrange(self.stage_key(Stage::Submitted), 0, -1)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed("read the entries not ended"))?;
+            let mut ids: Vec<i64> = intended.into_iter().chain(submitted).collect();
+            ids.sort_unstable();
+            let mut recovery = Recovery::default();
+            for chunk in ids.chunks(1000) {
+                let mut pipe = redis::pipe();
+                for id in chunk {
+                    pipe.hgetall(self.entry_key(EntryId(*id)));
+                }
+                let hashes: Vec<HashMap<String, String>> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed("read the entries not ended"))?;
+                self.counted_rows(chunk.len());
+                for (id, fields) in chunk.iter().zip(hashes) {
+                    if fields.is_empty() {
+                        continue;
+                    }
+                    let entry = read_entry(EntryId(*id), &fields)
+                        .ok_or_else(|| corrupt(self.entry_key(EntryId(*id))))?;
+                    match entry.state {
+                        EntryState::Submitted { .. } => recovery.pending.push(entry),
+                        EntryState::Intended => recovery.uncertain.push(entry),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(recovery)
         })
         .await
     }
@@ -597,6 +842,115 @@ impl Journal for RedisJournal {
         })
         .await
     }
+}
+
+impl RedisJournal {
+    /// Removes the ended entries among `ids` changed before `before` (ms), with every index
+    /// entry: the job ids of those removed.
+    async fn remove(&self, before: &str, ids: &[i64]) -> Result<Vec<JobId>, JournalError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let generation = self.generation().await?.to_owned();
+        let [entries, latest, keys, jobs] = self.indexes();
+        let removed: redis::Value = PRUNE
+            .key(entries)
+            .key(latest)
+            .key(keys)
+            .key(jobs)
+            .key(self.key(&["generation"]))
+            .arg(&generation)
+            .arg(self.prefix())
+            .arg(before)
+            .arg(ids)
+            .invoke_async(&mut self.store.conn())
+            .await
+            .map_err(failed("prune entries"))?;
+        match removed {
+            redis::Value::Int(-1) => Err(self.flushed()),
+            redis::Value::Array(jobs) => Ok(jobs
+                .into_iter()
+                .filter_map(|job| redis::from_redis_value::<String>(job).ok())
+                .filter_map(|job| job.parse().ok())
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Adds the entries written before the indexes of stages, labels and ended entries to them
+    /// — once per handle, in steps of a thousand; a journal written by this version is indexed
+    /// already and costs one read.
+    async fn ensure_indexed(&self) -> Result<(), JournalError> {
+        self.indexed
+            .get_or_try_init(|| async {
+                let mark = self.key(&["indexed"]);
+                let mut conn = self.store.conn();
+                let done: Option<String> = conn.get(&mark).await.map_err(failed("read the index mark"))?;
+                if done.as_deref() == Some(INDEX_VERSION) {
+                    return Ok(());
+                }
+                let generation = self.generation().await?.to_owned();
+                let ids: Vec<i64> = conn
+                    .zrange(self.key(&["entries"]), 0, -1)
+                    .await
+                    .map_err(failed("ZRANGE entries"))?;
+                for chunk in ids.chunks(1000) {
+                    let mut pipe = redis::pipe();
+                    for id in chunk {
+                        pipe.hget(self.entry_key(EntryId(*id)), "labels");
+                    }
+                    let labels: Vec<Option<String>> = pipe
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(failed("read labels to index"))?;
+                    let mut args = Vec::with_capacity(chunk.len() * 2);
+                    for (id, labels) in chunk.iter().zip(labels) {
+                        let labels: BTreeMap<String, String> = labels
+                            .and_then(|json| serde_json::from_str(&json).ok())
+                            .unwrap_or_default();
+                        args.push(id.to_string());
+                        args.push(
+                            labels
+                                .iter()
+                                .map(|(name, value)| self.label_key(name, value))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        );
+                    }
+                    let indexed: i64 = REINDEX
+                        .key(self.key(&["generation"]))
+                        .arg(&generation)
+                        .arg(self.prefix())
+                        .arg(args)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(failed("index older entries"))?;
+                    if indexed == -1 {
+                        return Err(self.flushed());
+                    }
+                }
+                let () = conn
+                    .set(&mark, INDEX_VERSION)
+                    .await
+                    .map_err(failed("write the index mark"))?;
+                Ok(())
+            })
+            .await
+            .map(drop)
+    }
+}
+
+/// The version of the indexes a journal's `indexed` mark names once they hold every entry.
+const INDEX_VERSION: &str = "2";
+
+/// `text` in lower-case hex: a label's name or value in an index key.
+fn hex(text: &str) -> String {
+    use std::fmt::Write as _;
+    text.bytes()
+        .fold(String::with_capacity(text.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 fn read_entry(id: EntryId, fields: &HashMap<String, String>) -> Option<Entry> {

@@ -1,12 +1,9 @@
 //! `retention_days`: ended jobs' data deleted once they are that old — the same deletion as
 //! `DELETE /v1/jobs/{id}` (transcript, subtitles, inbox, webhook deliveries, journal entry),
-//! a job at a time, checked at start and then every hour (or every half retention, when that
+//! in small steps, checked at start and then every hour (or every half retention, when that
 //! is shorter).
 
 use std::time::{Duration, SystemTime};
-
-use daglo::JobState;
-use daglo::jobs::JobFilter;
 
 use crate::server::App;
 
@@ -27,31 +24,43 @@ pub(crate) async fn run(app: App, keep: Duration) {
     }
 }
 
-/// One pass: how many jobs it deleted.
+/// One pass: how many jobs it deleted — in steps of [`PRUNE_STEP`](daglo::journal::PRUNE_STEP)
+/// found on the journal's index of ended entries by time, the task yielding between them, so
+/// the API is served meanwhile however many jobs go.
 pub(crate) async fn sweep(app: &App, keep: Duration) -> Result<usize, String> {
     let before = SystemTime::now()
         .checked_sub(keep)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let ended = app
-        .transcriber
-        .jobs(
-            JobFilter::default()
-                .state(JobState::Finished)
-                .state(JobState::Failed)
-                .state(JobState::NotSubmitted),
-        )
-        .await
-        .map_err(|e| daglo::internal::error_chain(&e))?;
     let mut deleted = 0;
-    for job in ended.into_iter().filter(|job| job.updated_at < before) {
-        match crate::routes::forget(app, &job.id).await {
-            Ok(()) => deleted += 1,
-            Err(e) => {
-                tracing::warn!(job = %job.id, error = %daglo::internal::error_chain(&e), "could not delete a job past retention_days");
+    loop {
+        // The journal entries, their kept results and the job logs under their ids go in the
+        // step; the inbox is listed under each job's callback key, cleared here.
+        let step = daglo::internal::prune_step(&app.transcriber, before)
+            .await
+            .map_err(|e| daglo::internal::error_chain(&e))?;
+        for entry in &step {
+            let job = &entry.intent.job;
+            if let Some(key) = &entry.intent.callback_key
+                && let Err(e) = app
+                    .log
+                    .clear(crate::inbox::LIST, &crate::inbox::list_of(key))
+                    .await
+            {
+                tracing::warn!(job = %job, error = %daglo::internal::error_chain(&e), "could not clear the inbox of a job past retention_days");
+            }
+            for cleared in [
+                app.log.clear(crate::webhook::DELIVERIES, job).await,
+                app.log.mark(crate::webhook::PENDING, job, false).await,
+            ] {
+                if let Err(e) = cleared {
+                    tracing::warn!(job = %job, error = %daglo::internal::error_chain(&e), "could not clear the webhook log of a job past retention_days");
+                }
             }
         }
-        // One job at a time, yielding between them: the API is served meanwhile.
+        deleted += step.len();
+        if step.len() < daglo::journal::PRUNE_STEP {
+            return Ok(deleted);
+        }
         tokio::task::yield_now().await;
     }
-    Ok(deleted)
 }

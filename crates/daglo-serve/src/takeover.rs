@@ -28,11 +28,18 @@ pub(crate) async fn run(
         if let Err(e) = replicas.heartbeat(&me, ALIVE).await {
             tracing::warn!(error = %daglo::internal::error_chain(&e), "replica heartbeat failed");
         }
-        match journal.entries().await {
-            Ok(entries) => {
-                for entry in entries {
+        // The running jobs only, read on the journal's index of stages: a heartbeat costs what
+        // runs, not what the journal has held.
+        match journal.recover().await {
+            Ok(recovery) => {
+                let running: std::collections::HashSet<JobId> = recovery
+                    .pending
+                    .iter()
+                    .map(|entry| entry.intent.job.clone())
+                    .collect();
+                held.retain(|job| running.contains(job));
+                for entry in recovery.pending {
                     if !matches!(entry.state, EntryState::Submitted { .. }) {
-                        held.remove(&entry.intent.job);
                         continue;
                     }
                     let job = entry.intent.job.clone();

@@ -15,4 +15,5 @@ mod budget;
 mod burst;
 mod outage;
 mod replicas;
+mod scale;
 mod shared;

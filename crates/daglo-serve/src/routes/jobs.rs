@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Extension, http::Uri};
 use daglo::client::SrtAnswer;
 use daglo::jobs::JobFilter;
-use daglo::{Input, JobEvent, JobId, JobOptions, JobSnapshot, JobState, Outcome, TranscribeError};
+use daglo::{Input, JobEvent, JobId, JobOptions, JobState, Outcome, TranscribeError};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
@@ -571,7 +571,7 @@ async fn delete(
 
 /// Deletes an ended job everywhere the service keeps something of it: the library's stores
 /// (result, subtitles, journal entry) and the job log (inbox, webhook deliveries).
-pub(crate) async fn forget(app: &App, id: &JobId) -> Result<(), TranscribeError> {
+async fn forget(app: &App, id: &JobId) -> Result<(), TranscribeError> {
     let journal_error = |source| TranscribeError::Journal { rid: None, source };
     let job = app.transcriber.job(id).await?;
     if let Some(job) = &job
@@ -897,32 +897,40 @@ async fn list(
                 ))
             })?,
     };
-    let all = app
+    let after = match single(&pairs, "cursor")? {
+        Some(text) => Some(
+            text.parse::<daglo::jobs::JobCursor>()
+                .map_err(|e| Problem::invalid(format!("`cursor`: {e}")))?,
+        ),
+        None => None,
+    };
+    // One tenant's jobs are those carrying its label, read on the journal's index of it. With
+    // no tenant but the default configured, every job is the default tenant's — those made
+    // before tenants existed too, which carry no label — so none is asked for.
+    if let Some(tenant) = &tenant
+        && (tenant != DEFAULT_TENANT || app.tenants.names().any(|name| name != DEFAULT_TENANT))
+    {
+        filter = filter.label(TENANT_LABEL, tenant);
+    }
+    let page = app
         .transcriber
-        .jobs(filter)
+        .page(filter.limit(limit), after.as_ref())
         .await
-        .map_err(|e| Problem::unavailable(&e))?;
-    let all: Vec<JobSnapshot> = all
-        .into_iter()
+        .map_err(|e| match e {
+            daglo::TranscribeError::Cursor { .. } => Problem::invalid(format!("`cursor`: {e}")),
+            e => Problem::unavailable(&e),
+        })?;
+    let jobs: Vec<serde_json::Value> = page
+        .jobs
+        .iter()
         .filter(|job| {
             tenant
                 .as_deref()
                 .is_none_or(|t| crate::tenants::tenant_of(job) == t)
         })
+        .map(present)
         .collect();
-    let start = match single(&pairs, "cursor")? {
-        Some(cursor) => {
-            all.iter()
-                .position(|j| j.id.as_str() == cursor)
-                .ok_or_else(|| Problem::invalid("`cursor` names no job of this list"))?
-                + 1
-        }
-        None => 0,
-    };
-    let jobs: Vec<serde_json::Value> = all.iter().skip(start).take(limit).map(present).collect();
-    let next_cursor = (start + jobs.len() < all.len())
-        .then(|| all.get(start + jobs.len() - 1).map(|j| j.id.to_string()))
-        .flatten();
+    let next_cursor = page.next.map(|cursor| cursor.to_string());
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "jobs": jobs, "next_cursor": next_cursor }),

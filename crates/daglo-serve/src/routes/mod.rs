@@ -7,8 +7,6 @@ mod jobs;
 mod page;
 mod webhooks;
 
-pub(crate) use jobs::forget;
-
 use axum::Router;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;

@@ -9,7 +9,8 @@
 //! cargo bench --bench jobtable -- sqlite:10000     # some rows: backend:jobs, or prune:jobs
 //! ```
 //!
-//! Writes `target/daglo-bench/jobtable.csv` (kept as `docs/bench/jobtable.csv`, rendered in the
+//! Writes `target/daglo-bench/jobtable.csv` after each row, keeping the rows of the last run that
+//! were not measured again (kept as `docs/bench/jobtable.csv`, rendered in the
 //! README by `tests/suite/readme_figures.rs`).
 //!
 //! Each journal is filled through the journal API (`Journal::claim`, `submitted`, `finished`),
@@ -31,10 +32,11 @@
 //! - `bytes_per_job`: the journal's file size (SQLite, its write-ahead log included) or Redis's
 //!   `used_memory` growth, per job.
 //!
-//! The `prune` row: a million ended jobs, a service started with a `retention_days` they are all
-//! past, and sixteen clients listing meanwhile: its `list` columns are measured while the sweep
-//! runs, to be compared with the `sqlite` row of as many jobs (idle); `restart_ms` there is the
-//! time the sweep took to delete them all.
+//! The `prune` rows: a million ended jobs and sixteen clients listing one call after another.
+//! `sqlite-16-readers`: the service without retention, for 20 s — the baseline. Then
+//! `sqlite-pruning`: a service started with a `retention_days` every job is past, its `list`
+//! columns measured while the sweep runs (the goal: p99 within 2× of the baseline's);
+//! `restart_ms` there is the time the sweep took to delete them all.
 
 #[path = "../crates/daglo-redis/tests/support/mod.rs"]
 mod redis_support;
@@ -83,17 +85,51 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let mut lines = vec![HEADER.to_owned()];
-    for (backend, jobs) in rows {
-        let row = runtime.block_on(measure(backend, jobs));
-        println!("{row}");
-        lines.push(row);
-    }
     let out = output_dir();
     std::fs::create_dir_all(&out).expect("the bench's directory");
     let path = out.join("jobtable.csv");
-    std::fs::write(&path, lines.join("\n") + "\n").expect("write the CSV");
+    // Rows not measured this time are kept from the last run (same columns), so that a run of
+    // some rows completes the table instead of replacing it.
+    let mut kept: Vec<(String, String)> = std::fs::read_to_string(&path)
+        .ok()
+        .filter(|text| text.lines().next() == Some(HEADER))
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| Some((row_name(line)?, line.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (backend, jobs) in rows {
+        for row in runtime.block_on(measure(backend, jobs)) {
+            println!("{row}");
+            let name = row_name(&row).expect("a row names its backend and jobs");
+            kept.retain(|(n, _)| *n != name);
+            kept.push((name, row));
+        }
+        // In the order of `ROWS`; the prune row's two (idle readers, then pruning) last.
+        let order = |name: &str| {
+            ROWS.iter()
+                .position(|(b, j)| name == format!("{b}:{j}"))
+                .unwrap_or(if name.starts_with("sqlite-16-readers") {
+                    ROWS.len()
+                } else {
+                    ROWS.len() + 1
+                })
+        };
+        kept.sort_by_key(|(n, _)| order(n));
+        let lines: Vec<&str> = std::iter::once(HEADER)
+            .chain(kept.iter().map(|(_, l)| l.as_str()))
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write the CSV");
+    }
     println!("wrote {}", path.display());
+}
+
+/// A CSV row's `backend:jobs`.
+fn row_name(line: &str) -> Option<String> {
+    let mut fields = line.split(',');
+    Some(format!("{}:{}", fields.next()?, fields.next()?))
 }
 
 /// Where the results go: `target/daglo-bench/` (or under `CARGO_TARGET_DIR`).
@@ -294,7 +330,7 @@ fn fmt(v: f64) -> String {
     }
 }
 
-async fn measure(backend: &str, jobs: usize) -> String {
+async fn measure(backend: &str, jobs: usize) -> Vec<String> {
     let base_dir = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
@@ -341,23 +377,28 @@ async fn measure(backend: &str, jobs: usize) -> String {
         .build()
         .expect("a client");
     let row = if backend == "prune" {
+        // The same sixteen readers first on the idle service (no retention): the baseline the
+        // sweep's row is compared with.
+        let idle = {
+            let service = Service::start(&config(&dir, &sim.base_url(), None, None));
+            let readers = Readers::start(&client, &service.base);
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let mut samples = readers.stop().await;
+            let rss = service.peak_mb();
+            service.stop();
+            format!(
+                "sqlite-16-readers,{jobs},0,{},{},,,,,{rss:.0},{bytes_per_job:.0}",
+                fmt(quantile(&mut samples, 0.5)),
+                fmt(quantile(&mut samples, 0.99)),
+            )
+        };
+        println!("{idle}");
         // Every job is past a retention of a second; the sweep starts with the service.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let service = Service::start(&config(&dir, &sim.base_url(), None, Some(1.0 / 86_400.0)));
         let began = Instant::now();
         let base = service.base.clone();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut readers = Vec::new();
-        for _ in 0..16 {
-            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
-            readers.push(tokio::spawn(async move {
-                let mut samples = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    samples.push(timed(&client, &format!("{base}/v1/jobs?limit=20")).await.0);
-                }
-                samples
-            }));
-        }
+        let readers = Readers::start(&client, &base);
         // Until the sweep has deleted every job.
         loop {
             let (_, body) = timed(&client, &format!("{base}/v1/jobs?limit=1")).await;
@@ -367,11 +408,7 @@ async fn measure(backend: &str, jobs: usize) -> String {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let swept = began.elapsed();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut samples = Vec::new();
-        for reader in readers {
-            samples.extend(reader.await.expect("a reader"));
-        }
+        let mut samples = readers.stop().await;
         eprintln!(
             "pruned {jobs} jobs in {:.1} s while 16 clients made {} list calls",
             swept.as_secs_f64(),
@@ -381,12 +418,15 @@ async fn measure(backend: &str, jobs: usize) -> String {
         service.stop();
         let p50 = quantile(&mut samples, 0.5);
         let p99 = quantile(&mut samples, 0.99);
-        format!(
-            "sqlite-pruning,{jobs},0,{},{},,,,{:.0},{rss:.0},{bytes_per_job:.0}",
-            fmt(p50),
-            fmt(p99),
-            swept.as_secs_f64() * 1000.0
-        )
+        vec![
+            idle,
+            format!(
+                "sqlite-pruning,{jobs},0,{},{},,,,{:.0},{rss:.0},{bytes_per_job:.0}",
+                fmt(p50),
+                fmt(p99),
+                swept.as_secs_f64() * 1000.0
+            ),
+        ]
     } else {
         let service = Service::start(&config(&dir, &sim.base_url(), redis_url.as_deref(), None));
         let restart = service.started;
@@ -438,7 +478,7 @@ async fn measure(backend: &str, jobs: usize) -> String {
         }
         let rss = service.peak_mb();
         service.stop();
-        format!(
+        vec![format!(
             "{backend},{jobs},{running},{},{},{},{},{},{:.0},{rss:.0},{bytes_per_job:.0}",
             fmt(quantile(&mut list.clone(), 0.5)),
             fmt(quantile(&mut list, 0.99)),
@@ -446,12 +486,47 @@ async fn measure(backend: &str, jobs: usize) -> String {
             fmt(quantile(&mut cursor, 0.99)),
             fmt(quantile(&mut get, 0.99)),
             restart.as_secs_f64() * 1000.0
-        )
+        )]
     };
     drop(redis);
     drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
     row
+}
+
+/// Sixteen clients listing `GET /v1/jobs?limit=20` one call after another, until stopped.
+struct Readers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    readers: Vec<tokio::task::JoinHandle<Vec<f64>>>,
+}
+
+impl Readers {
+    fn start(client: &reqwest::Client, base: &str) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers = (0..16)
+            .map(|_| {
+                let (client, base, stop) = (client.clone(), base.to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    let mut samples = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        samples.push(timed(&client, &format!("{base}/v1/jobs?limit=20")).await.0);
+                    }
+                    samples
+                })
+            })
+            .collect();
+        Self { stop, readers }
+    }
+
+    /// Stops them; every call's time, in ms.
+    async fn stop(self) -> Vec<f64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut samples = Vec::new();
+        for reader in self.readers {
+            samples.extend(reader.await.expect("a reader"));
+        }
+        samples
+    }
 }
 
 /// Redis's `used_memory`, in bytes (asked with `redis-cli`, installed with `redis-server`).

@@ -5,13 +5,15 @@
 //! cargo bench --bench receiver
 //! ```
 //!
-//! An in-process load generator keeps `CONNECTIONS` keep-alive HTTP/1.1 connections busy for
-//! `DURATION` against each target in turn: the daglo receiver with valid callbacks (a progress
-//! body for a registered job: credential checked, body decoded, state applied), the same
-//! receiver with forged ones (a wrong credential: `401`), and a bare hyper 1 server that answers
-//! every request `{}` without reading anything. Printed: answers per second and the ratio of
-//! each to bare hyper. The generator shares the two cores with the server, as a real sender on
-//! the same machine would.
+//! Valid callbacks (a progress body for a registered job: path and key recognised, credential
+//! checked, body read and decoded, state applied) against a bare hyper 1 server that reads each
+//! body and answers `{}` — the least a server taking callbacks does — at 16 and 64 keep-alive
+//! HTTP/1.1 connections: `ROUNDS` rounds of `DURATION` per target, the targets alternating,
+//! the medians kept; each load twice, by the in-process generator (which shares the two cores
+//! with the server, as a sender on the same machine would) and by `wrk` (`-t1`, an external
+//! process; its rows are left out with a message when it is not installed). Then forged
+//! callbacks (a wrong credential: `401`) at `CONNECTIONS`. Printed: answers per second and the
+//! ratio of each to bare hyper.
 //!
 //! Then the registry's share: 1,000 registered jobs, each request a progress body that moves
 //! its job forward (60 per job, the same 60,000 requests for each target), against the
@@ -48,6 +50,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 const CONNECTIONS: usize = 32;
+/// The loads valid callbacks are measured at against bare hyper.
+const LOADS: [usize; 2] = [16, 64];
+/// Rounds per load, the targets alternating.
+const ROUNDS: usize = 3;
 const DURATION: Duration = Duration::from_secs(3);
 /// Registered jobs in the registry comparison, and progress bodies sent to each.
 const JOBS: usize = 1000;
@@ -65,12 +71,13 @@ struct Shot {
     body: Bytes,
 }
 
-/// Answers per second from `addr` for `shot`, and how many were not the `expected` status.
-async fn load(addr: SocketAddr, shot: Shot, expected: u16) -> (f64, u64) {
+/// Answers per second from `addr` for `shot` over `connections` keep-alive connections, and
+/// how many were not the `expected` status.
+async fn load(addr: SocketAddr, shot: Shot, expected: u16, connections: usize) -> (f64, u64) {
     let answered = Arc::new(AtomicU64::new(0));
     let unexpected = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let workers: Vec<_> = (0..CONNECTIONS)
+    let workers: Vec<_> = (0..connections)
         .map(|_| {
             let (shot, answered, unexpected) = (shot.clone(), answered.clone(), unexpected.clone());
             tokio::spawn(async move {
@@ -487,7 +494,8 @@ impl daglo::callback::JobRegistry for HandedOff {
     }
 }
 
-/// A bare hyper 1 server answering `{}` to everything.
+/// A bare hyper 1 server that reads each request's body and answers `{}`: the least any
+/// server taking a callback must do.
 async fn bare_hyper() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -498,7 +506,9 @@ async fn bare_hyper() -> SocketAddr {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let service = service_fn(|_request: Request<hyper::body::Incoming>| async {
+                let service = service_fn(|request: Request<hyper::body::Incoming>| async {
+                    let body = request.into_body().collect().await.map(|b| b.to_bytes());
+                    std::hint::black_box(&body);
                     let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
                     answer
                         .headers_mut()
@@ -512,6 +522,97 @@ async fn bare_hyper() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Answers per second `wrk` (an external load generator, one thread) gets from `addr` for
+/// `shot` over `connections` connections in `DURATION`; `None` when `wrk` is not installed.
+/// Panics if any answer was not 2xx.
+async fn wrk(addr: SocketAddr, shot: &Shot, connections: usize) -> Option<f64> {
+    let lua = |text: &str| text.replace('\\', "\\\\").replace('\'', "\\'");
+    let mut script = format!(
+        "wrk.method = 'POST'\nwrk.body = '{}'\nwrk.headers['Content-Type'] = 'application/json'\n",
+        lua(std::str::from_utf8(&shot.body).expect("a text body"))
+    );
+    for (name, value) in &shot.headers {
+        script.push_str(&format!("wrk.headers['{}'] = '{}'\n", lua(name), lua(value)));
+    }
+    let path = std::env::temp_dir().join(format!("daglo-receiver-bench-{}.lua", std::process::id()));
+    std::fs::write(&path, script).expect("write the wrk script");
+    let output = tokio::process::Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", DURATION.as_secs()),
+            "-s",
+        ])
+        .arg(&path)
+        .arg(format!("http://{addr}{}", shot.path))
+        .output()
+        .await;
+    let _ = std::fs::remove_file(&path);
+    let output = output.ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !text.contains("Non-2xx or 3xx responses"),
+        "wrk saw answers that were not 2xx:\n{text}"
+    );
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|rate| rate.trim().parse().ok())
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Valid callbacks against bare hyper reading the body, at `connections`: `ROUNDS` rounds
+/// alternating the targets, by the in-process generator and by `wrk`; the medians.
+async fn against_bare(
+    receiver: SocketAddr,
+    bare: SocketAddr,
+    valid: &Shot,
+    connections: usize,
+) -> Vec<(String, f64, f64)> {
+    let (mut bare_rates, mut valid_rates, mut bare_wrk, mut valid_wrk) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        bare_rates.push(load(bare, valid.clone(), 200, connections).await.0);
+        let (rate, bad) = load(receiver, valid.clone(), 200, connections).await;
+        assert_eq!(bad, 0, "a valid callback was not answered 200");
+        valid_rates.push(rate);
+        if let (Some(bare_rate), Some(valid_rate)) = (
+            wrk(bare, valid, connections).await,
+            wrk(receiver, valid, connections).await,
+        ) {
+            bare_wrk.push(bare_rate);
+            valid_wrk.push(valid_rate);
+        }
+    }
+    let (bare_rate, valid_rate) = (median(bare_rates), median(valid_rates));
+    let mut rows = vec![
+        ("bare hyper reading the body".to_owned(), bare_rate, 1.0),
+        (
+            "receiver valid callbacks (one job)".to_owned(),
+            valid_rate,
+            valid_rate / bare_rate,
+        ),
+    ];
+    if !bare_wrk.is_empty() {
+        let (bare_rate, valid_rate) = (median(bare_wrk), median(valid_wrk));
+        rows.push(("bare hyper reading the body (wrk)".to_owned(), bare_rate, 1.0));
+        rows.push((
+            "receiver valid callbacks (one job; wrk)".to_owned(),
+            valid_rate,
+            valid_rate / bare_rate,
+        ));
+    } else {
+        println!("wrk is not installed (apt-get install wrk): the external generator's rows are left out");
+    }
+    for (name, rate, ratio) in &rows {
+        println!("{name:<44} {connections:>5} {rate:>12.0} {ratio:>7.2}x");
+    }
+    rows
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -540,33 +641,43 @@ async fn main() {
     };
     let bare = bare_hyper().await;
     println!(
-        "{CONNECTIONS} keep-alive connections, {} s per target, 2 cores shared with the generator",
+        "keep-alive connections, {} s per target and round, {ROUNDS} rounds alternating the targets (medians), \
+         2 cores shared with the generator",
         DURATION.as_secs()
     );
     // Warm-up, so the first target measured pays no cold caches.
-    let _ = load(bare, valid.clone(), 200).await;
-    let (bare_rate, _) = load(bare, valid.clone(), 200).await;
-    let (valid_rate, valid_bad) = load(addr, valid, 200).await;
-    let (forged_rate, forged_bad) = load(addr, forged, 401).await;
-    println!("{:<40} {:>12} {:>8}", "target", "answers/s", "ratio");
+    let _ = load(bare, valid.clone(), 200, 16).await;
+    let _ = load(addr, valid.clone(), 200, 16).await;
     println!(
-        "{:<40} {:>12.0} {:>8}",
-        "bare hyper 1, answering {}", bare_rate, "1.00x"
+        "{:<44} {:>5} {:>12} {:>8}",
+        "target", "conns", "answers/s", "ratio"
     );
+    let mut measured: Vec<(String, usize, f64, f64)> = Vec::new();
+    for connections in LOADS {
+        for (name, rate, ratio) in against_bare(addr, bare, &valid, connections).await {
+            measured.push((name, connections, rate, ratio));
+        }
+    }
+    let (bare_rate, _) = load(bare, forged.clone(), 200, CONNECTIONS).await;
+    let (forged_rate, forged_bad) = load(addr, forged, 401, CONNECTIONS).await;
+    assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
     println!(
-        "{:<40} {:>12.0} {:>7.2}x",
-        "daglo receiver, valid callbacks",
-        valid_rate,
-        valid_rate / bare_rate
-    );
-    println!(
-        "{:<40} {:>12.0} {:>7.2}x",
-        "daglo receiver, forged callbacks (401)",
-        forged_rate,
+        "{:<44} {CONNECTIONS:>5} {forged_rate:>12.0} {:>7.2}x",
+        "receiver forged callbacks (401)",
         forged_rate / bare_rate
     );
-    assert_eq!(valid_bad, 0, "a valid callback was not answered 200");
-    assert_eq!(forged_bad, 0, "a forged callback was not answered 401");
+    measured.push((
+        "bare hyper reading the body".to_owned(),
+        CONNECTIONS,
+        bare_rate,
+        1.0,
+    ));
+    measured.push((
+        "receiver forged callbacks (401)".to_owned(),
+        CONNECTIONS,
+        forged_rate,
+        forged_rate / bare_rate,
+    ));
     drop(alive);
 
     println!("\n{JOBS} registered jobs, {BODIES_PER_JOB} progress bodies each, {CONNECTIONS} connections");
@@ -575,15 +686,9 @@ async fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/daglo-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let mut csv = String::from("target,connections,answers_per_s,ratio\n");
-    csv.push_str(&format!("bare hyper 1,{CONNECTIONS},{bare_rate:.0},1.00\n"));
-    csv.push_str(&format!(
-        "receiver valid callbacks (one job),{CONNECTIONS},{valid_rate:.0},{:.2}\n",
-        valid_rate / bare_rate
-    ));
-    csv.push_str(&format!(
-        "receiver forged callbacks (401),{CONNECTIONS},{forged_rate:.0},{:.2}\n",
-        forged_rate / bare_rate
-    ));
+    for (name, connections, rate, ratio) in measured {
+        csv.push_str(&format!("{name},{connections},{rate:.0},{ratio:.2}\n"));
+    }
     for (name, rate, ratio) in rows {
         csv.push_str(&format!(
             "receiver {JOBS} jobs {name},{CONNECTIONS},{rate:.0},{ratio:.2}\n"

@@ -34,14 +34,14 @@
 //!
 //! ## Choosing a strategy
 //! Every strategy implements [`ResultDelivery`]; a [`Transcriber`] takes any of them, and
-//! [`Transcriber::builder`] builds one from a [`StrategyConfig`] (serde), receiver included — so
+//! [`Transcriber::builder`] builds one from a [`StrategyConfig`](https://docs.rs/daglo/latest/daglo/enum.StrategyConfig.html) (serde), receiver included — so
 //! switching is one value. The builder also takes the journal that makes jobs survive a crash.
 //!
 //! | strategy | costs | choose it when |
 //! |---|---|---|
-//! | polling ([`Transcriber::polling`], [`poll`]) | a handful of status requests per job with the adaptive policy (5.4–5.6 in the strategies bench), under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
-//! | callback ([`callback`]) | one status request per job, confirming the final callback; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
-//! | hybrid ([`HybridDelivery`]) | callbacks, plus sparse polling for a job whose final callback is late | results must never be lost, even when a callback is |
+//! | polling ([`Transcriber::polling`](https://docs.rs/daglo/latest/daglo/struct.Transcriber.html#method.polling), [`poll`](https://docs.rs/daglo/latest/daglo/poll/index.html)) | a handful of status requests per job with the adaptive policy (5.4–5.6 in the strategies bench), under a shared 16 req/s budget | you cannot expose an https endpoint, or jobs are few |
+//! | callback ([`callback`](https://docs.rs/daglo/latest/daglo/callback/index.html)) | one status request per job, confirming the final callback; a public https endpoint that nobody can forge | you run a server anyway and want results within milliseconds |
+//! | hybrid ([`HybridDelivery`](https://docs.rs/daglo/latest/daglo/struct.HybridDelivery.html)) | callbacks, plus sparse polling for a job whose final callback is late | results must never be lost, even when a callback is |
 //!
 //! | polling policy | choose it when |
 //! |---|---|
@@ -57,7 +57,7 @@
 //! ## Modules and feature flags
 //! | module | feature | default | what |
 //! |---|---|---|---|
-//! | root | — | — | [`Transcriber`] and its builder, [`StrategyConfig`], [`Client`], the common models, [`Outcome`], the [`ResultDelivery`] seam |
+//! | root | — | — | [`Transcriber`] and its builder, [`StrategyConfig`](https://docs.rs/daglo/latest/daglo/enum.StrategyConfig.html), [`Client`], the common models, [`Outcome`], the [`ResultDelivery`] seam |
 //! | [`client`] | — | — | the client's builder, its typed [`Error`](client::Error), retries and rate budgets |
 //! | [`jobs`] | — | — | jobs as durable objects: event streams, filters, result stores, recovery reports |
 //! | [`delivery`] | — | — | the rest of the delivery seam |
@@ -160,11 +160,12 @@ pub mod strategy {
 /// detail. The types most code needs ([`JobOptions`], [`StatusBody`], …) are at the root too.
 pub mod models {
     pub use daglo_core::{
-        AUDIO_EXTENSIONS, Audio, AudioSource, Callback, DecodeError, ErrorBody, JobOptionsBuilder,
-        JsonObject, KeywordBoost, KeywordExtraction, MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig,
-        Sentiment, SentimentAnalysis, SentimentScore, SpeakerDiarization, Status, SttConfig, SttResult,
-        SubmitRequest, SubmitResponse, TimeOffset, VIDEO_EXTENSIONS, ValidationError, Word,
-        decode_error_body, decode_status_body, decode_submit_response,
+        AUDIO_EXTENSIONS, Audio, AudioSource, Callback, ChannelWord, DecodeError, ErrorBody,
+        JobOptionsBuilder, JsonObject, KeywordBoost, KeywordExtraction, MAX_CUE_CHARS, MAX_CUE_DURATION,
+        MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig, Sentiment, SentimentAnalysis, SentimentScore,
+        SpeakerDiarization, Status, SttConfig, SttResult, SubmitRequest, SubmitResponse, TimeOffset,
+        Utterance, VIDEO_EXTENSIONS, ValidationError, Word, decode_error_body, decode_status_body,
+        decode_submit_response,
     };
 }
 

@@ -1,7 +1,8 @@
 //! The measured tables are the benches' CSVs, never hand-copied figures:
-//! `docs/bench/strategies.csv`, `docs/bench/receiver.csv` and `docs/bench/receiver-cpu.csv` are
-//! the last runs' CSVs (`cargo bench --bench strategies` and `--bench receiver` write them under
-//! `target/daglo-bench/`), and the blocks between the `<!-- strategies.csv -->` markers (in the
+//! `docs/bench/strategies.csv`, `docs/bench/jobtable.csv`, `docs/bench/receiver.csv` and
+//! `docs/bench/receiver-cpu.csv` are the last runs' CSVs (`cargo bench --bench strategies`,
+//! `--bench jobtable` and `--bench receiver` write them under `target/daglo-bench/`), and the
+//! blocks between the `<!-- strategies.csv -->` and `<!-- jobtable.csv -->` markers (in the
 //! README), `<!-- receiver.csv -->` and `<!-- receiver-cpu.csv -->` (in `docs/benchmarks.md`)
 //! must be their renderings.
 //!
@@ -101,6 +102,47 @@ fn render_receiver_cpu(csv: &str) -> String {
     out
 }
 
+/// The job-table bench's CSV as the README's table.
+fn render_jobtable(csv: &str) -> String {
+    let mut lines = csv.lines();
+    let header = lines.next().expect("a header");
+    assert_eq!(
+        header,
+        "backend,jobs,running,list_p50_ms,list_p99_ms,filter_p99_ms,cursor_p99_ms,get_p99_ms,restart_ms,rss_mb,bytes_per_job",
+        "the job-table bench's CSV columns changed: update the rendering"
+    );
+    let mut out = String::from(
+        "| journal | jobs | running | list p50 ms | list p99 ms | filter p99 ms | deep cursor p99 ms | get p99 ms | start ms | peak RSS MB | bytes/job |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let cell = |text: &str| {
+        if text.is_empty() {
+            "—".to_owned()
+        } else {
+            ms(text)
+        }
+    };
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 11, "a CSV row of eleven fields: {line}");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            f[0],
+            f[1],
+            f[2],
+            cell(f[3]),
+            cell(f[4]),
+            cell(f[5]),
+            cell(f[6]),
+            cell(f[7]),
+            if f[8].is_empty() { "—" } else { f[8] },
+            f[9],
+            f[10]
+        ));
+    }
+    out
+}
+
 /// The README's block for `name` (between its markers), as byte offsets.
 fn block(readme: &str, name: &str) -> Option<(usize, usize)> {
     let start_marker =
@@ -162,4 +204,9 @@ fn the_benchmarks_receiver_table_is_the_receiver_bench_csv() {
 #[test]
 fn the_benchmarks_receiver_cpu_table_is_the_receiver_bench_csv() {
     check("docs/benchmarks.md", "receiver-cpu.csv", render_receiver_cpu, &[]);
+}
+
+#[test]
+fn the_readme_job_table_is_the_jobtable_bench_csv() {
+    check("README.md", "jobtable.csv", render_jobtable, &[]);
 }

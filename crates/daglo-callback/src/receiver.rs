@@ -146,21 +146,33 @@ pub(crate) struct Turns {
 /// A job key's turn to read a body; the next waiter's when dropped.
 struct Turn<'a> {
     turns: &'a Turns,
-    key: String,
+    key: &'a str,
     semaphore: Arc<Semaphore>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Turns {
-    async fn take(&self, key: &str) -> Turn<'_> {
-        let semaphore = lock(&self.keys)
-            .entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(1)))
-            .clone();
-        let permit = semaphore.clone().acquire_owned().await.ok();
+    async fn take<'a>(&'a self, key: &'a str) -> Turn<'a> {
+        let semaphore = {
+            let mut keys = lock(&self.keys);
+            match keys.get(key) {
+                Some(semaphore) => semaphore.clone(),
+                None => {
+                    let semaphore = Arc::new(Semaphore::new(1));
+                    keys.insert(key.to_owned(), semaphore.clone());
+                    semaphore
+                }
+            }
+        };
+        // Uncontended (the usual case: one sender, one callback of a job at a time) without
+        // waiting; otherwise in turn.
+        let permit = match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => semaphore.clone().acquire_owned().await.ok(),
+        };
         Turn {
             turns: self,
-            key: key.to_owned(),
+            key,
             semaphore,
             permit,
         }
@@ -174,7 +186,7 @@ impl Drop for Turn<'_> {
         // Nobody else holds or waits for this key's turn (the map's and this one are the only
         // references, and new ones are taken under this lock): forget the key.
         if Arc::strong_count(&self.semaphore) == 2 {
-            keys.remove(&self.key);
+            keys.remove(self.key);
         }
     }
 }
@@ -302,7 +314,14 @@ where
         let bytes = read_body(request.into_body(), checks.max_body_bytes, reserve).await;
         ((turn, budget), bytes)
     };
-    let (_budget, bytes) = match tokio::time::timeout(checks.body_timeout, read).await {
+    // A small body has usually arrived with the head: read at once, no timer; otherwise the
+    // rest within the body timeout.
+    let mut read = std::pin::pin!(read);
+    let read = match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+        Poll::Ready(read) => Ok(read),
+        Poll::Pending => tokio::time::timeout(checks.body_timeout, read).await,
+    };
+    let (_budget, bytes) = match read {
         Err(_) => {
             debug!("callback body too slow; timed out");
             return error(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive");
@@ -385,9 +404,11 @@ async fn settle(
         }
     };
     let span = tracing::Span::current();
-    span.record("status", excerpt(body.status.as_str(), LOG_FIELD_CHARS).as_str());
-    if let Some(rid) = &body.rid {
-        span.record("rid", excerpt(rid.as_str(), LOG_FIELD_CHARS).as_str());
+    if !span.is_disabled() {
+        span.record("status", excerpt(body.status.as_str(), LOG_FIELD_CHARS).as_str());
+        if let Some(rid) = &body.rid {
+            span.record("rid", excerpt(rid.as_str(), LOG_FIELD_CHARS).as_str());
+        }
     }
     let said = checks.inbox.as_ref().map(|_| {
         (
@@ -525,7 +546,19 @@ fn accepted(what: &str) -> Answer {
         "stale" => "stale_progress",
         _ => "late",
     });
-    json_answer(StatusCode::OK, &json!({ "status": what }))
+    // The answers a sender gets most, written once.
+    let body: &'static [u8] = match what {
+        "accepted" => br#"{"status":"accepted"}"#,
+        "duplicate" => br#"{"status":"duplicate"}"#,
+        "stale" => br#"{"status":"stale"}"#,
+        "ignored" => br#"{"status":"ignored"}"#,
+        _ => return json_answer(StatusCode::OK, &json!({ "status": what })),
+    };
+    let mut answer = Response::new(Full::new(Bytes::from_static(body)));
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    answer
 }
 
 /// The registry could not store or check the callback: `503` with `Retry-After`, so the sender

@@ -313,24 +313,36 @@ async fn accept_loop<S, B>(
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let lifetime = limits.max_connection_time;
+        // A watcher per connection waits for a shed or a stop and tells the connection to
+        // close: the connection's own task is woken by its socket alone, and polls no shared
+        // notifier (a lock each) per request.
+        let (close, closing) = tokio::sync::oneshot::channel::<()>();
         let (shed, mut stop) = (shed.clone(), stopped.clone());
+        tasks.spawn(async move {
+            let mut close = close;
+            loop {
+                tokio::select! {
+                    () = close.closed() => return,
+                    () = shed.notified() => {
+                        if activity.may_close() {
+                            debug!("connection asked to make room at the cap");
+                            break;
+                        }
+                    }
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+            }
+            let _ = close.send(());
+        });
         tasks.spawn(async move {
             let run = async {
                 let mut connection = std::pin::pin!(connection);
-                loop {
-                    tokio::select! {
-                        // The connection first, so a request already sent is read before a shed
-                        // or a stop is looked at (and so counts as in flight).
-                        biased;
-                        _ = connection.as_mut() => return,
-                        () = shed.notified() => {
-                            if activity.may_close() {
-                                debug!("connection asked to make room at the cap");
-                                break;
-                            }
-                        }
-                        _ = stop.wait_for(|stop| *stop) => break,
-                    }
+                tokio::select! {
+                    // The connection first, so a request already sent is read before a shed or
+                    // a stop is looked at (and so counts as in flight).
+                    biased;
+                    _ = connection.as_mut() => return,
+                    _ = closing => {}
                 }
                 // Finish the request in flight, if any, then close.
                 connection.as_mut().graceful_shutdown();

@@ -127,6 +127,10 @@ pub(crate) struct Jobs {
     /// no longer knows a pruned input: it submits it again.
     #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
     pub(crate) prune: Option<f64>,
+    /// Print the entries as a JSON array (entry, state, rid, outcome, reason, status_requests,
+    /// output — only when the file exists —, input, service, created_at, updated_at).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +156,10 @@ pub(crate) struct Transcribe {
     /// (by default they are reported and not submitted: they may be billed already).
     #[arg(long)]
     pub(crate) force: bool,
+    /// Batch: submit again the inputs whose earlier job failed (by default a rerun reports them
+    /// failed, with Daglo's reason, and submits nothing for them).
+    #[arg(long)]
+    pub(crate) retry_failed: bool,
     /// Batch: stop submitting after this many submits in a row failed on the service's side
     /// (5xx, or no answer) — each may have created a billed job. A refused token or account
     /// (401, 403) stops submitting at once.
@@ -208,11 +216,17 @@ pub(crate) struct Resume {
 
 #[derive(Debug, Args)]
 pub(crate) struct Output {
-    /// Also write SRT subtitles: to this FILE, or in a batch beside each transcript.
+    /// Also write SRT subtitles: to this FILE, or in a batch beside each transcript. With
+    /// diarization, made from the word timings with each cue's speaker (Daglo's name none).
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     // clap's shape for a flag whose value is optional: absent, `--srt`, `--srt FILE`.
     #[allow(clippy::option_option)]
     pub(crate) srt: Option<Option<PathBuf>>,
+    /// Also write WebVTT subtitles, made from the word timings (speakers voiced when
+    /// diarization was asked): to this FILE, or in a batch beside each transcript.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    #[allow(clippy::option_option)]
+    pub(crate) vtt: Option<Option<PathBuf>>,
     /// Print the whole final result as JSON instead of the transcript text (in a batch: also
     /// write it beside each transcript).
     #[arg(long)]

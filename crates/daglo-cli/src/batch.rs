@@ -23,7 +23,7 @@ use crate::jobs::open_journal;
 use crate::outputs::{OUTPUT_LABEL, OutputFiles};
 use crate::progress::{Bar, multi, overall};
 use crate::setup::{self, Connection, Input};
-use crate::terminal::safe;
+use crate::terminal::{plural, safe};
 
 /// The journal's file name in an output directory.
 pub(crate) const JOURNAL_FILE: &str = "daglo-journal.sqlite";
@@ -50,16 +50,43 @@ struct Item {
     /// The output files' name: recorded in the journal, so the same whatever the order or set
     /// of inputs of a later run.
     stem: String,
+    /// The service this run submits to (recorded with each job: [`SERVICE_LABEL`]).
+    service: String,
+}
+
+/// Daglo's message about a failed job, from what the journal recorded as its result
+/// (`no output (the job ended <status>: <message>)`).
+pub(crate) fn failure_reason(result: Option<&str>) -> Option<String> {
+    let said = result?
+        .strip_prefix("no output (the job ended ")?
+        .strip_suffix(')')?;
+    let (_, message) = said.split_once(": ")?;
+    Some(message.to_owned())
+}
+
+/// The label that records which service an input's job was submitted to: a rerun against
+/// another one never asks it about the job.
+const SERVICE_LABEL: &str = "service";
+
+/// Whether `key` is an entry's key for the input keyed `input_key`: its own, or a retry of it
+/// (`--retry-failed`: `<key> retry <the failed job's rid>`).
+fn is_own_key(key: &str, input_key: &str) -> bool {
+    key == input_key
+        || key
+            .strip_prefix(input_key)
+            .is_some_and(|rest| rest.starts_with(" retry "))
 }
 
 impl Item {
-    /// The input as a job under its key, its output name a label.
-    fn job(&self) -> daglo::Input {
+    /// The input as a job under `key`, its output name and its service labels.
+    fn job(&self, key: &str) -> daglo::Input {
         let job = match &self.input {
             Input::Url(url) => daglo::Input::url(url.clone()),
             Input::File(path) => daglo::Input::file(path.clone()),
         };
-        job.key(self.key.clone()).label(OUTPUT_LABEL, self.stem.clone())
+        job.key(key.to_owned())
+            .label(OUTPUT_LABEL, self.stem.clone())
+            .label(SERVICE_LABEL, self.service.clone())
     }
 }
 
@@ -74,6 +101,14 @@ enum Ended {
     Failed {
         rid: Rid,
         status: Status,
+        /// Daglo's word on why, when it gave one.
+        reason: Option<String>,
+    },
+    /// Its job was submitted to another service (another `--base-url`, or an earlier run's own
+    /// emulator): not asked about here.
+    OtherService {
+        rid: Option<Rid>,
+        service: String,
     },
     Pending {
         rid: Rid,
@@ -100,7 +135,7 @@ impl Ended {
         match self {
             Self::Done { .. } | Self::AlreadyDone => exit::OK,
             Self::Failed { .. } => exit::JOB_FAILED,
-            Self::Orphan => exit::USAGE,
+            Self::Orphan | Self::OtherService { .. } => exit::USAGE,
             Self::Pending { .. } => exit::GAVE_UP,
             Self::Uncertain { .. } | Self::NotSubmitted { .. } | Self::Error { .. } => exit::SERVICE,
         }
@@ -111,10 +146,12 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     let out_dir = args.out_dir.clone().ok_or_else(|| {
         Failure::usage("a batch (several inputs, a directory or --from-list) needs --out-dir DIR")
     })?;
-    if matches!(args.output.srt, Some(Some(_))) {
-        return Err(Failure::usage(
-            "in a batch, --srt takes no FILE: subtitles go beside each transcript",
-        ));
+    for (flag, file) in [("--srt", &args.output.srt), ("--vtt", &args.output.vtt)] {
+        if matches!(file, Some(Some(_))) {
+            return Err(Failure::usage(format!(
+                "in a batch, {flag} takes no FILE: subtitles go beside each transcript"
+            )));
+        }
     }
     if args.concurrency == 0 {
         return Err(Failure::usage("--concurrency must be at least 1"));
@@ -122,7 +159,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     let options = setup::options(&args)?;
     let deadline = setup::deadline(&args.output)?;
     let config = setup::strategy(&args, deadline)?;
-    let mut inputs = expand(&args, &options.digest())?;
+    let (mut inputs, given) = expand(&args, &options.digest())?;
     if inputs.is_empty() {
         return Err(Failure::usage(
             "no inputs: the directories and lists held no audio or video files",
@@ -135,7 +172,11 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         client,
         emulator,
         redis,
+        service,
     } = setup::connect(&args.service, deadline).await?;
+    for input in &mut inputs {
+        input.service.clone_from(&service);
+    }
     let journal = open_journal(&journal_path, redis)?;
     let known = journal.entries().await.map_err(|e| Failure::service(&e))?;
     name_outputs(&mut inputs, &known);
@@ -143,8 +184,11 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
     let gate = Arc::new(Gate::new(args.max_server_errors));
     let outputs = Arc::new(OutputFiles::new(
         &out_dir,
-        args.output.srt.is_some(),
-        args.output.json,
+        crate::outputs::Formats {
+            srt: args.output.srt.is_some(),
+            vtt: args.output.vtt.is_some(),
+            json: args.output.json,
+        },
         srt_within,
         client.clone(),
         journal.clone(),
@@ -171,6 +215,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         outputs: &outputs,
         out_dir: &out_dir,
         force: args.force,
+        retry_failed: args.retry_failed,
         gate,
         notes: Mutex::default(),
         progress: &progress,
@@ -208,18 +253,33 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
             interrupted(&journal, &inputs).await?
         }
     };
-    let notes = std::mem::take(&mut *lock(&batch.notes));
+    let mut notes = std::mem::take(&mut *lock(&batch.notes));
+    // What each folder gave, so a folder that held nothing (or less than expected) shows.
+    let given: Vec<String> = given
+        .into_iter()
+        .map(|(folder, count)| format!("  {} gave {}", safe(&folder), plural(count, "input", "inputs")))
+        .collect();
+    notes.splice(0..0, given);
     let code = summarise(&results, &out_dir, &notes);
     if let Some(sim) = emulator {
         let submits = sim.stats().endpoint(daglo::sim::Endpoint::Submit);
         eprintln!(
-            "daglo: emulator saw {} submits ({} answered 429) and created {} jobs",
-            submits.requests,
+            "daglo: emulator saw {} ({} answered 429) and created {}",
+            plural(
+                usize::try_from(submits.requests).unwrap_or(usize::MAX),
+                "submit",
+                "submits"
+            ),
             submits.answered(429),
-            sim.jobs().len()
+            plural(sim.jobs().len(), "job", "jobs")
         );
     }
-    if code != exit::OK {
+    if code == exit::JOB_FAILED {
+        eprintln!(
+            "daglo: add --retry-failed to submit the failed inputs again; `daglo jobs --out-dir {}` lists the journal",
+            out_dir.display()
+        );
+    } else if code != exit::OK {
         eprintln!(
             "daglo: rerun the same command to resume; `daglo jobs --out-dir {}` lists the journal",
             out_dir.display()
@@ -239,6 +299,8 @@ struct Batch<'a> {
     out_dir: &'a Path,
     /// Submit an input whose output exists without a journal entry.
     force: bool,
+    /// Submit again the inputs whose earlier job failed.
+    retry_failed: bool,
     gate: Arc<Gate>,
     /// Lines for the summary (an input submitted again with other options).
     notes: Mutex<Vec<String>>,
@@ -261,21 +323,35 @@ impl Batch<'_> {
             Err(e) => return self.journal_failed(&e),
         };
         let mut other_options = None;
+        // The key to start under: the input's, or the retry of it the journal holds last.
+        let mut key = input.key.clone();
         match &earlier {
             // An entry an older version wrote — no key, or a key spelled before it held the
             // options — is handled as that version did.
             Some(entry)
                 if !matches!(entry.state, EntryState::NotSubmitted { .. })
-                    && entry.intent.key.as_deref() != Some(input.key.as_str())
+                    && !entry
+                        .intent
+                        .key
+                        .as_deref()
+                        .is_some_and(|k| is_own_key(k, &input.key))
                     && (entry.intent.key.is_none() || entry.intent.options_digest == self.digest) =>
             {
                 return self.legacy(input, entry).await;
             }
             Some(entry) if entry.intent.options_digest != self.digest => other_options = Some(entry.clone()),
             None if !self.force && self.outputs.path(&input.stem, "txt").exists() => return Ended::Orphan,
-            Some(_) | None => {}
+            Some(entry) => {
+                if let Some(own) = &entry.intent.key {
+                    key.clone_from(own);
+                }
+                if let Some(ended) = self.elsewhere(input, entry) {
+                    return ended;
+                }
+            }
+            None => {}
         }
-        let started = self.transcriber.start(input.job(), self.options).await;
+        let started = self.transcriber.start(input.job(&key), self.options).await;
         self.gate.observe(&started);
         let job = match started {
             Ok(job) => job,
@@ -325,10 +401,87 @@ impl Batch<'_> {
                     self.wait(input, self.transcriber.resume(rid)).await
                 }
             }
+            // Failed in an earlier run: the journal says how; the service is not asked again.
             (JobState::Failed, Some(rid)) if !job.is_new() => {
-                self.wait(input, self.transcriber.resume(rid)).await
+                if self.retry_failed {
+                    return self.retry(input, &rid).await;
+                }
+                let recorded = match &earlier {
+                    Some(Entry {
+                        state: EntryState::Finished { result, .. },
+                        ..
+                    }) => failure_reason(result.as_deref()),
+                    _ => None,
+                };
+                Ended::Failed {
+                    status: snapshot.status.clone().unwrap_or_else(|| Status::parse("failed")),
+                    reason: recorded.or_else(|| snapshot.reason.clone()),
+                    rid,
+                }
             }
             (_, Some(rid)) => self.follow(input, &job.id(), rid).await,
+        }
+    }
+
+    /// `--retry-failed`: the input submitted again as a new job, under a key naming the failed
+    /// one (two batches retrying it at once submit it once).
+    async fn retry(&self, input: &Item, failed: &Rid) -> Ended {
+        let key = format!("{} retry {}", input.key, failed);
+        let started = self.transcriber.start(input.job(&key), self.options).await;
+        self.gate.observe(&started);
+        match started {
+            Ok(job) => match job.snapshot().rid.clone() {
+                Some(rid) => self.follow(input, &job.id(), rid).await,
+                None => Ended::Uncertain {
+                    at: Some(job.snapshot().created_at),
+                },
+            },
+            Err(e) if e.may_have_created_job() && e.rid().is_none() => Ended::Uncertain { at: None },
+            Err(e) => Ended::Error {
+                rid: e.rid().cloned(),
+                message: chain(&e),
+            },
+        }
+    }
+
+    /// An entry whose job went to another service than this run's: what it needs without
+    /// asking this service about it — done (its outputs are here), failed (the journal says
+    /// how), or else not followed here. `None` when it went to this service (or its service was
+    /// not recorded), or when `--retry-failed` submits a failed one again here.
+    fn elsewhere(&self, input: &Item, entry: &Entry) -> Option<Ended> {
+        let recorded = entry.intent.labels.get(SERVICE_LABEL)?;
+        if *recorded == input.service {
+            return None;
+        }
+        match &entry.state {
+            EntryState::Finished {
+                outcome: OutcomeKind::Failed(status),
+                rid,
+                result,
+                ..
+            } if !self.retry_failed => Some(Ended::Failed {
+                rid: rid.clone(),
+                status: status.clone(),
+                reason: failure_reason(result.as_deref()),
+            }),
+            EntryState::Finished { result, .. } if self.outputs.are_done(&input.stem, result.as_deref()) => {
+                Some(Ended::AlreadyDone)
+            }
+            // Not submitted, or failed and to be retried (`--retry-failed`): submitted here;
+            // uncertain: reported as such, never submitted again.
+            EntryState::NotSubmitted { .. }
+            | EntryState::Intended
+            | EntryState::Finished {
+                outcome: OutcomeKind::Failed(_),
+                ..
+            } => None,
+            state => Some(Ended::OtherService {
+                rid: match state {
+                    EntryState::Finished { rid, .. } | EntryState::Submitted { rid } => Some(rid.clone()),
+                    _ => None,
+                },
+                service: recorded.clone(),
+            }),
         }
     }
 
@@ -453,7 +606,11 @@ impl Batch<'_> {
                 rid,
                 outcome: OutcomeKind::Empty,
             },
-            Outcome::Failed { status, .. } => Ended::Failed { rid, status },
+            Outcome::Failed { status, message, .. } => Ended::Failed {
+                rid,
+                status,
+                reason: message,
+            },
             _ => Ended::Pending { rid },
         }
     }
@@ -489,7 +646,11 @@ impl Batch<'_> {
 /// The inputs named, the files of the directories named, and the lines of --from-list: URLs
 /// checked, files by their canonical path (one file named three ways is one input), each keyed
 /// by its name and the options' `digest`. Output names come after ([`name_outputs`]).
-fn expand(args: &Transcribe, digest: &str) -> Result<Vec<Item>, Failure> {
+/// The inputs, and how many each folder argument gave.
+type Expanded = (Vec<Item>, Vec<(String, usize)>);
+
+/// The inputs the arguments name, folders walked, and how many inputs each folder gave.
+fn expand(args: &Transcribe, digest: &str) -> Result<Expanded, Failure> {
     let mut named = args.inputs.clone();
     if let Some(list) = &args.from_list {
         let text = std::fs::read_to_string(list)
@@ -503,15 +664,21 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Vec<Item>, Failure> {
     }
     let mut inputs = Vec::new();
     let mut seen = HashSet::new();
+    // How many inputs each folder argument gave (the summary says).
+    let mut given: Vec<(String, usize)> = Vec::new();
+    let mut inputs_added = 0usize;
     let mut add = |input: Input, name: String, stem: String| {
-        if seen.insert(name.clone()) {
+        let new = seen.insert(name.clone());
+        if new {
             inputs.push(Item {
                 input,
                 key: format!("{name} #{digest}"),
                 name,
                 stem,
+                service: String::new(),
             });
         }
+        new
     };
     for name in named {
         if let Input::Url(_) = Input::parse(&name)? {
@@ -528,15 +695,20 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Vec<Item>, Failure> {
         let files = if path.is_dir() {
             media_files(path)?
         } else {
-            vec![path.to_owned()]
+            vec![(path.to_owned(), stem_of(path))]
         };
-        for file in files {
+        let before = inputs_added;
+        for (file, stem) in files {
             let canonical = canonical(&file)?;
-            let stem = stem_of(Path::new(&canonical));
-            add(Input::File(PathBuf::from(&canonical)), canonical, stem);
+            if add(Input::File(PathBuf::from(&canonical)), canonical, stem) {
+                inputs_added += 1;
+            }
+        }
+        if path.is_dir() {
+            given.push((name.clone(), inputs_added - before));
         }
     }
-    Ok(inputs)
+    Ok((inputs, given))
 }
 
 /// Gives each input its output name: the one the journal recorded for it, else its file stem —
@@ -589,25 +761,63 @@ fn name_outputs(inputs: &mut [Item], known: &[Entry]) {
     }
 }
 
-/// The audio and video files directly in `dir`, in name order.
-fn media_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("cannot read {}: {e}", dir.display())))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase)
-                .is_some_and(|e| {
-                    AUDIO_EXTENSIONS.contains(&e.as_str()) || VIDEO_EXTENSIONS.contains(&e.as_str())
-                })
-        })
-        .collect();
-    files.sort();
+/// The audio and video files under `dir`, subfolders included, in path order, each with its
+/// path relative to `dir` without the extension (`sub/call-001`: its outputs' name). Hidden
+/// files and folders (`.name`) are skipped; a symbolic link back into a folder being walked is
+/// refused, naming it.
+fn media_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, Failure> {
+    fn walk(
+        dir: &Path,
+        relative: &Path,
+        ancestors: &mut Vec<PathBuf>,
+        out: &mut Vec<(PathBuf, String)>,
+    ) -> Result<(), Failure> {
+        let unreadable = |e: std::io::Error| {
+            Failure::usage(format!("cannot read {}: {e}", safe(&dir.display().to_string())))
+        };
+        let real = std::fs::canonicalize(dir).map_err(unreadable)?;
+        if ancestors.contains(&real) {
+            return Err(Failure::usage(format!(
+                "{} leads back into a folder being read (a symbolic link loop): remove the link, or name the files to transcribe",
+                safe(&dir.display().to_string())
+            )));
+        }
+        ancestors.push(real);
+        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+            .map_err(unreadable)?
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let inner = relative.join(entry.file_name());
+            if path.is_dir() {
+                walk(&path, &inner, ancestors, out)?;
+            } else if path.is_file() && is_media(&path) {
+                let stem = inner.with_extension("");
+                let stem = stem
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((path, stem));
+            }
+        }
+        ancestors.pop();
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, Path::new(""), &mut Vec::new(), &mut files)?;
     Ok(files)
+}
+
+/// Whether `path` names an audio or video file the service takes (by its extension).
+fn is_media(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.as_str()) || VIDEO_EXTENSIONS.contains(&e.as_str()))
 }
 
 fn stem_of(path: &Path) -> String {
@@ -647,7 +857,11 @@ async fn interrupted<'a>(
                 rid,
                 outcome: OutcomeKind::Failed(status),
                 ..
-            }) => Ended::Failed { rid, status },
+            }) => Ended::Failed {
+                rid,
+                status,
+                reason: None,
+            },
             Some(EntryState::Finished { rid, outcome, .. }) => Ended::Done { rid, outcome },
             Some(EntryState::Submitted { rid }) => Ended::Pending { rid },
             Some(EntryState::Intended) => Ended::Uncertain { at },
@@ -672,15 +886,20 @@ fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8
     let errors = count(|e| matches!(e, Ended::Error { .. }));
     let not_submitted = count(|e| matches!(e, Ended::NotSubmitted { .. }));
     let orphans = count(|e| matches!(e, Ended::Orphan));
+    let elsewhere = count(|e| matches!(e, Ended::OtherService { .. }));
     let mut extra = String::new();
     if not_submitted > 0 {
         extra.push_str(&format!(", {not_submitted} not submitted"));
+    }
+    if elsewhere > 0 {
+        extra.push_str(&format!(", {elsewhere} submitted to another service"));
     }
     if orphans > 0 {
         extra.push_str(&format!(", {orphans} with an output but no journal entry"));
     }
     eprintln!(
-        "daglo: {done} done, {skipped} already done, {failed} failed, {pending} pending, {uncertain} uncertain, {errors} errors{extra}; outputs in {}",
+        "daglo: {done} done, {skipped} already done, {failed} failed, {pending} pending, {uncertain} uncertain, {}{extra}; outputs in {}",
+        plural(errors, "error", "errors"),
         out_dir.display()
     );
     for line in notes {
@@ -689,13 +908,33 @@ fn summarise(results: &[(&Item, Ended)], out_dir: &Path, notes: &[String]) -> u8
     for (input, ended) in results {
         let name = safe(&input.name);
         match ended {
-            Ended::Failed { rid, status } => {
+            Ended::Failed { rid, status, reason } => {
+                let reason = reason
+                    .as_deref()
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| format!(": {}", safe(r)))
+                    .unwrap_or_default();
                 eprintln!(
-                    "  failed     {}  {}  {name}",
+                    "  failed     {}  {}{reason}  {name}  — --retry-failed submits it again",
                     safe(rid.as_str()),
                     safe(status.as_str())
                 );
             }
+            Ended::OtherService { rid, service } => eprintln!(
+                "  elsewhere  {}  {name}  — submitted to {}, not to this run's service: rerun against {} to follow it{}",
+                safe(rid.as_ref().map_or("(no rid)", Rid::as_str)),
+                safe(service),
+                if service.starts_with("emulator ") {
+                    "a service that knows it (an earlier run's own emulator is gone: its jobs cannot be followed)".to_owned()
+                } else {
+                    format!("it (--base-url {})", safe(service))
+                },
+                if service.starts_with("emulator ") {
+                    "; `daglo jobs --out-dir DIR --prune 0` forgets such entries".to_owned()
+                } else {
+                    String::new()
+                }
+            ),
             Ended::Pending { rid } => eprintln!("  pending    {}  {name}", safe(rid.as_str())),
             Ended::Uncertain { at } => eprintln!(
                 "  uncertain  (no rid)  {name}  — submitted {}with no answer: a job may exist (and be billed); \

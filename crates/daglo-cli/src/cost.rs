@@ -175,9 +175,14 @@ impl Cost {
             .iter()
             .any(|r| label(k, "result", r))
         });
+        let total = submit + status + srt;
         let mut line = format!(
-            "daglo: cost: {} requests (submit {submit}, status {status}, srt {srt}), {limited} answered 429",
-            submit + status + srt
+            "daglo: cost: {} (submit {submit}, status {status}, srt {srt}), {limited} answered 429",
+            crate::terminal::plural(
+                usize::try_from(total).unwrap_or(usize::MAX),
+                "request",
+                "requests"
+            )
         );
         if received > 0 {
             line.push_str(&format!("; callbacks {received} received, {refused} refused"));

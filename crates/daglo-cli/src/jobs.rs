@@ -32,7 +32,7 @@ pub(crate) fn open_journal(
 
 /// `daglo jobs`: the journal as a table.
 pub(crate) async fn run(args: Jobs) -> Result<u8, Failure> {
-    let path = match (args.journal, args.out_dir) {
+    let path = match (args.journal.clone(), args.out_dir.clone()) {
         (Some(journal), _) => journal,
         (None, Some(dir)) => dir.join(JOURNAL_FILE),
         (None, None) => return Err(Failure::usage("give --out-dir DIR or --journal FILE")),
@@ -63,40 +63,126 @@ pub(crate) async fn run(args: Jobs) -> Result<u8, Failure> {
                 break;
             }
         }
-        eprintln!("pruned {pruned} ended entries older than {days} days");
+        eprintln!(
+            "pruned {} older than {days} days",
+            crate::terminal::plural(pruned, "ended entry", "ended entries")
+        );
     }
+    // Where the outputs are: the output directory, or the journal file's.
+    let out_dir = args
+        .out_dir
+        .clone()
+        .or_else(|| path.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
     let entries = journal.entries().await.map_err(|e| Failure::service(&e))?;
+    let rows: Vec<Row> = entries.iter().map(|entry| Row::of(entry, &out_dir)).collect();
+    if args.json {
+        let json: Vec<serde_json::Value> = rows.iter().map(Row::json).collect();
+        let text = serde_json::to_string_pretty(&json).map_err(|e| Failure::service(&e))?;
+        println!("{text}");
+        return Ok(exit::OK);
+    }
     println!(
         "{:>5}  {:<13}  {:<36}  {:<16}  {:>8}  {:<24}  input",
         "entry", "state", "rid", "outcome", "requests", "output"
     );
-    for entry in entries {
-        let (state, rid, outcome) = match &entry.state {
-            EntryState::Intended => ("uncertain", String::new(), String::new()),
-            EntryState::NotSubmitted { reason } => ("not submitted", String::new(), reason.clone()),
-            EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new()),
-            // A job Daglo failed ended, but not with a transcript: `failed`, its status beside.
-            EntryState::Finished { rid, outcome, .. } if !outcome.is_success() => {
-                ("failed", rid.to_string(), outcome.to_string())
+    for row in &rows {
+        println!(
+            "{:>5}  {:<13}  {:<36}  {:<16}  {:>8}  {:<24}  {}",
+            row.entry,
+            row.state,
+            safe(&row.rid),
+            safe(&row.outcome),
+            row.requests,
+            safe(row.output.as_deref().unwrap_or("-")),
+            safe(&row.input)
+        );
+        if let Some(reason) = &row.reason {
+            println!("{:>5}  {:<13}  {}", "", "", safe(reason));
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// One entry as `daglo jobs` shows it.
+struct Row {
+    entry: i64,
+    state: &'static str,
+    rid: String,
+    outcome: String,
+    /// Why it failed (Daglo's message) or was not submitted.
+    reason: Option<String>,
+    requests: u64,
+    /// The output file, only when it exists.
+    output: Option<String>,
+    input: String,
+    /// The service it was submitted to, when recorded.
+    service: Option<String>,
+    created_at: std::time::SystemTime,
+    updated_at: std::time::SystemTime,
+}
+
+impl Row {
+    fn of(entry: &daglo::journal::Entry, out_dir: &Path) -> Self {
+        let (state, rid, outcome, reason) = match &entry.state {
+            EntryState::Intended => ("uncertain", String::new(), String::new(), None),
+            EntryState::NotSubmitted { reason } => (
+                "not submitted",
+                String::new(),
+                String::new(),
+                Some(reason.clone()),
+            ),
+            EntryState::Submitted { rid } => ("pending", rid.to_string(), String::new(), None),
+            // A job Daglo failed ended, but not with a transcript: `failed`, its status beside
+            // and its message below.
+            EntryState::Finished {
+                rid, outcome, result, ..
+            } if !outcome.is_success() => (
+                "failed",
+                rid.to_string(),
+                outcome.to_string(),
+                crate::batch::failure_reason(result.as_deref()),
+            ),
+            EntryState::Finished { rid, outcome, .. } => {
+                ("finished", rid.to_string(), outcome.to_string(), None)
             }
-            EntryState::Finished { rid, outcome, .. } => ("finished", rid.to_string(), outcome.to_string()),
-            _ => ("?", String::new(), String::new()),
+            _ => ("?", String::new(), String::new(), None),
         };
         let output = entry
             .intent
             .labels
             .get(OUTPUT_LABEL)
             .map(|stem| format!("{stem}.txt"))
-            .unwrap_or_default();
-        println!(
-            "{:>5}  {state:<13}  {:<36}  {:<16}  {:>8}  {:<24}  {}",
-            entry.id,
-            safe(&rid),
-            safe(&outcome),
-            entry.status_requests,
-            safe(&output),
-            safe(&entry.intent.input)
-        );
+            .filter(|file| out_dir.join(file).is_file());
+        Self {
+            entry: entry.id.0,
+            state,
+            rid,
+            outcome,
+            reason,
+            requests: entry.status_requests,
+            output,
+            input: entry.intent.input.clone(),
+            service: entry.intent.labels.get("service").cloned(),
+            created_at: entry.intent.at,
+            updated_at: entry.updated_at,
+        }
     }
-    Ok(exit::OK)
+
+    fn json(&self) -> serde_json::Value {
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        serde_json::json!({
+            "entry": self.entry,
+            "state": self.state,
+            "rid": text(&self.rid),
+            "outcome": text(&self.outcome),
+            "reason": self.reason,
+            "status_requests": self.requests,
+            "output": self.output,
+            "input": self.input,
+            "service": self.service,
+            "created_at": daglo::jobs::rfc3339::format(self.created_at),
+            "updated_at": daglo::jobs::rfc3339::format(self.updated_at),
+        })
+    }
 }

@@ -1,5 +1,5 @@
 //! A batch's output directory as the transcriber's result store: each input's `.txt` (and
-//! `.srt`, `.json` when asked) written whole **before** the journal records the job finished,
+//! `.srt`, `.vtt`, `.json` when asked) written whole **before** the journal records the job finished,
 //! and a fingerprint of the transcript recorded with it, so a rerun can tell the input's own
 //! finished output from a missing, partial or foreign one.
 
@@ -22,12 +22,22 @@ use crate::terminal::safe;
 /// The label that records an input's output name (its files' stem) in the journal.
 pub(crate) const OUTPUT_LABEL: &str = "output";
 
+/// The outputs written beside each transcript.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Formats {
+    /// `.srt` subtitles.
+    pub(crate) srt: bool,
+    /// `.vtt` subtitles.
+    pub(crate) vtt: bool,
+    /// `.json`: the whole final result.
+    pub(crate) json: bool,
+}
+
 /// The output directory of a batch.
 #[derive(Debug)]
 pub(crate) struct OutputFiles {
     dir: PathBuf,
-    srt: bool,
-    json: bool,
+    formats: Formats,
     /// How long subtitles answered `202` are asked for again.
     srt_within: Duration,
     client: Client,
@@ -44,8 +54,7 @@ pub(crate) struct OutputFiles {
 impl OutputFiles {
     pub(crate) fn new(
         dir: &Path,
-        srt: bool,
-        json: bool,
+        formats: Formats,
         srt_within: Duration,
         client: Client,
         journal: Arc<dyn Journal>,
@@ -53,8 +62,7 @@ impl OutputFiles {
     ) -> Self {
         Self {
             dir: dir.to_owned(),
-            srt,
-            json,
+            formats,
             srt_within,
             client,
             journal,
@@ -74,8 +82,9 @@ impl OutputFiles {
     pub(crate) fn are_done(&self, stem: &str, reference: Option<&str>) -> bool {
         let text = self.path(stem, "txt");
         let present = text.is_file()
-            && (!self.srt || self.path(stem, "srt").is_file())
-            && (!self.json || self.path(stem, "json").is_file());
+            && (!self.formats.srt || self.path(stem, "srt").is_file())
+            && (!self.formats.vtt || self.path(stem, "vtt").is_file())
+            && (!self.formats.json || self.path(stem, "json").is_file());
         if !present {
             return false;
         }
@@ -93,12 +102,21 @@ impl OutputFiles {
     /// the journal records: `<stem>.txt fnv1a64:<hex>`. A failed job writes nothing.
     pub(crate) async fn write(&self, stem: &str, outcome: &Outcome) -> Result<String, ResultError> {
         let (text, body) = match outcome {
-            Outcome::Transcript { body, .. } => (body.full_transcript(), Some(body.as_ref())),
+            Outcome::Transcript { body, .. } => (crate::single::transcript_text(body), Some(body.as_ref())),
             Outcome::Empty { .. } => (String::new(), None),
-            Outcome::Failed { status, .. } => return Ok(format!("no output (the job ended {status})")),
+            // What the journal keeps of a failure: a rerun reports it without asking again.
+            Outcome::Failed { status, message, .. } => {
+                let said = message
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                return Ok(format!("no output (the job ended {status}{said})"));
+            }
             _ => return Err(ResultError::new("write the outputs", "the job has no result")),
         };
-        if self.json {
+        if self.formats.json {
             let json = match body {
                 Some(body) => serde_json::to_string_pretty(body)
                     .map_err(|e| ResultError::new("write the JSON result", e))?,
@@ -106,8 +124,16 @@ impl OutputFiles {
             };
             self.write_file(stem, "json", json.into_bytes()).await?;
         }
-        if self.srt {
-            let srt = self.subtitles(stem, outcome.rid()).await?;
+        if self.formats.vtt {
+            let vtt = body.map_or_else(|| "WEBVTT\n\n".to_owned(), daglo::StatusBody::to_vtt);
+            self.write_file(stem, "vtt", vtt.into_bytes()).await?;
+        }
+        if self.formats.srt {
+            // With speakers, made from the word timings (Daglo's subtitles name none).
+            let srt = match body {
+                Some(body) if body.has_speakers() => body.to_srt(),
+                _ => self.subtitles(stem, outcome.rid()).await?,
+            };
             self.write_file(stem, "srt", srt.into_bytes()).await?;
         }
         let reference = format!("{stem}.txt {}", fingerprint(text.as_bytes()));
@@ -118,6 +144,11 @@ impl OutputFiles {
     async fn write_file(&self, stem: &str, extension: &str, contents: Vec<u8>) -> Result<(), ResultError> {
         let path = self.path(stem, extension);
         tokio::task::spawn_blocking(move || {
+            // An input from a subfolder has its outputs in the same subfolder of --out-dir.
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| ResultError::new(format!("cannot create {}", parent.display()), e))?;
+            }
             crate::setup::write_whole(&path, &contents)
                 .map_err(|e| ResultError::new(format!("cannot write {}", path.display()), e))
         })

@@ -19,6 +19,9 @@ pub(crate) struct Connection {
     pub(crate) emulator: Option<Simulator>,
     /// The shared Redis, when `--redis` is given.
     pub(crate) redis: Option<RedisStore>,
+    /// Which service the jobs go to, as a batch's journal records it for each entry: the base
+    /// URL, or `emulator <id>` for this run's own emulator (which a later run's never is).
+    pub(crate) service: String,
 }
 
 /// The client — drawing from budgets shared through Redis with `--redis` — and the emulator it
@@ -54,10 +57,15 @@ pub(crate) async fn connect(service: &Service, deadline: Option<Duration>) -> Re
         None => builder,
     };
     let client = builder.build().map_err(|e| Failure::usage(chain(&e)))?;
+    let service_name = match &emulator {
+        Some(_) => format!("emulator {}", daglo::JobId::random()),
+        None => service.base_url.trim_end_matches('/').to_owned(),
+    };
     Ok(Connection {
         client,
         emulator,
         redis,
+        service: service_name,
     })
 }
 
@@ -218,9 +226,11 @@ pub(crate) const SRT_WAIT: Duration = Duration::from_secs(600);
 /// Checks before anything is submitted (and billed) that the outputs can be written — without
 /// creating them: a file is made only when there is something to write.
 pub(crate) fn check_outputs(output: &Output) -> Result<(), Failure> {
-    if let Some(Some(path)) = &output.srt {
-        writable(path)
-            .map_err(|e| Failure::usage(format!("--srt {}: cannot write there: {e}", path.display())))?;
+    for (flag, file) in [("--srt", &output.srt), ("--vtt", &output.vtt)] {
+        if let Some(Some(path)) = file {
+            writable(path)
+                .map_err(|e| Failure::usage(format!("{flag} {}: cannot write there: {e}", path.display())))?;
+        }
     }
     Ok(())
 }

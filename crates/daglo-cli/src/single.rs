@@ -15,10 +15,12 @@ const SUBMIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `daglo transcribe` with one input.
 pub(crate) async fn transcribe(args: Transcribe) -> Result<u8, Failure> {
-    if matches!(args.output.srt, Some(None)) {
-        return Err(Failure::usage(
-            "--srt needs a FILE for one input (or use --out-dir)",
-        ));
+    for (flag, file) in [("--srt", &args.output.srt), ("--vtt", &args.output.vtt)] {
+        if matches!(file, Some(None)) {
+            return Err(Failure::usage(format!(
+                "{flag} needs a FILE for one input (or use --out-dir)"
+            )));
+        }
     }
     let input = Input::parse(args.inputs.first().map_or("", String::as_str))?;
     let options = options(&args)?;
@@ -149,13 +151,21 @@ async fn report(
                 let text = serde_json::to_string_pretty(&body).map_err(|e| Failure::service(&e))?;
                 println!("{text}");
             } else {
-                println!("{}", body.full_transcript());
+                println!("{}", transcript_text(&body).trim_end());
                 for line in sentiment_lines(&body) {
                     println!("{line}");
                 }
             }
+            if let Some(Some(path)) = &output.vtt {
+                write_subtitles(path, &body.to_vtt())?;
+            }
             if let Some(Some(path)) = &output.srt {
-                return write_srt(client, rid, path, srt_within).await;
+                if body.has_speakers() {
+                    // Daglo's subtitles name no speaker: made here from the word timings.
+                    write_subtitles(path, &body.to_srt())?;
+                } else {
+                    return write_srt(client, rid, path, srt_within).await;
+                }
             }
             Ok(exit::OK)
         }
@@ -190,6 +200,21 @@ async fn report(
             "unexpected outcome {other:?}"
         )))),
     }
+}
+
+/// The transcript as text: speaker turns (`Speaker 1: …`) when the result names speakers (or
+/// has several channels), else the whole text.
+pub(crate) fn transcript_text(body: &daglo::StatusBody) -> String {
+    body.transcript_by_speaker()
+        .unwrap_or_else(|| body.full_transcript())
+}
+
+/// Writes subtitles made here, whole.
+fn write_subtitles(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    crate::setup::write_whole(path, text.as_bytes())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    eprintln!("daglo: subtitles written to {}", path.display());
+    Ok(())
 }
 
 /// Asks for the subtitles until they are ready (`202` is "ask again"), within `within`; the file

@@ -10,7 +10,8 @@
 /// uses them need not. Call it yourself before building a `reqwest::Client` of your own when
 /// your reqwest has no provider either; a provider your program installed first (say
 /// `rustls::crypto::aws_lc_rs::default_provider().install_default()`) is kept. Cheap and
-/// idempotent.
+/// idempotent. The provider is rustls's *ring* one, assembled from its undeprecated parts
+/// (rustls 0.23.48 deprecated `rustls::crypto::ring::default_provider`).
 ///
 /// [`ClientBuilder::build`]: crate::ClientBuilder::build
 ///
@@ -20,8 +21,5 @@
 /// # drop(http);
 /// ```
 pub fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // `Err` means another thread installed one in between: the goal either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
+    daglo_core::internal::install_crypto_provider();
 }

@@ -1,6 +1,10 @@
 //! What the workspace's crates share and their users do not need: no stability promise.
 
 use std::fmt::Write as _;
+
+#[cfg(feature = "tls")]
+pub use crate::tls::{install_crypto_provider, ring_provider};
+pub use crate::transcript::srt_time;
 use std::sync::{Mutex, MutexGuard};
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it. Every critical section

@@ -60,6 +60,9 @@ pub mod secs;
 mod status;
 pub mod telemetry;
 mod timescale;
+#[cfg(feature = "tls")]
+mod tls;
+mod transcript;
 
 pub use backoff::Backoff;
 pub use budget::{DECODE_FLOOR, DECODE_RATIO};
@@ -111,3 +114,4 @@ pub use request::{
 pub use schedule::{AdaptivePolicy, PollPolicy, ProgressTracker};
 pub use status::Status;
 pub use timescale::TimeScale;
+pub use transcript::{ChannelWord, MAX_CUE_CHARS, MAX_CUE_DURATION, Utterance};

@@ -293,13 +293,10 @@ impl SqliteJournal {
 
     async fn one(&self, condition: &'static str, value: String) -> Result<Option<Entry>, JournalError> {
         self.run("read", move |connection| {
+            // Cached: a lookup by id or key is the service's most frequent read.
             connection
-                .query_row(
-                    &format!("{SELECT} WHERE {condition} ORDER BY id DESC LIMIT 1"),
-                    params![value],
-                    entry,
-                )
-                .optional()
+                .prepare_cached(&format!("{SELECT} WHERE {condition} ORDER BY id DESC LIMIT 1"))
+                .and_then(|mut statement| statement.query_row(params![value], entry).optional())
                 .map_err(failed("cannot read the journal"))
         })
         .await
@@ -920,6 +917,38 @@ impl JobLog for SqliteJournal {
                 )
                 .map(drop)
                 .map_err(failed("cannot write the job log"))
+        })
+        .await
+    }
+
+    async fn forget_all(&self, list: &str, sets: &[&str], jobs: &[JobId]) -> Result<(), JournalError> {
+        let list = list.to_owned();
+        let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+        let jobs: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+        self.run("clear", move |connection| {
+            // One transaction for the lot.
+            let transaction = connection
+                .unchecked_transaction()
+                .map_err(failed("cannot write the job log"))?;
+            {
+                let mut lists = transaction
+                    .prepare_cached("DELETE FROM job_log WHERE list = ?1 AND job = ?2")
+                    .map_err(failed("cannot write the job log"))?;
+                let mut marks = transaction
+                    .prepare_cached("DELETE FROM job_marks WHERE name = ?1 AND job = ?2")
+                    .map_err(failed("cannot write the job log"))?;
+                for job in &jobs {
+                    lists
+                        .execute(params![list, job])
+                        .map_err(failed("cannot write the job log"))?;
+                    for set in &sets {
+                        marks
+                            .execute(params![set, job])
+                            .map_err(failed("cannot write the job log"))?;
+                    }
+                }
+            }
+            transaction.commit().map_err(failed("cannot write the job log"))
         })
         .await
     }

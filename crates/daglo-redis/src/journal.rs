@@ -311,6 +311,16 @@ static PRUNE: LazyLock<redis::Script> = LazyLock::new(|| {
     ))
 });
 
+/// The entry an index names for a field, in one round trip: `nil`, or `{id, fields}` (`fields`
+/// empty when the entry is gone). KEYS: the index. ARGV: the field, the entry key prefix.
+static LOOKUP: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local id = redis.call('HGET', KEYS[1], ARGV[1]) \
+         if not id then return nil end \
+         return {id, redis.call('HGETALL', ARGV[2] .. id)}",
+    )
+});
+
 /// Index entries written before the indexes of stages, labels and ended entries: each entry
 /// named in ARGV[3..] gets its `label_keys` (from ARGV pairs: id, then its label keys or `''`)
 /// and its places. KEYS: generation. ARGV: generation, the journal's key prefix, then pairs of
@@ -352,19 +362,29 @@ impl RedisJournal {
             .ok_or_else(|| corrupt(self.entry_key(id)))
     }
 
-    /// The entry an index (`latest`, `keys`, `jobs`) names for `field`, if any.
+    /// The entry an index (`latest`, `keys`, `jobs`) names for `field`, if any — looked up and
+    /// read in one round trip.
     async fn indexed(&self, index: &str, field: &str) -> Result<Option<Entry>, JournalError> {
         counted("read", async {
-            let id: Option<i64> = self
-                .store
-                .conn()
-                .hget(self.key(&[index]), field)
+            let found: Option<(String, HashMap<String, String>)> = LOOKUP
+                .key(self.key(&[index]))
+                .arg(field)
+                .arg(self.key(&["entry", ""]))
+                .invoke_async(&mut self.store.conn())
                 .await
-                .map_err(failed("HGET index"))?;
-            let Some(id) = id else { return Ok(None) };
+                .map_err(failed("read an entry by index"))?;
+            let Some((id, fields)) = found else {
+                return Ok(None);
+            };
+            let id: i64 = id.parse().map_err(|_| corrupt(self.key(&[index])))?;
+            if fields.is_empty() {
+                return Ok(None);
+            }
+            let entry =
+                read_entry(EntryId(id), &fields).ok_or_else(|| corrupt(self.entry_key(EntryId(id))))?;
             // An index names an entry only if the entry says the same: after a flush, or a write
             // by an older version, an index must never hand one input another's entry.
-            Ok(self.read(EntryId(id)).await?.filter(|entry| match index {
+            Ok(Some(entry).filter(|entry| match index {
                 "latest" => entry.intent.input == field,
                 "keys" => entry.intent.key.as_deref() == Some(field),
                 "jobs" => entry.intent.job.as_str() == field,
@@ -1043,6 +1063,26 @@ impl JobLog for RedisJournal {
                 .del::<_, ()>(self.key(&["log", job.as_str(), list]))
                 .await
                 .map_err(failed("DEL log"))
+        })
+        .await
+    }
+
+    async fn forget_all(&self, list: &str, sets: &[&str], jobs: &[JobId]) -> Result<(), JournalError> {
+        counted("clear", async {
+            // One pipeline for the lot.
+            let mut pipe = redis::pipe();
+            for job in jobs {
+                pipe.del(self.key(&["log", job.as_str(), list])).ignore();
+            }
+            for set in sets {
+                if !jobs.is_empty() {
+                    let members: Vec<&str> = jobs.iter().map(JobId::as_str).collect();
+                    pipe.srem(self.key(&["marks", set]), members).ignore();
+                }
+            }
+            pipe.query_async::<()>(&mut self.store.conn())
+                .await
+                .map_err(failed("DEL logs"))
         })
         .await
     }

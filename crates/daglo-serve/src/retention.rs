@@ -38,24 +38,23 @@ pub(crate) async fn sweep(app: &App, keep: Duration) -> Result<usize, String> {
         let step = daglo::internal::prune_step(&app.transcriber, before)
             .await
             .map_err(|e| daglo::internal::error_chain(&e))?;
-        for entry in &step {
-            let job = &entry.intent.job;
-            if let Some(key) = &entry.intent.callback_key
-                && let Err(e) = app
-                    .log
-                    .clear(crate::inbox::LIST, &crate::inbox::list_of(key))
-                    .await
-            {
-                tracing::warn!(job = %job, error = %daglo::internal::error_chain(&e), "could not clear the inbox of a job past retention_days");
-            }
-            for cleared in [
-                app.log.clear(crate::webhook::DELIVERIES, job).await,
-                app.log.mark(crate::webhook::PENDING, job, false).await,
-            ] {
-                if let Err(e) = cleared {
-                    tracing::warn!(job = %job, error = %daglo::internal::error_chain(&e), "could not clear the webhook log of a job past retention_days");
-                }
-            }
+        // Each a write for the whole step: the webhook deliveries and the outstanding mark under
+        // the jobs' ids, the inboxes under their callback keys.
+        let jobs: Vec<daglo::JobId> = step.iter().map(|entry| entry.intent.job.clone()).collect();
+        let inboxes: Vec<daglo::JobId> = step
+            .iter()
+            .filter_map(|entry| entry.intent.callback_key.as_deref())
+            .map(crate::inbox::list_of)
+            .collect();
+        if let Err(e) = app
+            .log
+            .forget_all(crate::webhook::DELIVERIES, &[crate::webhook::PENDING], &jobs)
+            .await
+        {
+            tracing::warn!(jobs = jobs.len(), error = %daglo::internal::error_chain(&e), "could not clear the webhook logs of jobs past retention_days");
+        }
+        if let Err(e) = app.log.forget_all(crate::inbox::LIST, &[], &inboxes).await {
+            tracing::warn!(jobs = jobs.len(), error = %daglo::internal::error_chain(&e), "could not clear the inboxes of jobs past retention_days");
         }
         deleted += step.len();
         if step.len() < daglo::journal::PRUNE_STEP {

@@ -84,13 +84,9 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// Makes *ring* the process's rustls crypto provider unless one is installed (reqwest is built
-/// without one; `daglo_client::install_crypto_provider` is the public twin, which the emulator
-/// cannot call without depending on the client it tests).
-fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
+/// without one): the workspace's one provider, which `daglo_client::install_crypto_provider`
+/// also installs.
+use daglo_core::internal::install_crypto_provider;
 
 pub use clock::{Clock, ManualClock};
 pub use config::{DEFAULT_TOKEN, SimConfig};

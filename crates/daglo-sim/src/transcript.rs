@@ -225,23 +225,12 @@ pub(crate) fn srt(results: &[SttResult]) -> String {
             out,
             "{}\n{} --> {}\n{}\n\n",
             index + 1,
-            timestamp(start),
-            timestamp(end),
+            daglo_core::internal::srt_time(start),
+            daglo_core::internal::srt_time(end),
             text.trim()
         );
     }
     out
-}
-
-fn timestamp(at: Duration) -> String {
-    let ms = at.as_millis();
-    format!(
-        "{:02}:{:02}:{:02},{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]

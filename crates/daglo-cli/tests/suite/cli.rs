@@ -24,8 +24,69 @@ fn transcribes_a_file_with_json_and_subtitles() {
     assert!(body["sttResults"][0]["words"][0]["speaker"].is_string());
     let subtitles = std::fs::read_to_string(&srt).unwrap();
     assert!(subtitles.starts_with("1\n00:00:00,300 --> "), "{subtitles}");
+    // Diarization asked: each cue names its speaker.
+    assert!(
+        subtitles
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.starts_with("Speaker ")),
+        "{subtitles}"
+    );
     let _ = std::fs::remove_file(srt);
     assert!(text(&out.stderr).contains("submitted (polling strategy)"));
+}
+
+#[test]
+fn speakers_show_in_the_text_and_the_webvtt_subtitles() {
+    let vtt = temp("turns.vtt");
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "200",
+        "--speakers",
+        "2",
+        "--vtt",
+        vtt.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let turns: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!turns.is_empty(), "{stdout}");
+    assert!(
+        turns
+            .iter()
+            .all(|l| l.starts_with("Speaker ") && l.contains(": ")),
+        "{stdout}"
+    );
+    let subtitles = std::fs::read_to_string(&vtt).unwrap();
+    assert!(
+        subtitles.starts_with("WEBVTT\n\n1\n00:00:00.300 --> "),
+        "{subtitles}"
+    );
+    assert!(subtitles.contains("\n<v Speaker "), "{subtitles}");
+    assert!(text(&out.stderr).contains(&format!("subtitles written to {}", vtt.display())));
+    let _ = std::fs::remove_file(vtt);
+
+    // Without diarization the text is the transcript as it came, no labels.
+    let out = daglo(&[
+        "transcribe",
+        SAMPLE,
+        "--emulate",
+        "--emulate-processing-ms",
+        "200",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("Speaker "), "{}", text(&out.stdout));
+    // One input needs a file to write to.
+    let out = daglo(&["transcribe", SAMPLE, "--emulate", "--vtt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--vtt needs a FILE"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -634,6 +695,7 @@ fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
             "--base-url",
             &base_url,
             "--srt",
+            "--vtt",
         ])
         .args(["--out-dir", out_dir.to_str().unwrap()])
         .env("DAGLO_API_TOKEN", sim.token())
@@ -642,11 +704,17 @@ fn subtitles_that_lag_the_status_are_waited_for_and_no_file_is_made_early() {
     assert_eq!(batch.status.code(), Some(0), "{}", text(&batch.stderr));
     for entry in std::fs::read_dir(&inputs).unwrap() {
         let stem = entry.unwrap().path().file_stem().unwrap().to_owned();
-        let srt = out_dir.join(stem).with_extension("srt");
+        let srt = out_dir.join(&stem).with_extension("srt");
         assert!(
             std::fs::metadata(&srt).is_ok_and(|m| m.len() > 0),
             "{} written",
             srt.display()
+        );
+        let vtt = std::fs::read_to_string(out_dir.join(&stem).with_extension("vtt")).unwrap_or_default();
+        assert!(
+            vtt.starts_with("WEBVTT\n\n1\n"),
+            "{}: {vtt}",
+            stem.to_string_lossy()
         );
     }
     let _ = std::fs::remove_dir_all(inputs);
@@ -748,4 +816,151 @@ async fn two_batches_at_once_on_one_out_dir_submit_each_file_once() {
     }
     let _ = std::fs::remove_dir_all(inputs);
     let _ = std::fs::remove_dir_all(out);
+}
+
+/// A folder is walked whole: subfolders included, hidden files skipped, outputs mirroring the
+/// inputs' relative paths (two `call-001.wav` never collide), and the summary says how many
+/// inputs the folder gave. A symbolic link back into the folder is refused before anything is
+/// submitted.
+#[test]
+fn folders_are_walked_recursively_and_outputs_mirror_their_paths() {
+    let inputs = audio_dir("tree", 2);
+    std::fs::create_dir_all(inputs.join("sub/deeper")).unwrap();
+    std::fs::create_dir_all(inputs.join(".hidden")).unwrap();
+    std::fs::write(inputs.join("sub/call-001.wav"), vec![7u8; 48_000]).unwrap();
+    std::fs::write(inputs.join("sub/deeper/call-009.mp3"), vec![9u8; 48_000]).unwrap();
+    std::fs::write(inputs.join(".hidden/secret.wav"), vec![3u8; 48_000]).unwrap();
+    std::fs::write(inputs.join(".dotfile.wav"), vec![4u8; 48_000]).unwrap();
+    std::fs::write(inputs.join("sub/notes.txt"), b"not audio").unwrap();
+    let out_dir = temp("tree-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = || {
+        daglo(&[
+            "transcribe",
+            inputs.to_str().unwrap(),
+            "--emulate",
+            "--emulate-processing-ms",
+            "100",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    let out = run();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for file in [
+        "call-000.txt",
+        "call-001.txt",
+        "sub/call-001.txt",
+        "sub/deeper/call-009.txt",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file} written: {stderr}");
+    }
+    assert!(!out_dir.join("secret.txt").exists() && !out_dir.join(".hidden").exists());
+    assert!(stderr.contains("4 done"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} gave 4 inputs", inputs.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 errors"), "{stderr}");
+
+    // A link back up: refused, naming it; nothing submitted.
+    std::os::unix::fs::symlink(&inputs, inputs.join("sub/loop")).unwrap();
+    let out = run();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("sub/loop") && stderr.contains("symbolic link loop"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out_dir);
+}
+
+/// A rerun reads the journal: a failed input is reported failed (exit 1, Daglo's reason) and
+/// not asked about again — the emulator of the rerun knows none of the earlier run's rids, and
+/// is never asked — `--retry-failed` submits it again, and `daglo jobs` shows each entry's true
+/// state, its reason, and only outputs that exist, also as JSON.
+#[test]
+fn a_rerun_reads_failures_from_the_journal_and_retry_failed_submits_again() {
+    let inputs = audio_dir("rerun-failed", 1);
+    std::fs::write(inputs.join("call-file-error.wav"), vec![5u8; 48_000]).unwrap();
+    let out_dir = temp("rerun-failed-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "transcribe",
+            inputs.to_str().unwrap(),
+            "--emulate",
+            "--emulate-processing-ms",
+            "100",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        daglo(&args)
+    };
+    let first = run(&[]);
+    let stderr = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1 done") && stderr.contains("1 failed"),
+        "{stderr}"
+    );
+
+    // The rerun: a new emulator, which knows no old rid. Nothing is asked of it, nothing
+    // submitted: the failure comes from the journal, with its reason.
+    let second = run(&[]);
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1 already done") && stderr.contains("1 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("file_error") && stderr.contains("--retry-failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("emulator saw 0 submits"), "{stderr}");
+    assert!(!stderr.contains("404"), "{stderr}");
+
+    let jobs = daglo(&["jobs", "--out-dir", out_dir.to_str().unwrap(), "--json"]);
+    assert_eq!(jobs.status.code(), Some(0), "{}", text(&jobs.stderr));
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&jobs.stdout).unwrap();
+    assert_eq!(entries.len(), 2);
+    let failed = entries
+        .iter()
+        .find(|e| e["state"] == "failed")
+        .expect("a failed entry");
+    assert_eq!(
+        failed["output"],
+        serde_json::Value::Null,
+        "no output file for a failed job"
+    );
+    assert!(failed["reason"].is_string(), "{failed}");
+    assert!(
+        failed["service"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("emulator "))
+    );
+    let done = entries
+        .iter()
+        .find(|e| e["state"] == "finished")
+        .expect("a finished entry");
+    assert_eq!(done["output"], "call-000.txt");
+    let table = text(&daglo(&["jobs", "--out-dir", out_dir.to_str().unwrap()]).stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("failed") && l.contains("file_error")),
+        "{table}"
+    );
+
+    // --retry-failed: submitted again (it fails again: same name, same emulator plan).
+    let third = run(&["--retry-failed"]);
+    let stderr = text(&third.stderr);
+    assert_eq!(third.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("emulator saw 1 submit ("), "{stderr}");
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out_dir);
 }

@@ -27,7 +27,7 @@ type Seen = Result<String, String>;
 /// A TLS server on a free loopback port, on a thread of its own, for `connections`
 /// connections; each request is answered `200` with a status body.
 fn server(connections: usize) -> (SocketAddr, JoinHandle<Vec<Seen>>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(daglo_core::internal::ring_provider());
     let certs = CertificateDer::pem_slice_iter(CERT)
         .collect::<Result<Vec<_>, _>>()
         .unwrap();

@@ -8,8 +8,23 @@ use std::time::{Duration, SystemTime};
 use daglo_core::{EntryQuery, Intent, Journal, OutcomeKind, Rid, Stage, Status};
 use daglo_journal::SqliteJournal;
 
-/// A fresh journal file, on a tmpfs when there is one (the fill syncs every write).
-fn path(name: &str) -> std::path::PathBuf {
+/// A fresh journal directory, on a tmpfs when there is one (the fill syncs every write),
+/// removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn file(&self) -> std::path::PathBuf {
+        self.0.join("jobs.sqlite")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn path(name: &str) -> Scratch {
     let base = if std::path::Path::new("/dev/shm").is_dir() {
         std::path::PathBuf::from("/dev/shm")
     } else {
@@ -18,7 +33,7 @@ fn path(name: &str) -> std::path::PathBuf {
     let dir = base.join(format!("daglo-journal-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join("jobs.sqlite")
+    Scratch(dir)
 }
 
 /// `n` entries through the journal's API: every 100th running, every 10th failed, the rest
@@ -47,7 +62,8 @@ async fn fill(journal: &SqliteJournal, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_reads_what_it_returns_and_one_more() {
     tokio::time::timeout(Duration::from_secs(120), async {
-        let path = path("bounded");
+        let scratch = path("bounded");
+        let path = scratch.file();
         let journal = SqliteJournal::open(&path).unwrap();
         fill(&journal, 1500).await;
         let queries = [
@@ -129,7 +145,8 @@ async fn a_page_reads_what_it_returns_and_one_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_reads_no_ended_entry_and_pruning_reads_what_it_removes() {
     tokio::time::timeout(Duration::from_secs(120), async {
-        let journal = SqliteJournal::open(path("recovery")).unwrap();
+        let scratch = path("recovery");
+        let journal = SqliteJournal::open(scratch.file()).unwrap();
         fill(&journal, 1000).await;
         let read = journal.rows_read();
         let recovery = journal.recover().await.unwrap();
@@ -174,7 +191,8 @@ async fn recovery_reads_no_ended_entry_and_pruning_reads_what_it_removes() {
 
 #[tokio::test]
 async fn an_older_journal_s_labels_are_indexed_when_it_is_opened() {
-    let path = path("older-labels");
+    let scratch = path("older-labels");
+    let path = scratch.file();
     {
         // The table as the previous version wrote it: labels in a column, no index of them.
         let connection = rusqlite::Connection::open(&path).unwrap();

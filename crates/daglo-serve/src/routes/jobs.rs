@@ -256,17 +256,7 @@ async fn create(
         known = true;
     }
     if let Some(max) = tenant.max_running {
-        let running = app
-            .transcriber
-            .jobs(
-                JobFilter::default()
-                    .state(JobState::Submitting)
-                    .state(JobState::Running)
-                    .label(TENANT_LABEL, &*tenant.name),
-            )
-            .await
-            .map_err(|e| Problem::unavailable(&e))?
-            .len();
+        let running = running(&app, &tenant.name, max).await?;
         if running >= max && !known {
             crate::metrics::tenant_job(&tenant.name, "refused");
             return Err(Problem::new(
@@ -319,6 +309,30 @@ async fn create(
         StatusCode::OK
     };
     Ok(json(status, &present(job.snapshot())))
+}
+
+/// How many of `tenant`'s jobs are submitting or running, counted up to `max` (pages of the
+/// journal's index of those stages: a check costs what runs, at most `max`, never the table).
+async fn running(app: &App, tenant: &str, max: usize) -> Result<usize, Problem> {
+    let filter = JobFilter::default()
+        .state(JobState::Submitting)
+        .state(JobState::Running)
+        .label(TENANT_LABEL, tenant)
+        .limit((max + 1).min(500));
+    let mut counted = 0;
+    let mut after = None;
+    loop {
+        let page = app
+            .transcriber
+            .page(filter.clone(), after.as_ref())
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        counted += page.jobs.len();
+        match page.next {
+            Some(next) if counted < max => after = Some(next),
+            _ => return Ok(counted),
+        }
+    }
 }
 
 /// The key an input carries (namespaced already).
@@ -607,7 +621,7 @@ async fn forget(app: &App, id: &JobId) -> Result<(), TranscribeError> {
 }
 
 /// The formats `/transcript` serves.
-const FORMATS: &str = "text, json, srt";
+const FORMATS: &str = "text, json, srt, vtt";
 
 async fn transcript(
     State(app): State<App>,
@@ -617,7 +631,7 @@ async fn transcript(
 ) -> Result<Response, Problem> {
     let pairs = query_pairs(uri.query(), &["format"])?;
     let format = single(&pairs, "format")?.unwrap_or("text").to_owned();
-    if !matches!(format.as_str(), "text" | "txt" | "json" | "srt") {
+    if !matches!(format.as_str(), "text" | "txt" | "json" | "srt" | "vtt") {
         return Err(Problem::invalid(format!(
             "`format`: `{}` is not one of {FORMATS}",
             daglo::internal::safe(&format)
@@ -645,7 +659,7 @@ async fn transcript(
         (StatusCode::OK, [(header::CONTENT_TYPE, kind)], body).into_response()
     };
     let result =
-        if matches!(format.as_str(), "text" | "txt" | "json") {
+        if matches!(format.as_str(), "text" | "txt" | "json" | "vtt") {
             // The result as kept here — or, for a job another replica finished (its result is in
             // that replica's data directory), as Daglo still has it: one status request, nothing
             // billed.
@@ -675,6 +689,15 @@ async fn transcript(
         "text" | "txt" => text(
             "text/plain; charset=utf-8",
             result.and_then(|o| o.transcript()).unwrap_or_default(),
+        ),
+        // WebVTT from the word timings (Daglo serves SRT only): a cue per sentence of one
+        // speaker, voiced by speaker.
+        "vtt" => text(
+            "text/vtt; charset=utf-8",
+            match result {
+                Some(Outcome::Transcript { body, .. }) => body.to_vtt(),
+                _ => "WEBVTT\n\n".to_owned(),
+            },
         ),
         "json" => match result {
             Some(Outcome::Transcript { body, .. }) => json(StatusCode::OK, body.as_ref()),

@@ -524,6 +524,30 @@ async fn bare_hyper() -> SocketAddr {
     addr
 }
 
+/// Bare hyper's handler served by the receiver's own server (`CallbackServer` with the default
+/// `ConnectionLimits`): what the server's protections cost, apart from the receiver's checks.
+async fn guarded_hyper() -> (SocketAddr, daglo::callback::CallbackServer) {
+    let listener = daglo::callback::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let service = tower::service_fn(|request: Request<hyper::body::Incoming>| async {
+        let body = request.into_body().collect().await.map(|b| b.to_bytes());
+        std::hint::black_box(&body);
+        let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
+        answer
+            .headers_mut()
+            .insert("content-type", http::HeaderValue::from_static("application/json"));
+        Ok::<_, Infallible>(answer)
+    });
+    let server = daglo::callback::CallbackServer::serve(
+        listener,
+        service,
+        daglo::callback::ConnectionLimits::default(),
+    )
+    .unwrap();
+    (server.local_addr(), server)
+}
+
 /// Answers per second `wrk` (an external load generator, one thread) gets from `addr` for
 /// `shot` over `connections` connections in `DURATION`; `None` when `wrk` is not installed.
 /// Panics if any answer was not 2xx.
@@ -640,6 +664,24 @@ async fn main() {
         body,
     };
     let bare = bare_hyper().await;
+    let (guarded, _guarded_server) = guarded_hyper().await;
+    if std::env::var_os("DAGLO_RECEIVER_PROFILE").is_some() {
+        // Valid callbacks alone for a while, to profile the receiver (`perf record -p`).
+        for _ in 0..5 {
+            let (rate, _) = load(addr, valid.clone(), 200, 64).await;
+            println!("receiver valid callbacks: {rate:.0}/s");
+        }
+        return;
+    }
+    if std::env::var_os("DAGLO_RECEIVER_SERVER_ONLY").is_some() {
+        // The server's share alone: bare hyper against its handler behind `CallbackServer`.
+        for connections in LOADS {
+            for (name, rate, ratio) in against_bare(guarded, bare, &valid, connections).await {
+                println!("server only: {name} {connections} {rate:.0} {ratio:.2}");
+            }
+        }
+        return;
+    }
     println!(
         "keep-alive connections, {} s per target and round, {ROUNDS} rounds alternating the targets (medians), \
          2 cores shared with the generator",

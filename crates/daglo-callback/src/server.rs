@@ -313,16 +313,26 @@ async fn accept_loop<S, B>(
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let lifetime = limits.max_connection_time;
-        // A watcher per connection waits for a shed or a stop and tells the connection to
-        // close: the connection's own task is woken by its socket alone, and polls no shared
-        // notifier (a lock each) per request.
+        // A watcher per connection waits for a shed, a stop or the end of the connection's
+        // lifetime and tells the connection: the connection's own task is woken by its socket
+        // alone, and polls no shared notifier (a lock each) nor a timer per request.
         let (close, closing) = tokio::sync::oneshot::channel::<()>();
+        let (cut, cutting) = tokio::sync::oneshot::channel::<()>();
         let (shed, mut stop) = (shed.clone(), stopped.clone());
         tasks.spawn(async move {
-            let mut close = close;
+            let (mut close, mut cut) = (close, cut);
+            let expired = tokio::time::sleep(lifetime);
+            tokio::pin!(expired);
             loop {
                 tokio::select! {
                     () = close.closed() => return,
+                    () = &mut expired => {
+                        // Whatever the peer does — trickles, never reads, idles — the
+                        // connection ends in bounded time and its slot comes back.
+                        debug!("connection outlived its time; closed");
+                        let _ = cut.send(());
+                        return;
+                    }
                     () = shed.notified() => {
                         if activity.may_close() {
                             debug!("connection asked to make room at the cap");
@@ -333,25 +343,33 @@ async fn accept_loop<S, B>(
                 }
             }
             let _ = close.send(());
+            // The lifetime still bounds the graceful close.
+            tokio::select! {
+                () = cut.closed() => {}
+                () = &mut expired => {
+                    debug!("connection outlived its time while closing; closed");
+                    let _ = cut.send(());
+                }
+            }
         });
         tasks.spawn(async move {
-            let run = async {
-                let mut connection = std::pin::pin!(connection);
-                tokio::select! {
-                    // The connection first, so a request already sent is read before a shed or
-                    // a stop is looked at (and so counts as in flight).
-                    biased;
-                    _ = connection.as_mut() => return,
-                    _ = closing => {}
+            let mut connection = std::pin::pin!(connection);
+            let mut cutting = cutting;
+            tokio::select! {
+                // The connection first, so a request already sent is read before a shed or a
+                // stop is looked at (and so counts as in flight).
+                biased;
+                _ = connection.as_mut() => {}
+                _ = &mut cutting => {}
+                _ = closing => {
+                    // Finish the request in flight, if any, then close.
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        biased;
+                        _ = connection.as_mut() => {}
+                        _ = cutting => {}
+                    }
                 }
-                // Finish the request in flight, if any, then close.
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
-            };
-            // Whatever the peer does — trickles, never reads, idles — the connection ends in
-            // bounded time and its slot comes back.
-            if tokio::time::timeout(lifetime, run).await.is_err() {
-                debug!("connection outlived its time; closed");
             }
             drop(permit);
         });
@@ -415,6 +433,24 @@ struct Tracked<S> {
     activity: Arc<Activity>,
 }
 
+pin_project_lite::pin_project! {
+    /// A request's answer, counted in flight until it is ready or dropped (no allocation of its
+    /// own).
+    struct Counted<F> {
+        #[pin]
+        answer: F,
+        _guard: InFlight,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        self.project().answer.poll(cx)
+    }
+}
+
 /// Counts one request in flight for as long as it lives.
 struct InFlight(Arc<Activity>);
 
@@ -433,7 +469,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Counted<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -443,12 +479,10 @@ where
         self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Release);
         let guard = InFlight(self.activity.clone());
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let answer = answer.await;
-            drop(guard);
-            answer
-        })
+        Counted {
+            answer: self.inner.call(request),
+            _guard: guard,
+        }
     }
 }
 

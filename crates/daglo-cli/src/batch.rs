@@ -216,6 +216,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         out_dir: &out_dir,
         force: args.force,
         retry_failed: args.retry_failed,
+        rescued: rescued_records(&out_dir),
         gate,
         notes: Mutex::default(),
         progress: &progress,
@@ -301,6 +302,8 @@ struct Batch<'a> {
     force: bool,
     /// Submit again the inputs whose earlier job failed.
     retry_failed: bool,
+    /// Jobs an earlier run could not record (its journal gone), by input.
+    rescued: HashMap<String, (PathBuf, Rescued)>,
     gate: Arc<Gate>,
     /// Lines for the summary (an input submitted again with other options).
     notes: Mutex<Vec<String>>,
@@ -340,8 +343,17 @@ impl Batch<'_> {
                 return self.legacy(input, entry).await;
             }
             Some(entry) if entry.intent.options_digest != self.digest => other_options = Some(entry.clone()),
+            None if self.rescued.contains_key(&input.name) => {
+                if let Some(ended) = self.adopt_rescued(input).await {
+                    return ended;
+                }
+            }
             None if !self.force && self.outputs.path(&input.stem, "txt").exists() => return Ended::Orphan,
             Some(entry) => {
+                // A rescued record of an input the journal knows again is spent.
+                if let Some((path, _)) = self.rescued.get(&input.name) {
+                    let _ = std::fs::remove_file(path);
+                }
                 if let Some(own) = &entry.intent.key {
                     key.clone_from(own);
                 }
@@ -573,13 +585,20 @@ impl Batch<'_> {
                 let message = match e.fetched() {
                     Some(fetched) => match &e {
                         TranscribeError::Unsaved { .. } => {
-                            format!("{}; {}", chain(&e), self.rescue(input, fetched))
+                            format!("{}; {}", chain(&e), self.rescue(input, &rid, Some(fetched)))
+                        }
+                        _ if self.gate.is_journal_gone() => {
+                            format!("{}; {}", chain(&e), self.rescue(input, &rid, None))
                         }
                         _ => format!(
                             "{}; its outputs were written, and a rerun fetches the result again (not billed again)",
                             chain(&e)
                         ),
                     },
+                    // The journal is gone: its rid is kept where a rerun finds it.
+                    None if self.gate.is_journal_gone() => {
+                        format!("{}; {}", chain(&e), self.rescue(input, &rid, None))
+                    }
                     None => chain(&e),
                 };
                 return Ended::Error {
@@ -593,7 +612,7 @@ impl Batch<'_> {
             && let Err(e) = self.outputs.write(&input.stem, &outcome).await
         {
             return Ended::Error {
-                message: format!("{}; {}", chain(&e), self.rescue(input, &outcome)),
+                message: format!("{}; {}", chain(&e), self.rescue(input, &rid, Some(&outcome))),
                 rid: Some(rid),
             };
         }
@@ -615,32 +634,142 @@ impl Batch<'_> {
         }
     }
 
-    /// Saves a fetched transcript whose output could not be written: beside the output
-    /// directory (`<out-dir>.rescued/`), else in the temporary directory. Says where.
-    fn rescue(&self, input: &Item, outcome: &Outcome) -> String {
-        let text = outcome.transcript().unwrap_or_default();
-        let name = self
-            .out_dir
-            .file_name()
-            .map_or_else(|| "daglo-out".into(), |n| n.to_string_lossy().into_owned());
-        let beside = self.out_dir.with_file_name(format!("{name}.rescued"));
-        let places = [beside, std::env::temp_dir().join("daglo-rescued")];
-        for dir in &places {
-            let path = dir.join(format!("{}.txt", input.stem));
-            if std::fs::create_dir_all(dir).is_ok() && setup::write_whole(&path, text.as_bytes()).is_ok() {
+    /// Saves what a rerun needs of a job this run could not record: a record of the input,
+    /// its key and its rid (`<stem>.json`), and the fetched transcript if there is one
+    /// (`<stem>.txt`) — beside the output directory (`<out-dir>.rescued/`), else in the
+    /// temporary directory. A rerun finds the record and follows the job by its rid instead of
+    /// submitting the input again. Says where.
+    fn rescue(&self, input: &Item, rid: &Rid, outcome: Option<&Outcome>) -> String {
+        let text = outcome.and_then(Outcome::transcript);
+        let record = Rescued {
+            input: input.name.clone(),
+            key: input.key.clone(),
+            rid: rid.as_str().to_owned(),
+            service: input.service.clone(),
+        };
+        let record = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        for dir in rescue_dirs(self.out_dir) {
+            let file = |extension: &str| dir.join(format!("{}.{extension}", input.stem));
+            let saved = file("json")
+                .parent()
+                .is_some_and(|parent| std::fs::create_dir_all(parent).is_ok())
+                && text
+                    .as_ref()
+                    .is_none_or(|text| setup::write_whole(&file("txt"), text.as_bytes()).is_ok())
+                && setup::write_whole(&file("json"), &record).is_ok();
+            if saved {
+                let what = if text.is_some() {
+                    "the transcript and rid"
+                } else {
+                    "the rid"
+                };
                 self.note(format!(
-                    "  saved to   {}  — the transcript of {}, whose output could not be written",
-                    path.display(),
+                    "  saved to   {}  — {what} of {}, whose job this run could not record",
+                    dir.join(&input.stem).display(),
                     safe(&input.name)
                 ));
                 return format!(
-                    "the transcript was saved to {}; the job is not recorded finished, so a rerun writes its outputs (fetched again, not billed again)",
-                    path.display()
+                    "{what} saved to {}.*; a rerun follows the job by its rid and writes its outputs (fetched again, not billed again)",
+                    dir.join(&input.stem).display()
                 );
             }
         }
-        "the transcript could not be saved anywhere either; the job is not recorded finished, so a rerun fetches it again (not billed again)".to_owned()
+        "nothing could be saved anywhere either: the job's rid is in this message, to resume by hand with `daglo resume`".to_owned()
     }
+
+    /// A job an earlier run could not record (its journal gone) and saved beside the output
+    /// directory: recorded in this run's journal under its key, as submitted with its rid, so
+    /// that the start follows it instead of submitting it again; the record is then removed.
+    /// `Some` when it went to another service than this run's.
+    async fn adopt_rescued(&self, input: &Item) -> Option<Ended> {
+        let (path, record) = self.rescued.get(&input.name)?;
+        if record.key != input.key {
+            return None;
+        }
+        if record.service != input.service {
+            return Some(Ended::OtherService {
+                rid: Some(Rid::new(record.rid.clone())),
+                service: record.service.clone(),
+            });
+        }
+        let intent = daglo::journal::Intent::new(
+            input.name.clone(),
+            self.digest.clone(),
+            self.transcriber.strategy(),
+        )
+        .with_key(Some(record.key.clone()))
+        .with_labels(
+            [
+                (OUTPUT_LABEL.to_owned(), input.stem.clone()),
+                (SERVICE_LABEL.to_owned(), input.service.clone()),
+            ]
+            .into(),
+        );
+        let recorded = match self.journal.claim(intent).await {
+            Ok(daglo::journal::Claim::Created(id)) => {
+                self.journal.submitted(id, &Rid::new(record.rid.clone())).await
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(()) => {
+                let _ = std::fs::remove_file(path);
+                self.note(format!(
+                    "  rescued    {}  {}  — saved by an earlier run whose journal was gone: followed, not submitted again",
+                    safe(&record.rid),
+                    safe(&input.name)
+                ));
+                None
+            }
+            Err(e) => Some(self.journal_failed(&e)),
+        }
+    }
+}
+
+/// What a run writes down of a job it could not record in its journal (`<stem>.json` in
+/// `<out-dir>.rescued/`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Rescued {
+    input: String,
+    key: String,
+    rid: String,
+    service: String,
+}
+
+/// Where rescued jobs go: beside the output directory, else the temporary directory.
+fn rescue_dirs(out_dir: &Path) -> [PathBuf; 2] {
+    let name = out_dir
+        .file_name()
+        .map_or_else(|| "daglo-out".into(), |n| n.to_string_lossy().into_owned());
+    [
+        out_dir.with_file_name(format!("{name}.rescued")),
+        std::env::temp_dir().join("daglo-rescued"),
+    ]
+}
+
+/// The rescued records an earlier run left beside `out_dir`, by input.
+fn rescued_records(out_dir: &Path) -> HashMap<String, (PathBuf, Rescued)> {
+    fn walk(dir: &Path, out: &mut HashMap<String, (PathBuf, Rescued)>, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() && depth < 32 && !path.is_symlink() {
+                walk(&path, out, depth + 1);
+            } else if path.extension().is_some_and(|e| e == "json")
+                && let Ok(bytes) = std::fs::read(&path)
+                && let Ok(record) = serde_json::from_slice::<Rescued>(&bytes)
+            {
+                out.insert(record.input.clone(), (path, record));
+            }
+        }
+    }
+    let mut records = HashMap::new();
+    let [beside, _] = rescue_dirs(out_dir);
+    walk(&beside, &mut records, 0);
+    records
 }
 
 /// The inputs named, the files of the directories named, and the lines of --from-list: URLs

@@ -17,6 +17,9 @@ use crate::terminal::{escaped, safe};
 #[derive(Debug)]
 pub(crate) struct Gate {
     stopped: Mutex<Option<String>>,
+    /// Whether the journal is gone: each job in flight is then written down beside the output
+    /// directory, so that a rerun (on a new journal) follows it instead of submitting it again.
+    journal_gone: std::sync::atomic::AtomicBool,
     server_errors: AtomicU32,
     limit: u32,
 }
@@ -25,6 +28,7 @@ impl Gate {
     pub(crate) fn new(limit: u32) -> Self {
         Self {
             stopped: Mutex::new(None),
+            journal_gone: std::sync::atomic::AtomicBool::new(false),
             server_errors: AtomicU32::new(0),
             limit: limit.max(1),
         }
@@ -66,6 +70,12 @@ impl Gate {
 
     /// The journal is gone (deleted, flushed): nothing stops a second submit any more.
     pub(crate) fn journal_gone(&self, error: &dyn std::error::Error) {
+        self.journal_gone.store(true, Ordering::Release);
         self.stop(format!("the journal is gone: {}", escaped(&chain(error))));
+    }
+
+    /// Whether the journal turned out gone in this run.
+    pub(crate) fn is_journal_gone(&self) -> bool {
+        self.journal_gone.load(Ordering::Acquire)
     }
 }

@@ -614,3 +614,76 @@ async fn a_redis_killed_mid_batch_loses_no_transcript_and_the_rerun_bills_nothin
     .await
     .expect("within the deadline");
 }
+
+/// The journal file deleted while four of six inputs are in flight: the run keeps following
+/// those four, writes what it cannot record beside the output directory, and exits 4; the rerun
+/// (on a new journal) follows them by their rids and submits only the two never submitted —
+/// six submits for six files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_deleted_mid_run_bills_no_input_twice_across_the_rerun() {
+    tokio::time::timeout(DEADLINE, async {
+        let (sim, inputs, out) = outliving_service("deleted-rerun", 6, 3).await;
+        let child = spawn(&sim, &batch(&inputs, &out, &["--concurrency", "4"]));
+        all_submitted(&out, 4).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(out.join(format!("daglo-journal.sqlite{suffix}")));
+        }
+        let first = child.wait_with_output().await.unwrap();
+        let stderr = text(&first.stderr);
+        assert_eq!(first.status.code(), Some(4), "{stderr}");
+        assert_eq!(submits(&sim), 4, "{stderr}");
+
+        let rerun = run(&sim, &batch(&inputs, &out, &[])).await;
+        let stderr = text(&rerun.stderr);
+        assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            submits(&sim),
+            6,
+            "each file submitted once across both runs: {stderr}"
+        );
+        assert_eq!(txt_files(&out).len(), 6, "{stderr}");
+        let _ = std::fs::remove_dir_all(rescued(&out));
+        let _ = std::fs::remove_dir_all(inputs);
+        let _ = std::fs::remove_dir_all(out);
+    })
+    .await
+    .expect("within the deadline");
+}
+
+/// `FLUSHALL` on the Redis journal while four of six inputs are in flight: the same — the rerun
+/// on the emptied Redis follows the four by their rids and submits the other two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_journal_bills_no_input_twice_across_the_rerun() {
+    let Some((redis, _guard)) = private_redis("a_flushed_redis_journal_bills_…") else {
+        return;
+    };
+    tokio::time::timeout(DEADLINE, async {
+        let (sim, inputs, out) = outliving_service("flushed-rerun", 6, 3).await;
+        let journal = redis_journal(&redis, &out).await;
+        let child = spawn(
+            &sim,
+            &batch(&inputs, &out, &["--redis", &redis, "--concurrency", "4"]),
+        );
+        submitted(&journal, 4).await;
+        assert!(redis_command(&redis, "FLUSHALL").starts_with("+OK"));
+        let first = child.wait_with_output().await.unwrap();
+        let stderr = text(&first.stderr);
+        assert_eq!(first.status.code(), Some(4), "{stderr}");
+        assert_eq!(submits(&sim), 4, "{stderr}");
+
+        let rerun = run(&sim, &batch(&inputs, &out, &["--redis", &redis])).await;
+        let stderr = text(&rerun.stderr);
+        assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            submits(&sim),
+            6,
+            "each file submitted once across both runs: {stderr}"
+        );
+        assert_eq!(txt_files(&out).len(), 6, "{stderr}");
+        let _ = std::fs::remove_dir_all(rescued(&out));
+        let _ = std::fs::remove_dir_all(inputs);
+        let _ = std::fs::remove_dir_all(out);
+    })
+    .await
+    .expect("within the deadline");
+}

@@ -687,3 +687,28 @@ async fn a_flushed_redis_journal_bills_no_input_twice_across_the_rerun() {
     .await
     .expect("within the deadline");
 }
+
+/// `--deadline` against a service that outlives the command (a standalone emulator): "stopped
+/// waiting" is exit 3 for one input and for a batch, and the jobs go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_against_a_standalone_service_is_exit_3() {
+    tokio::time::timeout(DEADLINE, async {
+        let (sim, inputs, out) = outliving_service("deadline-3", 2, 60).await;
+        let one = inputs.join("call-000.wav");
+        let single = run(&sim, &["transcribe", one.to_str().unwrap(), "--deadline", "1"]).await;
+        let stderr = text(&single.stderr);
+        assert_eq!(single.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("stopped waiting") && stderr.contains("daglo resume"),
+            "{stderr}"
+        );
+        let batch_run = run(&sim, &batch(&inputs, &out, &["--deadline", "1"])).await;
+        let stderr = text(&batch_run.stderr);
+        assert_eq!(batch_run.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("2 pending"), "{stderr}");
+        let _ = std::fs::remove_dir_all(inputs);
+        let _ = std::fs::remove_dir_all(out);
+    })
+    .await
+    .expect("within the deadline");
+}

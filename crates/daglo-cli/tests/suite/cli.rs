@@ -964,3 +964,42 @@ fn a_rerun_reads_failures_from_the_journal_and_retry_failed_submits_again() {
     let _ = std::fs::remove_dir_all(inputs);
     let _ = std::fs::remove_dir_all(out_dir);
 }
+
+/// A job submitted to another service than the rerun's (here an earlier run's own emulator,
+/// gone with it) is never asked about: the rerun lists it *elsewhere*, names that service, and
+/// exits 2 — without a request about its rid.
+#[test]
+fn a_rerun_never_asks_another_service_about_an_old_rid() {
+    let inputs = audio_dir("elsewhere", 1);
+    let out_dir = temp("elsewhere-out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let run = |ms: &str, deadline: &[&str]| {
+        let mut args = vec![
+            "transcribe",
+            inputs.to_str().unwrap(),
+            "--emulate",
+            "--emulate-processing-ms",
+            ms,
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(deadline);
+        daglo(&args)
+    };
+    let first = run("60000", &["--deadline", "0.5"]);
+    assert_eq!(first.status.code(), Some(3), "{}", text(&first.stderr));
+    let second = run("100", &[]);
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("elsewhere") && stderr.contains("submitted to emulator "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 submitted to another service"), "{stderr}");
+    assert!(
+        stderr.contains("cost: 0 requests"),
+        "nothing asked of this run's service: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out_dir);
+}

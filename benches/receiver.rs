@@ -26,6 +26,10 @@
 //! says its write is stored pays for the hand-off alone (`docs/architecture.md`, "Where the
 //! Redis row's time goes").
 //!
+//! Diagnostics: `DAGLO_RECEIVER_SERVER_ONLY=1` measures bare hyper's own handler behind the
+//! receiver's server (`CallbackServer`, default limits) against bare hyper — the server's share
+//! alone; `DAGLO_RECEIVER_PROFILE=1` runs valid callbacks alone for 15 s, to `perf record -p`.
+//!
 //! Last, where each registry row's CPU went, written to `target/daglo-bench/receiver-cpu.csv`:
 //! this process's CPU time per callback (generator, receiver, and any thread the registry runs,
 //! from `/proc/self/stat`), `redis-server`'s (from its `INFO cpu`), how busy the cores were, and

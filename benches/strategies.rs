@@ -5,6 +5,11 @@
 //! cargo bench --bench strategies -- redis      # only some groups: virtual, real-time, redis
 //! ```
 //!
+//! Diagnostics of the Redis rows: `DAGLO_BENCH_CALLBACK_ANSWERS=1` prints what the receivers
+//! answered the emulator and how long after each job's completion its final was answered (late
+//! answers, not late wake-ups, make the tail); `DAGLO_BENCH_NO_FORWARDER=1` sends each job's
+//! callbacks straight to the replica that prepared it, without the round-robin forwarder.
+//!
 //! Every strategy runs the same seeded jobs on a fresh emulator with Daglo's 20 req/s limit on,
 //! twice: a light load (10 jobs, under the polling budget) and a heavy one (200 jobs, far over
 //! it). Time is virtual and runs faster than real time, shared by the emulator and the client
@@ -401,7 +406,13 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
             .await
             .addr;
     let mut replicas = Vec::new();
+    let direct = std::env::var_os("DAGLO_BENCH_NO_FORWARDER").is_some();
     for listener in listeners {
+        let front = if direct {
+            listener.local_addr().unwrap()
+        } else {
+            front
+        };
         let store = daglo::redis::RedisStore::connect_with(
             &redis.url,
             daglo::redis::RedisOptions::default().namespace(&namespace),
@@ -434,6 +445,50 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         }));
     }
     let (latencies, lost) = detection_latencies(name, &sim, waits).await;
+    if std::env::var_os("DAGLO_BENCH_CALLBACK_ANSWERS").is_some() {
+        // What the receivers answered the emulator, and how late the sends went out.
+        let mut answers: std::collections::BTreeMap<String, usize> = Default::default();
+        for record in sim.callback_log() {
+            let answer = match &record.answer {
+                Ok(code) => code.to_string(),
+                Err(e) => format!("error: {e}"),
+            };
+            *answers.entry(answer).or_default() += 1;
+        }
+        println!("{name}: callback answers {answers:?}");
+        // When each final was answered, after its job completed.
+        let jobs: std::collections::HashMap<_, _> = sim
+            .jobs()
+            .into_iter()
+            .map(|j| (j.rid.clone(), j.completes_at))
+            .collect();
+        let mut answered: Vec<f64> = sim
+            .callback_log()
+            .iter()
+            .filter(|c| c.is_final)
+            .filter_map(|c| {
+                Some(
+                    c.sent_at
+                        .saturating_duration_since(*jobs.get(&c.rid)?)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
+            .collect();
+        answered.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            answered
+                .get(((answered.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        println!(
+            "{name}: finals answered after completion p50 {:.1} p99 {:.1} max {:.1} ms",
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    }
     for (_, server) in replicas {
         server.shutdown().await;
     }

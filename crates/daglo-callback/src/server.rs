@@ -285,6 +285,9 @@ async fn accept_loop<S, B>(
         let stream = match accepted {
             Ok((stream, _)) => {
                 pause = FIRST_ACCEPT_PAUSE;
+                // Answers go out as written: Nagle's algorithm would hold a small answer's
+                // last segment for the peer's delayed ACK (tens of milliseconds).
+                let _ = stream.set_nodelay(true);
                 stream
             }
             Err(e) => {

@@ -208,7 +208,11 @@ async fn the_http_api_submits_follows_and_serves_transcripts() {
         assert_eq!(transcript.status(), 200);
         assert!(transcript.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         assert!(!transcript.text().await.unwrap().is_empty());
-        for (format, kind) in [("json", "application/json"), ("srt", "application/x-subrip")] {
+        for (format, kind) in [
+            ("json", "application/json"),
+            ("srt", "application/x-subrip"),
+            ("vtt", "text/vtt"),
+        ] {
             let answer = http
                 .get(format!("{base}/v1/jobs/{id}/transcript?format={format}"))
                 .bearer_auth(KEY)
@@ -217,6 +221,10 @@ async fn the_http_api_submits_follows_and_serves_transcripts() {
                 .unwrap();
             assert_eq!(answer.status(), 200, "{format}");
             assert!(answer.headers()["content-type"].to_str().unwrap().starts_with(kind), "{format}");
+            if format == "vtt" {
+                let vtt = answer.text().await.unwrap();
+                assert!(vtt.starts_with("WEBVTT\n\n1\n") && vtt.contains(" --> "), "{vtt}");
+            }
         }
 
         // An upload, streamed to a file and on to the service.
@@ -514,7 +522,7 @@ async fn the_running_server_answers_as_its_openapi_document_says() {
             .unwrap();
         capture(c, "GET", "/v1/jobs/{id}/transcript", answer).await;
         wait_finished(&http, base, &id).await;
-        for query in ["", "?format=json", "?format=srt", "?format=pdf"] {
+        for query in ["", "?format=json", "?format=srt", "?format=vtt", "?format=pdf"] {
             let answer = http
                 .get(format!("{jobs}/{id}/transcript{query}"))
                 .bearer_auth(KEY)

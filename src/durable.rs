@@ -1012,9 +1012,7 @@ impl Transcriber {
             }
         }
         if let Some(store) = &self.results {
-            for id in pruned {
-                store.remove(id).await.map_err(TranscribeError::Results)?;
-            }
+            store.remove_all(pruned).await.map_err(TranscribeError::Results)?;
         }
         Ok(())
     }

@@ -247,6 +247,14 @@ pub trait ResultStore: Send + Sync + fmt::Debug {
     async fn get_srt(&self, job: &JobId) -> Result<Option<String>, ResultError>;
     /// Forgets everything kept for `job`.
     async fn remove(&self, job: &JobId) -> Result<(), ResultError>;
+    /// Forgets everything kept for each of `jobs` — a step of pruning; the default removes them
+    /// one by one, a store that can do better (one trip to a blocking thread) overrides it.
+    async fn remove_all(&self, jobs: &[JobId]) -> Result<(), ResultError> {
+        for job in jobs {
+            self.remove(job).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A [`ResultStore`] in a directory: `<job id>.json` (the service's final body and the rid),
@@ -373,19 +381,32 @@ impl ResultStore for DirResults {
     }
 
     async fn remove(&self, job: &JobId) -> Result<(), ResultError> {
-        for extension in ["json", "txt", "srt"] {
-            match tokio::fs::remove_file(self.path(job, extension)).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(ResultError::new(
-                        format!("cannot remove the result of job {job}"),
-                        e,
-                    ));
+        self.remove_all(std::slice::from_ref(job)).await
+    }
+
+    async fn remove_all(&self, jobs: &[JobId]) -> Result<(), ResultError> {
+        // Every file of every job on one trip to a blocking thread.
+        let paths: Vec<(JobId, PathBuf)> = jobs
+            .iter()
+            .flat_map(|job| ["json", "txt", "srt"].map(|extension| (job.clone(), self.path(job, extension))))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for (job, path) in paths {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(ResultError::new(
+                            format!("cannot remove the result of job {job}"),
+                            e,
+                        ));
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(|e| ResultError::new("the result remover stopped", e))?
     }
 }
 

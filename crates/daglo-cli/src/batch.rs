@@ -775,7 +775,7 @@ fn rescued_records(out_dir: &Path) -> HashMap<String, (PathBuf, Rescued)> {
 /// The inputs named, the files of the directories named, and the lines of --from-list: URLs
 /// checked, files by their canonical path (one file named three ways is one input), each keyed
 /// by its name and the options' `digest`. Output names come after ([`name_outputs`]).
-/// The inputs, and how many each folder argument gave.
+/// The inputs, and how many each folder argument (and `--from-list`) gave.
 type Expanded = (Vec<Item>, Vec<(String, usize)>);
 
 /// The inputs the arguments name, folders walked, and how many inputs each folder gave.
@@ -809,7 +809,10 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Expanded, Failure> {
         }
         new
     };
-    for name in named {
+    let from_arguments = args.inputs.len();
+    let mut listed = 0usize;
+    for (index, name) in named.into_iter().enumerate() {
+        let from_list = index >= from_arguments;
         if let Input::Url(_) = Input::parse(&name)? {
             let stem = name
                 .rsplit('/')
@@ -817,7 +820,10 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Expanded, Failure> {
                 .and_then(|s| s.split(['?', '#']).next())
                 .map_or("url", |s| s.rsplit_once('.').map_or(s, |(stem, _)| stem))
                 .to_owned();
-            add(Input::Url(name.clone()), name, stem);
+            if add(Input::Url(name.clone()), name, stem) {
+                inputs_added += 1;
+                listed += usize::from(from_list);
+            }
             continue;
         }
         let path = Path::new(&name);
@@ -831,11 +837,15 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Expanded, Failure> {
             let canonical = canonical(&file)?;
             if add(Input::File(PathBuf::from(&canonical)), canonical, stem) {
                 inputs_added += 1;
+                listed += usize::from(from_list);
             }
         }
-        if path.is_dir() {
+        if path.is_dir() && !from_list {
             given.push((name.clone(), inputs_added - before));
         }
+    }
+    if let Some(list) = &args.from_list {
+        given.push((format!("--from-list {}", list.display()), listed));
     }
     Ok((inputs, given))
 }

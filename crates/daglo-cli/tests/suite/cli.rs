@@ -970,8 +970,8 @@ fn a_rerun_reads_failures_from_the_journal_and_retry_failed_submits_again() {
 /// exits 2 — without a request about its rid.
 #[test]
 fn a_rerun_never_asks_another_service_about_an_old_rid() {
-    let inputs = audio_dir("elsewhere", 1);
-    let out_dir = temp("elsewhere-out");
+    let inputs = audio_dir("other-service", 1);
+    let out_dir = temp("other-service-out");
     let _ = std::fs::remove_dir_all(&out_dir);
     let run = |ms: &str, deadline: &[&str]| {
         let mut args = vec![

@@ -498,6 +498,17 @@ impl daglo::callback::JobRegistry for HandedOff {
     }
 }
 
+/// The least a server taking callbacks does: reads the body, answers `{}`.
+async fn bare_answer(request: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = request.into_body().collect().await.map(|b| b.to_bytes());
+    std::hint::black_box(&body);
+    let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
+    answer
+        .headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    Ok(answer)
+}
+
 /// A bare hyper 1 server that reads each request's body and answers `{}`: the least any
 /// server taking a callback must do.
 async fn bare_hyper() -> SocketAddr {
@@ -510,15 +521,7 @@ async fn bare_hyper() -> SocketAddr {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let service = service_fn(|request: Request<hyper::body::Incoming>| async {
-                    let body = request.into_body().collect().await.map(|b| b.to_bytes());
-                    std::hint::black_box(&body);
-                    let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
-                    answer
-                        .headers_mut()
-                        .insert("content-type", http::HeaderValue::from_static("application/json"));
-                    Ok::<_, Infallible>(answer)
-                });
+                let service = service_fn(bare_answer);
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -534,15 +537,7 @@ async fn guarded_hyper() -> (SocketAddr, daglo::callback::CallbackServer) {
     let listener = daglo::callback::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
-    let service = tower::service_fn(|request: Request<hyper::body::Incoming>| async {
-        let body = request.into_body().collect().await.map(|b| b.to_bytes());
-        std::hint::black_box(&body);
-        let mut answer = Response::new(Full::new(Bytes::from_static(b"{}")));
-        answer
-            .headers_mut()
-            .insert("content-type", http::HeaderValue::from_static("application/json"));
-        Ok::<_, Infallible>(answer)
-    });
+    let service = tower::service_fn(bare_answer);
     let server = daglo::callback::CallbackServer::serve(
         listener,
         service,

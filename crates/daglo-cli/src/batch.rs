@@ -50,23 +50,11 @@ struct Item {
     /// The output files' name: recorded in the journal, so the same whatever the order or set
     /// of inputs of a later run.
     stem: String,
-    /// The service this run submits to (recorded with each job: [`SERVICE_LABEL`]).
-    service: String,
-}
-
-/// Daglo's message about a failed job, from what the journal recorded as its result
-/// (`no output (the job ended <status>: <message>)`).
-pub(crate) fn failure_reason(result: Option<&str>) -> Option<String> {
-    let said = result?
-        .strip_prefix("no output (the job ended ")?
-        .strip_suffix(')')?;
-    let (_, message) = said.split_once(": ")?;
-    Some(message.to_owned())
 }
 
 /// The label that records which service an input's job was submitted to: a rerun against
 /// another one never asks it about the job.
-const SERVICE_LABEL: &str = "service";
+pub(crate) const SERVICE_LABEL: &str = "service";
 
 /// Whether `key` is an entry's key for the input keyed `input_key`: its own, or a retry of it
 /// (`--retry-failed`: `<key> retry <the failed job's rid>`).
@@ -78,15 +66,15 @@ fn is_own_key(key: &str, input_key: &str) -> bool {
 }
 
 impl Item {
-    /// The input as a job under `key`, its output name and its service labels.
-    fn job(&self, key: &str) -> daglo::Input {
+    /// The input as a job under `key`, labelled with its output name and `service`.
+    fn job(&self, key: &str, service: &str) -> daglo::Input {
         let job = match &self.input {
             Input::Url(url) => daglo::Input::url(url.clone()),
             Input::File(path) => daglo::Input::file(path.clone()),
         };
         job.key(key.to_owned())
             .label(OUTPUT_LABEL, self.stem.clone())
-            .label(SERVICE_LABEL, self.service.clone())
+            .label(SERVICE_LABEL, service.to_owned())
     }
 }
 
@@ -174,9 +162,6 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         redis,
         service,
     } = setup::connect(&args.service, deadline).await?;
-    for input in &mut inputs {
-        input.service.clone_from(&service);
-    }
     let journal = open_journal(&journal_path, redis)?;
     let known = journal.entries().await.map_err(|e| Failure::service(&e))?;
     name_outputs(&mut inputs, &known);
@@ -217,6 +202,7 @@ pub(crate) async fn run(args: Transcribe) -> Result<u8, Failure> {
         force: args.force,
         retry_failed: args.retry_failed,
         rescued: rescued_records(&out_dir),
+        service,
         gate,
         notes: Mutex::default(),
         progress: &progress,
@@ -304,6 +290,8 @@ struct Batch<'a> {
     retry_failed: bool,
     /// Jobs an earlier run could not record (its journal gone), by input.
     rescued: HashMap<String, (PathBuf, Rescued)>,
+    /// The service this run submits to (recorded with each job: [`SERVICE_LABEL`]).
+    service: String,
     gate: Arc<Gate>,
     /// Lines for the summary (an input submitted again with other options).
     notes: Mutex<Vec<String>>,
@@ -363,7 +351,10 @@ impl Batch<'_> {
             }
             None => {}
         }
-        let started = self.transcriber.start(input.job(&key), self.options).await;
+        let started = self
+            .transcriber
+            .start(input.job(&key, &self.service), self.options)
+            .await;
         self.gate.observe(&started);
         let job = match started {
             Ok(job) => job,
@@ -422,7 +413,7 @@ impl Batch<'_> {
                     Some(Entry {
                         state: EntryState::Finished { result, .. },
                         ..
-                    }) => failure_reason(result.as_deref()),
+                    }) => crate::outputs::failure_reason(result.as_deref()),
                     _ => None,
                 };
                 Ended::Failed {
@@ -439,7 +430,10 @@ impl Batch<'_> {
     /// one (two batches retrying it at once submit it once).
     async fn retry(&self, input: &Item, failed: &Rid) -> Ended {
         let key = format!("{} retry {}", input.key, failed);
-        let started = self.transcriber.start(input.job(&key), self.options).await;
+        let started = self
+            .transcriber
+            .start(input.job(&key, &self.service), self.options)
+            .await;
         self.gate.observe(&started);
         match started {
             Ok(job) => match job.snapshot().rid.clone() {
@@ -462,7 +456,7 @@ impl Batch<'_> {
     /// not recorded), or when `--retry-failed` submits a failed one again here.
     fn elsewhere(&self, input: &Item, entry: &Entry) -> Option<Ended> {
         let recorded = entry.intent.labels.get(SERVICE_LABEL)?;
-        if *recorded == input.service {
+        if *recorded == self.service {
             return None;
         }
         match &entry.state {
@@ -474,7 +468,7 @@ impl Batch<'_> {
             } if !self.retry_failed => Some(Ended::Failed {
                 rid: rid.clone(),
                 status: status.clone(),
-                reason: failure_reason(result.as_deref()),
+                reason: crate::outputs::failure_reason(result.as_deref()),
             }),
             EntryState::Finished { result, .. } if self.outputs.are_done(&input.stem, result.as_deref()) => {
                 Some(Ended::AlreadyDone)
@@ -645,7 +639,7 @@ impl Batch<'_> {
             input: input.name.clone(),
             key: input.key.clone(),
             rid: rid.as_str().to_owned(),
-            service: input.service.clone(),
+            service: self.service.clone(),
         };
         let record = serde_json::to_vec_pretty(&record).unwrap_or_default();
         for dir in rescue_dirs(self.out_dir) {
@@ -686,7 +680,7 @@ impl Batch<'_> {
         if record.key != input.key {
             return None;
         }
-        if record.service != input.service {
+        if record.service != self.service {
             return Some(Ended::OtherService {
                 rid: Some(Rid::new(record.rid.clone())),
                 service: record.service.clone(),
@@ -701,7 +695,7 @@ impl Batch<'_> {
         .with_labels(
             [
                 (OUTPUT_LABEL.to_owned(), input.stem.clone()),
-                (SERVICE_LABEL.to_owned(), input.service.clone()),
+                (SERVICE_LABEL.to_owned(), self.service.clone()),
             ]
             .into(),
         );
@@ -804,7 +798,6 @@ fn expand(args: &Transcribe, digest: &str) -> Result<Expanded, Failure> {
                 key: format!("{name} #{digest}"),
                 name,
                 stem,
-                service: String::new(),
             });
         }
         new

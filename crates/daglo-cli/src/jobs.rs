@@ -141,7 +141,7 @@ impl Row {
                 "failed",
                 rid.to_string(),
                 outcome.to_string(),
-                crate::batch::failure_reason(result.as_deref()),
+                crate::outputs::failure_reason(result.as_deref()),
             ),
             EntryState::Finished { rid, outcome, .. } => {
                 ("finished", rid.to_string(), outcome.to_string(), None)
@@ -163,7 +163,7 @@ impl Row {
             requests: entry.status_requests,
             output,
             input: entry.intent.input.clone(),
-            service: entry.intent.labels.get("service").cloned(),
+            service: entry.intent.labels.get(crate::batch::SERVICE_LABEL).cloned(),
             created_at: entry.intent.at,
             updated_at: entry.updated_at,
         }

@@ -22,6 +22,17 @@ use crate::terminal::safe;
 /// The label that records an input's output name (its files' stem) in the journal.
 pub(crate) const OUTPUT_LABEL: &str = "output";
 
+/// How the journal's result of a failed job begins: `no output (the job ended <status>:
+/// <message>)`, written by [`OutputFiles::write`], read by [`failure_reason`].
+const FAILED_PREFIX: &str = "no output (the job ended ";
+
+/// Daglo's message about a failed job, from what the journal recorded as its result.
+pub(crate) fn failure_reason(result: Option<&str>) -> Option<String> {
+    let said = result?.strip_prefix(FAILED_PREFIX)?.strip_suffix(')')?;
+    let (_, message) = said.split_once(": ")?;
+    Some(message.to_owned())
+}
+
 /// The outputs written beside each transcript.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Formats {
@@ -112,7 +123,7 @@ impl OutputFiles {
                     .filter(|m| !m.is_empty())
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default();
-                return Ok(format!("no output (the job ended {status}{said})"));
+                return Ok(format!("{FAILED_PREFIX}{status}{said})"));
             }
             _ => return Err(ResultError::new("write the outputs", "the job has no result")),
         };

@@ -615,6 +615,35 @@ async fn a_redis_killed_mid_batch_loses_no_transcript_and_the_rerun_bills_nothin
     .expect("within the deadline");
 }
 
+/// The first run (`first`, four of six inputs in flight when its journal vanished) exits 4
+/// with four submits; the rerun (with `extra`) follows those four and submits the other two —
+/// six submits, six transcripts. Removes the directories.
+async fn the_rerun_bills_none_twice(
+    sim: &Simulator,
+    inputs: &Path,
+    out: &Path,
+    extra: &[&str],
+    first: tokio::process::Child,
+) {
+    let first = first.wait_with_output().await.unwrap();
+    let stderr = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(4), "{stderr}");
+    assert_eq!(submits(sim), 4, "{stderr}");
+
+    let rerun = run(sim, &batch(inputs, out, extra)).await;
+    let stderr = text(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        submits(sim),
+        6,
+        "each file submitted once across both runs: {stderr}"
+    );
+    assert_eq!(txt_files(out).len(), 6, "{stderr}");
+    let _ = std::fs::remove_dir_all(rescued(out));
+    let _ = std::fs::remove_dir_all(inputs);
+    let _ = std::fs::remove_dir_all(out);
+}
+
 /// The journal file deleted while four of six inputs are in flight: the run keeps following
 /// those four, writes what it cannot record beside the output directory, and exits 4; the rerun
 /// (on a new journal) follows them by their rids and submits only the two never submitted —
@@ -628,23 +657,7 @@ async fn a_journal_deleted_mid_run_bills_no_input_twice_across_the_rerun() {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(out.join(format!("daglo-journal.sqlite{suffix}")));
         }
-        let first = child.wait_with_output().await.unwrap();
-        let stderr = text(&first.stderr);
-        assert_eq!(first.status.code(), Some(4), "{stderr}");
-        assert_eq!(submits(&sim), 4, "{stderr}");
-
-        let rerun = run(&sim, &batch(&inputs, &out, &[])).await;
-        let stderr = text(&rerun.stderr);
-        assert_eq!(rerun.status.code(), Some(0), "{stderr}");
-        assert_eq!(
-            submits(&sim),
-            6,
-            "each file submitted once across both runs: {stderr}"
-        );
-        assert_eq!(txt_files(&out).len(), 6, "{stderr}");
-        let _ = std::fs::remove_dir_all(rescued(&out));
-        let _ = std::fs::remove_dir_all(inputs);
-        let _ = std::fs::remove_dir_all(out);
+        the_rerun_bills_none_twice(&sim, &inputs, &out, &[], child).await;
     })
     .await
     .expect("within the deadline");
@@ -666,23 +679,7 @@ async fn a_flushed_redis_journal_bills_no_input_twice_across_the_rerun() {
         );
         submitted(&journal, 4).await;
         assert!(redis_command(&redis, "FLUSHALL").starts_with("+OK"));
-        let first = child.wait_with_output().await.unwrap();
-        let stderr = text(&first.stderr);
-        assert_eq!(first.status.code(), Some(4), "{stderr}");
-        assert_eq!(submits(&sim), 4, "{stderr}");
-
-        let rerun = run(&sim, &batch(&inputs, &out, &["--redis", &redis])).await;
-        let stderr = text(&rerun.stderr);
-        assert_eq!(rerun.status.code(), Some(0), "{stderr}");
-        assert_eq!(
-            submits(&sim),
-            6,
-            "each file submitted once across both runs: {stderr}"
-        );
-        assert_eq!(txt_files(&out).len(), 6, "{stderr}");
-        let _ = std::fs::remove_dir_all(rescued(&out));
-        let _ = std::fs::remove_dir_all(inputs);
-        let _ = std::fs::remove_dir_all(out);
+        the_rerun_bills_none_twice(&sim, &inputs, &out, &["--redis", &redis], child).await;
     })
     .await
     .expect("within the deadline");

@@ -7,8 +7,8 @@
 //!
 //! Diagnostics of the Redis rows: `DAGLO_BENCH_CALLBACK_ANSWERS=1` prints what the receivers
 //! answered the emulator and how long after each job's completion its final was answered (late
-//! answers, not late wake-ups, make the tail); `DAGLO_BENCH_NO_FORWARDER=1` sends each job's
-//! callbacks straight to the replica that prepared it, without the round-robin forwarder.
+//! answers, not late wake-ups, made the tail before the writer stopped looking for work in a
+//! loop and long states went by name).
 //!
 //! Every strategy runs the same seeded jobs on a fresh emulator with Daglo's 20 req/s limit on,
 //! twice: a light load (10 jobs, under the polling budget) and a heavy one (200 jobs, far over
@@ -351,16 +351,15 @@ async fn real_time() -> Vec<Report> {
     reports
 }
 
-// The Redis tests' own helpers: a private `redis-server` (or `DAGLO_TEST_REDIS_URL`) and the
-// round-robin forwarder in front of the replicas — one copy of each.
+// The Redis tests' own helpers: a private `redis-server` (or `DAGLO_TEST_REDIS_URL`) — one copy.
 #[path = "../crates/daglo-redis/tests/support/mod.rs"]
 mod redis_support;
 
-/// Three receiver replicas sharing one Redis registry behind a round-robin TCP forwarder (layer 4,
-/// per connection, like a network load balancer: the tests' HTTP forwarder, in this same 2-core
-/// process, doubled the HTTP work and was most of the tail — p99 200-400 ms against 8-16 ms), 1,000
-/// callback jobs (finals trusted, as in the in-memory row beside it), on the real clock. With
-/// `burst`, every job completes within the same 100 ms.
+/// Three receiver replicas sharing one Redis registry on one port (`SO_REUSEPORT`: the kernel
+/// balances connections, like a layer-4 load balancer; an HTTP forwarder in this same 2-core
+/// process doubled the HTTP work, and a TCP one was still a tenth of it), 1,000 callback jobs
+/// (finals trusted, as in the in-memory row beside it), on the real clock. With `burst`, every
+/// job completes within the same 100 ms.
 async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: bool) -> Report {
     use daglo::ResultDelivery;
     use daglo::callback::{CallbackConfig, FinalCallbacks, Secret};
@@ -393,26 +392,13 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         .build()
         .unwrap();
     let namespace = format!("bench-{}", daglo::JobId::random());
-    let mut listeners = Vec::new();
-    for _ in 0..REPLICAS {
-        listeners.push(
-            daglo::callback::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .unwrap(),
-        );
-    }
-    let front =
-        redis_support::TcpForwarder::start(listeners.iter().map(|l| l.local_addr().unwrap()).collect())
-            .await
-            .addr;
+    // Three listeners on one port (`SO_REUSEPORT`): the kernel spreads the emulator's
+    // connections over the replicas, as a layer-4 load balancer would, without a forwarder in
+    // this process doing the copying (which, on these two cores, was itself a tenth of the work).
+    let listeners = reuseport_listeners(REPLICAS);
+    let front = listeners[0].local_addr().unwrap();
     let mut replicas = Vec::new();
-    let direct = std::env::var_os("DAGLO_BENCH_NO_FORWARDER").is_some();
     for listener in listeners {
-        let front = if direct {
-            listener.local_addr().unwrap()
-        } else {
-            front
-        };
         let store = daglo::redis::RedisStore::connect_with(
             &redis.url,
             daglo::redis::RedisOptions::default().namespace(&namespace),
@@ -505,13 +491,32 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
     }
 }
 
+/// `n` listeners on one loopback port with `SO_REUSEPORT`, each with the receiver's deep accept
+/// queue.
+fn reuseport_listeners(n: usize) -> Vec<tokio::net::TcpListener> {
+    let mut port = 0;
+    (0..n)
+        .map(|_| {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            socket.set_reuseport(true).unwrap();
+            socket
+                .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .unwrap();
+            let listener = socket.listen(daglo::callback::DEFAULT_ACCEPT_BACKLOG).unwrap();
+            port = listener.local_addr().unwrap().port();
+            listener
+        })
+        .collect()
+}
+
 async fn redis_rows() -> Vec<Report> {
     let Some(redis) = redis_support::redis("the strategies bench's Redis rows").await else {
         return Vec::new();
     };
     println!(
         "
-Real time on loopback, Redis: 3 receiver replicas behind a round-robin TCP forwarder, 1000 jobs"
+Real time on loopback, Redis: 3 receiver replicas on one port (SO_REUSEPORT), 1000 jobs"
     );
     let reports = vec![
         redis_replicas("callback trusting bodies via Redis: 3 replicas", &redis, false).await,

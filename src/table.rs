@@ -466,8 +466,9 @@ fn in_flight(state: JobState) -> Option<&'static str> {
 #[derive(Debug)]
 pub(crate) struct Cell {
     pub(crate) view: watch::Sender<View>,
-    /// Each change as events, for the streams following the job.
-    events: tokio::sync::broadcast::Sender<JobEvent>,
+    /// Each change as events, for the streams following the job: made by the first stream
+    /// (its buffer is ~20 KiB, which ten thousand running jobs nobody follows need not hold).
+    events: std::sync::OnceLock<tokio::sync::broadcast::Sender<JobEvent>>,
     /// Its journal entry, once recorded.
     pub(crate) entry: std::sync::OnceLock<EntryId>,
     started: Instant,
@@ -506,7 +507,7 @@ impl Cell {
                 stopped: None,
             }),
             entry: recorded,
-            events: tokio::sync::broadcast::Sender::new(EVENT_BUFFER),
+            events: std::sync::OnceLock::new(),
             started: now,
             tracker: Mutex::new((ProgressTracker::default(), now)),
         })
@@ -565,9 +566,12 @@ impl Cell {
                 }
             }
         });
-        for event in changes {
-            // No stream listening is fine: the snapshot holds the state.
-            let _ = self.events.send(event);
+        // No stream listening is fine: the snapshot holds the state. A stream that starts
+        // meanwhile subscribed before reading the snapshot, so it sees this change there.
+        if let Some(events) = self.events.get() {
+            for event in changes {
+                let _ = events.send(event);
+            }
         }
     }
 
@@ -748,7 +752,10 @@ enum Follow {
 /// then each change as it happens.
 fn live(cell: &Arc<Cell>, seen: Option<&JobSnapshot>, queue: &mut VecDeque<JobEvent>) -> Follow {
     // Subscribe before reading the snapshot: a change in between is seen twice at worst.
-    let receiver = cell.events.subscribe();
+    let receiver = cell
+        .events
+        .get_or_init(|| tokio::sync::broadcast::Sender::new(EVENT_BUFFER))
+        .subscribe();
     let now = cell.view.borrow().snapshot.clone();
     let mut catch_up = VecDeque::new();
     diff(seen, &now, &mut catch_up);

@@ -7,20 +7,18 @@
 //!   instead of per callback. A batch gathers while the one before it is applied, and takes
 //!   the writes that keep coming for up to 100 µs; a lone write goes after one look at the
 //!   queue.
-//! - **A writer thread.** The batches run on a thread with a runtime of its own and a Redis
-//!   connection of its own, so a reply is read the moment it arrives rather than when a busy
-//!   worker of the application's runtime next looks at its sockets (1.2× the callbacks a second
-//!   on 2 cores, `cargo bench --bench receiver`). The thread ends when its registry is dropped.
-//! - **A writer that looks before it sleeps.** While writes come close together, the writer
-//!   looks for the next one for up to 200 µs before it sleeps, so a callback's write wakes no
-//!   thread; once they come further apart it sleeps at once (the Redis row from a median 0.51×
-//!   to 0.59× of the in-memory one on 2 cores, alternated runs).
+//! - **A writer thread.** The batches run on a thread with a runtime of its own, each registry
+//!   with a Redis connection of its own, so a reply is read the moment it arrives rather than
+//!   when a busy worker of the application's runtime next looks at its sockets (1.2× the
+//!   callbacks a second on 2 cores, `cargo bench --bench receiver`). One thread serves every
+//!   registry of the process (`daglo-redis-writer`, started by the first); a registry's work on
+//!   it ends with the registry.
+//! - **A writer that sleeps at once.** The writer waits for the next write without looking for
+//!   it in a loop first: looking saved a thread wake-up per write on an idle machine, but on a
+//!   busy one three writers looking took a quarter of two cores from the receivers
+//!   (`docs/architecture.md`, "The writer sleeps at once").
 //!
-//! `docs/architecture.md`, "Group commit and the writer thread" and "The writer looks before
-//! it sleeps", has the measurements.
-
-use daglo_core::internal::lock;
-use std::sync::Arc;
+//! `docs/architecture.md`, "Group commit and the writer thread", has the measurements.
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -31,9 +29,6 @@ use crate::store::{RedisError, RedisStore, command};
 
 /// Writes in one script call at most (a batch holds Redis for well under a millisecond).
 const MAX_BATCH: usize = 64;
-/// How long the writer looks for the next write before it sleeps, while writes come closer
-/// together than this.
-const LOOK: std::time::Duration = std::time::Duration::from_micros(200);
 /// How long a batch may wait for more writes, while they keep coming.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(100);
 
@@ -75,21 +70,19 @@ impl Committer {
     /// answered first).
     pub(crate) fn start(store: RedisStore, channel: String) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
-        let writer = Writer {
+        let mut writer = Writer {
             store,
             script: Script::new(include_str!("scripts/cas_views.lua")),
             channel,
             connection: OnceCell::new(),
         };
-        let (mut writer, pending) = match spawn_thread(writer, pending) {
-            Ok(runtime) => {
-                return Self {
-                    queue,
-                    runtime: Some(runtime),
-                };
-            }
-            Err(back) => *back,
-        };
+        if let Some(runtime) = writer_runtime() {
+            runtime.spawn(commit(writer, pending));
+            return Self {
+                queue,
+                runtime: Some(runtime.clone()),
+            };
+        }
         // No thread to be had: the batches run on the caller's runtime, through the store's
         // shared connection (correct, only slower).
         writer.connection = OnceCell::new_with(Some(writer.store.conn()));
@@ -115,37 +108,32 @@ impl Committer {
 
 type Pending = mpsc::UnboundedReceiver<(Write, Answer)>;
 
-/// Starts the writer thread and answers its runtime; gives the writer back if the thread could
-/// not be started.
-fn spawn_thread(writer: Writer, pending: Pending) -> Result<tokio::runtime::Handle, Box<(Writer, Pending)>> {
+/// The process's writer thread's runtime, started on first use; `None` if no thread or runtime
+/// could be had (then every registry writes from its caller's runtime).
+fn writer_runtime() -> Option<&'static tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(start_writer_thread).as_ref()
+}
+
+/// Starts the writer thread: a runtime of its own that runs the registries' batches and
+/// wake-up subscriptions for as long as the process lives (idle, it only sleeps).
+fn start_writer_thread() -> Option<tokio::runtime::Handle> {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             warn!(%error, "no runtime for the Redis writer thread; writing from the caller's");
-            return Err(Box::new((writer, pending)));
+            return None;
         }
     };
-    // The thread takes both only once it runs: a failed spawn hands them back.
     let handle = runtime.handle().clone();
-    let handoff = Arc::new(std::sync::Mutex::new(Some((writer, pending))));
-    let taken = handoff.clone();
     let spawned = std::thread::Builder::new()
         .name("daglo-redis-writer".to_owned())
-        .spawn(move || {
-            let taken = lock(&taken).take();
-            if let Some((writer, pending)) = taken {
-                runtime.block_on(commit(writer, pending));
-            }
-        });
+        .spawn(move || runtime.block_on(std::future::pending::<()>()));
     match spawned {
-        Ok(_) => Ok(handle),
+        Ok(_) => Some(handle),
         Err(error) => {
             warn!(%error, "cannot start the Redis writer thread; writing from the caller's runtime");
-            // A failed spawn never ran the closure: the hand-off is still there.
-            match lock(&handoff).take() {
-                Some(back) => Err(Box::new(back)),
-                None => Ok(handle),
-            }
+            None
         }
     }
 }
@@ -171,7 +159,9 @@ impl Writer {
     /// One script call for `writes`; one reply for each, in order.
     async fn apply(&self, writes: &[Write]) -> Result<Vec<Written>, RedisError> {
         let mut invocation = self.script.prepare_invoke();
-        invocation.arg(&self.channel);
+        invocation
+            .arg(&self.channel)
+            .arg(crate::known::PUBLISHED_STATE_BYTES);
         for write in writes {
             invocation
                 .key(&write.hash)
@@ -208,7 +198,7 @@ impl Writer {
 /// time: the next one gathers while Redis applies it (two in flight made batches smaller and
 /// the bench no faster).
 async fn commit(writer: Writer, pending: Pending) {
-    let mut queue = Queue { pending, look: false };
+    let mut queue = Queue { pending };
     while let Some(first) = queue.next().await {
         let (writes, answers): (Vec<Write>, Vec<Answer>) = queue.more(first).await.into_iter().unzip();
         match writer.apply(&writes).await {
@@ -226,35 +216,15 @@ async fn commit(writer: Writer, pending: Pending) {
     }
 }
 
-/// The writes waiting for the writer, and how it waits for them.
+/// The writes waiting for the writer.
 struct Queue {
     pending: Pending,
-    /// Whether the last write came within [`LOOK`] of the writer starting to wait for it.
-    look: bool,
 }
 
 impl Queue {
     /// The next write; `None` once the queue is closed.
-    ///
-    /// While writes come close together the writer looks for the next one for up to [`LOOK`]
-    /// (yielding to its runtime in between, so replies are read meanwhile) before it sleeps: a
-    /// write that arrives while it looks wakes nobody, where waking a sleeping thread costs the
-    /// sender and the machine more than the whole rest of an in-memory callback. Once writes
-    /// come further apart, it sleeps at once.
     async fn next(&mut self) -> Option<(Write, Answer)> {
-        let started = std::time::Instant::now();
-        if self.look {
-            while started.elapsed() < LOOK {
-                match self.pending.try_recv() {
-                    Ok(write) => return Some(write),
-                    Err(mpsc::error::TryRecvError::Disconnected) => return None,
-                    Err(mpsc::error::TryRecvError::Empty) => tokio::task::yield_now().await,
-                }
-            }
-        }
-        let write = self.pending.recv().await;
-        self.look = started.elapsed() < LOOK;
-        write
+        self.pending.recv().await
     }
 
     /// A batch: `first`, and the writes that come after it while they keep coming (each look

@@ -29,9 +29,16 @@ use crate::stored;
 
 /// Registrations known at most; past it, new ones are looked up in Redis each time.
 const KNOWN_MAX: usize = 65_536;
-/// Published states longer than this (a final with its transcript) are not kept: the rare
-/// callback after a final reads the stored one.
-const KNOWN_STATE_BYTES: usize = 8 << 10;
+/// States longer than this (a final with its transcript) are neither published nor kept: the
+/// wake-up names the job and its version only, the replica waiting for it reads the stored
+/// state, and the rare callback after a final reads it too. Sending a 25 KiB transcript to
+/// every replica, of which one waits for it, was most of Redis's work and of the replicas'
+/// allocations in a burst of finals (`docs/architecture.md`, "Big states by name").
+pub(crate) const PUBLISHED_STATE_BYTES: usize = 8 << 10;
+
+/// What the wake-up carries in place of a state longer than [`PUBLISHED_STATE_BYTES`] (a state
+/// is a JSON object, so it never reads as this).
+pub(crate) const STATE_NOT_PUBLISHED: &str = "-";
 
 /// The namespace's registrations as this process last heard of them.
 #[derive(Default)]
@@ -173,7 +180,7 @@ impl Known {
             && version > job.version
         {
             job.version = version;
-            job.state = if json.len() <= KNOWN_STATE_BYTES {
+            job.state = if json.len() <= PUBLISHED_STATE_BYTES && json != STATE_NOT_PUBLISHED {
                 State::Published(json.to_owned())
             } else {
                 State::Unknown
@@ -283,7 +290,7 @@ mod tests {
         known.wrote(&key, 4, &progress(70));
         assert_eq!(known.state(&key), Some((4, progress(70))));
         // A final with a long transcript is not kept; unreadable JSON is dropped, not a panic.
-        known.published(&key, 5, &"x".repeat(KNOWN_STATE_BYTES + 1));
+        known.published(&key, 5, &"x".repeat(PUBLISHED_STATE_BYTES + 1));
         assert_eq!(known.state(&key), None);
         known.published(&key, 6, "not json");
         assert_eq!(known.state(&key), None);

@@ -37,9 +37,10 @@ const MAX_CAS_ROUNDS: usize = 64;
 ///   costs one read: it is checked against the stored state. Why that stays correct is set out in
 ///   `docs/architecture.md` ("Redis at one round trip").
 /// - **Group commit.** The compare-and-sets that queue up while earlier ones are in flight go
-///   to Redis as one script call with one published message, from a writer thread with a
-///   connection of its own (`daglo-redis-writer`, one per registry, ending with it). Each
-///   callback is still answered only once Redis has stored its change.
+///   to Redis as one script call with one published message, on a connection of the
+///   registry's own, from the process's one writer thread (`daglo-redis-writer`). Each
+///   callback is still answered only once Redis has stored its change. A state too long to
+///   publish (a final with its transcript) goes by name: the replica waiting for it reads it.
 /// - **Wake-ups within milliseconds.** One pub/sub subscription per registry feeds the local
 ///   waiters; a waiter that subscribes late, or a subscription that dropped and came back, reads
 ///   the stored state, so no wake-up is lost.

@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::known::{Known, parse_digest};
+use crate::known::{Known, STATE_NOT_PUBLISHED, parse_digest};
 use crate::store::RedisStore;
 use crate::stored;
 
@@ -143,7 +143,12 @@ pub(crate) async fn listen<R: StateReader>(
             let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
-            handle(reader.watchers(), reader.known(), &payload);
+            for key in handle(reader.watchers(), reader.known(), &payload) {
+                // A watched job changed to a state too long to publish: its waiters get the
+                // stored one, read beside the listener so the next message is not held up.
+                let reader = reader.clone();
+                tokio::spawn(async move { refresh(reader.as_ref(), &key).await });
+            }
         }
         ready.send_replace(false);
         if let Some(reader) = owner.upgrade() {
@@ -159,30 +164,42 @@ pub(crate) async fn listen<R: StateReader>(
 /// Reads the stored state of every watched job (after a gap in the subscription).
 async fn catch_up<R: StateReader>(reader: &R) {
     for key in reader.watchers().keys() {
-        match reader.read(&key).await {
-            Ok(Some((version, view))) => reader.watchers().update(&key, version, view),
-            Ok(None) => reader.watchers().close(&key),
-            Err(error) => debug!(%error, "catching up a watched job failed; the next sweep retries"),
-        }
+        refresh(reader, &key).await;
+    }
+}
+
+/// Gives `key`'s waiters its stored state (or closes them if the job is gone).
+async fn refresh<R: StateReader>(reader: &R, key: &JobKey) {
+    match reader.read(key).await {
+        Ok(Some((version, view))) => reader.watchers().update(key, version, view),
+        Ok(None) => reader.watchers().close(key),
+        Err(error) => debug!(%error, "reading a watched job failed; the next sweep retries"),
     }
 }
 
 /// Applies one published message: one or more records joined by newlines (a group commit
-/// publishes all its changes at once), each three lines — `key\nversion\nstate` for a change,
-/// `key\n0\n` for a removed job, `key\nregistered\n<ttl ms> <token digest in hex, or nothing>`
-/// for a new one. Neither keys nor states hold a raw newline (states are compact JSON).
-fn handle(watchers: &Watchers, known: &Known, payload: &str) {
+/// publishes all its changes at once), each three lines — `key\nversion\nstate` for a change
+/// (`-` for a state too long to publish), `key\n0\n` for a removed job,
+/// `key\nregistered\n<ttl ms> <token digest in hex, or nothing>` for a new one. Neither keys nor
+/// states hold a raw newline (states are compact JSON). Returns the watched jobs whose new state
+/// must be read from Redis.
+fn handle(watchers: &Watchers, known: &Known, payload: &str) -> Vec<JobKey> {
+    let mut unpublished = Vec::new();
     let mut lines = payload.split('\n');
     while let Some(key) = lines.next() {
         let (Some(version), Some(rest)) = (lines.next(), lines.next()) else {
-            return;
+            break;
         };
-        handle_record(watchers, known, key, version, rest);
+        if let Some(key) = handle_record(watchers, known, key, version, rest) {
+            unpublished.push(key);
+        }
     }
+    unpublished
 }
 
-/// Applies one record of a published message.
-fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, rest: &str) {
+/// Applies one record of a published message; the key when it is a watched job whose state
+/// was not published.
+fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, rest: &str) -> Option<JobKey> {
     let key = JobKey::new(key);
     if version == "registered" {
         let (ttl, digest) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -201,7 +218,7 @@ fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, r
             ),
             _ => warn!("unreadable registration published on the wake-up channel; ignored"),
         }
-        return;
+        return None;
     }
     match version.parse::<u64>() {
         Ok(0) => {
@@ -212,7 +229,10 @@ fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, r
             known.published(&key, version, rest);
             // Most changes are other replicas' jobs: only watched ones are decoded now.
             if !watchers.watches(&key) {
-                return;
+                return None;
+            }
+            if rest == STATE_NOT_PUBLISHED {
+                return Some(key);
             }
             match stored::decode(rest) {
                 Ok(view) => watchers.update(&key, version, view),
@@ -221,6 +241,7 @@ fn handle_record(watchers: &Watchers, known: &Known, key: &str, version: &str, r
         }
         Err(_) => {}
     }
+    None
 }
 
 /// The stored version and state of a job hash, `None` if it does not exist.
@@ -301,6 +322,43 @@ mod tests {
             "removal forgets"
         );
         assert!(receiver.has_changed().is_err(), "removal closes the channel");
+    }
+
+    #[test]
+    fn a_state_too_long_to_publish_is_read_for_watched_jobs_only() {
+        let watchers = Watchers::default();
+        let known = Known::default();
+        known.restart(true);
+        let (watched, other) = (JobKey::new("w"), JobKey::new("o"));
+        let receiver = watchers.watch(&watched);
+        for key in [&watched, &other] {
+            known.insert(
+                known.epoch(),
+                key.clone(),
+                None,
+                Duration::from_secs(60),
+                Some((1, JobView::default())),
+            );
+        }
+        let unpublished = handle(
+            &watchers,
+            &known,
+            "w
+2
+-
+o
+2
+-",
+        );
+        assert_eq!(unpublished, vec![watched.clone()], "only the watched job is read");
+        assert!(
+            !receiver.has_changed().expect("open"),
+            "nothing decoded from the name"
+        );
+        for key in [&watched, &other] {
+            assert_eq!(known.state(key), None, "{key}: what was known is behind now");
+            assert!(known.registration(key).is_some(), "{key}: still registered");
+        }
     }
 
     #[test]

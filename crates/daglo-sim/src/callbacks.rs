@@ -9,14 +9,40 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::state::{CallbackRecord, MILESTONES, Shared};
+use crate::state::{CallbackRecord, JobOutput, MILESTONES, Shared};
 use daglo_core::internal::lock;
 
 /// One POST the driver will make.
 struct Planned {
     due: Instant,
     body: StatusBody,
+    /// The job's transcript, written into the body as it is sent (a final's transcript is tens
+    /// of KiB: serialized from the job's own copy, not copied first).
+    results: Option<Arc<JobOutput>>,
     is_final: bool,
+}
+
+/// A body with the transcript of `output` as its `sttResults`.
+#[derive(serde::Serialize)]
+struct WithResults<'a> {
+    #[serde(flatten)]
+    body: &'a StatusBody,
+    #[serde(rename = "sttResults")]
+    results: &'a [daglo_core::SttResult],
+}
+
+impl Planned {
+    fn json(&self) -> bytes::Bytes {
+        let json = match &self.results {
+            Some(output) => serde_json::to_vec(&WithResults {
+                body: &self.body,
+                results: &output.results,
+            }),
+            None => serde_json::to_vec(&self.body),
+        };
+        // A `StatusBody` always serializes (string keys, no non-finite numbers).
+        json.unwrap_or_default().into()
+    }
 }
 
 /// Sends the job's callbacks in order. `flushed` fires once every callback due at submit time
@@ -65,6 +91,7 @@ fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
         planned.push(Planned {
             due: job.submitted_at,
             body: output.running_body(Status::AiRequested, 0),
+            results: None,
             is_final: false,
         });
     }
@@ -72,16 +99,19 @@ fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
         planned.push(Planned {
             due: job.submitted_at + processing.mul_f64(at),
             body: output.running_body(status, (at * 100.0) as u32),
+            results: None,
             is_final: false,
         });
     }
     let final_due = job.completes_at() + faults.delay_final_callback.unwrap_or_default();
     if !faults.drop_final_callback {
         let copies = if faults.duplicate_final_callback { 2 } else { 1 };
+        let (body, with_results) = output.final_head();
         for _ in 0..copies {
             planned.push(Planned {
                 due: final_due,
-                body: output.final_body(),
+                body: body.clone(),
+                results: with_results.then(|| output.clone()),
                 is_final: true,
             });
         }
@@ -90,6 +120,7 @@ fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
         planned.push(Planned {
             due: final_due,
             body: output.running_body(Status::PostProcessing, 90),
+            results: None,
             is_final: false,
         });
     }
@@ -102,9 +133,14 @@ fn schedule(shared: &Shared, rid: &Rid) -> Option<Vec<Planned>> {
 }
 
 async fn send(shared: &Shared, rid: &Rid, callback: &Callback, planned: Planned) {
+    let json = planned.json();
     let mut attempt = 0;
     let answer = loop {
-        let mut request = shared.callback_client.post(&callback.url).json(&planned.body);
+        let mut request = shared
+            .callback_client
+            .post(&callback.url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(json.clone());
         for (name, value) in &callback.headers {
             request = request.header(name, value);
         }

@@ -147,22 +147,31 @@ impl JobOutput {
     /// The terminal body. For silent audio polling answers `204`; a callback carries this body
     /// with an empty `sttResults`.
     pub(crate) fn final_body(&self) -> StatusBody {
-        let mut body = match &self.ending {
+        let (mut body, with_results) = self.final_head();
+        if with_results {
+            body.stt_results = Some(self.results.clone());
+        }
+        body
+    }
+
+    /// The terminal body without its transcript, and whether the transcript belongs in it: the
+    /// callback driver writes the transcript from here, without a copy of it.
+    pub(crate) fn final_head(&self) -> (StatusBody, bool) {
+        let (mut body, with_results) = match &self.ending {
             Ending::Transcript | Ending::Silent => {
                 let mut body = StatusBody::new(Status::Transcribed);
-                body.stt_results = Some(self.results.clone());
                 body.progress = Some(100);
-                body
+                (body, true)
             }
             Ending::Failed { status, message } => {
                 let mut body = StatusBody::new(status.clone());
                 body.message = Some(message.clone());
-                body
+                (body, false)
             }
         };
         body.rid = Some(self.rid.clone());
         body.custom = self.custom.clone().map(serde_json::Value::Object);
-        body
+        (body, with_results)
     }
 }
 

@@ -174,13 +174,26 @@ async fn one_group_commit_takes_its_writes_in_order_and_publishes_them_once() {
     pubsub.subscribe(&channel).await.unwrap();
     let script = redis::Script::new(include_str!("../../src/scripts/cas_views.lua"));
     let mut batch = script.prepare_invoke();
-    batch.arg(&channel);
-    // Two writes to `one` from the same version, one to `two`, one to a job that is not there.
+    // The wake-up carries states of up to 20 bytes; a longer one goes by name (`-`).
+    batch.arg(&channel).arg(20);
+    let (three, long) = (
+        format!("{namespace}:cb:three"),
+        r#"{"percent":5,"note":"longer"}"#,
+    );
+    let () = redis::cmd("HSET")
+        .arg(&three)
+        .arg(&["reg", "", "ver", "1", "view", "{}"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Two writes to `one` from the same version, one to `two`, one to a job that is not there,
+    // one too long to publish.
     for (hash, key, state) in [
         (&one, "one", r#"{"percent":1}"#),
         (&one, "one", r#"{"percent":2}"#),
         (&two, "two", r#"{"percent":3}"#),
         (&gone, "gone", r#"{"percent":4}"#),
+        (&three, "three", long),
     ] {
         batch.key(hash).arg(1).arg(state).arg(key);
     }
@@ -197,8 +210,16 @@ async fn one_group_commit_takes_its_writes_in_order_and_publishes_them_once() {
             (-2, 2, r#"{"percent":1}"#.to_owned()),
             (2, 0, String::new()),
             (-1, 0, String::new()),
+            (2, 0, String::new()),
         ]
     );
+    let stored: String = redis::cmd("HGET")
+        .arg(&three)
+        .arg("view")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, long, "the long state is stored whole");
     let mut messages = pubsub.on_message();
     let message = tokio::time::timeout(
         Duration::from_secs(10),
@@ -209,8 +230,8 @@ async fn one_group_commit_takes_its_writes_in_order_and_publishes_them_once() {
     .expect("subscribed");
     assert_eq!(
         message.get_payload::<String>().unwrap(),
-        "one\n2\n{\"percent\":1}\ntwo\n2\n{\"percent\":3}",
-        "one message with both changes"
+        "one\n2\n{\"percent\":1}\ntwo\n2\n{\"percent\":3}\nthree\n2\n-",
+        "one message with every change, the long one by name"
     );
 }
 
@@ -308,6 +329,59 @@ async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
         .await
         .expect("woken within the timeout")
         .expect("channel open");
+    there.remove(&key).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_too_long_to_publish_still_reaches_the_waiter_on_another_replica() {
+    let Some(redis) =
+        support::redis("a_final_too_long_to_publish_still_reaches_the_waiter_on_another_replica").await
+    else {
+        return;
+    };
+    let namespace = support::namespace("long-final");
+    let here = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
+    let there = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
+    let key = daglo::callback::JobKey::new("job");
+    let later = Instant::now() + Duration::from_secs(60);
+    here.register(key.clone(), daglo::callback::Registered::new(None), later)
+        .await
+        .unwrap();
+    let mut view = here.subscribe(&key).await.unwrap().unwrap();
+    // Progress on the other replica first: short states come with the wake-up.
+    let mut progress = daglo::StatusBody::new(daglo::models::Status::Transcribing);
+    progress.progress = Some(40);
+    there.apply(&key, progress).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(|v| v.percent == Some(40)))
+        .await
+        .expect("woken within the timeout")
+        .expect("channel open");
+    // A final whose transcript is far longer than a wake-up carries (tens of KiB).
+    let transcript = "word ".repeat(10_000);
+    let mut body = daglo::StatusBody::new(daglo::models::Status::Transcribed);
+    body.extra
+        .insert("transcript".to_owned(), serde_json::json!(transcript));
+    assert_eq!(
+        there.apply(&key, body).await.unwrap(),
+        Some(daglo::callback::Applied::Final)
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(5), view.wait_for(|v| v.final_body.is_some()))
+        .await
+        .expect("woken within the timeout")
+        .expect("channel open")
+        .clone();
+    assert_eq!(
+        seen.final_body.unwrap().extra.get("transcript"),
+        Some(&serde_json::json!(transcript)),
+        "the waiter gets the whole final, read from Redis"
+    );
+    // A late duplicate on the replica that only heard the final's name is still a duplicate.
+    assert_eq!(
+        here.apply(&key, daglo::StatusBody::new(daglo::models::Status::Transcribed))
+            .await
+            .unwrap(),
+        Some(daglo::callback::Applied::Duplicate)
+    );
     there.remove(&key).await.unwrap();
 }
 

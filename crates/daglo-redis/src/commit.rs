@@ -16,7 +16,7 @@
 //! - **A writer that sleeps at once.** The writer waits for the next write without looking for
 //!   it in a loop first: looking saved a thread wake-up per write on an idle machine, but on a
 //!   busy one three writers looking took a quarter of two cores from the receivers
-//!   (`docs/architecture.md`, "The writer sleeps at once").
+//!   (`docs/architecture.md`, "One writer thread per process, and it sleeps at once").
 //!
 //! `docs/architecture.md`, "Group commit and the writer thread", has the measurements.
 

@@ -33,7 +33,7 @@ const KNOWN_MAX: usize = 65_536;
 /// wake-up names the job and its version only, the replica waiting for it reads the stored
 /// state, and the rare callback after a final reads it too. Sending a 25 KiB transcript to
 /// every replica, of which one waits for it, was most of Redis's work and of the replicas'
-/// allocations in a burst of finals (`docs/architecture.md`, "Big states by name").
+/// allocations in a burst of finals (`docs/architecture.md`, "Long states go by name on the wake-up").
 pub(crate) const PUBLISHED_STATE_BYTES: usize = 8 << 10;
 
 /// What the wake-up carries in place of a state longer than [`PUBLISHED_STATE_BYTES`] (a state

@@ -8,6 +8,7 @@ use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use daglo_callback::{JobKey, JobView};
+use daglo_core::Backoff;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::watch;
@@ -60,6 +61,13 @@ impl Watchers {
     /// they are not even decoded).
     fn watches(&self, key: &JobKey) -> bool {
         self.lock().contains_key(key)
+    }
+
+    /// Whether a waiter still listens on `key`.
+    fn waited_on(&self, key: &JobKey) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|watched| watched.sender.receiver_count() > 0)
     }
 
     /// The job is gone: its waiters' channels close.
@@ -147,7 +155,7 @@ pub(crate) async fn listen<R: StateReader>(
                 // A watched job changed to a state too long to publish: its waiters get the
                 // stored one, read beside the listener so the next message is not held up.
                 let reader = reader.clone();
-                tokio::spawn(async move { refresh(reader.as_ref(), &key).await });
+                tokio::spawn(async move { read_until_given(reader.as_ref(), &key).await });
             }
         }
         ready.send_replace(false);
@@ -164,16 +172,35 @@ pub(crate) async fn listen<R: StateReader>(
 /// Reads the stored state of every watched job (after a gap in the subscription).
 async fn catch_up<R: StateReader>(reader: &R) {
     for key in reader.watchers().keys() {
+        // A failure leaves the waiter as it was; the next resubscription reads again.
         refresh(reader, &key).await;
     }
 }
 
-/// Gives `key`'s waiters its stored state (or closes them if the job is gone).
-async fn refresh<R: StateReader>(reader: &R, key: &JobKey) {
+/// Waits between reads of a state that went by name, while Redis does not answer them.
+const READ_AGAIN: Backoff = Backoff::new(Duration::from_millis(50), 2.0, Duration::from_secs(2));
+
+/// Gives `key`'s waiters its stored state (or closes them if the job is gone); `false` if
+/// Redis could not be read.
+async fn refresh<R: StateReader>(reader: &R, key: &JobKey) -> bool {
     match reader.read(key).await {
         Ok(Some((version, view))) => reader.watchers().update(key, version, view),
         Ok(None) => reader.watchers().close(key),
-        Err(error) => debug!(%error, "reading a watched job failed; the next sweep retries"),
+        Err(error) => {
+            debug!(%error, "reading a watched job failed");
+            return false;
+        }
+    }
+    true
+}
+
+/// [`refresh`] until it reads, for as long as somebody waits on `key`: the only word of this
+/// change was its name, so no later message brings it.
+async fn read_until_given<R: StateReader>(reader: &R, key: &JobKey) {
+    let mut attempt = 0;
+    while !refresh(reader, key).await && reader.watchers().waited_on(key) {
+        attempt += 1;
+        tokio::time::sleep(READ_AGAIN.cap(attempt)).await;
     }
 }
 
@@ -359,6 +386,65 @@ o
             assert_eq!(known.state(key), None, "{key}: what was known is behind now");
             assert!(known.registration(key).is_some(), "{key}: still registered");
         }
+    }
+
+    /// A reader whose first `failures` reads fail, then answer `view` at version 7.
+    struct Flaky {
+        failures: std::sync::atomic::AtomicU32,
+        reads: std::sync::atomic::AtomicU32,
+        watchers: Watchers,
+        known: Known,
+        view: JobView,
+    }
+
+    impl StateReader for Flaky {
+        async fn read(&self, key: &JobKey) -> Result<Option<(u64, JobView)>, crate::RedisError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.reads.fetch_add(1, SeqCst);
+            if self
+                .failures
+                .fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1))
+                .is_ok()
+            {
+                return Err(crate::RedisError::Corrupt {
+                    key: key.as_str().to_owned(),
+                    reason: "not now".to_owned(),
+                });
+            }
+            Ok(Some((7, self.view.clone())))
+        }
+
+        fn watchers(&self) -> &Watchers {
+            &self.watchers
+        }
+
+        fn known(&self) -> &Known {
+            &self.known
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_state_sent_by_name_is_read_again_until_redis_answers_while_waited_on() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut view = JobView::default();
+        view.apply(StatusBody::new(Status::Transcribed));
+        let reader = Flaky {
+            failures: 3.into(),
+            reads: 0.into(),
+            watchers: Watchers::default(),
+            known: Known::default(),
+            view,
+        };
+        let key = JobKey::new("k");
+        let mut receiver = reader.watchers.watch(&key);
+        read_until_given(&reader, &key).await;
+        assert_eq!(reader.reads.load(SeqCst), 4, "three failures, then the read");
+        assert!(receiver.borrow_and_update().final_body.is_some());
+        // Nobody waits any more: one failed read and it stops.
+        reader.failures.store(u32::MAX, SeqCst);
+        drop(receiver);
+        read_until_given(&reader, &key).await;
+        assert_eq!(reader.reads.load(SeqCst), 5);
     }
 
     #[test]

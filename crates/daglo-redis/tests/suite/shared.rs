@@ -77,6 +77,24 @@ async fn command_calls(url: &str) -> std::collections::HashMap<String, u64> {
         .collect()
 }
 
+/// Two replicas' registries on a fresh namespace of `url`, and a job registered on the first
+/// for a minute.
+async fn two_replicas_with_a_job(
+    url: &str,
+    test: &str,
+) -> (RedisRegistry, RedisRegistry, daglo::callback::JobKey) {
+    let namespace = support::namespace(test);
+    let first = RedisRegistry::new(support::store(url, &namespace).await).await;
+    let second = RedisRegistry::new(support::store(url, &namespace).await).await;
+    let key = daglo::callback::JobKey::new("job");
+    let later = Instant::now() + Duration::from_secs(60);
+    first
+        .register(key.clone(), daglo::callback::Registered::new(None), later)
+        .await
+        .unwrap();
+    (first, second, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_callback_costs_one_redis_round_trip() {
     // A private server: nothing else's commands in its counts.
@@ -85,14 +103,7 @@ async fn an_accepted_callback_costs_one_redis_round_trip() {
         return;
     };
     let url = redis.url();
-    let namespace = support::namespace("round-trips");
-    let one = RedisRegistry::new(support::store(&url, &namespace).await).await;
-    let other = RedisRegistry::new(support::store(&url, &namespace).await).await;
-    let key = daglo::callback::JobKey::new("job");
-    let later = Instant::now() + Duration::from_secs(60);
-    one.register(key.clone(), daglo::callback::Registered::new(None), later)
-        .await
-        .unwrap();
+    let (one, other, key) = two_replicas_with_a_job(&url, "round-trips").await;
     // What the receiver does for each callback: look the job up (for the credential), apply.
     async fn callback(
         registry: &RedisRegistry,
@@ -310,15 +321,7 @@ async fn a_change_made_on_one_replica_wakes_the_waiter_on_another() {
     let Some(redis) = support::redis("a_change_made_on_one_replica_wakes_the_waiter_on_another").await else {
         return;
     };
-    let url = redis.url.clone();
-    let namespace = support::namespace("wake");
-    let here = RedisRegistry::new(support::store(&url, &namespace).await).await;
-    let there = RedisRegistry::new(support::store(&url, &namespace).await).await;
-    let key = daglo::callback::JobKey::new("job");
-    let later = Instant::now() + Duration::from_secs(60);
-    here.register(key.clone(), daglo::callback::Registered::new(None), later)
-        .await
-        .unwrap();
+    let (here, there, key) = two_replicas_with_a_job(&redis.url, "wake").await;
     let mut view = here.subscribe(&key).await.unwrap().unwrap();
     let body = daglo::StatusBody::new(daglo::models::Status::Transcribed);
     assert_eq!(
@@ -339,14 +342,7 @@ async fn a_final_too_long_to_publish_still_reaches_the_waiter_on_another_replica
     else {
         return;
     };
-    let namespace = support::namespace("long-final");
-    let here = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
-    let there = RedisRegistry::new(support::store(&redis.url, &namespace).await).await;
-    let key = daglo::callback::JobKey::new("job");
-    let later = Instant::now() + Duration::from_secs(60);
-    here.register(key.clone(), daglo::callback::Registered::new(None), later)
-        .await
-        .unwrap();
+    let (here, there, key) = two_replicas_with_a_job(&redis.url, "long-final").await;
     let mut view = here.subscribe(&key).await.unwrap().unwrap();
     // Progress on the other replica first: short states come with the wake-up.
     let mut progress = daglo::StatusBody::new(daglo::models::Status::Transcribing);

@@ -204,8 +204,12 @@ async fn submit(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
         ));
         {
             let mut drivers = lock(&shared.drivers);
-            // Forget finished drivers so a long-running emulator does not accumulate handles.
-            drivers.retain(|handle| !handle.is_finished());
+            // Forget finished drivers so a long-running emulator does not accumulate handles —
+            // when the list is full, not at every submit (a thousand submits at once scanned
+            // half a million handles).
+            if drivers.len() == drivers.capacity() {
+                drivers.retain(|handle| !handle.is_finished());
+            }
             drivers.push(driver.abort_handle());
         }
         if before_answer {

@@ -121,8 +121,10 @@ WHERE jobs.labels IS NOT NULL AND json_valid(jobs.labels) AND j.type = 'text';
 UPDATE jobs SET updated_at_ms = intended_at_ms WHERE updated_at_ms IS NULL;
 ";
 
-/// A [`Journal`] in one SQLite file. Cheap to clone; clones share the connection. Writes run
-/// on tokio's blocking pool, each committed before its future completes.
+/// A [`Journal`] in one SQLite file. Cheap to clone; clones share its connections. Work runs
+/// on tokio's blocking pool: writes on one connection, each committed before its future
+/// completes; lookups and pages on reader connections of their own (two to four, opened when
+/// first needed), so that a read waits neither for a write nor for another read.
 ///
 /// Several processes may share one file: a key is claimed in one statement under a unique
 /// index, so two starts of one key make one entry.
@@ -130,6 +132,9 @@ UPDATE jobs SET updated_at_ms = intended_at_ms WHERE updated_at_ms IS NULL;
 pub struct SqliteJournal {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// Connections that only read (lookups and pages), beside the one that writes: in WAL mode
+    /// a read waits neither for a write (a retention step, a claim) nor for another read.
+    readers: Arc<Readers>,
     /// The file opened (device and inode), to notice it deleted or replaced under us.
     file: Option<(u64, u64)>,
     /// Rows the reads of pages, recoveries and pruning steps went through ([`SqliteJournal::rows_read`]).
@@ -195,6 +200,7 @@ impl SqliteJournal {
         }
         Ok(Self {
             file: file_identity(&path),
+            readers: Arc::new(Readers::new(&path)),
             path,
             connection: Arc::new(Mutex::new(connection)),
             rows_read: Arc::default(),
@@ -229,13 +235,47 @@ impl SqliteJournal {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
+        self.counted(operation, self.run_uncounted(work)).await
+    }
+
+    /// Runs the read `work` like [`run`](Self::run), on a reader connection: a free one, else
+    /// one opened now (up to [`Readers`]' count), else the next in turn. Where a reader cannot be
+    /// opened, the writing connection reads.
+    async fn run_read<T, F>(&self, operation: &'static str, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let writer = self.connection.clone();
+        let (path, opened) = (self.path.clone(), self.file);
+        let read = async move {
+            tokio::task::spawn_blocking(move || {
+                still_there(&path, opened)?;
+                match readers.take().as_deref() {
+                    Some(Some(reader)) => work(reader),
+                    _ => work(&lock(&writer)),
+                }
+            })
+            .await
+            .map_err(|e| JournalError::new("the journal's worker stopped", e))?
+        };
+        self.counted(operation, read).await
+    }
+
+    /// `done`, in a span named for the operation, and counted in the journal's metrics.
+    async fn counted<T>(
+        &self,
+        operation: &'static str,
+        done: impl std::future::Future<Output = Result<T, JournalError>>,
+    ) -> Result<T, JournalError> {
         let started = std::time::Instant::now();
         let span = tracing::info_span!(
             "daglo.journal",
             db.system.name = "sqlite",
             db.operation.name = operation
         );
-        let done = tracing::Instrument::instrument(self.run_uncounted(work), span).await;
+        let done = tracing::Instrument::instrument(done, span).await;
         daglo_core::telemetry::journal_operation(
             "sqlite",
             operation,
@@ -251,16 +291,10 @@ impl SqliteJournal {
         F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
     {
         let connection = self.connection.clone();
-        let path = self.path.clone();
-        let opened = self.file;
+        let (path, opened) = (self.path.clone(), self.file);
         tokio::task::spawn_blocking(move || {
             let connection = lock(&connection);
-            if opened.is_some() && file_identity(&path) != opened {
-                return Err(JournalError::gone(format!(
-                    "the journal file {} was deleted or replaced while in use",
-                    path.display()
-                )));
-            }
+            still_there(&path, opened)?;
             work(&connection)
         })
         .await
@@ -292,7 +326,7 @@ impl SqliteJournal {
     }
 
     async fn one(&self, condition: &'static str, value: String) -> Result<Option<Entry>, JournalError> {
-        self.run("read", move |connection| {
+        self.run_read("read", move |connection| {
             // Cached: a lookup by id or key is the service's most frequent read.
             connection
                 .prepare_cached(&format!("{SELECT} WHERE {condition} ORDER BY id DESC LIMIT 1"))
@@ -300,6 +334,53 @@ impl SqliteJournal {
                 .map_err(failed("cannot read the journal"))
         })
         .await
+    }
+}
+
+/// The reading connections of a journal, opened when first needed: as many as the machine
+/// runs threads at once, two to four.
+struct Readers {
+    path: PathBuf,
+    slots: Vec<Mutex<Option<Connection>>>,
+    /// Whose turn it is to be waited for when every reader is busy.
+    next: AtomicU64,
+}
+
+impl Readers {
+    fn new(path: &Path) -> Self {
+        let count = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+        Self {
+            path: path.to_owned(),
+            slots: (0..count).map(|_| Mutex::new(None)).collect(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A reader to use now (blocking while every reader is busy), opened if it was not yet;
+    /// `None` in the guard when it cannot be opened, and `None` with no slots at all.
+    fn take(&self) -> Option<std::sync::MutexGuard<'_, Option<Connection>>> {
+        let free = self.slots.iter().find_map(|slot| slot.try_lock().ok());
+        let mut reader = match free {
+            Some(reader) => reader,
+            None => {
+                let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len().max(1);
+                lock(self.slots.get(turn)?)
+            }
+        };
+        if reader.is_none() {
+            *reader = self.open();
+        }
+        Some(reader)
+    }
+
+    fn open(&self) -> Option<Connection> {
+        let connection = Connection::open(&self.path)
+            .inspect_err(
+                |error| tracing::debug!(%error, "cannot open a reader of the journal; the writer reads"),
+            )
+            .ok()?;
+        connection.busy_timeout(Duration::from_secs(10)).ok()?;
+        Some(connection)
     }
 }
 
@@ -339,6 +420,17 @@ fn configure(connection: &Connection) -> Result<(), Configure> {
             .is_some_and(locked),
         error,
     })
+}
+
+/// An error if the file at `path` is no longer the one `opened` (deleted, or replaced).
+fn still_there(path: &Path, opened: Option<(u64, u64)>) -> Result<(), JournalError> {
+    if opened.is_some() && file_identity(path) != opened {
+        return Err(JournalError::gone(format!(
+            "the journal file {} was deleted or replaced while in use",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The device and inode of the file at `path` (`None` where there are none, or no file).
@@ -798,7 +890,7 @@ impl Journal for SqliteJournal {
     async fn page(&self, query: &EntryQuery) -> Result<EntryPage, JournalError> {
         let query = query.clone();
         let rows_read = self.rows_read.clone();
-        self.run("page", move |connection| page(connection, &query, &rows_read))
+        self.run_read("page", move |connection| page(connection, &query, &rows_read))
             .await
     }
 
@@ -983,5 +1075,67 @@ impl JobLog for SqliteJournal {
             Ok(jobs.iter().filter_map(|job| job.parse().ok()).collect())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal in a file of its own, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_wait_for_the_writing_connection() {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("daglo-readers-{}-{nanos}.sqlite", std::process::id())),
+        );
+        let journal = SqliteJournal::open(&scratch.0).expect("a journal");
+        let intent = Intent::new("https://media.example/a.wav", "fnv1a64:0", "polling");
+        let job = intent.job.clone();
+        let Claim::Created(id) = journal.claim(intent).await.expect("a claim") else {
+            panic!("a fresh journal has no entry for the input");
+        };
+        // The writing connection held, as by a write that takes long (a retention step, a
+        // write waiting for another process's lock), until the reads are done.
+        let (held, holding) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = journal.connection.clone();
+        let holder = std::thread::spawn(move || {
+            let _connection = lock(&writer);
+            let _ = held.send(());
+            let _ = released.recv();
+        });
+        holding.recv().expect("the writer held");
+        let reads = async {
+            let found = journal.by_job(&job).await.expect("a read by id");
+            let page = journal.page(&EntryQuery::newest(10)).await.expect("a page");
+            (found, page)
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(20), reads).await;
+        let _ = release.send(());
+        holder.join().expect("the holder ends");
+        let (found, page) = outcome.expect("reads answered while the writer was held");
+        assert_eq!(found.map(|entry| entry.intent.job), Some(job.clone()));
+        assert_eq!(page.entries.len(), 1);
+        // The writer free again, writes go on and the readers see them at once.
+        let rid = Rid::new("r-1");
+        journal.submitted(id, &rid).await.expect("a write");
+        let entry = journal.by_job(&job).await.expect("a read").expect("the entry");
+        assert!(matches!(entry.state, EntryState::Submitted { rid: ref r } if *r == rid));
     }
 }

@@ -383,7 +383,7 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         }));
     // The emulator on a runtime of its own, one worker thread: Daglo is another system, and on
     // the replicas' runtime its timers and sends queued behind their tasks, so that its own
-    // lateness was counted as the replicas' (in an interleaved A/B, 5 of 5 runs had a lower p99
+    // lateness was counted as the replicas' (in interleaved pairs of runs, 10 of 11 had a lower p99
     // this way). It still shares the two cores.
     let sim_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

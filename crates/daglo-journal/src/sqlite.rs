@@ -249,17 +249,13 @@ impl SqliteJournal {
         let readers = self.readers.clone();
         let writer = self.connection.clone();
         let (path, opened) = (self.path.clone(), self.file);
-        let read = async move {
-            tokio::task::spawn_blocking(move || {
-                still_there(&path, opened)?;
-                match readers.take().as_deref() {
-                    Some(Some(reader)) => work(reader),
-                    _ => work(&lock(&writer)),
-                }
-            })
-            .await
-            .map_err(|e| JournalError::new("the journal's worker stopped", e))?
-        };
+        let read = blocking(move || {
+            still_there(&path, opened)?;
+            match readers.take().as_ref() {
+                Some(reader) => work(reader),
+                None => work(&lock(&writer)),
+            }
+        });
         self.counted(operation, read).await
     }
 
@@ -292,13 +288,12 @@ impl SqliteJournal {
     {
         let connection = self.connection.clone();
         let (path, opened) = (self.path.clone(), self.file);
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let connection = lock(&connection);
             still_there(&path, opened)?;
             work(&connection)
         })
         .await
-        .map_err(|e| JournalError::new("the journal's worker stopped", e))?
     }
 
     /// Sets columns of one entry, which must exist; `updated_at_ms` is set too.
@@ -357,20 +352,17 @@ impl Readers {
     }
 
     /// A reader to use now (blocking while every reader is busy), opened if it was not yet;
-    /// `None` in the guard when it cannot be opened, and `None` with no slots at all.
-    fn take(&self) -> Option<std::sync::MutexGuard<'_, Option<Connection>>> {
+    /// `None` in the guard when it cannot be opened.
+    fn take(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
         let free = self.slots.iter().find_map(|slot| slot.try_lock().ok());
-        let mut reader = match free {
-            Some(reader) => reader,
-            None => {
-                let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len().max(1);
-                lock(self.slots.get(turn)?)
-            }
-        };
+        let mut reader = free.unwrap_or_else(|| {
+            let turn = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.slots.len();
+            lock(&self.slots[turn])
+        });
         if reader.is_none() {
             *reader = self.open();
         }
-        Some(reader)
+        reader
     }
 
     fn open(&self) -> Option<Connection> {
@@ -420,6 +412,15 @@ fn configure(connection: &Connection) -> Result<(), Configure> {
             .is_some_and(locked),
         error,
     })
+}
+
+/// `work` on tokio's blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, JournalError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| JournalError::new("the journal's worker stopped", e))?
 }
 
 /// An error if the file at `path` is no longer the one `opened` (deleted, or replaced).
@@ -951,9 +952,8 @@ impl Journal for SqliteJournal {
 
     async fn key_secret(&self) -> Result<Option<Vec<u8>>, JournalError> {
         let path = self.key_secret_path();
-        tokio::task::spawn_blocking(move || crate::secret::load_or_create(&path))
+        blocking(move || crate::secret::load_or_create(&path))
             .await
-            .map_err(|e| JournalError::new("the journal's worker stopped", e))?
             .map(Some)
     }
 }

@@ -8,7 +8,9 @@
 //! Diagnostics of the Redis rows: `DAGLO_BENCH_CALLBACK_ANSWERS=1` prints what the receivers
 //! answered the emulator and how long after each job's completion its final was answered (late
 //! answers, not late wake-ups, made the tail before the writer stopped looking for work in a
-//! loop and long states went by name).
+//! loop and long states went by name), a timeline of the row in 100 ms steps (submits, callbacks
+//! answered, the latest final in each step), and how long each kind of thread of the process ran
+//! and waited for a core during the row (Linux schedstat).
 //!
 //! Every strategy runs the same seeded jobs on a fresh emulator with Daglo's 20 req/s limit on,
 //! twice: a light load (10 jobs, under the polling budget) and a heavy one (200 jobs, far over
@@ -428,6 +430,8 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         let server = delivery.serve(listener).unwrap();
         replicas.push((delivery, server));
     }
+    // Each thread's time on a core and waiting for one, for the diagnostics below.
+    let threads_before = thread_times();
     let mut waits = Vec::with_capacity(JOBS);
     for i in 0..JOBS {
         let delivery = replicas[i % REPLICAS].0.clone();
@@ -488,6 +492,51 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
             q(0.99),
             q(1.0)
         );
+        // A timeline in 100 ms steps from the first submit: submits accepted, callbacks
+        // answered, and the latest final answered in each step (after its job completed).
+        let records = sim.jobs();
+        if let Some(t0) = records.iter().map(|j| j.submitted_at).min() {
+            let step =
+                |at: tokio::time::Instant| (at.saturating_duration_since(t0).as_millis() / 100) as usize;
+            let mut rows: std::collections::BTreeMap<usize, (usize, usize, f64)> = Default::default();
+            for job in &records {
+                rows.entry(step(job.submitted_at)).or_default().0 += 1;
+            }
+            for c in sim.callback_log() {
+                let row = rows.entry(step(c.sent_at)).or_default();
+                row.1 += 1;
+                if c.is_final
+                    && let Some(done) = jobs.get(&c.rid)
+                {
+                    row.2 = row
+                        .2
+                        .max(c.sent_at.saturating_duration_since(*done).as_secs_f64() * 1000.0);
+                }
+            }
+            for (at, (submits, callbacks, late)) in rows {
+                println!(
+                    "{name}: t={:>5} ms submits {submits:>4} callbacks {callbacks:>4} latest final {late:>7.1} ms",
+                    at * 100
+                );
+            }
+        }
+        // What each kind of thread of this process did during the row: time on a core, time
+        // runnable but waiting for one (Linux schedstat), and how many times it was scheduled.
+        let mut by_name: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+        for (tid, after) in thread_times() {
+            let before = threads_before.get(&tid).cloned().unwrap_or_default();
+            let sum = by_name.entry(after.name).or_default();
+            sum.0 += after.ran_ns.saturating_sub(before.ran_ns);
+            sum.1 += after.waited_ns.saturating_sub(before.waited_ns);
+            sum.2 += after.slices.saturating_sub(before.slices);
+        }
+        for (thread, (ran, waited, slices)) in by_name {
+            println!(
+                "{name}: threads {thread:<16} ran {:>7.1} ms, waited for a core {:>7.1} ms, {slices} slices",
+                ran as f64 / 1e6,
+                waited as f64 / 1e6
+            );
+        }
     }
     for (_, server) in replicas {
         server.shutdown().await;
@@ -680,4 +729,42 @@ async fn main() {
     write_csv(&dir.join("strategies.csv"), &reports).expect("the CSV");
     draw_tradeoff(&dir.join("tradeoff.svg"), &reports).expect("the SVG");
     println!("wrote {0}/strategies.csv and {0}/tradeoff.svg", dir.display());
+}
+
+/// A thread's scheduling so far, from `/proc/self/task/<tid>/schedstat`.
+#[derive(Clone, Default)]
+struct ThreadTime {
+    name: String,
+    ran_ns: u64,
+    waited_ns: u64,
+    slices: u64,
+}
+
+/// Every thread of this process by id (empty where the platform has no `/proc` schedstat).
+fn thread_times() -> std::collections::HashMap<String, ThreadTime> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Default::default();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let mut fields = stat.split_whitespace().map(str::parse::<u64>);
+            let (Some(Ok(ran_ns)), Some(Ok(waited_ns)), Some(Ok(slices))) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return None;
+            };
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            Some((
+                task.file_name().to_string_lossy().into_owned(),
+                ThreadTime {
+                    name: name.trim().to_owned(),
+                    ran_ns,
+                    waited_ns,
+                    slices,
+                },
+            ))
+        })
+        .collect()
 }

@@ -201,9 +201,11 @@ impl CallbackConfig {
 
     /// The most memory all callback bodies being read or decoded may take together (default
     /// four maximum bodies, read and — when finals are trusted — decoded: 4 × 5 ×
-    /// [`max_body_bytes`](CallbackConfig::max_body_bytes)). A body waits for its share within
-    /// the body timeout; one job's credential reads one body at a time, so it never holds more
-    /// than one body's share, whatever it sends.
+    /// [`max_body_bytes`](CallbackConfig::max_body_bytes)). A body declared longer than 16 KiB
+    /// waits for its share within the body timeout, and one job's credential reads one such
+    /// body at a time, so it never holds more than one body's share, whatever it sends. Smaller
+    /// bodies (progress callbacks) draw nothing from it: each holds at most 16 KiB while it
+    /// arrives and is decoded inline.
     #[must_use]
     pub fn max_body_memory(mut self, bytes: usize) -> Self {
         self.max_body_memory = Some(bytes);

@@ -135,9 +135,19 @@ const LOG_FIELD_CHARS: usize = 64;
 /// Bodies above this size are decoded on a blocking thread, off the reactor.
 const DECODE_INLINE_BYTES: usize = 64 << 10;
 
-/// One body at a time per job key: a job's credential — leaked, say, and used to trickle many
-/// maximum bodies at once — holds at most one body's share of the memory budget, and the
-/// other jobs' callbacks keep the rest.
+/// Bodies declared at most this long — progress callbacks, finals without a long transcript —
+/// take neither their job's turn nor a share of the body memory budget: the turn and the
+/// budget bound what maximum bodies hold while they trickle in and are decoded, and a small
+/// body holds at most this much while it arrives (at most this times the connection cap
+/// together: 8 MiB at the default 512), then is decoded inline within
+/// [`DECODE_RATIO`](daglo_core::DECODE_RATIO) times its size. Taking a turn cost a map entry,
+/// two locks and, when a job's callbacks came at once, a hand-off from task to task per
+/// callback (`docs/architecture.md`, "Small bodies take no turn").
+pub(crate) const SMALL_BODY_BYTES: usize = 16 << 10;
+
+/// One body over [`SMALL_BODY_BYTES`] at a time per job key: a job's credential — leaked, say,
+/// and used to trickle many maximum bodies at once — holds at most one body's share of the
+/// memory budget, and the other jobs' callbacks keep the rest.
 #[derive(Debug, Default)]
 pub(crate) struct Turns {
     keys: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
@@ -237,8 +247,9 @@ where
 }
 
 /// The checks, in order: method, path and job key, credential (before reading anything else,
-/// for pending and gone jobs alike), content type, declared size, memory budget, actual size
-/// and time to deliver the body, JSON, the job's state.
+/// for pending and gone jobs alike), content type, declared size, the job's turn and the memory
+/// budget (for bodies over [`SMALL_BODY_BYTES`]), actual size and time to deliver the body,
+/// JSON, the job's state.
 async fn receive<B>(checks: &Checks, request: Request<B>) -> Answer
 where
     B: Body + Send + 'static,
@@ -301,7 +312,14 @@ where
     }
 
     let reserve = declared.map_or(checks.max_body_bytes, |len| len as usize);
+    let small = declared.is_some_and(|len| len <= SMALL_BODY_BYTES as u64);
     let read = async {
+        if small {
+            // A progress callback, say: read and decoded inline without a turn or a share of the
+            // budget (see `SMALL_BODY_BYTES`).
+            let bytes = read_body(request.into_body(), reserve, reserve).await;
+            return (None, bytes);
+        }
         // This job's turn first: one body of a job at a time, whatever its credential sends.
         let turn = checks.turns.take(key.as_str()).await;
         // Reserve the body's memory first — for reading it, and for decoding it — from the one
@@ -315,7 +333,7 @@ where
         let permits = u32::try_from(kib.min(checks.body_memory_kib)).unwrap_or(u32::MAX);
         let budget = checks.body_memory.clone().acquire_many_owned(permits).await;
         let bytes = read_body(request.into_body(), checks.max_body_bytes, reserve).await;
-        ((turn, budget), bytes)
+        (Some((turn, budget)), bytes)
     };
     // A small body has usually arrived with the head: read at once, no timer; otherwise the
     // rest within the body timeout.

@@ -369,15 +369,67 @@ async fn the_body_memory_budget_holds_concurrent_maximum_bodies_back() {
     drop(server);
 }
 
+/// A loopback receiver taking bodies of up to 1 MiB that may take 30 s to arrive, with the
+/// default budget of four maximum bodies.
+async fn slow_bodies_receiver() -> (CallbackDelivery, daglo_callback::CallbackServer) {
+    CallbackDelivery::loopback(support::unused_client(), |c: CallbackConfig| {
+        c.max_body_bytes(1 << 20).body_timeout(Duration::from_secs(30))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_jobs_progress_callback_is_not_held_behind_its_own_trickling_body() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // The job's turn is held by a body that never finishes.
+        let (callbacks, server) = slow_bodies_receiver().await;
+        let mut options = daglo_core::JobOptions::default();
+        let _ticket = daglo_core::ResultDelivery::prepare(&callbacks, &mut options)
+            .await
+            .unwrap();
+        let (url, name, value) = Rig::credential(&options);
+        let path = url::Url::parse(&url).unwrap().path().to_owned();
+        // A maximum body that never comes. `100 Continue` is sent once the receiver reads the
+        // body, which it does holding the job's turn.
+        let mut trickling = TcpStream::connect(server.local_addr()).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\n{name}: {value}\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+            1 << 20
+        );
+        trickling.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("100 Continue") {
+            let mut buffer = [0u8; 256];
+            let n = trickling.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "closed before 100 Continue: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..n]);
+        }
+        // A small body of the same job takes no turn: answered now, not after the 30 s.
+        let http = reqwest::Client::new();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            support::post(
+                &http,
+                &url,
+                &[(name.as_str(), value.as_str()), JSON],
+                json!({"status": "transcribing", "progress": 30}).to_string(),
+            ),
+        )
+        .await
+        .expect("the job's small callback is answered while its large body trickles");
+        assert_eq!(answer.0, 200);
+        drop(trickling);
+        drop(server);
+    })
+    .await
+    .expect("within the deadline");
+}
+
 #[tokio::test]
 async fn one_jobs_credential_cannot_take_the_other_jobs_share_of_body_memory() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        // Four maximum bodies of budget; bodies may take 30 s to arrive.
-        let (callbacks, server) = CallbackDelivery::loopback(support::unused_client(), |c: CallbackConfig| {
-            c.max_body_bytes(1 << 20).body_timeout(Duration::from_secs(30))
-        })
-        .await
-        .unwrap();
+        let (callbacks, server) = slow_bodies_receiver().await;
         let mut jobs = Vec::new();
         for _ in 0..2 {
             let mut options = daglo_core::JobOptions::default();

@@ -117,13 +117,15 @@ impl KeyMint {
         binding
     }
 
-    /// The key's random part, if `text` has a key's shape.
-    fn decode(text: &str) -> Option<Vec<u8>> {
+    /// The key's bytes, if `text` has a key's shape (decoded on the stack: this runs for every
+    /// request the receiver answers).
+    fn decode(text: &str) -> Option<[u8; KEY_RANDOM + KEY_TAG + KEY_BINDING]> {
         if text.len() != KEY_CHARS {
             return None;
         }
-        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
-        (raw.len() == KEY_RANDOM + KEY_TAG + KEY_BINDING).then_some(raw)
+        let mut raw = [0u8; KEY_RANDOM + KEY_TAG + KEY_BINDING];
+        let decoded = URL_SAFE_NO_PAD.decode_slice(text, &mut raw).ok()?;
+        (decoded == raw.len()).then_some(raw)
     }
 
     /// The key in `text` if this mint made it; checked in constant time, never panics.

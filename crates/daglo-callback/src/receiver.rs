@@ -224,10 +224,11 @@ where
             status = field::Empty
         );
         let handled = async move {
-            let started = Instant::now();
+            // Timed only when the line saying how long it took is wanted.
+            let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
             let answer = receive(&checks, request).await;
             let code = answer.status().as_u16();
-            let handling_us = started.elapsed().as_micros() as u64;
+            let handling_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
             // Accepted callbacks at info; rejections at debug, so that a flood of forged or
             // junk requests cannot flood the logs.
             if answer.status().is_success() {
@@ -264,7 +265,7 @@ where
         return answer;
     }
     let Some(key) = job_key(checks, request.uri().path()) else {
-        return error(StatusCode::NOT_FOUND, "unknown job key");
+        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
     };
     tracing::Span::current().record("job_key", key.as_str());
 
@@ -280,7 +281,7 @@ where
         &key,
         digest.as_ref(),
     ) {
-        return error(StatusCode::UNAUTHORIZED, "missing or invalid credential");
+        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_REASON);
     }
     if registered.is_none() && checks.inbox.is_none() {
         // A job that finished, was dropped or expired, and a credential that is its own:
@@ -551,8 +552,9 @@ fn too_large(max: usize) -> Answer {
     )
 }
 
-fn json_answer(status: StatusCode, body: &serde_json::Value) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(body.to_string())));
+/// A JSON answer: `body` as written (the common ones are static bytes, written once).
+fn json_answer(status: StatusCode, body: impl Into<Bytes>) -> Answer {
+    let mut answer = Response::new(Full::new(body.into()));
     *answer.status_mut() = status;
     answer
         .headers_mut()
@@ -573,13 +575,9 @@ fn accepted(what: &str) -> Answer {
         "duplicate" => br#"{"status":"duplicate"}"#,
         "stale" => br#"{"status":"stale"}"#,
         "ignored" => br#"{"status":"ignored"}"#,
-        _ => return json_answer(StatusCode::OK, &json!({ "status": what })),
+        _ => return json_answer(StatusCode::OK, json!({ "status": what }).to_string()),
     };
-    let mut answer = Response::new(Full::new(Bytes::from_static(body)));
-    answer
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    answer
+    json_answer(StatusCode::OK, body)
 }
 
 /// The registry could not store or check the callback: `503` with `Retry-After`, so the sender
@@ -604,5 +602,16 @@ fn error(status: StatusCode, reason: &str) -> Answer {
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "malformed",
     });
-    json_answer(status, &json!({ "error": reason }))
+    // The rejections a flood of forged or stray requests gets, written once.
+    let body: &'static [u8] = match reason {
+        UNAUTHORIZED_REASON => br#"{"error":"missing or invalid credential"}"#,
+        UNKNOWN_KEY_REASON => br#"{"error":"unknown job key"}"#,
+        _ => return json_answer(status, json!({ "error": reason }).to_string()),
+    };
+    json_answer(status, body)
 }
+
+/// Why a request without a valid credential is refused.
+const UNAUTHORIZED_REASON: &str = "missing or invalid credential";
+/// Why a request to a path that is not a job key of this receiver is refused.
+const UNKNOWN_KEY_REASON: &str = "unknown job key";

@@ -431,8 +431,10 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         let server = delivery.serve(listener).unwrap();
         replicas.push((delivery, server));
     }
-    // Each thread's time on a core and waiting for one, for the diagnostics below.
-    let threads_before = thread_times();
+    // Each thread's time on a core and waiting for one, for the diagnostics.
+    let threads_before = std::env::var_os("DAGLO_BENCH_CALLBACK_ANSWERS")
+        .is_some()
+        .then(thread_times);
     let mut waits = Vec::with_capacity(JOBS);
     // At most `SUBMITS_IN_FLIGHT` jobs being registered and submitted at once, as an application
     // submits a batch (the CLI's `--concurrency`; the in-memory rows submit one after another).
@@ -458,94 +460,8 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         }));
     }
     let (latencies, lost) = detection_latencies(name, &sim, waits).await;
-    if std::env::var_os("DAGLO_BENCH_CALLBACK_ANSWERS").is_some() {
-        // What the receivers answered the emulator, and how late the sends went out.
-        let mut answers: std::collections::BTreeMap<String, usize> = Default::default();
-        for record in sim.callback_log() {
-            let answer = match &record.answer {
-                Ok(code) => code.to_string(),
-                Err(e) => format!("error: {e}"),
-            };
-            *answers.entry(answer).or_default() += 1;
-        }
-        println!("{name}: callback answers {answers:?}");
-        // When each final was answered, after its job completed.
-        let jobs: std::collections::HashMap<_, _> = sim
-            .jobs()
-            .into_iter()
-            .map(|j| (j.rid.clone(), j.completes_at))
-            .collect();
-        let mut answered: Vec<f64> = sim
-            .callback_log()
-            .iter()
-            .filter(|c| c.is_final)
-            .filter_map(|c| {
-                Some(
-                    c.sent_at
-                        .saturating_duration_since(*jobs.get(&c.rid)?)
-                        .as_secs_f64()
-                        * 1000.0,
-                )
-            })
-            .collect();
-        answered.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            answered
-                .get(((answered.len() as f64 - 1.0) * p) as usize)
-                .copied()
-                .unwrap_or(0.0)
-        };
-        println!(
-            "{name}: finals answered after completion p50 {:.1} p99 {:.1} max {:.1} ms",
-            q(0.5),
-            q(0.99),
-            q(1.0)
-        );
-        // A timeline in 100 ms steps from the first submit: submits accepted, callbacks
-        // answered, and the latest final answered in each step (after its job completed).
-        let records = sim.jobs();
-        if let Some(t0) = records.iter().map(|j| j.submitted_at).min() {
-            let step =
-                |at: tokio::time::Instant| (at.saturating_duration_since(t0).as_millis() / 100) as usize;
-            let mut rows: std::collections::BTreeMap<usize, (usize, usize, f64)> = Default::default();
-            for job in &records {
-                rows.entry(step(job.submitted_at)).or_default().0 += 1;
-            }
-            for c in sim.callback_log() {
-                let row = rows.entry(step(c.sent_at)).or_default();
-                row.1 += 1;
-                if c.is_final
-                    && let Some(done) = jobs.get(&c.rid)
-                {
-                    row.2 = row
-                        .2
-                        .max(c.sent_at.saturating_duration_since(*done).as_secs_f64() * 1000.0);
-                }
-            }
-            for (at, (submits, callbacks, late)) in rows {
-                println!(
-                    "{name}: t={:>5} ms submits {submits:>4} callbacks {callbacks:>4} latest final {late:>7.1} ms",
-                    at * 100
-                );
-            }
-        }
-        // What each kind of thread of this process did during the row: time on a core, time
-        // runnable but waiting for one (Linux schedstat), and how many times it was scheduled.
-        let mut by_name: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
-        for (tid, after) in thread_times() {
-            let before = threads_before.get(&tid).cloned().unwrap_or_default();
-            let sum = by_name.entry(after.name).or_default();
-            sum.0 += after.ran_ns.saturating_sub(before.ran_ns);
-            sum.1 += after.waited_ns.saturating_sub(before.waited_ns);
-            sum.2 += after.slices.saturating_sub(before.slices);
-        }
-        for (thread, (ran, waited, slices)) in by_name {
-            println!(
-                "{name}: threads {thread:<16} ran {:>7.1} ms, waited for a core {:>7.1} ms, {slices} slices",
-                ran as f64 / 1e6,
-                waited as f64 / 1e6
-            );
-        }
+    if let Some(threads_before) = threads_before {
+        print_diagnostics(name, &sim, &threads_before);
     }
     for (_, server) in replicas {
         server.shutdown().await;
@@ -562,6 +478,85 @@ async fn redis_replicas(name: &str, redis: &redis_support::TestRedis, burst: boo
         rate_limited: stats.rate_limited(),
         callbacks_per_job: records.iter().map(|r| f64::from(r.callbacks_sent)).sum::<f64>() / JOBS as f64,
         latencies,
+    }
+}
+
+/// The Redis rows' diagnostics (`DAGLO_BENCH_CALLBACK_ANSWERS=1`): what the receivers answered
+/// the emulator; how long after its job completed each final was answered; a timeline in 100 ms
+/// steps from the first submit (submits accepted, callbacks answered, the latest final answered
+/// in each step); and what each kind of thread of this process did during the row — time on a
+/// core, time runnable but waiting for one (Linux schedstat), how many times it was scheduled.
+fn print_diagnostics(
+    name: &str,
+    sim: &Simulator,
+    threads_before: &std::collections::HashMap<String, ThreadTime>,
+) {
+    let records = sim.jobs();
+    let log = sim.callback_log();
+    let mut answers: std::collections::BTreeMap<String, usize> = Default::default();
+    for record in &log {
+        let answer = match &record.answer {
+            Ok(code) => code.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        *answers.entry(answer).or_default() += 1;
+    }
+    println!("{name}: callback answers {answers:?}");
+    let completed: std::collections::HashMap<_, _> =
+        records.iter().map(|j| (j.rid.clone(), j.completes_at)).collect();
+    // How long after its job completed a final was answered, in milliseconds.
+    let late = |c: &daglo_sim::CallbackRecord| {
+        let done = completed.get(&c.rid).filter(|_| c.is_final)?;
+        Some(c.sent_at.saturating_duration_since(*done).as_secs_f64() * 1000.0)
+    };
+    let mut answered: Vec<f64> = log.iter().filter_map(late).collect();
+    answered.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        answered
+            .get(((answered.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{name}: finals answered after completion p50 {:.1} p99 {:.1} max {:.1} ms",
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+    if let Some(t0) = records.iter().map(|j| j.submitted_at).min() {
+        let step = |at: tokio::time::Instant| (at.saturating_duration_since(t0).as_millis() / 100) as usize;
+        let mut rows: std::collections::BTreeMap<usize, (usize, usize, f64)> = Default::default();
+        for job in &records {
+            rows.entry(step(job.submitted_at)).or_default().0 += 1;
+        }
+        for c in &log {
+            let row = rows.entry(step(c.sent_at)).or_default();
+            row.1 += 1;
+            if let Some(late) = late(c) {
+                row.2 = row.2.max(late);
+            }
+        }
+        for (at, (submits, callbacks, late)) in rows {
+            println!(
+                "{name}: t={:>5} ms submits {submits:>4} callbacks {callbacks:>4} latest final {late:>7.1} ms",
+                at * 100
+            );
+        }
+    }
+    let mut by_name: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for (tid, after) in thread_times() {
+        let before = threads_before.get(&tid).cloned().unwrap_or_default();
+        let sum = by_name.entry(after.name).or_default();
+        sum.0 += after.ran_ns.saturating_sub(before.ran_ns);
+        sum.1 += after.waited_ns.saturating_sub(before.waited_ns);
+        sum.2 += after.slices.saturating_sub(before.slices);
+    }
+    for (thread, (ran, waited, slices)) in by_name {
+        println!(
+            "{name}: threads {thread:<16} ran {:>7.1} ms, waited for a core {:>7.1} ms, {slices} slices",
+            ran as f64 / 1e6,
+            waited as f64 / 1e6
+        );
     }
 }
 

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, TryAcquireError, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -154,7 +153,9 @@ impl Drop for CallbackServer {
 pub struct ConnectionLimits {
     /// At most this many connections at once (default [`DEFAULT_MAX_CONNECTIONS`]).
     pub max_connections: usize,
-    /// How long a connection may take to send a request head, or idle between requests
+    /// How long a connection may take to send a request head, or idle between requests —
+    /// counted from its opening or from its last answer sent whole; a request whose body is
+    /// still arriving, or whose answer is still being made or streamed, is never cut by it
     /// (default [`DEFAULT_HEADER_TIMEOUT`]).
     pub header_timeout: Duration,
     /// The longest a connection may stay open (default [`DEFAULT_MAX_CONNECTION_TIME`]).
@@ -239,8 +240,11 @@ async fn accept_loop<S, B>(
     let shed = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+    // The header timeout is the watcher's (below), not hyper's: hyper's arms a timer for every
+    // request head — a boxed sleep registered in and removed from the runtime's timer wheel
+    // each time, 5–10 % of a small callback's cost on two cores (`docs/architecture.md`, "The
+    // header timeout on the watcher") — where the watcher looks once per timeout.
+    http.header_read_timeout(None)
         // Keep-alive, as a sender that reuses connections expects: a connection's answers are
         // written in order and a peer that stops reading them stops being read (backpressure),
         // the header timeout covers the idle wait between requests, every connection still
@@ -310,15 +314,16 @@ async fn accept_loop<S, B>(
             }
         };
         let activity = Arc::new(Activity::new());
-        let service = TowerToHyperService::new(Tracked {
-            inner: service.clone(),
+        let service = Tracked {
+            inner: std::cell::RefCell::new(service.clone()),
             activity: activity.clone(),
-        });
+        };
         let connection = http.serve_connection(TokioIo::new(stream), service);
-        let lifetime = limits.max_connection_time;
-        // A watcher per connection waits for a shed, a stop or the end of the connection's
-        // lifetime and tells the connection: the connection's own task is woken by its socket
-        // alone, and polls no shared notifier (a lock each) nor a timer per request.
+        let (lifetime, header_timeout) = (limits.max_connection_time, limits.header_timeout);
+        // A watcher per connection waits for a shed, a stop, the end of the connection's
+        // lifetime or a request head that takes too long, and tells the connection: the
+        // connection's own task is woken by its socket alone, and polls no shared notifier (a
+        // lock each) nor a timer per request.
         let (close, closing) = tokio::sync::oneshot::channel::<()>();
         let (cut, cutting) = tokio::sync::oneshot::channel::<()>();
         let (shed, mut stop) = (shed.clone(), stopped.clone());
@@ -326,9 +331,29 @@ async fn accept_loop<S, B>(
             let (mut close, mut cut) = (close, cut);
             let expired = tokio::time::sleep(lifetime);
             tokio::pin!(expired);
+            // When to look whether the connection has waited too long for a request head.
+            let head_due = tokio::time::sleep_until(later(header_timeout));
+            tokio::pin!(head_due);
             loop {
                 tokio::select! {
                     () = close.closed() => return,
+                    () = &mut head_due => {
+                        // Nothing in flight since the last answer (or since it opened) for the
+                        // whole header timeout: a head that never came, or came too slowly.
+                        // Otherwise look again when the current wait would reach it.
+                        let waited = activity.waiting_for_head();
+                        match waited {
+                            Some(waited) if waited >= header_timeout => {
+                                debug!("no request head within the header timeout; closed");
+                                let _ = cut.send(());
+                                return;
+                            }
+                            _ => {
+                                let left = header_timeout - waited.unwrap_or_default();
+                                head_due.as_mut().reset(later(left));
+                            }
+                        }
+                    }
                     () = &mut expired => {
                         // Whatever the peer does — trickles, never reads, idles — the
                         // connection ends in bounded time and its slot comes back.
@@ -412,6 +437,17 @@ impl Activity {
         u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// How long the connection has waited for a request head: since its last answer was
+    /// sent (or since it opened); `None` while a request is in flight — its body arriving, its
+    /// answer being made or sent.
+    fn waiting_for_head(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let idle_since = self.idle_since_ms.load(Ordering::Acquire);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(idle_since)))
+    }
+
     /// Whether closing it now loses nothing a sender sent: with a request in flight the answer
     /// is written first and says `connection: close`; a connection that has served requests
     /// and has none in flight is closed only once idle for [`SHED_IDLE_AFTER`] (it may be being
@@ -429,28 +465,81 @@ impl Activity {
     }
 }
 
-/// The connection's service, counting its requests in flight.
-#[derive(Clone)]
+/// `after` from now, for the watcher's timers (a lifetime of `Duration::MAX` is "never").
+fn later(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    // About thirty years: far enough to be never, near enough not to overflow.
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
+}
+
+/// A connection's service: the tower service it was given, counting its requests in flight
+/// — from the head, while the body arrives and the answer is made, until the answer's body is
+/// sent or dropped — for shedding and the header timeout.
+///
+/// Hyper calls it from the connection's own task, one request after another, so the tower
+/// service is kept in a `RefCell` and called in place when it is ready (a router, the
+/// receiver: always): no clone of it per request, as hyper-util's `TowerToHyperService` makes.
+/// One that is not ready yet is cloned and called once it is, as a tower service expects.
 struct Tracked<S> {
-    inner: S,
+    inner: std::cell::RefCell<S>,
     activity: Arc<Activity>,
 }
 
 pin_project_lite::pin_project! {
-    /// A request's answer, counted in flight until it is ready or dropped (no allocation of its
-    /// own).
+    /// A request's answer, counted in flight until its body is sent or dropped (no
+    /// allocation of its own).
     struct Counted<F> {
         #[pin]
         answer: F,
-        _guard: InFlight,
+        guard: Option<InFlight>,
     }
 }
 
-impl<F: std::future::Future> std::future::Future for Counted<F> {
-    type Output = F::Output;
+impl<F, B, E> std::future::Future for Counted<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<CountedBody<B>>, E>;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        self.project().answer.poll(cx)
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        let guard = this.guard.take();
+        std::task::Poll::Ready(answer.map(|answer| answer.map(|body| CountedBody { body, _guard: guard })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body, its request counted in flight until it is sent (hyper drops a body
+    /// it has written whole) or dropped.
+    struct CountedBody<B> {
+        #[pin]
+        body: B,
+        _guard: Option<InFlight>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -465,27 +554,72 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, R> tower::Service<R> for Tracked<S>
+pin_project_lite::pin_project! {
+    /// What [`Tracked`] answers with: the ready service's own future, or a clone waiting to be
+    /// ready and then called (what tower's `Oneshot` does).
+    struct Answering<S, R>
+    where
+        S: tower::Service<R>,
+    {
+        #[pin]
+        called: Option<S::Future>,
+        waiting: Option<(S, R)>,
+    }
+}
+
+impl<S: tower::Service<R>, R> std::future::Future for Answering<S, R> {
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some((service, _)) = this.waiting.as_mut() {
+            if let Err(e) = std::task::ready!(service.poll_ready(cx)) {
+                *this.waiting = None;
+                return std::task::Poll::Ready(Err(e));
+            }
+            if let Some((mut service, request)) = this.waiting.take() {
+                this.called.set(Some(service.call(request)));
+            }
+        }
+        match this.called.as_pin_mut() {
+            Some(answer) => answer.poll(cx),
+            // Polled again after failing to be ready.
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
-    S: tower::Service<R>,
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = Response<CountedBody<B>>;
     type Error = S::Error;
-    type Future = Counted<S::Future>;
+    type Future = Counted<Answering<S, Request<Incoming>>>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
         self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Release);
-        let guard = InFlight(self.activity.clone());
-        Counted {
-            answer: self.inner.call(request),
-            _guard: guard,
-        }
+        let guard = Some(InFlight(self.activity.clone()));
+        // Hyper calls a connection's service from its task alone, never while a call is on.
+        let mut inner = self.inner.borrow_mut();
+        let mut ready = std::task::Context::from_waker(std::task::Waker::noop());
+        let answer = match inner.poll_ready(&mut ready) {
+            std::task::Poll::Ready(Ok(())) => Answering {
+                called: Some(inner.call(request)),
+                waiting: None,
+            },
+            // Not ready (or failed: the clone's own readiness says so, to the connection).
+            _ => Answering {
+                called: None,
+                waiting: Some((inner.clone(), request)),
+            },
+        };
+        Counted { answer, guard }
     }
 }
 

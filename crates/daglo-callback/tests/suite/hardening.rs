@@ -526,3 +526,78 @@ async fn a_sender_reusing_connections_past_the_cap_loses_no_callback() {
     );
     drop(ticket);
 }
+
+/// A server with a header timeout of `HEAD_TIMEOUT` whose one route reads the whole body, then
+/// waits `answer_after` before answering `200` — a slow upload or a slow answer, in flight far
+/// longer than the header timeout.
+const HEAD_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn slow_answers(answer_after: Duration) -> daglo_callback::CallbackServer {
+    use http_body_util::BodyExt;
+    let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| async move {
+        let body = request.into_body().collect().await?.to_bytes();
+        tokio::time::sleep(answer_after).await;
+        Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(body)))
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let limits = daglo_callback::ConnectionLimits::default().header_timeout(HEAD_TIMEOUT);
+    daglo_callback::CallbackServer::serve(listener, service, limits).unwrap()
+}
+
+/// Reads until the server closes the connection (within a deadline); what it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closed the connection")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_completes_is_cut_at_the_header_timeout() {
+    let server = slow_answers(Duration::ZERO);
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert_eq!(answer, "", "closed without an answer");
+    // Never before the timeout (the watcher counts whole milliseconds).
+    assert!(started.elapsed() + Duration::from_millis(5) >= HEAD_TIMEOUT);
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_that_sends_no_next_request_is_closed_at_the_header_timeout() {
+    let server = slow_answers(Duration::ZERO);
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_or_an_answer_slower_than_the_header_timeout_is_not_cut() {
+    // The answer comes three header timeouts after the request.
+    let server = slow_answers(HEAD_TIMEOUT * 3);
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\nfir")
+        .await
+        .unwrap();
+    // The rest of the body two header timeouts later: the request is in flight meanwhile.
+    tokio::time::sleep(HEAD_TIMEOUT * 2).await;
+    stream.write_all(b"st!").await.unwrap();
+    // Then the connection idles and is closed: the answer came first, whole.
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("first!"), "{answer}");
+}

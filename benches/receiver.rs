@@ -28,7 +28,8 @@
 //!
 //! Diagnostics: `DAGLO_RECEIVER_SERVER_ONLY=1` measures bare hyper's own handler behind the
 //! receiver's server (`CallbackServer`, default limits) against bare hyper — the server's share
-//! alone; `DAGLO_RECEIVER_PROFILE=1` runs valid callbacks alone for 15 s, to `perf record -p`.
+//! alone; `DAGLO_RECEIVER_PROFILE=1` runs valid callbacks alone for 15 s, to `perf record -p`
+//! (`DAGLO_RECEIVER_PROFILE=bare`: bare hyper under the same load, to compare).
 //!
 //! Last, where each registry row's CPU went, written to `target/daglo-bench/receiver-cpu.csv`:
 //! this process's CPU time per callback (generator, receiver, and any thread the registry runs,
@@ -664,11 +665,17 @@ async fn main() {
     };
     let bare = bare_hyper().await;
     let (guarded, _guarded_server) = guarded_hyper().await;
-    if std::env::var_os("DAGLO_RECEIVER_PROFILE").is_some() {
-        // Valid callbacks alone for a while, to profile the receiver (`perf record -p`).
+    if let Some(profiled) = std::env::var_os("DAGLO_RECEIVER_PROFILE") {
+        // Valid callbacks alone for a while, to profile the receiver (`perf record -p`); with
+        // `DAGLO_RECEIVER_PROFILE=bare`, bare hyper under the same load, to compare.
+        let (target, name) = if profiled == "bare" {
+            (bare, "bare hyper")
+        } else {
+            (addr, "receiver valid callbacks")
+        };
         for _ in 0..5 {
-            let (rate, _) = load(addr, valid.clone(), 200, 64).await;
-            println!("receiver valid callbacks: {rate:.0}/s");
+            let (rate, _) = load(target, valid.clone(), 200, 64).await;
+            println!("{name}: {rate:.0}/s");
         }
         return;
     }

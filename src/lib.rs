@@ -165,7 +165,7 @@ pub mod models {
         MAX_UPLOAD_BYTES, Model, MultiChannel, NlpConfig, Sentiment, SentimentAnalysis, SentimentScore,
         SpeakerDiarization, Status, SttConfig, SttResult, SubmitRequest, SubmitResponse, TimeOffset,
         Utterance, VIDEO_EXTENSIONS, ValidationError, Word, decode_error_body, decode_status_body,
-        decode_submit_response,
+        decode_status_head, decode_submit_response,
     };
 }
 

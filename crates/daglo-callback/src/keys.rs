@@ -130,13 +130,20 @@ impl KeyMint {
 
     /// The key in `text` if this mint made it; checked in constant time, never panics.
     pub(crate) fn recognise(&self, text: &str) -> Option<JobKey> {
-        let raw = Self::decode(text)?;
-        let random: [u8; KEY_RANDOM] = raw[..KEY_RANDOM].try_into().ok()?;
-        let valid: bool = self
-            .tag(&random)
+        self.minted(text).then(|| JobKey(text.to_owned()))
+    }
+
+    /// Whether this mint made the key in `text`; checked in constant time, never panics.
+    pub(crate) fn minted(&self, text: &str) -> bool {
+        let Some(raw) = Self::decode(text) else {
+            return false;
+        };
+        let Ok(random) = <[u8; KEY_RANDOM]>::try_from(&raw[..KEY_RANDOM]) else {
+            return false;
+        };
+        self.tag(&random)
             .ct_eq(&raw[KEY_RANDOM..KEY_RANDOM + KEY_TAG])
-            .into();
-        valid.then(|| JobKey(text.to_owned()))
+            .into()
     }
 
     /// Whether `presented` is the per-job token `key` was bound to — checkable after the job is

@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, field, info, info_span};
 use crate::auth::verify;
 use crate::config::CallbackAuth;
 use crate::inbox::{CallbackInbox, InboxEntry, ReplayError};
-use crate::keys::{JobKey, KeyMint};
+use crate::keys::{JobKey, KEY_CHARS, KeyMint};
 use crate::registry::{JobRegistry, RegistryError};
 use crate::state::Applied;
 
@@ -264,15 +264,33 @@ where
             .insert(ALLOW, http::HeaderValue::from_static("POST"));
         return answer;
     }
-    let Some(key) = job_key(checks, request.uri().path()) else {
+    let Some(segment) = key_segment(checks, request.uri().path()) else {
         return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+    };
+    let (key, registered) = if checks.registry.lookups_are_local() {
+        // Looked up first: a registered key needs no tag check (see
+        // `JobRegistry::lookups_are_local`); one not found is checked, then `404` or gone.
+        if segment.len() != KEY_CHARS {
+            return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+        }
+        let key = JobKey::new(segment);
+        match checks.registry.lookup(&key).await {
+            Ok(Some(registered)) => (key, Some(registered)),
+            Ok(None) if checks.mint.minted(segment) => (key, None),
+            Ok(None) => return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON),
+            Err(e) => return unavailable(&e),
+        }
+    } else {
+        let Some(key) = checks.mint.recognise(segment) else {
+            return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+        };
+        match checks.registry.lookup(&key).await {
+            Ok(registered) => (key, registered),
+            Err(e) => return unavailable(&e),
+        }
     };
     tracing::Span::current().record("job_key", key.as_str());
 
-    let registered = match checks.registry.lookup(&key).await {
-        Ok(registered) => registered,
-        Err(e) => return unavailable(&e),
-    };
     let digest = registered.as_ref().and_then(|r| r.digest);
     if !verify(
         &checks.auth,
@@ -458,12 +476,9 @@ async fn settle(
     (verdict, said)
 }
 
-/// The job key, if the path is exactly `<prefix>/<a key this receiver minted>`.
-fn job_key(checks: &Checks, path: &str) -> Option<JobKey> {
-    let segment = path
-        .strip_prefix(checks.path_prefix.as_str())?
-        .strip_prefix('/')?;
-    checks.mint.recognise(segment)
+/// What stands for the job key, if the path is `<prefix>/<one segment>`.
+fn key_segment<'a>(checks: &Checks, path: &'a str) -> Option<&'a str> {
+    path.strip_prefix(checks.path_prefix.as_str())?.strip_prefix('/')
 }
 
 enum ReadError {
@@ -471,7 +486,9 @@ enum ReadError {
     Broken,
 }
 
-/// Reads the body into one buffer (no second copy), stopping as soon as it passes `max`.
+/// Reads the body, stopping as soon as it passes `max`. A body that comes in one piece (a
+/// small one arrives with its head) is kept as it came, without a copy; one in pieces is
+/// gathered into one buffer of `expected` bytes.
 async fn read_body<B>(body: B, max: usize, expected: usize) -> Result<Bytes, ReadError>
 where
     B: Body + Send + 'static,
@@ -479,70 +496,51 @@ where
     B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(body);
-    let mut bytes = Vec::with_capacity(expected.min(max));
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| ReadError::Broken)?;
-        if let Ok(mut data) = frame.into_data() {
-            if bytes.len() + data.remaining() > max {
-                return Err(ReadError::TooLarge);
-            }
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                bytes.extend_from_slice(chunk);
-                let n = chunk.len();
-                data.advance(n);
-            }
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        let so_far = first.as_ref().map_or(0, Bytes::len) + gathered.len();
+        if so_far + data.remaining() > max {
+            return Err(ReadError::TooLarge);
+        }
+        if !data.has_remaining() {
+            continue;
+        }
+        if so_far == 0 {
+            // Free for hyper's `Bytes`: a share of its read buffer.
+            first = Some(data.copy_to_bytes(data.remaining()));
+            continue;
+        }
+        if let Some(first) = first.take() {
+            gathered.reserve(expected.min(max));
+            gathered.extend_from_slice(&first);
+        }
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            gathered.extend_from_slice(chunk);
+            let n = chunk.len();
+            data.advance(n);
         }
     }
-    Ok(Bytes::from(bytes))
+    Ok(first.unwrap_or_else(|| Bytes::from(gathered)))
 }
 
-/// What a callback body says. With `results` off only what moves the job is decoded (status,
-/// progress, rid, message): the transcript is then read from the service, so it is skipped
-/// without building anything.
+/// What a callback body says. Its head first — status, progress, rid, message — which is all a
+/// progress callback's decode, and all of a final's when its transcript is read from the
+/// service (`results` off); a final whose results are trusted is then read whole.
 ///
-/// A body whose results cannot be read is still taken for its status (the results are then
+/// A final whose results cannot be read is still taken for its status (the results are then
 /// fetched from the service), so a final callback is never lost to one odd value.
 fn decode(bytes: &[u8], results: bool) -> Result<StatusBody, DecodeError> {
-    let head =
-        || daglo_core::decode_json::<CallbackHead>("callback body", bytes).map(CallbackHead::into_body);
-    if !results {
-        return head();
+    let head = daglo_core::decode_status_head(bytes)?;
+    if !results || !head.status.is_terminal() {
+        return Ok(head);
     }
-    daglo_core::decode_status_body(bytes).or_else(|full| head().map_err(|_| full))
-}
-
-/// The part of a callback body that moves a job, read as tolerantly as the whole body is.
-#[derive(serde::Deserialize)]
-struct CallbackHead {
-    #[serde(default)]
-    rid: Option<serde_json::Value>,
-    status: Status,
-    #[serde(default)]
-    progress: Option<serde_json::Value>,
-    #[serde(default)]
-    message: Option<serde_json::Value>,
-}
-
-impl CallbackHead {
-    fn into_body(self) -> StatusBody {
-        let text = |value: serde_json::Value| match value {
-            serde_json::Value::String(text) => Some(text),
-            serde_json::Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        };
-        let mut body = StatusBody::new(self.status);
-        body.rid = self.rid.and_then(text).map(Rid::new);
-        // A fractional, textual or out-of-range percent is rounded and clamped: it moves a bar.
-        body.progress = self
-            .progress
-            .and_then(text)
-            .and_then(|p| p.trim().parse::<f64>().ok())
-            .filter(|p| p.is_finite())
-            .map(|p| p.round().clamp(0.0, 100.0) as u32);
-        body.message = self.message.and_then(text);
-        body
-    }
+    Ok(daglo_core::decode_status_body(bytes).unwrap_or(head))
 }
 
 fn too_large(max: usize) -> Answer {

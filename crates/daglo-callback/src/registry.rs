@@ -105,6 +105,16 @@ pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     async fn expire(&self, now: Instant) -> usize;
     /// How many jobs are registered.
     async fn count(&self) -> Result<usize, RegistryError>;
+
+    /// Whether a lookup stays in this process — a map in memory, answered in nanoseconds. The
+    /// receiver then looks a callback's key up first: a registered key needs no check of its
+    /// tag (only keys it minted are registered, and the job's credential is checked against
+    /// the registration), and only a key it does not find has its tag checked. A registry that
+    /// asks another system (Redis) answers `false`, the default: a key this receiver never
+    /// minted is then refused before it reaches that system.
+    fn lookups_are_local(&self) -> bool {
+        false
+    }
 }
 
 struct Entry {
@@ -200,6 +210,10 @@ impl JobRegistry for InMemoryRegistry {
 
     async fn count(&self) -> Result<usize, RegistryError> {
         Ok(self.lock().len())
+    }
+
+    fn lookups_are_local(&self) -> bool {
+        true
     }
 }
 

@@ -139,6 +139,77 @@ impl<'de> Deserialize<'de> for StatusBody {
     }
 }
 
+/// What moves a job, read from a status body: `status`, `progress`, `rid` and `message`, as
+/// tolerantly as [`StatusBody`] reads them; everything else — results, `custom`, fields this
+/// version does not know — is read past without being built (so it needs no memory budget),
+/// and field names are matched where they lie.
+pub(crate) struct StatusHead(pub(crate) StatusBody);
+
+/// A field of a status body, as [`StatusHead`] tells them apart.
+enum HeadField {
+    Rid,
+    Status,
+    Progress,
+    Message,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for HeadField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = HeadField;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<HeadField, E> {
+                Ok(match name {
+                    "rid" => HeadField::Rid,
+                    "status" => HeadField::Status,
+                    "progress" => HeadField::Progress,
+                    "message" => HeadField::Message,
+                    _ => HeadField::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusHead {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = StatusHead;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status body (a JSON object with `status`)")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusHead, A::Error> {
+                let mut body = StatusBody::new(Status::Unknown(String::new()));
+                let mut status = None;
+                while let Some(field) = map.next_key::<HeadField>()? {
+                    match field {
+                        HeadField::Rid => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
+                        HeadField::Status => status = Some(map.next_value::<Status>()?),
+                        HeadField::Progress => body.progress = map.next_value::<Percent>()?.0,
+                        HeadField::Message => body.message = map.next_value::<OptText>()?.0,
+                        HeadField::Other => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                body.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+                Ok(StatusHead(body))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
 /// A list read within the decode's memory budget: each element charged (its slot, and what
 /// it holds on the heap) as it is read.
 struct Charges<T>(Vec<T>);

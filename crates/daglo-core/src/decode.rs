@@ -43,6 +43,27 @@ pub(crate) fn decode_json_with<T: DeserializeOwned>(
     })
 }
 
+/// Decodes what moves a job from a status body — `status`, `progress`, `rid` and `message`,
+/// read as [`decode_status_body`] reads them — and reads past everything else (results,
+/// `custom`, unknown fields) without building it: a progress callback's whole decode, or a
+/// final's first look before its results are read. Errors name the path as
+/// [`decode_status_body`]'s do.
+///
+/// ```
+/// use daglo_core::{decode_status_head, Status};
+///
+/// let head = decode_status_head(br#"{"rid": 7, "status": "transcribing", "progress": "41.6",
+///     "sttResults": [{"transcript": "not read"}]}"#)?;
+/// assert_eq!(head.status, Status::Transcribing);
+/// assert_eq!(head.progress, Some(42));
+/// assert_eq!(head.rid.unwrap().as_str(), "7");
+/// assert!(head.stt_results.is_none());
+/// # Ok::<(), daglo_core::DecodeError>(())
+/// ```
+pub fn decode_status_head(body: &[u8]) -> Result<StatusBody, DecodeError> {
+    decode_json::<crate::body::StatusHead>("status body", body).map(|head| head.0)
+}
+
 /// Decodes a status/result body (polling answer or callback), taking at most
 /// [`DECODE_RATIO`](crate::DECODE_RATIO) times its size in memory (plus
 /// [`DECODE_FLOOR`](crate::DECODE_FLOOR)): a body that would take more — a million one-letter
@@ -75,6 +96,50 @@ mod tests {
         assert_eq!(err.path(), "sttResults[0].words[1]");
         assert!(err.message().contains("invalid type"), "{err}");
         assert!(err.excerpt().starts_with("{\"status\""));
+    }
+
+    /// The head decoder reads status, progress, rid and message exactly as the whole-body
+    /// decoder does, builds nothing else, and fails where the whole body's head would.
+    #[test]
+    fn the_head_reads_what_the_whole_body_reads_and_nothing_else() {
+        let bodies: [&[u8]; 7] = [
+            br#"{"status":"transcribing","progress":40}"#,
+            br#"{"rid":12345,"status":"postProcessing","progress":"99.5","message":null}"#,
+            br#"{"rid":"r-1","status":"transcribed","progress":100,"message":"done",
+                "sttResults":[{"transcript":"hi","words":[]}],"custom":{"a":[1,2]},"later":true}"#,
+            br#"{"status":"a status from the future","progress":-3,"rid":true}"#,
+            br#"{"status":"uploaded","progress":{"odd":1},"message":7,"status":"transcribing"}"#,
+            br#"{"status":"fileError","message":"\u00e9\"quoted\""}"#,
+            br#"{"sttResults":"not a list","status":"transcribed"}"#,
+        ];
+        for body in bodies {
+            let head = decode_status_head(body).unwrap();
+            let text = String::from_utf8_lossy(body);
+            assert!(
+                head.stt_results.is_none() && head.custom.is_none() && head.extra.is_empty(),
+                "{text}"
+            );
+            if let Ok(whole) = decode_status_body(body) {
+                assert_eq!(
+                    (head.status, head.progress, head.rid, head.message),
+                    (whole.status, whole.progress, whole.rid, whole.message),
+                    "{text}"
+                );
+            }
+        }
+        // Results the budget would refuse are read past, not built.
+        let words = vec![r#"{"word":"a"}"#; 200_000].join(",");
+        let huge =
+            format!(r#"{{"status":"transcribed","sttResults":[{{"words":[{words}]}}],"progress":100}}"#);
+        assert!(decode_status_body(huge.as_bytes()).is_err());
+        assert_eq!(decode_status_head(huge.as_bytes()).unwrap().progress, Some(100));
+        // What no body may lack or garble, with the path named.
+        let err = decode_status_head(br#"{"progress":5}"#).unwrap_err();
+        assert!(err.message().contains("missing field `status`"), "{err}");
+        let err = decode_status_head(br#"{"status":{"secret":"merger"},"progress":5}"#).unwrap_err();
+        assert_eq!(err.path(), "status");
+        assert!(decode_status_head(b"{\"status\": ").is_err());
+        assert!(decode_status_head(b"[]").is_err());
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 pub use body::{ErrorBody, Sentiment, SentimentScore, StatusBody, SttResult, Word};
 #[doc(hidden)]
 pub use decode::decode_json;
-pub use decode::{decode_error_body, decode_status_body, decode_submit_response};
+pub use decode::{decode_error_body, decode_status_body, decode_status_head, decode_submit_response};
 pub use delivery::{
     BoxError, DeliveryError, GaveUpReason, IgnoreProgress, Outcome, OutcomeKind, ProgressEvent,
     ProgressObserver, ResultDelivery, Ticket,

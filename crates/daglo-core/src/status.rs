@@ -135,8 +135,20 @@ impl Serialize for Status {
 
 impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(deserializer)?;
-        Ok(Self::parse(&value))
+        // Read from the text where it lies: a known status allocates nothing.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Status;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Status, E> {
+                Ok(Status::parse(value))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 

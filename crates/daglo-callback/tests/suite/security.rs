@@ -261,6 +261,23 @@ async fn bad_requests_get_the_documented_answers() {
         )
         .await;
     assert_eq!(status, 404, "a key this receiver never minted");
+    // A key's shape (64 characters), never minted; and the job's own key with one character
+    // of its tag changed: refused, whether the receiver checks tags before or after looking a
+    // key up (`JobRegistry::lookups_are_local`).
+    let (status, _) = r
+        .post(
+            &format!("{}/{}", r.base, "A".repeat(64)),
+            &[auth, JSON],
+            final_body("x"),
+        )
+        .await;
+    assert_eq!(status, 404, "a key's shape, never minted");
+    let (base, key) = job.url.rsplit_once('/').unwrap();
+    let mut tampered = key.as_bytes().to_vec();
+    tampered[30] = if tampered[30] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{base}/{}", String::from_utf8(tampered).unwrap());
+    let (status, _) = r.post(&tampered, &[auth, JSON], final_body("x")).await;
+    assert_eq!(status, 404, "a minted key with its tag changed");
     let (status, _) = r
         .post(&format!("{}/nope", r.base), &[auth, JSON], final_body("x"))
         .await;

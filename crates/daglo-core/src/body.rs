@@ -104,109 +104,106 @@ lenient_field!(Strings, Option<Vec<String>>, lenient::opt_strings);
 
 impl<'de> Deserialize<'de> for StatusBody {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = StatusBody;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a status body (a JSON object with `status`)")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusBody, A::Error> {
-                let mut body = StatusBody::new(Status::Unknown(String::new()));
-                let mut status = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "rid" => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
-                        "status" => status = Some(map.next_value::<Status>()?),
-                        "progress" => body.progress = map.next_value::<Percent>()?.0,
-                        "sttResults" => {
-                            body.stt_results = map.next_value::<Option<Charges<SttResult>>>()?.map(|r| r.0)
-                        }
-                        "message" => body.message = map.next_value::<OptText>()?.0,
-                        "custom" => body.custom = map.next_value::<Option<Charged>>()?.map(|c| c.0),
-                        _ => {
-                            let value = map.next_value::<Charged>()?.0;
-                            body.extra.insert(key, value);
-                        }
-                    }
-                }
-                body.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
-                Ok(body)
-            }
-        }
-        deserializer.deserialize_map(Fields)
+        deserializer.deserialize_map(Fields { whole: true })
     }
 }
 
 /// What moves a job, read from a status body: `status`, `progress`, `rid` and `message`, as
-/// tolerantly as [`StatusBody`] reads them; everything else — results, `custom`, fields this
-/// version does not know — is read past without being built (so it needs no memory budget),
-/// and field names are matched where they lie.
+/// tolerantly as [`StatusBody`] reads them (by the same reader); everything else — results,
+/// `custom`, fields this version does not know — is read past without being built, so it
+/// needs no memory budget.
 pub(crate) struct StatusHead(pub(crate) StatusBody);
 
-/// A field of a status body, as [`StatusHead`] tells them apart.
-enum HeadField {
+impl<'de> Deserialize<'de> for StatusHead {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(Fields { whole: false })
+            .map(StatusHead)
+    }
+}
+
+/// Reads a status body's fields: all of them (`whole`), or only the head's.
+struct Fields {
+    whole: bool,
+}
+
+impl<'de> Visitor<'de> for Fields {
+    type Value = StatusBody;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a status body (a JSON object with `status`)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusBody, A::Error> {
+        let whole = self.whole;
+        let mut body = StatusBody::new(Status::Unknown(String::new()));
+        let mut status = None;
+        while let Some(field) = map.next_key_seed(FieldName { whole })? {
+            match field {
+                Field::Rid => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
+                Field::Status => status = Some(map.next_value::<Status>()?),
+                Field::Progress => body.progress = map.next_value::<Percent>()?.0,
+                Field::Message => body.message = map.next_value::<OptText>()?.0,
+                Field::SttResults if whole => {
+                    body.stt_results = map.next_value::<Option<Charges<SttResult>>>()?.map(|r| r.0)
+                }
+                Field::Custom if whole => body.custom = map.next_value::<Option<Charged>>()?.map(|c| c.0),
+                Field::Other(Some(name)) => {
+                    let value = map.next_value::<Charged>()?.0;
+                    body.extra.insert(name, value);
+                }
+                Field::SttResults | Field::Custom | Field::Other(None) => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        body.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+        Ok(body)
+    }
+}
+
+/// A field of a status body; the name of one this version does not know is kept only when the
+/// whole body is read (for [`StatusBody::extra`]), and known names are matched where they lie.
+enum Field {
     Rid,
     Status,
     Progress,
     Message,
-    Other,
+    SttResults,
+    Custom,
+    Other(Option<String>),
 }
 
-impl<'de> Deserialize<'de> for HeadField {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl Visitor<'_> for Name {
-            type Value = HeadField;
+/// Reads a [`Field`].
+struct FieldName {
+    whole: bool,
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
+impl<'de> de::DeserializeSeed<'de> for FieldName {
+    type Value = Field;
 
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<HeadField, E> {
-                Ok(match name {
-                    "rid" => HeadField::Rid,
-                    "status" => HeadField::Status,
-                    "progress" => HeadField::Progress,
-                    "message" => HeadField::Message,
-                    _ => HeadField::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(Name)
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Field, D::Error> {
+        deserializer.deserialize_identifier(self)
     }
 }
 
-impl<'de> Deserialize<'de> for StatusHead {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = StatusHead;
+impl Visitor<'_> for FieldName {
+    type Value = Field;
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a status body (a JSON object with `status`)")
-            }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StatusHead, A::Error> {
-                let mut body = StatusBody::new(Status::Unknown(String::new()));
-                let mut status = None;
-                while let Some(field) = map.next_key::<HeadField>()? {
-                    match field {
-                        HeadField::Rid => body.rid = map.next_value::<OptText>()?.0.map(Rid::new),
-                        HeadField::Status => status = Some(map.next_value::<Status>()?),
-                        HeadField::Progress => body.progress = map.next_value::<Percent>()?.0,
-                        HeadField::Message => body.message = map.next_value::<OptText>()?.0,
-                        HeadField::Other => {
-                            map.next_value::<de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                body.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
-                Ok(StatusHead(body))
-            }
-        }
-        deserializer.deserialize_map(Fields)
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+        Ok(match name {
+            "rid" => Field::Rid,
+            "status" => Field::Status,
+            "progress" => Field::Progress,
+            "message" => Field::Message,
+            "sttResults" => Field::SttResults,
+            "custom" => Field::Custom,
+            _ => Field::Other(self.whole.then(|| name.to_owned())),
+        })
     }
 }
 

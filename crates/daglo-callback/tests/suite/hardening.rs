@@ -601,3 +601,40 @@ async fn a_body_or_an_answer_slower_than_the_header_timeout_is_not_cut() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("first!"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_streamed_answer_longer_than_the_header_timeout_is_not_cut() {
+    // An event stream, say: its first part at once, its last three header timeouts later.
+    let service = tower::service_fn(|_request: http::Request<hyper::body::Incoming>| async {
+        let parts = futures_util::stream::unfold(0u8, |part| async move {
+            match part {
+                0 => Some((
+                    Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from("first "))),
+                    1,
+                )),
+                1 => {
+                    tokio::time::sleep(HEAD_TIMEOUT * 3).await;
+                    Some((Ok(http_body::Frame::data(bytes::Bytes::from("last"))), 2))
+                }
+                _ => None,
+            }
+        });
+        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::StreamBody::new(parts)))
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let limits = daglo_callback::ConnectionLimits::default().header_timeout(HEAD_TIMEOUT);
+    let server = daglo_callback::CallbackServer::serve(listener, service, limits).unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The stream ends whole (chunked: its last chunk and the terminator), then the idle
+    // connection is closed.
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("first ") && answer.contains("last"), "{answer}");
+    assert!(answer.ends_with("0\r\n\r\n"), "{answer}");
+}

@@ -267,28 +267,26 @@ where
     let Some(segment) = key_segment(checks, request.uri().path()) else {
         return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
     };
-    let (key, registered) = if checks.registry.lookups_are_local() {
-        // Looked up first: a registered key needs no tag check (see
-        // `JobRegistry::lookups_are_local`); one not found is checked, then `404` or gone.
-        if segment.len() != KEY_CHARS {
-            return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
-        }
-        let key = JobKey::new(segment);
-        match checks.registry.lookup(&key).await {
-            Ok(Some(registered)) => (key, Some(registered)),
-            Ok(None) if checks.mint.minted(segment) => (key, None),
-            Ok(None) => return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON),
-            Err(e) => return unavailable(&e),
-        }
+    // With a registry whose look-ups are local a key is looked up before its tag is checked: a
+    // registered key needs none (see `JobRegistry::lookups_are_local`), and only one not found
+    // is checked. Otherwise the tag first, so that keys this receiver never minted go no
+    // further.
+    let local = checks.registry.lookups_are_local();
+    let key = if local {
+        (segment.len() == KEY_CHARS).then(|| JobKey::new(segment))
     } else {
-        let Some(key) = checks.mint.recognise(segment) else {
-            return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
-        };
-        match checks.registry.lookup(&key).await {
-            Ok(registered) => (key, registered),
-            Err(e) => return unavailable(&e),
-        }
+        checks.mint.recognise(segment)
     };
+    let Some(key) = key else {
+        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+    };
+    let registered = match checks.registry.lookup(&key).await {
+        Ok(registered) => registered,
+        Err(e) => return unavailable(&e),
+    };
+    if local && registered.is_none() && !checks.mint.minted(segment) {
+        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+    }
     tracing::Span::current().record("job_key", key.as_str());
 
     let digest = registered.as_ref().and_then(|r| r.digest);
@@ -529,14 +527,20 @@ where
     Ok(first.unwrap_or_else(|| Bytes::from(gathered)))
 }
 
-/// What a callback body says. Its head first — status, progress, rid, message — which is all a
-/// progress callback's decode, and all of a final's when its transcript is read from the
-/// service (`results` off); a final whose results are trusted is then read whole.
+/// What a callback body says. A small body's head first — status, progress, rid, message —
+/// which is all a progress callback's decode, and all of a final's when its transcript is read
+/// from the service (`results` off); a final whose results are trusted is then read whole. A
+/// larger body with results trusted is a final's transcript: read whole at once, not skimmed
+/// for its head first.
 ///
 /// A final whose results cannot be read is still taken for its status (the results are then
 /// fetched from the service), so a final callback is never lost to one odd value.
 fn decode(bytes: &[u8], results: bool) -> Result<StatusBody, DecodeError> {
-    let head = daglo_core::decode_status_head(bytes)?;
+    let head = || daglo_core::decode_status_head(bytes);
+    if results && bytes.len() > SMALL_BODY_BYTES {
+        return daglo_core::decode_status_body(bytes).or_else(|whole| head().map_err(|_| whole));
+    }
+    let head = head()?;
     if !results || !head.status.is_terminal() {
         return Ok(head);
     }
@@ -613,3 +617,34 @@ fn error(status: StatusCode, reason: &str) -> Answer {
 const UNAUTHORIZED_REASON: &str = "missing or invalid credential";
 /// Why a request to a path that is not a job key of this receiver is refused.
 const UNKNOWN_KEY_REASON: &str = "unknown job key";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small and large bodies, results trusted or not: the same readings, whichever is read
+    /// first.
+    #[test]
+    fn bodies_small_and_large_read_alike() {
+        let padding = "x".repeat(SMALL_BODY_BYTES);
+        for pad in ["", padding.as_str()] {
+            let final_body = format!(
+                r#"{{"status":"transcribed","progress":100,"pad":"{pad}","sttResults":[{{"transcript":"hi","words":[]}}]}}"#
+            );
+            let trusted = decode(final_body.as_bytes(), true).unwrap();
+            assert_eq!(trusted.full_transcript(), "hi");
+            let confirmed = decode(final_body.as_bytes(), false).unwrap();
+            assert!(confirmed.stt_results.is_none());
+            assert_eq!(confirmed.status, Status::Transcribed);
+            // Results that cannot be read: the status is still taken.
+            let odd = format!(r#"{{"status":"transcribed","pad":"{pad}","sttResults":"not a list"}}"#);
+            let taken = decode(odd.as_bytes(), true).unwrap();
+            assert_eq!((taken.status, taken.stt_results), (Status::Transcribed, None));
+            let progress = format!(r#"{{"status":"transcribing","progress":40,"pad":"{pad}"}}"#);
+            assert_eq!(decode(progress.as_bytes(), true).unwrap().progress, Some(40));
+            let broken = format!(r#"{{"progress":40,"pad":"{pad}"}}"#);
+            let err = decode(broken.as_bytes(), true).unwrap_err();
+            assert!(err.message().contains("status"), "{err}");
+        }
+    }
+}

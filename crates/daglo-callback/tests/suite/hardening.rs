@@ -539,6 +539,22 @@ fn slow_answers(answer_after: Duration) -> daglo_callback::CallbackServer {
         tokio::time::sleep(answer_after).await;
         Ok::<_, hyper::Error>(http::Response::new(http_body_util::Full::new(body)))
     });
+    with_head_timeout(service)
+}
+
+/// `service` behind the receiver's server, with a header timeout of `HEAD_TIMEOUT`.
+fn with_head_timeout<S, B>(service: S) -> daglo_callback::CallbackServer
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -621,11 +637,7 @@ async fn a_streamed_answer_longer_than_the_header_timeout_is_not_cut() {
         });
         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::StreamBody::new(parts)))
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-    let limits = daglo_callback::ConnectionLimits::default().header_timeout(HEAD_TIMEOUT);
-    let server = daglo_callback::CallbackServer::serve(listener, service, limits).unwrap();
+    let server = with_head_timeout(service);
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
     stream
         .write_all(b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")

@@ -109,6 +109,7 @@ fn receiving(c: &mut Criterion) {
             let request = http::Request::post(path.as_str())
                 .header(header.0.as_str(), header.1.as_str())
                 .header("content-type", "application/json")
+                .header("content-length", progress.len())
                 .body(Full::new(progress.clone()))
                 .unwrap();
             let answer = runtime.block_on(receiver.call(request)).unwrap();
@@ -123,6 +124,7 @@ fn receiving(c: &mut Criterion) {
                     "Bearer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                 )
                 .header("content-type", "application/json")
+                .header("content-length", progress.len())
                 .body(Full::new(progress.clone()))
                 .unwrap();
             let answer = runtime.block_on(receiver.call(request)).unwrap();

@@ -199,12 +199,12 @@ pub mod poll {
 #[cfg_attr(docsrs, doc(cfg(feature = "callback")))]
 pub mod callback {
     pub use daglo_callback::{
-        Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackInbox,
-        CallbackReceiver, CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, DEFAULT_BODY_TIMEOUT,
-        DEFAULT_HEADER_TIMEOUT, DEFAULT_INBOX_BODY_BYTES, DEFAULT_JOB_TTL, DEFAULT_MAX_BODY_BYTES,
-        DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS, FinalCallbacks, InMemoryRegistry, InboxEntry,
-        JobKey, JobRegistry, JobView, Registered, RegistryError, ReplayError, Secret, TokenDigest, bind,
-        bind_with_backlog,
+        Applied, CallbackAuth, CallbackConfig, CallbackDelivery, CallbackError, CallbackFuture,
+        CallbackInbox, CallbackReceiver, CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG,
+        DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_INBOX_BODY_BYTES, DEFAULT_JOB_TTL,
+        DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTION_TIME, DEFAULT_MAX_CONNECTIONS, FinalCallbacks,
+        InMemoryRegistry, InboxEntry, JobKey, JobRegistry, JobView, Registered, RegistryError, ReplayError,
+        Secret, TokenDigest, bind, bind_with_backlog,
     };
 }
 

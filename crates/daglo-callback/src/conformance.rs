@@ -47,6 +47,14 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
         .await
         .expect("register");
     assert!(registry.lookup(&job).await.expect("lookup").is_some());
+    // A registry that answers look-ups at once answers them as `lookup` does.
+    if let Some(now) = registry.lookup_now(&job) {
+        assert!(now.is_some(), "{prefix}: `lookup_now` misses a registered job");
+        assert!(
+            matches!(registry.lookup_now(&unknown), Some(None)),
+            "{prefix}: `lookup_now` finds an unknown job, or answers for one job and not another"
+        );
+    }
     let apply = |status, percent| {
         let registry = registry.clone();
         let job = job.clone();
@@ -191,6 +199,10 @@ pub async fn check_registry(registry: Arc<dyn JobRegistry>, prefix: &str) {
     let mut view = waiter.await.expect("waiter").expect("woken by the final body");
     registry.remove(&woken).await.expect("remove");
     assert!(registry.lookup(&woken).await.expect("lookup").is_none());
+    assert!(
+        !matches!(registry.lookup_now(&woken), Some(Some(_))),
+        "{prefix}: `lookup_now` still finds a removed job"
+    );
     // Removal closes the sender, at the latest when expired registrations are swept.
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {

@@ -60,7 +60,7 @@ pub use delivery::CallbackDelivery;
 pub use error::CallbackError;
 pub use inbox::{CallbackInbox, DEFAULT_INBOX_BODY_BYTES, InboxEntry, ReplayError};
 pub use keys::{JobKey, Secret, TokenDigest};
-pub use receiver::CallbackReceiver;
+pub use receiver::{CallbackFuture, CallbackReceiver};
 pub use registry::{InMemoryRegistry, JobRegistry, Registered, RegistryError};
 pub use server::{CallbackServer, ConnectionLimits, DEFAULT_ACCEPT_BACKLOG, bind, bind_with_backlog};
 pub use state::{Applied, JobView};

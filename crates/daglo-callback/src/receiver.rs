@@ -23,7 +23,7 @@ use crate::auth::verify;
 use crate::config::CallbackAuth;
 use crate::inbox::{CallbackInbox, InboxEntry, ReplayError};
 use crate::keys::{JobKey, KEY_CHARS, KeyMint};
-use crate::registry::{JobRegistry, RegistryError};
+use crate::registry::{JobRegistry, Registered, RegistryError};
 use crate::state::Applied;
 
 /// The receiver as a [`tower::Service`]: mount it in an axum or hyper app
@@ -209,95 +209,214 @@ where
 {
     type Response = Answer;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
+    type Future = CallbackFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let checks = self.inner.clone();
+    fn call(&mut self, request: Request<B>) -> CallbackFuture {
         let span = info_span!(
             "daglo_callback",
             job_key = field::Empty,
             rid = field::Empty,
             status = field::Empty
         );
-        let handled = async move {
-            // Timed only when the line saying how long it took is wanted.
-            let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
-            let answer = receive(&checks, request).await;
-            let code = answer.status().as_u16();
-            let handling_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
-            // Accepted callbacks at info; rejections at debug, so that a flood of forged or
-            // junk requests cannot flood the logs.
-            if answer.status().is_success() {
-                info!(answer = code, handling_us, "callback handled");
-            } else {
-                debug!(answer = code, handling_us, "callback rejected");
+        // Timed only when the line saying how long it took is wanted.
+        let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
+        let checks = &self.inner;
+        // The head's checks, at once where the registry answers at once: most rejections (and
+        // callbacks of jobs no longer waited for) are answered here, with nothing allocated.
+        let admission = span.in_scope(|| admit(checks, &request, &span));
+        let future: Pin<Box<dyn Future<Output = Answer> + Send>> = match admission {
+            Head::Decided(Admission::Answered(answer)) => {
+                span.in_scope(|| logged(&answer, started));
+                return CallbackFuture::ready(answer);
             }
-            Ok(answer)
+            Head::Decided(Admission::Admitted(admitted)) => {
+                let checks = checks.clone();
+                let body = request.into_body();
+                let taken = async move {
+                    let answer = take_body(&checks, admitted, body).await;
+                    logged(&answer, started);
+                    answer
+                };
+                instrumented(taken, span)
+            }
+            Head::LookUp(key) => {
+                let checks = checks.clone();
+                let looked_up = async move {
+                    let answer = match checks.registry.lookup(&key).await {
+                        Err(e) => unavailable(&e),
+                        Ok(registered) => {
+                            let span = tracing::Span::current();
+                            match admit_registered(&checks, request.headers(), key, registered, &span) {
+                                Admission::Admitted(admitted) => {
+                                    take_body(&checks, admitted, request.into_body()).await
+                                }
+                                Admission::Answered(answer) => answer,
+                            }
+                        }
+                    };
+                    logged(&answer, started);
+                    answer
+                };
+                instrumented(looked_up, span)
+            }
         };
-        // Entered on every poll only when a subscriber wants the span.
-        if span.is_disabled() {
-            Box::pin(handled)
-        } else {
-            Box::pin(handled.instrument(span))
+        CallbackFuture {
+            state: Stage::Running(future),
         }
     }
 }
 
-/// The checks, in order: method, path and job key, credential (before reading anything else,
-/// for pending and gone jobs alike), content type, declared size, the job's turn and the memory
-/// budget (for bodies over [`SMALL_BODY_BYTES`]), actual size and time to deliver the body,
-/// JSON, the job's state.
-async fn receive<B>(checks: &Checks, request: Request<B>) -> Answer
+/// A callback's future, boxed, in its span when a subscriber wants the span (entered on every
+/// poll only then).
+fn instrumented<F>(future: F, span: tracing::Span) -> Pin<Box<dyn Future<Output = Answer> + Send>>
 where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    F: Future<Output = Answer> + Send + 'static,
 {
+    if span.is_disabled() {
+        Box::pin(future)
+    } else {
+        Box::pin(future.instrument(span))
+    }
+}
+
+/// Accepted callbacks at info; rejections at debug, so that a flood of forged or junk requests
+/// cannot flood the logs.
+fn logged(answer: &Answer, started: Option<Instant>) {
+    let code = answer.status().as_u16();
+    let handling_us = started.map_or(0, |started| started.elapsed().as_micros() as u64);
+    if answer.status().is_success() {
+        info!(answer = code, handling_us, "callback handled");
+    } else {
+        debug!(answer = code, handling_us, "callback rejected");
+    }
+}
+
+/// The answer to one callback, as [`CallbackReceiver`]'s [`tower::Service`] gives it: ready at
+/// once when the request's head alone decides it (a wrong method, path, job key, credential,
+/// content type or size, a job no longer waited for), otherwise once the body has been read
+/// and applied.
+#[must_use = "futures do nothing unless polled"]
+pub struct CallbackFuture {
+    state: Stage,
+}
+
+enum Stage {
+    Answered(Option<Answer>),
+    Running(Pin<Box<dyn Future<Output = Answer> + Send>>),
+}
+
+impl CallbackFuture {
+    fn ready(answer: Answer) -> Self {
+        Self {
+            state: Stage::Answered(Some(answer)),
+        }
+    }
+}
+
+impl fmt::Debug for CallbackFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            Stage::Answered(Some(_)) => "answered",
+            Stage::Answered(None) => "taken",
+            Stage::Running(_) => "reading the body",
+        };
+        f.debug_struct("CallbackFuture").field("state", &state).finish()
+    }
+}
+
+impl Future for CallbackFuture {
+    type Output = Result<Answer, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            Stage::Answered(answer) => match answer.take() {
+                Some(answer) => Poll::Ready(Ok(answer)),
+                // Polled again after its answer: as a finished future may, it says so.
+                None => panic!("`CallbackFuture` polled after completion"),
+            },
+            Stage::Running(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// What the head's checks decided.
+enum Admission {
+    /// Answered from the head alone.
+    Answered(Answer),
+    /// Past every check of the head: its body is read, checked and applied.
+    Admitted(Admitted),
+}
+
+/// Where the head's checks stand once the job key is read.
+enum Head {
+    Decided(Admission),
+    /// A key with a valid tag whose registration the registry must be asked for (its look-ups
+    /// leave this process).
+    LookUp(JobKey),
+}
+
+/// A callback whose head passed: its job key and the size its head declared.
+struct Admitted {
+    key: JobKey,
+    declared: Option<u64>,
+}
+
+/// The checks of the head, in order: method, path and job key, credential (before reading
+/// anything else, for pending and gone jobs alike), content type, declared size. The key is
+/// looked up at once where the registry can ([`JobRegistry::lookup_now`]); otherwise its tag
+/// is checked and the registry is asked ([`Head::LookUp`]).
+fn admit<B>(checks: &Checks, request: &Request<B>, span: &tracing::Span) -> Head {
     if request.method() != Method::POST {
         let mut answer = error(StatusCode::METHOD_NOT_ALLOWED, "callbacks are POSTed");
         answer
             .headers_mut()
             .insert(ALLOW, http::HeaderValue::from_static("POST"));
-        return answer;
+        return Head::Decided(Admission::Answered(answer));
     }
-    let Some(segment) = key_segment(checks, request.uri().path()) else {
-        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+    let segment = key_segment(checks, request.uri().path()).filter(|s| s.len() == KEY_CHARS);
+    let Some(segment) = segment else {
+        return Head::Decided(Admission::Answered(error(
+            StatusCode::NOT_FOUND,
+            UNKNOWN_KEY_REASON,
+        )));
     };
-    // With a registry whose look-ups are local a key is looked up before its tag is checked: a
-    // registered key needs none (see `JobRegistry::lookups_are_local`), and only one not found
-    // is checked. Otherwise the tag first, so that keys this receiver never minted go no
-    // further.
-    let local = checks.registry.lookups_are_local();
-    let key = if local {
-        (segment.len() == KEY_CHARS).then(|| JobKey::new(segment))
-    } else {
-        checks.mint.recognise(segment)
-    };
-    let Some(key) = key else {
-        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
-    };
-    let registered = match checks.registry.lookup(&key).await {
-        Ok(registered) => registered,
-        Err(e) => return unavailable(&e),
-    };
-    if local && registered.is_none() && !checks.mint.minted(segment) {
-        return error(StatusCode::NOT_FOUND, UNKNOWN_KEY_REASON);
+    let key = JobKey::new(segment);
+    // A registry that answers at once is asked first: a registered key needs no check of its
+    // tag (see `JobRegistry::lookup_now`), and only one not found is checked. Otherwise the
+    // tag first, so that keys this receiver never minted go no further.
+    let registered = checks.registry.lookup_now(&key);
+    let known = registered.is_some_and(|r| r.is_some());
+    if !known && !checks.mint.minted(segment) {
+        return Head::Decided(Admission::Answered(error(
+            StatusCode::NOT_FOUND,
+            UNKNOWN_KEY_REASON,
+        )));
     }
-    tracing::Span::current().record("job_key", key.as_str());
+    match registered {
+        Some(registered) => Head::Decided(admit_registered(checks, request.headers(), key, registered, span)),
+        None => Head::LookUp(key),
+    }
+}
 
+/// The checks of the head once the key's registration is known: the credential, the job
+/// waited for, the content type, the declared size.
+fn admit_registered(
+    checks: &Checks,
+    headers: &http::HeaderMap,
+    key: JobKey,
+    registered: Option<Registered>,
+    span: &tracing::Span,
+) -> Admission {
+    if !span.is_disabled() {
+        span.record("job_key", key.as_str());
+    }
     let digest = registered.as_ref().and_then(|r| r.digest);
-    if !verify(
-        &checks.auth,
-        &checks.mint,
-        request.headers(),
-        &key,
-        digest.as_ref(),
-    ) {
-        return error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_REASON);
+    if !verify(&checks.auth, &checks.mint, headers, &key, digest.as_ref()) {
+        return Admission::Answered(error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_REASON));
     }
     if registered.is_none() && checks.inbox.is_none() {
         // A job that finished, was dropped or expired, and a credential that is its own:
@@ -305,38 +424,96 @@ where
         // read and written down first (answered `ignored` all the same): a job whose submit was
         // cut off, or that is being settled, can still be recovered from it.
         debug!("callback for a job no longer waited for; ignored");
-        return accepted("ignored");
+        return Admission::Answered(accepted("ignored"));
     }
-    let is_json = request
-        .headers()
+    let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return error(
+        return Admission::Answered(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the body must be application/json",
-        );
+        ));
     }
-    let declared = request
-        .headers()
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > checks.max_body_bytes as u64) {
-        return too_large(checks.max_body_bytes);
+        return Admission::Answered(too_large(checks.max_body_bytes));
     }
+    Admission::Admitted(Admitted { key, declared })
+}
 
+/// The rest, for a callback whose head passed: the job's turn and the memory budget (for
+/// bodies over [`SMALL_BODY_BYTES`]), actual size and time to deliver the body, JSON, the job's
+/// state; the inbox, where there is one.
+///
+/// Its state is what every valid callback's future holds, so the rare paths — a large body, a
+/// body that has not arrived with its head, a large decode, the inbox — are futures of their
+/// own, boxed when taken: a small callback's future stays small enough for the allocator's
+/// per-thread cache (`docs/architecture.md`, "A callback decided from its head").
+async fn take_body<B>(checks: &Checks, admitted: Admitted, body: B) -> Answer
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let Admitted { key, declared } = admitted;
     let reserve = declared.map_or(checks.max_body_bytes, |len| len as usize);
-    let small = declared.is_some_and(|len| len <= SMALL_BODY_BYTES as u64);
-    let read = async {
-        if small {
-            // A progress callback, say: read and decoded inline without a turn or a share of the
-            // budget (see `SMALL_BODY_BYTES`).
-            let bytes = read_body(request.into_body(), reserve, reserve).await;
-            return (None, bytes);
+    let (_held, read) = if declared.is_some_and(|len| len <= SMALL_BODY_BYTES as u64) {
+        // A progress callback, say: read and decoded inline without a turn or a share of the
+        // budget (see `SMALL_BODY_BYTES`).
+        let read = within(checks.body_timeout, read_body(body, reserve, reserve)).await;
+        (None, read)
+    } else {
+        Box::pin(read_large(checks, &key, body, reserve)).await
+    };
+    let bytes = match read {
+        None => {
+            debug!("callback body too slow; timed out");
+            return error(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive");
         }
+        Some(Err(ReadError::TooLarge)) => return too_large(checks.max_body_bytes),
+        Some(Err(ReadError::Broken)) => {
+            return error(StatusCode::BAD_REQUEST, "the body could not be read");
+        }
+        Some(Ok(bytes)) => bytes,
+    };
+    if let Some((inbox, cap)) = &checks.inbox {
+        return Box::pin(settle_recorded(checks, (inbox.as_ref(), *cap), &key, bytes)).await;
+    }
+    match settle(checks, &key, bytes).await.0 {
+        Verdict::Applied(what) => accepted(what),
+        Verdict::Refused(code, reason, _) => error(code, &reason),
+        Verdict::Unavailable(e) => unavailable(&e),
+    }
+}
+
+/// A body over [`SMALL_BODY_BYTES`] (or of no declared length), read in its job's turn with its
+/// share of the memory budget, both held until it has been applied.
+async fn read_large<'a, B>(
+    checks: &'a Checks,
+    key: &'a JobKey,
+    body: B,
+    reserve: usize,
+) -> (
+    Option<(
+        Turn<'a>,
+        Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
+    )>,
+    Option<Result<Bytes, ReadError>>,
+)
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    // Waiting for the turn and the budget counts towards the body's time, as when the body was
+    // read in one future.
+    let read = async {
         // This job's turn first: one body of a job at a time, whatever its credential sends.
         let turn = checks.turns.take(key.as_str()).await;
         // Reserve the body's memory first — for reading it, and for decoding it — from the one
@@ -349,45 +526,48 @@ where
         let kib = reserve.saturating_mul(factor).div_ceil(1024).max(1);
         let permits = u32::try_from(kib.min(checks.body_memory_kib)).unwrap_or(u32::MAX);
         let budget = checks.body_memory.clone().acquire_many_owned(permits).await;
-        let bytes = read_body(request.into_body(), checks.max_body_bytes, reserve).await;
-        (Some((turn, budget)), bytes)
+        let bytes = read_body(body, checks.max_body_bytes, reserve).await;
+        ((turn, budget), bytes)
     };
-    // A small body has usually arrived with the head: read at once, no timer; otherwise the
-    // rest within the body timeout.
+    match within(checks.body_timeout, read).await {
+        Some((held, bytes)) => (Some(held), Some(bytes)),
+        None => (None, None),
+    }
+}
+
+/// `read`'s output, or `None` if it took longer than `limit`. A small body has usually arrived
+/// with its head: read at once, with no timer; only one still arriving gets a (boxed) timer.
+async fn within<F: Future>(limit: Duration, read: F) -> Option<F::Output> {
     let mut read = std::pin::pin!(read);
-    let read = match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
-        Poll::Ready(read) => Ok(read),
-        Poll::Pending => tokio::time::timeout(checks.body_timeout, read).await,
+    match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => Box::pin(tokio::time::timeout(limit, read)).await.ok(),
+    }
+}
+
+/// [`settle`], then the callback written down in `inbox` (bodies cut at `cap` bytes) before it
+/// is answered.
+async fn settle_recorded(
+    checks: &Checks,
+    (inbox, cap): (&dyn CallbackInbox, usize),
+    key: &JobKey,
+    bytes: Bytes,
+) -> Answer {
+    let (verdict, said) = settle(checks, key, bytes.clone()).await;
+    let (code, answer) = match &verdict {
+        Verdict::Applied(what) => (StatusCode::OK, *what),
+        Verdict::Refused(code, _, what) => (*code, *what),
+        // Not taken in: the sender retries, and the retry is written down.
+        Verdict::Unavailable(e) => return unavailable(e),
     };
-    let (_budget, bytes) = match read {
-        Err(_) => {
-            debug!("callback body too slow; timed out");
-            return error(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive");
-        }
-        Ok((_, Err(ReadError::TooLarge))) => return too_large(checks.max_body_bytes),
-        Ok((_, Err(ReadError::Broken))) => {
-            return error(StatusCode::BAD_REQUEST, "the body could not be read");
-        }
-        Ok((budget, Ok(bytes))) => (budget, bytes),
-    };
-    let kept = checks.inbox.as_ref().map(|_| bytes.clone());
-    let (verdict, said) = settle(checks, &key, bytes).await;
-    if let (Some((inbox, cap)), Some(bytes)) = (&checks.inbox, kept) {
-        let (code, answer) = match &verdict {
-            Verdict::Applied(what) => (StatusCode::OK, *what),
-            Verdict::Refused(code, _, what) => (*code, *what),
-            // Not taken in: the sender retries, and the retry is written down.
-            Verdict::Unavailable(e) => return unavailable(e),
-        };
-        let mut entry = InboxEntry::new(key.as_str(), &bytes, *cap, code.as_u16(), answer);
-        if let Some(said) = said {
-            entry.status = Some(said.0);
-            entry.progress = said.1;
-            entry.rid = said.2;
-        }
-        if let Err(e) = inbox.record(entry).await {
-            return unavailable(&e);
-        }
+    let mut entry = InboxEntry::new(key.as_str(), &bytes, cap, code.as_u16(), answer);
+    if let Some(said) = said {
+        entry.status = Some(said.0);
+        entry.progress = said.1;
+        entry.rid = said.2;
+    }
+    if let Err(e) = inbox.record(entry).await {
+        return unavailable(&e);
     }
     match verdict {
         Verdict::Applied(what) => accepted(what),
@@ -404,30 +584,45 @@ enum Verdict {
     Unavailable(RegistryError),
 }
 
-/// Decodes a body and applies it; also returns what it said (status, percent, rid) for the
-/// inbox.
-async fn settle(
-    checks: &Checks,
-    key: &JobKey,
-    bytes: Bytes,
-) -> (Verdict, Option<(String, Option<u32>, Option<String>)>) {
+/// What a body said, kept for the inbox: its status, percent and rid.
+type Said = (String, Option<u32>, Option<String>);
+
+/// Decodes a body and applies it; also returns what it said for the inbox.
+async fn settle(checks: &Checks, key: &JobKey, bytes: Bytes) -> (Verdict, Option<Said>) {
     let decode_results = checks.decode_results;
     let decoded = if bytes.len() <= DECODE_INLINE_BYTES {
-        decode(&bytes, decode_results)
+        Some(decode_owned(bytes, decode_results))
     } else {
-        match tokio::task::spawn_blocking(move || decode(&bytes, decode_results)).await {
-            Ok(decoded) => decoded,
-            Err(_) => {
-                return (
-                    Verdict::Refused(
-                        StatusCode::BAD_REQUEST,
-                        "the body could not be decoded".to_owned(),
-                        "malformed",
-                    ),
-                    None,
-                );
-            }
-        }
+        tokio::task::spawn_blocking(move || decode_owned(bytes, decode_results))
+            .await
+            .ok()
+    };
+    let (body, said) = match understood(checks, decoded) {
+        Ok(understood) => understood,
+        Err(refused) => return (refused, None),
+    };
+    (verdict(checks.registry.apply(key, body).await), said)
+}
+
+/// [`decode`], the body let go of once read (so that no future holds it across an await).
+fn decode_owned(bytes: Bytes, results: bool) -> Result<StatusBody, DecodeError> {
+    let decoded = decode(&bytes, results);
+    drop(bytes);
+    decoded
+}
+
+/// A decoded body (`None`: its decode failed to finish), in the callback's span, and what it
+/// said for the inbox; or why it is refused.
+fn understood(
+    checks: &Checks,
+    decoded: Option<Result<StatusBody, DecodeError>>,
+) -> Result<(StatusBody, Option<Said>), Verdict> {
+    let Some(decoded) = decoded else {
+        return Err(Verdict::Refused(
+            StatusCode::BAD_REQUEST,
+            "the body could not be decoded".to_owned(),
+            "malformed",
+        ));
     };
     let body = match decoded {
         Ok(body) => body,
@@ -435,10 +630,7 @@ async fn settle(
             // The path and the kind of mismatch, never the body's text: it may be a transcript.
             let reason = format!("malformed callback body at `{}`: {}", e.path(), e.message());
             debug!(reason = %reason, "callback rejected");
-            return (
-                Verdict::Refused(StatusCode::BAD_REQUEST, reason, "malformed"),
-                None,
-            );
+            return Err(Verdict::Refused(StatusCode::BAD_REQUEST, reason, "malformed"));
         }
     };
     let span = tracing::Span::current();
@@ -455,7 +647,12 @@ async fn settle(
             body.rid.as_ref().map(|r| r.as_str().to_owned()),
         )
     });
-    let verdict = match checks.registry.apply(key, body).await {
+    Ok((body, said))
+}
+
+/// What the registry's answer to a body makes of the callback.
+fn verdict(applied: Result<Option<Applied>, RegistryError>) -> Verdict {
+    match applied {
         Err(e) => Verdict::Unavailable(e),
         Ok(None) => Verdict::Applied("ignored"),
         Ok(Some(Applied::RidMismatch)) => {
@@ -470,8 +667,7 @@ async fn settle(
             debug!(applied = applied.as_str(), "callback applied");
             Verdict::Applied(applied.as_str())
         }
-    };
-    (verdict, said)
+    }
 }
 
 /// What stands for the job key, if the path is `<prefix>/<one segment>`.

@@ -106,14 +106,21 @@ pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
     /// How many jobs are registered.
     async fn count(&self) -> Result<usize, RegistryError>;
 
-    /// Whether a lookup stays in this process — a map in memory, answered in nanoseconds. The
-    /// receiver then looks a callback's key up first: a registered key needs no check of its
-    /// tag (only keys it minted are registered, and the job's credential is checked against
-    /// the registration), and only a key it does not find has its tag checked. A registry that
-    /// asks another system (Redis) answers `false`, the default: a key this receiver never
-    /// minted is then refused before it reaches that system.
-    fn lookups_are_local(&self) -> bool {
-        false
+    /// The registration at once, without a future — `Some` of what [`lookup`](Self::lookup)
+    /// would answer — from a registry whose look-ups stay in this process (a map in memory,
+    /// answered in nanoseconds). The receiver then decides a callback from its head alone
+    /// before anything else is allocated: a forged, unknown or finished job's callback is
+    /// answered without reading its body. It also looks the key up before checking its tag: a
+    /// registered key needs no such check (only keys it minted are registered, and the job's
+    /// credential is checked against the registration), and only a key it does not find has
+    /// its tag checked.
+    ///
+    /// The default, `None`, is for a registry that asks another system (Redis): the receiver
+    /// checks the key's tag first, so that a key it never minted does not reach that system,
+    /// then calls `lookup`.
+    fn lookup_now(&self, key: &JobKey) -> Option<Option<Registered>> {
+        let _ = key;
+        None
     }
 }
 
@@ -161,7 +168,7 @@ impl JobRegistry for InMemoryRegistry {
     }
 
     async fn lookup(&self, key: &JobKey) -> Result<Option<Registered>, RegistryError> {
-        Ok(self.lock().get(key).map(|e| e.registered))
+        Ok(self.lookup_now(key).flatten())
     }
 
     async fn apply(&self, key: &JobKey, body: StatusBody) -> Result<Option<Applied>, RegistryError> {
@@ -212,8 +219,8 @@ impl JobRegistry for InMemoryRegistry {
         Ok(self.lock().len())
     }
 
-    fn lookups_are_local(&self) -> bool {
-        true
+    fn lookup_now(&self, key: &JobKey) -> Option<Option<Registered>> {
+        Some(self.lock().get(key).map(|e| e.registered))
     }
 }
 

@@ -24,9 +24,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// hundred bytes (the path, a credential, the content type and length).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// Header lines accepted in one request.
-const MAX_HEADERS: usize = 32;
-
 /// File descriptors kept for everything but connections (the listener, logs, the registry…).
 const RESERVED_FDS: usize = 64;
 
@@ -82,7 +79,7 @@ impl CallbackServer {
     /// say — on `listener` with the standalone receiver's protections: at most
     /// `max_connections` at once (never more than the open-file limit allows), a header-read
     /// timeout (which also bounds the idle wait between keep-alive requests), a 16 KiB head of at
-    /// most 32 header lines, a lifetime per connection, back-off when `accept` fails, and
+    /// most 100 header lines, a lifetime per connection, back-off when `accept` fails, and
     /// graceful shutdown. This is what a mounted receiver
     /// ([`TranscriberBuilder::build_mounted`](https://docs.rs/daglo/latest/daglo/struct.TranscriberBuilder.html#method.build_mounted))
     /// needs from the server it is mounted in.
@@ -250,8 +247,10 @@ async fn accept_loop<S, B>(
         // the header timeout covers the idle wait between requests, every connection still
         // ends at `max_connection_time`, and at the cap idle ones are shed.
         .keep_alive(true)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADERS);
+        // No `max_headers`: hyper's own bound (100 header lines) parses into an inline,
+        // uninitialised array, where any other builds two arrays per request and copies 6 KiB
+        // out of them (`docs/architecture.md`, "A callback decided from its head").
+        .max_buf_size(MAX_HEAD_BYTES);
     let mut pause = FIRST_ACCEPT_PAUSE;
     let mut failures_unlogged = 0u64;
     let mut last_logged: Option<tokio::time::Instant> = None;

@@ -263,7 +263,7 @@ async fn bad_requests_get_the_documented_answers() {
     assert_eq!(status, 404, "a key this receiver never minted");
     // A key's shape (64 characters), never minted; and the job's own key with one character
     // of its tag changed: refused, whether the receiver checks tags before or after looking a
-    // key up (`JobRegistry::lookups_are_local`).
+    // key up (`JobRegistry::lookup_now`).
     let (status, _) = r
         .post(
             &format!("{}/{}", r.base, "A".repeat(64)),
@@ -376,4 +376,84 @@ async fn registrations_expire_after_their_time_to_live() {
     );
     let outcome = prepared.wait(Rid::new("r"), &IgnoreProgress).await.unwrap();
     assert!(matches!(outcome, Outcome::GaveUp { .. }), "{outcome:?}");
+}
+
+/// A request body that only says whether it was read: it never yields a frame.
+struct Untouched(Arc<std::sync::atomic::AtomicBool>);
+
+impl http_body::Body for Untouched {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn what_the_head_decides_is_answered_at_once_without_reading_the_body() {
+    use futures_util::FutureExt;
+    use tower::Service;
+
+    let r = receiver(|c| c.max_body_bytes(1024)).await;
+    let job = r.prepare().await;
+    let other = r.prepare().await;
+    let path = |url: &str| url::Url::parse(url).unwrap().path().to_owned();
+    let credential = (job.header.0.as_str(), job.header.1.as_str());
+    let forged = (job.header.0.as_str(), other.header.1.as_str());
+    let never_minted = format!("{}/{}", path(&r.base), "A".repeat(64));
+    // What is wrong, the path, the headers, the answer.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case<'_>> = vec![
+        ("forged credential", path(&job.url), vec![forged, JSON], 401),
+        ("no credential", path(&job.url), vec![JSON], 401),
+        ("a key never minted", never_minted, vec![credential, JSON], 404),
+        (
+            "not JSON",
+            path(&job.url),
+            vec![credential, ("content-type", "text/plain")],
+            415,
+        ),
+        (
+            "declared over the cap",
+            path(&job.url),
+            vec![credential, JSON, ("content-length", "4096")],
+            413,
+        ),
+    ];
+    let mut receiver = r.callbacks.receiver();
+    let mut call = |path: &str, headers: &[(&str, &str)]| {
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut request = http::Request::post(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let answer = receiver
+            .call(request.body(Untouched(read.clone())).unwrap())
+            .now_or_never()
+            .map(|answer| answer.unwrap().status().as_u16());
+        (answer, read.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    for (what, path, headers, status) in &cases {
+        let (answer, read) = call(path, headers);
+        assert_eq!(answer, Some(*status), "{what}: answered at once");
+        assert!(!read, "{what}: the body was read");
+    }
+    let (answer, read) = call(&path(&job.url), &[credential, JSON, ("content-length", "40")]);
+    assert_eq!(answer, None, "a valid callback waits for its body");
+    assert!(read, "a valid callback's body is read");
+    // A job no longer waited for, with its own credential: `ignored` at once.
+    drop(job.prepared);
+    let (answer, read) = call(&path(&job.url), &[credential, JSON]);
+    assert_eq!(answer, Some(200), "a job no longer waited for");
+    assert!(!read, "a job no longer waited for: the body was read");
+    assert_eq!(
+        r.registry.count().await.unwrap(),
+        1,
+        "only the other job is waited for"
+    );
 }

@@ -226,7 +226,7 @@ where
         let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
         let checks = &self.inner;
         // The head's checks, at once where the registry answers at once: most rejections (and
-        // callbacks of jobs no longer waited for) are answered here, with nothing allocated.
+        // callbacks of jobs no longer waited for) are answered here, with no future boxed.
         let admission = span.in_scope(|| admit(checks, &request, &span));
         let future: Pin<Box<dyn Future<Output = Answer> + Send>> = match admission {
             Head::Decided(Admission::Answered(answer)) => {

@@ -108,9 +108,9 @@ pub trait JobRegistry: Send + Sync + fmt::Debug + 'static {
 
     /// The registration at once, without a future — `Some` of what [`lookup`](Self::lookup)
     /// would answer — from a registry whose look-ups stay in this process (a map in memory,
-    /// answered in nanoseconds). The receiver then decides a callback from its head alone
-    /// before anything else is allocated: a forged, unknown or finished job's callback is
-    /// answered without reading its body. It also looks the key up before checking its tag: a
+    /// answered in nanoseconds). The receiver then decides a callback from its head alone,
+    /// before it makes a future: a forged, unknown or finished job's callback is answered at
+    /// once, without reading its body. It also looks the key up before checking its tag: a
     /// registered key needs no such check (only keys it minted are registered, and the job's
     /// credential is checked against the registration), and only a key it does not find has
     /// its tag checked.

@@ -8,8 +8,11 @@
 //! Valid callbacks (a progress body for a registered job: path and key recognised, credential
 //! checked, body read and decoded, state applied) against a bare hyper 1 server that reads each
 //! body and answers `{}` — the least a server taking callbacks does — at 16 and 64 keep-alive
-//! HTTP/1.1 connections: `ROUNDS` rounds of `DURATION` per target, the targets alternating,
-//! the medians kept; each load twice, by the in-process generator (which shares the two cores
+//! HTTP/1.1 connections: `ROUNDS` rounds of `DURATION` per target, the targets back to back in
+//! each round and the first of them alternating between rounds (so neither always follows the
+//! other), the medians of the rates and the median of the rounds' own ratios kept (a pair
+//! measured back to back shares the machine's state of the moment, which drifts between
+//! rounds); each load twice, by the in-process generator (which shares the two cores
 //! with the server, as a sender on the same machine would) and by `wrk` (`-t1`, an external
 //! process; its rows are left out with a message when it is not installed). Then forged
 //! callbacks (a wrong credential: `401`) at `CONNECTIONS`. Printed: answers per second and the
@@ -57,9 +60,9 @@ use tokio::net::{TcpListener, TcpStream};
 const CONNECTIONS: usize = 32;
 /// The loads valid callbacks are measured at against bare hyper.
 const LOADS: [usize; 2] = [16, 64];
-/// Rounds per load, the targets alternating.
-const ROUNDS: usize = 3;
-const DURATION: Duration = Duration::from_secs(3);
+/// Rounds per load: each a pair of runs, one per target, the first alternating.
+const ROUNDS: usize = 6;
+const DURATION: Duration = Duration::from_secs(2);
 /// Registered jobs in the registry comparison, and progress bodies sent to each.
 const JOBS: usize = 1000;
 const BODIES_PER_JOB: usize = 60;
@@ -591,50 +594,91 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Valid callbacks against bare hyper reading the body, at `connections`: `ROUNDS` rounds
-/// alternating the targets, by the in-process generator and by `wrk`; the medians.
+/// Valid callbacks against bare hyper reading the body, at `connections`: `ROUNDS` rounds, each
+/// a pair of runs back to back (bare hyper first in even rounds, the receiver in odd ones), by
+/// the in-process generator and by `wrk`; the medians of the rates, and the median of the
+/// pairs' ratios.
 async fn against_bare(
     receiver: SocketAddr,
     bare: SocketAddr,
     valid: &Shot,
     connections: usize,
 ) -> Vec<(String, f64, f64)> {
-    let (mut bare_rates, mut valid_rates, mut bare_wrk, mut valid_wrk) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..ROUNDS {
-        bare_rates.push(load(bare, valid.clone(), 200, connections).await.0);
-        let (rate, bad) = load(receiver, valid.clone(), 200, connections).await;
+    let in_process = |target: SocketAddr| async move {
+        let (rate, bad) = load(target, valid.clone(), 200, connections).await;
         assert_eq!(bad, 0, "a valid callback was not answered 200");
-        valid_rates.push(rate);
-        if let (Some(bare_rate), Some(valid_rate)) = (
-            wrk(bare, valid, connections).await,
-            wrk(receiver, valid, connections).await,
-        ) {
+        rate
+    };
+    let (mut bare_rates, mut valid_rates, mut bare_wrk, mut valid_wrk) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            bare_rates.push(in_process(bare).await);
+            valid_rates.push(in_process(receiver).await);
+        } else {
+            valid_rates.push(in_process(receiver).await);
+            bare_rates.push(in_process(bare).await);
+        }
+        let (first, second) = if round % 2 == 0 {
+            (bare, receiver)
+        } else {
+            (receiver, bare)
+        };
+        let first = wrk(first, valid, connections).await;
+        let second = wrk(second, valid, connections).await;
+        if let (Some(first), Some(second)) = (first, second) {
+            let (bare_rate, valid_rate) = if round % 2 == 0 {
+                (first, second)
+            } else {
+                (second, first)
+            };
             bare_wrk.push(bare_rate);
             valid_wrk.push(valid_rate);
         }
     }
-    let (bare_rate, valid_rate) = (median(bare_rates), median(valid_rates));
+    let paired = |bare: &[f64], valid: &[f64]| median(valid.iter().zip(bare).map(|(v, b)| v / b).collect());
     let mut rows = vec![
-        ("bare hyper reading the body".to_owned(), bare_rate, 1.0),
+        (
+            "bare hyper reading the body".to_owned(),
+            median(bare_rates.clone()),
+            1.0,
+        ),
         (
             "receiver valid callbacks (one job)".to_owned(),
-            valid_rate,
-            valid_rate / bare_rate,
+            median(valid_rates.clone()),
+            paired(&bare_rates, &valid_rates),
         ),
     ];
     if !bare_wrk.is_empty() {
-        let (bare_rate, valid_rate) = (median(bare_wrk), median(valid_wrk));
-        rows.push(("bare hyper reading the body (wrk)".to_owned(), bare_rate, 1.0));
+        rows.push((
+            "bare hyper reading the body (wrk)".to_owned(),
+            median(bare_wrk.clone()),
+            1.0,
+        ));
         rows.push((
             "receiver valid callbacks (one job; wrk)".to_owned(),
-            valid_rate,
-            valid_rate / bare_rate,
+            median(valid_wrk.clone()),
+            paired(&bare_wrk, &valid_wrk),
         ));
     } else {
         println!("wrk is not installed (apt-get install wrk): the external generator's rows are left out");
     }
     for (name, rate, ratio) in &rows {
         println!("{name:<44} {connections:>5} {rate:>12.0} {ratio:>7.2}x");
+    }
+    let rounds = |bare: &[f64], valid: &[f64]| {
+        let ratios: Vec<String> = valid
+            .iter()
+            .zip(bare)
+            .map(|(v, b)| format!("{:.2}", v / b))
+            .collect();
+        ratios.join(" ")
+    };
+    println!(
+        "  each round's ratio, in-process: {}",
+        rounds(&bare_rates, &valid_rates)
+    );
+    if !bare_wrk.is_empty() {
+        println!("  each round's ratio, wrk: {}", rounds(&bare_wrk, &valid_wrk));
     }
     rows
 }
@@ -689,7 +733,8 @@ async fn main() {
         return;
     }
     println!(
-        "keep-alive connections, {} s per target and round, {ROUNDS} rounds alternating the targets (medians), \
+        "keep-alive connections, {} s per target and round, {ROUNDS} rounds of the targets back to back, the first alternating \
+         (medians of the rates; the ratio the median of the rounds' ratios), \
          2 cores shared with the generator",
         DURATION.as_secs()
     );

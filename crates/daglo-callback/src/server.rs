@@ -24,6 +24,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// hundred bytes (the path, a credential, the content type and length).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// Header lines accepted in one request: a head with more is answered `431` and its
+/// connection closed. Counted by the server itself ([`Tracked`]), not by hyper's
+/// `max_headers`: any bound there makes hyper build its two header arrays per request through
+/// a non-inlined `SmallVec::from_elem` and copy 6 KiB out of them, where without one it parses
+/// into its inline array of 100 (hyper's own bound, `431` past it too).
+const MAX_HEADERS: usize = 32;
+
 /// File descriptors kept for everything but connections (the listener, logs, the registry…).
 const RESERVED_FDS: usize = 64;
 
@@ -79,7 +86,7 @@ impl CallbackServer {
     /// say — on `listener` with the standalone receiver's protections: at most
     /// `max_connections` at once (never more than the open-file limit allows), a header-read
     /// timeout (which also bounds the idle wait between keep-alive requests), a 16 KiB head of at
-    /// most 100 header lines, a lifetime per connection, back-off when `accept` fails, and
+    /// most 32 header lines, a lifetime per connection, back-off when `accept` fails, and
     /// graceful shutdown. This is what a mounted receiver
     /// ([`TranscriberBuilder::build_mounted`](https://docs.rs/daglo/latest/daglo/struct.TranscriberBuilder.html#method.build_mounted))
     /// needs from the server it is mounted in.
@@ -249,7 +256,7 @@ async fn accept_loop<S, B>(
         .keep_alive(true)
         // No `max_headers`: hyper's own bound (100 header lines) parses into an inline,
         // uninitialised array, where any other builds two arrays per request and copies 6 KiB
-        // out of them (`docs/architecture.md`, "A callback decided from its head").
+        // out of them; `MAX_HEADERS` is counted per request instead (`Tracked`).
         .max_buf_size(MAX_HEAD_BYTES);
     let mut pause = FIRST_ACCEPT_PAUSE;
     let mut failures_unlogged = 0u64;
@@ -492,6 +499,9 @@ pin_project_lite::pin_project! {
         #[pin]
         answer: F,
         guard: Option<InFlight>,
+        // Refused by the server itself (over `MAX_HEADERS`): answered `431`, `answer` never
+        // polled.
+        refused: bool,
     }
 }
 
@@ -506,18 +516,34 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
+        if *this.refused {
+            let mut answer = Response::new(CountedBody {
+                body: None,
+                _guard: this.guard.take(),
+            });
+            *answer.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+            answer
+                .headers_mut()
+                .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            return std::task::Poll::Ready(Ok(answer));
+        }
         let answer = std::task::ready!(this.answer.poll(cx));
         let guard = this.guard.take();
-        std::task::Poll::Ready(answer.map(|answer| answer.map(|body| CountedBody { body, _guard: guard })))
+        std::task::Poll::Ready(answer.map(|answer| {
+            answer.map(|body| CountedBody {
+                body: Some(body),
+                _guard: guard,
+            })
+        }))
     }
 }
 
 pin_project_lite::pin_project! {
     /// An answer's body, its request counted in flight until it is sent (hyper drops a body
-    /// it has written whole) or dropped.
+    /// it has written whole) or dropped; `None` for the server's own (empty) refusals.
     struct CountedBody<B> {
         #[pin]
-        body: B,
+        body: Option<B>,
         _guard: Option<InFlight>,
     }
 }
@@ -530,15 +556,20 @@ impl<B: http_body::Body> http_body::Body for CountedBody<B> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        self.project().body.poll_frame(cx)
+        match self.project().body.as_pin_mut() {
+            Some(body) => body.poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body.as_ref().is_none_or(http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+        self.body
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), http_body::Body::size_hint)
     }
 }
 
@@ -604,6 +635,21 @@ where
         self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.served.store(true, Ordering::Release);
         let guard = Some(InFlight(self.activity.clone()));
+        if request.headers().len() > MAX_HEADERS {
+            debug!(
+                headers = request.headers().len(),
+                "request head with too many header lines; answered 431"
+            );
+            let answer = Answering {
+                called: None,
+                waiting: None,
+            };
+            return Counted {
+                answer,
+                guard,
+                refused: true,
+            };
+        }
         // Hyper calls a connection's service from its task alone, never while a call is on.
         let mut inner = self.inner.borrow_mut();
         let mut ready = std::task::Context::from_waker(std::task::Waker::noop());
@@ -618,7 +664,11 @@ where
                 waiting: Some((inner.clone(), request)),
             },
         };
-        Counted { answer, guard }
+        Counted {
+            answer,
+            guard,
+            refused: false,
+        }
     }
 }
 

@@ -485,12 +485,14 @@ where
     if let Some((inbox, cap)) = &checks.inbox {
         return Box::pin(settle_recorded(checks, (inbox.as_ref(), *cap), &key, bytes)).await;
     }
-    match settle(checks, &key, bytes).await.0 {
-        Verdict::Applied(what) => accepted(what),
-        Verdict::Refused(code, reason, _) => error(code, &reason),
-        Verdict::Unavailable(e) => unavailable(&e),
-    }
+    settle(checks, &key, bytes).await.0.answer()
 }
+
+/// What a body's job turn and memory budget hold while it is read and applied.
+type Held<'a> = (
+    Turn<'a>,
+    Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
+);
 
 /// A body over [`SMALL_BODY_BYTES`] (or of no declared length), read in its job's turn with its
 /// share of the memory budget, both held until it has been applied.
@@ -499,13 +501,7 @@ async fn read_large<'a, B>(
     key: &'a JobKey,
     body: B,
     reserve: usize,
-) -> (
-    Option<(
-        Turn<'a>,
-        Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
-    )>,
-    Option<Result<Bytes, ReadError>>,
-)
+) -> (Option<Held<'a>>, Option<Result<Bytes, ReadError>>)
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -569,11 +565,7 @@ async fn settle_recorded(
     if let Err(e) = inbox.record(entry).await {
         return unavailable(&e);
     }
-    match verdict {
-        Verdict::Applied(what) => accepted(what),
-        Verdict::Refused(code, reason, _) => error(code, &reason),
-        Verdict::Unavailable(e) => unavailable(&e),
-    }
+    verdict.answer()
 }
 
 /// How a read body was taken: applied (`accepted`, `duplicate`, `stale`, `ignored`), refused
@@ -582,6 +574,17 @@ enum Verdict {
     Applied(&'static str),
     Refused(StatusCode, String, &'static str),
     Unavailable(RegistryError),
+}
+
+impl Verdict {
+    /// The answer the sender gets.
+    fn answer(self) -> Answer {
+        match self {
+            Self::Applied(what) => accepted(what),
+            Self::Refused(code, reason, _) => error(code, &reason),
+            Self::Unavailable(e) => unavailable(&e),
+        }
+    }
 }
 
 /// What a body said, kept for the inbox: its status, percent and rid.
